@@ -1,0 +1,323 @@
+// Package config holds hanode's configuration: one flat set of keys, each settable from a YAML
+// file, a HANODE_* environment variable and a command-line flag, with precedence
+// flag > environment > file > default, and a record of where each effective value came from.
+//
+// A key's name is the same everywhere: the YAML key, the flag (--data-dir) and, upper-cased
+// with dashes as underscores, the environment variable (HANODE_DATA_DIR).
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Role names. RoleAll expands to every role.
+const (
+	RoleController  = "controller"
+	RoleDatanode    = "datanode"
+	RoleCoordinator = "coordinator"
+	RoleProxy       = "proxy"
+	RoleAgent       = "agent"
+	RoleAll         = "all"
+)
+
+// AllRoles is every role in start order: the controller first (it hosts etcd), the proxy last
+// (it fronts the others). Shutdown runs in reverse.
+var AllRoles = []string{RoleController, RoleAgent, RoleDatanode, RoleCoordinator, RoleProxy}
+
+// DefaultFile is read when it exists and no --config is given.
+const DefaultFile = "/etc/hanode/hanode.yaml"
+
+// Config is the effective configuration. The struct tags are the single source of a key's name
+// (yaml and kong's name), its flag help and its default.
+type Config struct {
+	Role        []string `yaml:"role" name:"role" sep:"," placeholder:"ROLES" help:"Roles to run, comma-separated: controller, datanode, coordinator, proxy, agent, or all." default:"all"`
+	Name        string   `yaml:"name" name:"name" help:"This machine's name, unique in the cluster." default:"(hostname)"`
+	Address     string   `yaml:"address" name:"address" help:"Address other machines reach this one at (IP or DNS name)." default:"127.0.0.1"`
+	BindAddress string   `yaml:"bind-address" name:"bind-address" help:"Address to listen on." default:"(address)"`
+	DataDir     string   `yaml:"data-dir" name:"data-dir" help:"Data directory, one subfolder per role." default:"./hanode-data"`
+	ClusterName string   `yaml:"cluster-name" name:"cluster-name" help:"Cluster name; a data dir belongs to one cluster." default:"hanode"`
+
+	InitialCluster []string `yaml:"initial-cluster" name:"initial-cluster" sep:"," placeholder:"NAME=URL,..." help:"Controllers that bootstrap the cluster, as name=https://host:2380." default:"(this machine)"`
+	Join           []string `yaml:"join" name:"join" sep:"," placeholder:"URL,..." help:"etcd client URLs of a running cluster for a new controller to join as a learner." default:""`
+	Rejoin         bool     `yaml:"rejoin" name:"rejoin" help:"Recovery: this controller lost its data; replace its old member entry and join again." default:"false"`
+	EtcdEndpoints  []string `yaml:"etcd-endpoints" name:"etcd-endpoints" sep:"," placeholder:"URL,..." help:"etcd client URLs for non-controller roles." default:"(from initial-cluster)"`
+	Controllers    []string `yaml:"controllers" name:"controllers" sep:"," placeholder:"URL,..." help:"Controller admin API URLs for operations commands." default:"(this machine)"`
+	CACert         string   `yaml:"ca-cert" name:"ca-cert" help:"Cluster CA certificate for clients." default:"(data-dir/pki/ca.crt)"`
+
+	EtcdClientPort int `yaml:"etcd-client-port" name:"etcd-client-port" help:"etcd client port." default:"2379"`
+	EtcdPeerPort   int `yaml:"etcd-peer-port" name:"etcd-peer-port" help:"etcd peer port." default:"2380"`
+	AdminPort      int `yaml:"admin-port" name:"admin-port" help:"Controller admin API and web UI port." default:"8900"`
+	AgentPort      int `yaml:"agent-port" name:"agent-port" help:"Agent API port." default:"8901"`
+	DatanodePort   int `yaml:"datanode-port" name:"datanode-port" help:"Datanode chunk API port." default:"8911"`
+	S3Port         int `yaml:"s3-port" name:"s3-port" help:"Coordinator S3 API port." default:"9000"`
+	ProxyHTTPSPort int `yaml:"proxy-https-port" name:"proxy-https-port" help:"Proxy HTTPS port." default:"8443"`
+	ProxyHTTPPort  int `yaml:"proxy-http-port" name:"proxy-http-port" help:"Proxy HTTP port (redirects to HTTPS)." default:"8080"`
+
+	HeartbeatInterval  time.Duration `yaml:"heartbeat-interval" name:"heartbeat-interval" help:"etcd Raft heartbeat interval." default:"100ms"`
+	ElectionTimeout    time.Duration `yaml:"election-timeout" name:"election-timeout" help:"etcd Raft election timeout." default:"1s"`
+	LeaderTTL          time.Duration `yaml:"leader-ttl" name:"leader-ttl" help:"Session TTL of the active master and of role registrations." default:"3s"`
+	LeaderProbe        time.Duration `yaml:"leader-probe" name:"leader-probe" help:"How often standby controllers probe the active master; 0 disables probing." default:"250ms"`
+	EtcdQuotaBytes     int64         `yaml:"etcd-quota-bytes" name:"etcd-quota-bytes" help:"etcd backend quota in bytes." default:"8589934592"`
+	EtcdCompactionKeep string        `yaml:"etcd-compaction-retention" name:"etcd-compaction-retention" help:"etcd periodic auto-compaction retention." default:"10m"`
+	ShutdownTimeout    time.Duration `yaml:"shutdown-timeout" name:"shutdown-timeout" help:"How long each role may drain on SIGTERM." default:"10s"`
+
+	LogFormat string `yaml:"log-format" name:"log-format" help:"Log format: text or json." default:"text"`
+	LogLevel  string `yaml:"log-level" name:"log-level" help:"Log level: debug, info, warn or error." default:"info"`
+}
+
+// Default returns the defaults with derived values left empty; Derive fills them.
+func Default() *Config {
+	c := &Config{}
+	for _, k := range keys() {
+		def := k.field.Tag.Get("default")
+		if strings.HasPrefix(def, "(") { // derived later
+			continue
+		}
+		if err := k.setString(c, def); err != nil {
+			panic(fmt.Sprintf("config: bad default for %s: %v", k.name, err)) // programming error
+		}
+	}
+	return c
+}
+
+// Derive fills the values whose default depends on other keys. It is idempotent.
+func (c *Config) Derive() {
+	if c.Name == "" {
+		c.Name = hostname()
+	}
+	if c.BindAddress == "" {
+		c.BindAddress = c.Address
+	}
+	if len(c.InitialCluster) == 0 && len(c.Join) == 0 && !c.Rejoin {
+		c.InitialCluster = []string{c.Name + "=" + c.URL(c.Address, c.EtcdPeerPort)}
+	}
+	if len(c.EtcdEndpoints) == 0 {
+		if c.Has(RoleController) {
+			c.EtcdEndpoints = []string{c.URL(c.Address, c.EtcdClientPort)}
+		} else {
+			for _, p := range c.initialPeers() {
+				if u, err := url.Parse(p.url); err == nil {
+					c.EtcdEndpoints = append(c.EtcdEndpoints, c.URL(u.Hostname(), c.EtcdClientPort))
+				}
+			}
+		}
+	}
+	if len(c.Controllers) == 0 {
+		c.Controllers = []string{c.URL(c.Address, c.AdminPort)}
+	}
+	if c.CACert == "" {
+		c.CACert = filepath.Join(c.DataDir, "pki", "ca.crt")
+	}
+}
+
+// URL is https://host:port with IPv6 hosts bracketed.
+func (c *Config) URL(host string, port int) string {
+	return "https://" + net.JoinHostPort(host, fmt.Sprint(port))
+}
+
+// Listen is the bind address for port.
+func (c *Config) Listen(port int) string {
+	return net.JoinHostPort(c.BindAddress, fmt.Sprint(port))
+}
+
+// Roles returns the roles to run, "all" expanded, in start order.
+func (c *Config) Roles() []string {
+	var out []string
+	for _, r := range AllRoles {
+		if c.Has(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Has reports whether role r is configured (directly or through "all").
+func (c *Config) Has(r string) bool {
+	return slices.Contains(c.Role, r) || slices.Contains(c.Role, RoleAll)
+}
+
+// RoleDir is a role's own subfolder of the data dir.
+func (c *Config) RoleDir(role string) string { return filepath.Join(c.DataDir, role) }
+
+// PKIDir holds the CA certificate and this machine's certificate.
+func (c *Config) PKIDir() string { return filepath.Join(c.DataDir, "pki") }
+
+// Peer is one bootstrap controller.
+type Peer struct{ Name, PeerURL string }
+
+// Peers parses InitialCluster. Validate has already rejected malformed entries.
+func (c *Config) Peers() []Peer {
+	var out []Peer
+	for _, p := range c.initialPeers() {
+		out = append(out, Peer{Name: p.name, PeerURL: p.url})
+	}
+	return out
+}
+
+type peerEntry struct{ name, url string }
+
+func (c *Config) initialPeers() []peerEntry {
+	var out []peerEntry
+	for _, e := range c.InitialCluster {
+		name, u, _ := strings.Cut(strings.TrimSpace(e), "=")
+		out = append(out, peerEntry{name, u})
+	}
+	return out
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
+
+// Validate checks every key and returns the first problem as an error naming the key and what is
+// allowed. Call it after Derive.
+func (c *Config) Validate() error {
+	if len(c.Role) == 0 {
+		return keyErr("role", "", "at least one of controller, datanode, coordinator, proxy, agent, all")
+	}
+	for _, r := range c.Role {
+		if r != RoleAll && !slices.Contains(AllRoles, r) {
+			return keyErr("role", r, "controller, datanode, coordinator, proxy, agent, all (comma-separated)")
+		}
+	}
+	if !nameRE.MatchString(c.Name) {
+		return keyErr("name", c.Name, "lower-case letters, digits, '-' and '.', 1-63 characters, starting and ending with a letter or digit")
+	}
+	if err := checkHost("address", c.Address); err != nil {
+		return err
+	}
+	if c.BindAddress != "" && c.BindAddress != "0.0.0.0" && c.BindAddress != "::" {
+		if err := checkHost("bind-address", c.BindAddress); err != nil {
+			return err
+		}
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		return keyErr("data-dir", c.DataDir, "a directory path")
+	}
+	if !nameRE.MatchString(c.ClusterName) {
+		return keyErr("cluster-name", c.ClusterName, "lower-case letters, digits, '-' and '.'")
+	}
+	seen := map[string]bool{}
+	for _, e := range c.InitialCluster {
+		name, u, ok := strings.Cut(strings.TrimSpace(e), "=")
+		if !ok || !nameRE.MatchString(name) {
+			return keyErr("initial-cluster", e, "name=https://host:port entries, comma-separated")
+		}
+		if err := checkURL("initial-cluster", u); err != nil {
+			return err
+		}
+		if seen[name] {
+			return keyErr("initial-cluster", e, "each controller name once")
+		}
+		seen[name] = true
+	}
+	if c.Has(RoleController) && len(c.Join) == 0 && !c.Rejoin && !seen[c.Name] {
+		return keyErr("initial-cluster", strings.Join(c.InitialCluster, ","), fmt.Sprintf("a list that includes this controller %q", c.Name))
+	}
+	for _, list := range []struct {
+		key  string
+		urls []string
+	}{{"join", c.Join}, {"etcd-endpoints", c.EtcdEndpoints}, {"controllers", c.Controllers}} {
+		for _, u := range list.urls {
+			if err := checkURL(list.key, u); err != nil {
+				return err
+			}
+		}
+	}
+	ports := map[int]string{}
+	for _, p := range []struct {
+		key  string
+		port int
+	}{
+		{"etcd-client-port", c.EtcdClientPort}, {"etcd-peer-port", c.EtcdPeerPort}, {"admin-port", c.AdminPort},
+		{"agent-port", c.AgentPort}, {"datanode-port", c.DatanodePort}, {"s3-port", c.S3Port},
+		{"proxy-https-port", c.ProxyHTTPSPort}, {"proxy-http-port", c.ProxyHTTPPort},
+	} {
+		if p.port < 1 || p.port > 65535 {
+			return keyErr(p.key, fmt.Sprint(p.port), "a port from 1 to 65535")
+		}
+		if other, dup := ports[p.port]; dup {
+			return keyErr(p.key, fmt.Sprint(p.port), "a port not already used by "+other)
+		}
+		ports[p.port] = p.key
+	}
+	if c.HeartbeatInterval < 10*time.Millisecond {
+		return keyErr("heartbeat-interval", c.HeartbeatInterval.String(), "a duration of at least 10ms")
+	}
+	if c.ElectionTimeout < 5*c.HeartbeatInterval {
+		return keyErr("election-timeout", c.ElectionTimeout.String(), "at least 5 x heartbeat-interval ("+(5*c.HeartbeatInterval).String()+")")
+	}
+	if c.LeaderTTL < time.Second {
+		return keyErr("leader-ttl", c.LeaderTTL.String(), "a duration of at least 1s")
+	}
+	if c.LeaderProbe < 0 {
+		return keyErr("leader-probe", c.LeaderProbe.String(), "a duration >= 0")
+	}
+	if c.EtcdQuotaBytes < 64<<20 {
+		return keyErr("etcd-quota-bytes", fmt.Sprint(c.EtcdQuotaBytes), "at least 67108864 (64 MiB)")
+	}
+	if _, err := time.ParseDuration(c.EtcdCompactionKeep); err != nil {
+		return keyErr("etcd-compaction-retention", c.EtcdCompactionKeep, "a duration such as 10m or 1h")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return keyErr("shutdown-timeout", c.ShutdownTimeout.String(), "a positive duration")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return keyErr("log-format", c.LogFormat, "text or json")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		return keyErr("log-level", c.LogLevel, "debug, info, warn or error")
+	}
+	return nil
+}
+
+// Warnings are problems that do not stop hanode but that an operator must hear about.
+func (c *Config) Warnings() []string {
+	var w []string
+	if n := len(c.InitialCluster); c.Has(RoleController) && n > 1 && n%2 == 0 {
+		w = append(w, fmt.Sprintf("initial-cluster has %d controllers, an even count: it tolerates the loss of %d, the same as %d controllers would; use an odd count", n, (n-1)/2, n-1))
+	}
+	return w
+}
+
+// KeyError is a bad configuration value; the CLI turns it into exit status 2.
+type KeyError struct{ Key, Value, Allowed string }
+
+func (e *KeyError) Error() string {
+	return fmt.Sprintf("invalid value %q for %s: allowed: %s", e.Value, e.Key, e.Allowed)
+}
+
+func keyErr(key, value, allowed string) error { return &KeyError{Key: key, Value: value, Allowed: allowed} }
+
+func checkHost(key, h string) error {
+	if h == "" || strings.ContainsAny(h, " /:") && net.ParseIP(h) == nil {
+		return keyErr(key, h, "an IP address or host name")
+	}
+	return nil
+}
+
+func checkURL(key, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		return keyErr(key, s, "https://host:port URLs")
+	}
+	return nil
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "hanode"
+	}
+	h = strings.ToLower(strings.SplitN(h, ".", 2)[0])
+	if !nameRE.MatchString(h) {
+		return "hanode"
+	}
+	return h
+}
