@@ -293,7 +293,9 @@ func (e *KeyError) Error() string {
 	return fmt.Sprintf("invalid value %q for %s: allowed: %s", e.Value, e.Key, e.Allowed)
 }
 
-func keyErr(key, value, allowed string) error { return &KeyError{Key: key, Value: value, Allowed: allowed} }
+func keyErr(key, value, allowed string) error {
+	return &KeyError{Key: key, Value: value, Allowed: allowed}
+}
 
 func checkHost(key, h string) error {
 	if h == "" || strings.ContainsAny(h, " /:") && net.ParseIP(h) == nil {
