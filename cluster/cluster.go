@@ -1,0 +1,138 @@
+// Package cluster is hanode's cluster state in etcd: the keyspace, and the lease-backed
+// registration through which every role process announces itself.
+//
+// Keyspace (all under /hanode/):
+//
+//	/hanode/election/master/<lease>     active-master election (package election)
+//	/hanode/master                      the active master's record, written only under its fence
+//	/hanode/nodes/<machine>/<role>      one registration per running role process, on a lease
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// Keys and prefixes of the keyspace.
+const (
+	Root        = "/hanode/"
+	MasterKey   = Root + "master"
+	NodesPrefix = Root + "nodes/"
+)
+
+// Registration is what a role process publishes about itself.
+type Registration struct {
+	Machine string    `json:"machine"`
+	Role    string    `json:"role"`
+	Address string    `json:"address"` // base URL of the role's listener
+	PID     int       `json:"pid"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+}
+
+// Key is the registration's etcd key.
+func (r Registration) Key() string { return NodesPrefix + r.Machine + "/" + r.Role }
+
+// Registrar keeps a registration alive on an etcd lease. When the process dies the lease
+// expires and the key disappears: that absence is how the cluster learns a role is down.
+type Registrar struct {
+	sess *concurrency.Session
+	reg  Registration
+}
+
+// Register writes reg under a new lease of ttl and keeps it alive until Close or until the
+// session is lost (see Done).
+func Register(ctx context.Context, cli *clientv3.Client, reg Registration, ttl time.Duration) (*Registrar, error) {
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(int(math.Ceil(ttl.Seconds()))), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, fmt.Errorf("register %s: create lease: %w", reg.Key(), err)
+	}
+	val, _ := json.Marshal(reg)
+	if _, err := cli.Put(ctx, reg.Key(), string(val), clientv3.WithLease(sess.Lease())); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("register %s: %w", reg.Key(), err)
+	}
+	return &Registrar{sess: sess, reg: reg}, nil
+}
+
+// Done is closed when the lease is lost (etcd unreachable for longer than the TTL).
+func (r *Registrar) Done() <-chan struct{} { return r.sess.Done() }
+
+// Close deletes the registration by revoking its lease.
+func (r *Registrar) Close() error { return r.sess.Close() }
+
+// Nodes lists the live registrations, sorted by machine then role.
+func Nodes(ctx context.Context, cli *clientv3.Client) ([]Registration, error) {
+	resp, err := cli.Get(ctx, NodesPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", NodesPrefix, err)
+	}
+	out := make([]Registration, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var r Registration
+		if err := json.Unmarshal(kv.Value, &r); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Machine != out[j].Machine {
+			return out[i].Machine < out[j].Machine
+		}
+		return out[i].Role < out[j].Role
+	})
+	return out, nil
+}
+
+// Machine groups a machine's registrations.
+type Machine struct {
+	Name    string         `json:"name"`
+	Roles   []string       `json:"roles"`
+	Members []Registration `json:"processes"`
+}
+
+// Machines groups registrations by machine.
+func Machines(regs []Registration) []Machine {
+	var out []Machine
+	for _, r := range regs {
+		if len(out) == 0 || out[len(out)-1].Name != r.Machine {
+			out = append(out, Machine{Name: r.Machine})
+		}
+		m := &out[len(out)-1]
+		m.Roles = append(m.Roles, r.Role)
+		m.Members = append(m.Members, r)
+	}
+	return out
+}
+
+// MasterRecord is written by the active master, under its fence, when it takes office and
+// periodically after: it shows which epoch last acted.
+type MasterRecord struct {
+	Name      string    `json:"name"`
+	Epoch     int64     `json:"epoch"`
+	Since     time.Time `json:"since"`
+	Heartbeat time.Time `json:"heartbeat"`
+}
+
+// ReadMaster returns the last master record, or nil when none was written.
+func ReadMaster(ctx context.Context, cli *clientv3.Client) (*MasterRecord, error) {
+	resp, err := cli.Get(ctx, MasterKey)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", MasterKey, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	var m MasterRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &m); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", MasterKey, err)
+	}
+	return &m, nil
+}

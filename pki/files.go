@@ -1,0 +1,233 @@
+package pki
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+const (
+	pemTypeCert = "CERTIFICATE"
+	pemTypeKey  = "PRIVATE KEY" // PKCS#8
+)
+
+// ensureDir creates dir (and parents) and makes sure dir itself is 0700: it
+// holds private keys, and MkdirAll leaves an existing directory's mode alone.
+func ensureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pki: create directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("pki: stat directory %s: %w", dir, err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("pki: chmod directory %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// writeFileAtomic replaces dir/name with data so that a reader (or a crash)
+// sees either the old or the new content, never a torn file: temp file in the
+// same directory, fsync, rename, fsync the directory.
+func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) (err error) {
+	path := filepath.Join(dir, name)
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("pki: write %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmpName)
+		}
+	}()
+	// Chmod is not subject to umask, so the final mode is exactly perm.
+	if err = tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("pki: write %s: %w", path, err)
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("pki: write %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("pki: fsync %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("pki: write %s: %w", path, err)
+	}
+	if err = os.Rename(tmpName, path); err != nil {
+		return fmt.Errorf("pki: rename into %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("pki: fsync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("pki: fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// parseCertsPEM parses one or more CERTIFICATE blocks and nothing else.
+// It is strict (no other block types, no trailing garbage) because its input
+// may arrive over the network once joining exists, and a silently ignored
+// block is a confusing way to lose a certificate.
+func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != pemTypeCert {
+			return nil, fmt.Errorf("unexpected PEM block %q, want %q", block.Type, pemTypeCert)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate found")
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errors.New("trailing data after last PEM certificate")
+	}
+	return certs, nil
+}
+
+// parseLeafPEM parses a file that must hold exactly one certificate.
+func parseLeafPEM(data []byte) (*x509.Certificate, error) {
+	certs, err := parseCertsPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(certs) != 1 {
+		return nil, fmt.Errorf("want exactly one certificate, found %d", len(certs))
+	}
+	return certs[0], nil
+}
+
+// parseKeyPEM parses a single PKCS#8 PRIVATE KEY block.
+func parseKeyPEM(data []byte) (crypto.Signer, error) {
+	block, rest := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM private key found")
+	}
+	if block.Type != pemTypeKey {
+		return nil, fmt.Errorf("unexpected PEM block %q, want %q (PKCS#8)", block.Type, pemTypeKey)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errors.New("trailing data after PEM private key")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("private key type %T cannot sign", k)
+	}
+	return s, nil
+}
+
+func encodeCertPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: pemTypeCert, Bytes: der})
+}
+
+func encodeKeyPEM(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("pki: marshal private key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemTypeKey, Bytes: der}), nil
+}
+
+// keyMatches reports whether key is the private half of cert's public key.
+func keyMatches(cert *x509.Certificate, key crypto.Signer) bool {
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(cert.PublicKey)
+}
+
+func readFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pki: read %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// WriteNode atomically writes node.crt (0644) and node.key (0600) into dir.
+// The pair is validated first so a bad issuance can't replace a working
+// identity. The key is written before the certificate: a reader racing the two
+// renames sees a mismatched pair, which LoadBundle/Reload reject, keeping the
+// old certificate in memory rather than serving a broken one.
+func WriteNode(dir string, certPEM, keyPEM []byte) error {
+	cert, err := parseLeafPEM(certPEM)
+	if err != nil {
+		return fmt.Errorf("pki: node certificate: %w", err)
+	}
+	key, err := parseKeyPEM(keyPEM)
+	if err != nil {
+		return fmt.Errorf("pki: node key: %w", err)
+	}
+	if !keyMatches(cert, key) {
+		return errors.New("pki: node key does not match node certificate")
+	}
+	if err := ensureDir(dir); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(dir, NodeKeyFile, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(dir, NodeCertFile, certPEM, 0o644)
+}
+
+// WriteCACert atomically writes ca.crt (0644) for a machine that trusts the
+// CA but does not hold its key. certPEM may hold several CA certificates
+// (old and new during a CA rotation).
+func WriteCACert(dir string, certPEM []byte) error {
+	certs, err := parseCertsPEM(certPEM)
+	if err != nil {
+		return fmt.Errorf("pki: CA certificate: %w", err)
+	}
+	for i, c := range certs {
+		if !c.IsCA {
+			return fmt.Errorf("pki: CA certificate %d (%s) is not a CA", i+1, c.Subject)
+		}
+	}
+	if err := ensureDir(dir); err != nil {
+		return err
+	}
+	return writeFileAtomic(dir, CACertFile, certPEM, 0o644)
+}
+
+// Exists reports whether dir holds what a node needs to run TLS: ca.crt,
+// node.crt and node.key. It does not validate them; LoadBundle does.
+func Exists(dir string) bool {
+	return fileExists(filepath.Join(dir, CACertFile)) &&
+		fileExists(filepath.Join(dir, NodeCertFile)) &&
+		fileExists(filepath.Join(dir, NodeKeyFile))
+}

@@ -1,0 +1,267 @@
+package roles
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/election"
+	"github.com/hanode/hanode/etcdembed"
+)
+
+// controller is an embedded etcd member, a candidate for active master, and the admin API.
+type controller struct {
+	o      Options
+	log    *slog.Logger
+	failed chan<- error
+
+	srv     *server
+	member  *etcdembed.Member
+	cli     *clientv3.Client
+	elector *election.Elector
+	reg     *registration
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newController(o Options, log *slog.Logger, failed chan<- error) *controller {
+	return &controller{o: o, log: log, failed: failed}
+}
+
+func (c *controller) name() string { return config.RoleController }
+func (c *controller) endpoint() string {
+	return c.o.Config.URL(c.o.Config.Address, c.o.Config.AdminPort)
+}
+func (c *controller) ready() error { return c.srv.ready() }
+
+func (c *controller) start(ctx context.Context) error {
+	cfg := c.o.Config
+	// Bind every port before etcd touches the data dir: a port in use must change nothing on disk.
+	c.srv = newServer(config.RoleController, cfg.Listen(cfg.AdminPort), c.o.Bundle.ServerConfig(), c.log, prometheus.DefaultGatherer)
+	if err := c.srv.listen(); err != nil {
+		return err
+	}
+	for _, p := range []int{cfg.EtcdClientPort, cfg.EtcdPeerPort} {
+		ln, err := net.Listen("tcp", cfg.Listen(p))
+		if err != nil {
+			c.srv.ln.Close()
+			return fmt.Errorf("controller: etcd port %s: %w", cfg.Listen(p), err)
+		}
+		ln.Close()
+	}
+	var peers []etcdembed.Peer
+	for _, p := range cfg.Peers() {
+		peers = append(peers, etcdembed.Peer{Name: p.Name, PeerURL: p.PeerURL})
+	}
+	member, err := etcdembed.Start(ctx, etcdembed.Config{
+		Name:                    cfg.Name,
+		Dir:                     cfg.RoleDir(config.RoleController),
+		ClientURL:               cfg.URL(cfg.Address, cfg.EtcdClientPort),
+		PeerURL:                 cfg.URL(cfg.Address, cfg.EtcdPeerPort),
+		ListenClientURL:         cfg.URL(cfg.BindAddress, cfg.EtcdClientPort),
+		ListenPeerURL:           cfg.URL(cfg.BindAddress, cfg.EtcdPeerPort),
+		InitialCluster:          peers,
+		Join:                    cfg.Join,
+		Rejoin:                  cfg.Rejoin,
+		ClusterToken:            cfg.ClusterName,
+		TLS:                     etcdembed.TLSFiles{CAFile: c.o.Bundle.CAFile(), CertFile: c.o.Bundle.CertFile(), KeyFile: c.o.Bundle.KeyFile()},
+		HeartbeatInterval:       cfg.HeartbeatInterval,
+		ElectionTimeout:         cfg.ElectionTimeout,
+		QuotaBackendBytes:       cfg.EtcdQuotaBytes,
+		AutoCompactionRetention: cfg.EtcdCompactionKeep,
+		Logger:                  c.log,
+	})
+	if err != nil {
+		c.srv.ln.Close()
+		return fmt.Errorf("controller: %w", err)
+	}
+	c.member = member
+	cli, err := etcdClient(c.o, []string{cfg.URL(cfg.Address, cfg.EtcdClientPort)})
+	if err != nil {
+		member.Close()
+		c.srv.ln.Close()
+		return err
+	}
+	c.cli = cli
+	c.elector, err = election.New(election.Config{
+		Client:     cli,
+		Self:       election.Candidate{Name: cfg.Name, Address: c.endpoint()},
+		TTL:        cfg.LeaderTTL,
+		Probe:      cfg.LeaderProbe,
+		HTTP:       &http.Client{Transport: &http.Transport{TLSClientConfig: c.o.Bundle.ClientConfig("")}},
+		Logger:     c.log,
+		Registerer: c.srv.registry,
+	})
+	if err != nil {
+		cli.Close()
+		member.Close()
+		c.srv.ln.Close()
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel = cancel
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		_ = c.elector.Run(runCtx, c.lead)
+	}()
+	go func() {
+		defer c.wg.Done()
+		select {
+		case err, ok := <-member.Err():
+			if ok && err != nil {
+				c.failed <- fmt.Errorf("controller: etcd member: %w", err)
+			}
+		case <-runCtx.Done():
+		}
+	}()
+	c.reg = startRegistration(runCtx, cli, cluster.Registration{
+		Machine: cfg.Name, Role: config.RoleController, Address: c.endpoint(), PID: os.Getpid(), Version: c.o.Version, Started: time.Now().UTC(),
+	}, cfg.LeaderTTL, c.log)
+	c.srv.addCheck("etcd member", member.Ready)
+	c.srv.addCheck("etcd registration", c.reg.err)
+	c.routes()
+	c.srv.serve()
+	return nil
+}
+
+// lead is the active master's work for one term. Every write it makes is fenced by the term.
+// The cluster loops (placement, repair, rebalance, garbage collection) run here as they arrive.
+func (c *controller) lead(term *election.Term) {
+	ctx := term.Context()
+	rec := cluster.MasterRecord{Name: c.o.Config.Name, Epoch: term.Epoch, Since: term.Since}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		rec.Heartbeat = time.Now().UTC()
+		val, _ := json.Marshal(rec)
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := term.Put(wctx, cluster.MasterKey, string(val))
+		cancel()
+		switch {
+		case errors.Is(err, election.ErrFenced):
+			c.log.Warn("fenced: a newer master exists; this term's writes are refused", "epoch", term.Epoch)
+			return
+		case err != nil && ctx.Err() == nil:
+			c.log.Warn("master heartbeat write failed", "epoch", term.Epoch, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *controller) stop(ctx context.Context) {
+	c.srv.mu.Lock()
+	c.srv.draining = true
+	c.srv.mu.Unlock()
+	c.cancel() // resigns leadership and deregisters while etcd is still up
+	waited := make(chan struct{})
+	go func() { c.wg.Wait(); <-c.reg.done; close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
+	c.srv.drain(ctx)
+	c.cli.Close()
+	c.member.Close()
+}
+
+func (c *controller) routes() {
+	c.srv.mux.HandleFunc("GET /v1/cluster/leader", c.handleLeader)
+	c.srv.mux.HandleFunc("GET /v1/cluster/status", c.handleStatus)
+	c.srv.mux.HandleFunc("GET /v1/nodes", c.handleNodes)
+}
+
+func (c *controller) handleLeader(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	l, err := election.CurrentLeader(ctx, c.cli, "")
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cluster.LeaderInfo{Name: l.Name, Address: l.Address, Epoch: l.Epoch, Since: l.Since})
+}
+
+func (c *controller) handleStatus(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	st := cluster.Status{Cluster: c.o.Config.ClusterName, AnsweredBy: c.o.Config.Name}
+	if l, err := election.CurrentLeader(ctx, c.cli, ""); err == nil {
+		st.Leader = &cluster.LeaderInfo{Name: l.Name, Address: l.Address, Epoch: l.Epoch, Since: l.Since}
+	} else {
+		st.Problems = append(st.Problems, err.Error())
+	}
+	ml, err := c.cli.MemberList(ctx)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("list etcd members: %w", err))
+		return
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range ml.Members {
+		cs := cluster.ControllerStatus{Name: m.Name, ID: strconv.FormatUint(m.ID, 16), PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner}
+		idx := len(st.Controllers)
+		st.Controllers = append(st.Controllers, cs)
+		if len(m.ClientURLs) == 0 {
+			st.Controllers[idx].Error = "not started"
+			continue
+		}
+		wg.Add(1)
+		go func(id uint64, ep string) {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			s, err := c.cli.Status(sctx, ep)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				st.Controllers[idx].Error = err.Error()
+				return
+			}
+			st.Controllers[idx].Healthy = true
+			st.Controllers[idx].RaftLeader = s.Leader == id
+		}(m.ID, m.ClientURLs[0])
+	}
+	wg.Wait()
+	for _, cs := range st.Controllers {
+		if !cs.Healthy {
+			st.Problems = append(st.Problems, fmt.Sprintf("controller %s unhealthy: %s", cs.Name, cs.Error))
+		}
+	}
+	regs, err := cluster.Nodes(ctx, c.cli)
+	if err != nil {
+		st.Problems = append(st.Problems, err.Error())
+	}
+	st.Machines = cluster.Machines(regs)
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (c *controller) handleNodes(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	regs, err := cluster.Nodes(ctx, c.cli)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"machines": cluster.Machines(regs)})
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,118 @@
+package roles
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/config"
+)
+
+// member is a role that, until its own data path exists, joins the cluster by registering
+// itself in etcd and serving its health endpoints: datanode, coordinator, proxy and agent.
+type member struct {
+	role   string
+	o      Options
+	log    *slog.Logger
+	srv    *server
+	extra  *http.Server // the proxy's plain-HTTP redirector
+	cli    *clientv3.Client
+	reg    *registration
+	cancel context.CancelFunc
+}
+
+func newMember(role string, o Options, log *slog.Logger) *member {
+	return &member{role: role, o: o, log: log}
+}
+
+func (m *member) name() string { return m.role }
+
+func (m *member) port() int {
+	c := m.o.Config
+	switch m.role {
+	case config.RoleDatanode:
+		return c.DatanodePort
+	case config.RoleCoordinator:
+		return c.S3Port
+	case config.RoleProxy:
+		return c.ProxyHTTPSPort
+	default:
+		return c.AgentPort
+	}
+}
+
+func (m *member) endpoint() string { return m.o.Config.URL(m.o.Config.Address, m.port()) }
+
+func (m *member) start(ctx context.Context) error {
+	c := m.o.Config
+	m.srv = newServer(m.role, c.Listen(m.port()), m.o.Bundle.ServerConfig(), m.log, nil)
+	if err := m.srv.listen(); err != nil {
+		return err
+	}
+	if m.role == config.RoleProxy {
+		if err := m.startRedirect(); err != nil {
+			m.srv.ln.Close()
+			return err
+		}
+	}
+	cli, err := etcdClient(m.o, c.EtcdEndpoints)
+	if err != nil {
+		m.srv.ln.Close()
+		return err
+	}
+	m.cli = cli
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.reg = startRegistration(rctx, cli, cluster.Registration{
+		Machine: c.Name, Role: m.role, Address: m.endpoint(), PID: os.Getpid(), Version: m.o.Version, Started: time.Now().UTC(),
+	}, c.LeaderTTL, m.log)
+	m.srv.addCheck("etcd registration", m.reg.err)
+	m.srv.serve()
+	return nil
+}
+
+// startRedirect serves the proxy's HTTP port: every request is redirected to HTTPS. (ACME
+// http-01 answers join it with the proxy's own issue.)
+func (m *member) startRedirect() error {
+	c := m.o.Config
+	addr := c.Listen(c.ProxyHTTPPort)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return errors.New("proxy: listen on " + addr + ": " + err.Error())
+	}
+	m.extra = &http.Server{
+		ReadHeaderTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, err := net.SplitHostPort(r.Host)
+			if err != nil {
+				host = r.Host
+			}
+			target := "https://" + net.JoinHostPort(host, itoa(c.ProxyHTTPSPort)) + r.URL.RequestURI()
+			http.Redirect(w, r, target, http.StatusPermanentRedirect)
+		}),
+	}
+	go func() { _ = m.extra.Serve(ln) }()
+	return nil
+}
+
+func (m *member) ready() error { return m.srv.ready() }
+
+func (m *member) stop(ctx context.Context) {
+	m.srv.drain(ctx)
+	if m.extra != nil {
+		_ = m.extra.Shutdown(ctx)
+	}
+	m.cancel()
+	select {
+	case <-m.reg.done:
+	case <-ctx.Done():
+	}
+	m.cli.Close()
+}

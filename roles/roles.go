@@ -1,0 +1,201 @@
+// Package roles runs any set of hanode roles in one process. Each role has its own HTTPS
+// listener (one shared TLS configuration) with /healthz, /readyz and /metrics, and logs with its
+// role and machine attached. Roles start in config.AllRoles order and stop in reverse: each first
+// reports not-ready, then drains, then stops.
+package roles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/pki"
+)
+
+// Options are what a process needs to run its roles.
+type Options struct {
+	Config  *config.Config
+	Bundle  *pki.Bundle
+	Logger  *slog.Logger
+	Version string
+	// OnReady, if set, is called once when every role reports ready.
+	OnReady func(Endpoints)
+}
+
+// Endpoints says where the roles of this process listen.
+type Endpoints map[string]string
+
+// role is one role's lifecycle inside the process.
+type role interface {
+	name() string
+	// start binds the role's listeners and starts serving; it must not block on the cluster
+	// (quorum, etcd) — readiness reports that instead.
+	start(ctx context.Context) error
+	ready() error
+	endpoint() string
+	// stop reports not-ready, drains within ctx, and releases everything.
+	stop(ctx context.Context)
+}
+
+// Run starts the configured roles and runs them until ctx is cancelled (SIGTERM), then stops
+// them in reverse order. It returns an error if a role fails to start or fails while running.
+func Run(ctx context.Context, o Options) error {
+	cfg := o.Config
+	var started []role
+	stopAll := func() {
+		for i := len(started) - 1; i >= 0; i-- {
+			r := started[i]
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			o.Logger.Info("stopping role", "role", r.name())
+			r.stop(sctx)
+			cancel()
+		}
+	}
+	failed := make(chan error, len(config.AllRoles))
+	for _, name := range cfg.Roles() {
+		log := o.Logger.With("role", name, "node", cfg.Name)
+		var r role
+		switch name {
+		case config.RoleController:
+			r = newController(o, log, failed)
+		default:
+			r = newMember(name, o, log)
+		}
+		if err := r.start(ctx); err != nil {
+			stopAll()
+			return err
+		}
+		started = append(started, r)
+		log.Info("role started", "listen", r.endpoint())
+	}
+	go waitReady(ctx, o, started)
+	var err error
+	select {
+	case <-ctx.Done():
+		o.Logger.Info("shutting down")
+	case err = <-failed:
+		o.Logger.Error("role failed; shutting down", "err", err)
+	}
+	stopAll()
+	return err
+}
+
+func waitReady(ctx context.Context, o Options, rs []role) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	start := time.Now()
+	lastLog := start
+	for {
+		var notReady error
+		for _, r := range rs {
+			if err := r.ready(); err != nil {
+				notReady = fmt.Errorf("%s: %w", r.name(), err)
+				break
+			}
+		}
+		if notReady == nil {
+			o.Logger.Info("all roles ready", "after", time.Since(start).Round(time.Millisecond))
+			if o.OnReady != nil {
+				eps := Endpoints{}
+				for _, r := range rs {
+					eps[r.name()] = r.endpoint()
+				}
+				o.OnReady(eps)
+			}
+			return
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			o.Logger.Warn("not ready yet", "waiting_for", notReady.Error())
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// etcdClient connects to the cluster's etcd over mutual TLS with this machine's certificate.
+func etcdClient(o Options, endpoints []string) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		TLS:                  o.Bundle.ClientConfig(""),
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		Logger:               zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %v: %w", endpoints, err)
+	}
+	return cli, nil
+}
+
+// registration keeps this role's lease-backed registration in etcd for as long as ctx lives,
+// re-registering after the lease is lost. registered reports whether it currently holds one.
+type registration struct {
+	reg   cluster.Registration
+	ttl   time.Duration
+	cli   *clientv3.Client
+	log   *slog.Logger
+	state chan error // latest state, capacity 1
+	done  chan struct{}
+}
+
+func startRegistration(ctx context.Context, cli *clientv3.Client, reg cluster.Registration, ttl time.Duration, log *slog.Logger) *registration {
+	r := &registration{reg: reg, ttl: ttl, cli: cli, log: log, state: make(chan error, 1), done: make(chan struct{})}
+	r.set(errors.New("not registered in etcd yet"))
+	go r.loop(ctx)
+	return r
+}
+
+func (r *registration) set(err error) {
+	select {
+	case <-r.state:
+	default:
+	}
+	r.state <- err
+}
+
+// err is nil while the registration is held.
+func (r *registration) err() error {
+	err := <-r.state
+	r.state <- err
+	return err
+}
+
+func (r *registration) loop(ctx context.Context) {
+	defer close(r.done)
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		held, err := cluster.Register(rctx, r.cli, r.reg, r.ttl)
+		cancel()
+		if err != nil {
+			r.set(fmt.Errorf("cannot register in etcd: %w", err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		r.set(nil)
+		select {
+		case <-ctx.Done():
+			// Deregister on a clean stop so the cluster sees the role leave at once.
+			_ = held.Close()
+			r.set(errors.New("stopped"))
+			return
+		case <-held.Done():
+			r.set(errors.New("lost the etcd lease; registering again"))
+			r.log.Warn("registration lease lost; registering again", "key", r.reg.Key())
+		}
+	}
+}
