@@ -175,9 +175,9 @@ func (c *Config) initialPeers() []peerEntry {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
 
-// Validate checks every key and returns the first problem as an error naming the key and what is
+// Check checks every key and returns the first problem as an error naming the key and what is
 // allowed. Call it after Derive.
-func (c *Config) Validate() error {
+func (c *Config) Check() error {
 	if len(c.Role) == 0 {
 		return keyErr("role", "", "at least one of controller, datanode, coordinator, proxy, agent, all")
 	}

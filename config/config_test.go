@@ -184,6 +184,6 @@ func FuzzParseYAML(f *testing.F) {
 			return
 		}
 		c.Derive()
-		_ = c.Validate()
+		_ = c.Check()
 	})
 }

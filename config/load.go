@@ -173,7 +173,7 @@ func Load(src Sources) (*Config, Origins, error) {
 		}
 	}
 	c.Derive()
-	if err := c.Validate(); err != nil {
+	if err := c.Check(); err != nil {
 		return nil, nil, err
 	}
 	return c, origins, nil

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hanode/hanode/adminclient"
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/pki"
+)
+
+// adminClient builds the failover admin client from the configuration: the machine's own
+// certificate when it has one (a controller machine), else trust in the CA file alone.
+func adminClient(cfg *config.Config) (*adminclient.Client, error) {
+	var tlsCfg *tls.Config
+	if pki.Exists(cfg.PKIDir()) {
+		b, err := pki.LoadBundle(cfg.PKIDir())
+		if err != nil {
+			return nil, fmt.Errorf("load certificates: %w", err)
+		}
+		tlsCfg = b.ClientConfig("")
+	} else {
+		var err error
+		if tlsCfg, err = pki.ClientTLSForCA(cfg.CACert); err != nil {
+			return nil, usagef("cannot trust the controllers: %v (set --ca-cert or HANODE_CA_CERT)", err)
+		}
+	}
+	return adminclient.New(cfg.Controllers, tlsCfg)
+}
+
+type leaderCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+func (c leaderCmd) Run(e *Env) error {
+	cfg, _, err := e.Config()
+	if err != nil {
+		return err
+	}
+	cl, err := adminClient(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	l, err := cl.Leader(ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return writeJSON(e.Stdout, l)
+	}
+	fmt.Fprintf(e.Stdout, "%s  %s  epoch %d  since %s (%s ago)\n", l.Name, l.Address, l.Epoch,
+		l.Since.Format(time.RFC3339), time.Since(l.Since).Round(time.Second))
+	return nil
+}
+
+type statusCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+func (c statusCmd) Run(e *Env) error {
+	cfg, _, err := e.Config()
+	if err != nil {
+		return err
+	}
+	cl, err := adminClient(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return writeJSON(e.Stdout, st)
+	}
+	w := e.Stdout
+	fmt.Fprintf(w, "cluster %s (answered by %s)\n", st.Cluster, st.AnsweredBy)
+	if st.Leader != nil {
+		fmt.Fprintf(w, "active master: %s  epoch %d  since %s\n", st.Leader.Name, st.Leader.Epoch, st.Leader.Since.Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(w, "active master: NONE")
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONTROLLER\tRAFT\tHEALTH\tPEER URL")
+	for _, m := range st.Controllers {
+		raft := "follower"
+		switch {
+		case m.Learner:
+			raft = "learner"
+		case m.RaftLeader:
+			raft = "leader"
+		}
+		health := "healthy"
+		if !m.Healthy {
+			health = "UNHEALTHY"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, raft, health, strings.Join(m.PeerURLs, ","))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MACHINE\tROLES")
+	for _, m := range st.Machines {
+		fmt.Fprintf(tw, "%s\t%s\n", m.Name, strings.Join(m.Roles, ", "))
+	}
+	tw.Flush()
+	if len(st.Problems) > 0 {
+		fmt.Fprintln(w)
+		for _, p := range st.Problems {
+			fmt.Fprintf(w, "problem: %s\n", p)
+		}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
