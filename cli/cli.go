@@ -16,7 +16,7 @@ import (
 
 // CLI is the whole command line. Every configuration key is also a global flag.
 type CLI struct {
-	ConfigFile string `name:"config" placeholder:"FILE" help:"YAML configuration file (default /etc/hanode/hanode.yaml when it exists)."`
+	ConfigFile    string `name:"config" placeholder:"FILE" help:"YAML configuration file (default /etc/hanode/hanode.yaml when it exists)."`
 	config.Config `embed:""`
 
 	Run       runCmd     `cmd:"" default:"withargs" help:"Run the configured roles (the default: every role, a single-machine appliance)."`
