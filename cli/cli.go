@@ -23,6 +23,7 @@ type CLI struct {
 	Init      initCmd    `cmd:"" help:"Create the cluster CA and this machine's certificate in the data dir."`
 	Status    statusCmd  `cmd:"" help:"Show machines, roles, health, the active master and the controllers."`
 	Leader    leaderCmd  `cmd:"" help:"Show the active master."`
+	Lab       labCmd     `cmd:"" help:"A lab cluster of several machines on this host."`
 	ConfigCmd configCmd  `cmd:"" name:"config" help:"Inspect the configuration."`
 	Version   versionCmd `cmd:"" help:"Print the version and commit."`
 }

@@ -1,0 +1,379 @@
+// Package testenv is the lab: a cluster of several "machines" on one host, started from the
+// hanode binary, that tests and operators can break on purpose (kill, pause, restart).
+//
+// A Driver decides what a machine is. The process driver makes machine i a set of processes
+// bound to the loopback address 127.0.10.i (all of 127.0.0.0/8 reaches lo on Linux), so every
+// machine uses the default ports; its processes keep running after `hanode lab up` returns.
+// The lab's state lives in DIR/lab.json, so every later command (status, kill, down) finds it.
+package testenv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/pki"
+)
+
+// Files in the lab directory.
+const (
+	StateFile = "lab.json"
+	EnvFile   = "env"
+)
+
+// Spec is what to bring up.
+type Spec struct {
+	Machines      int
+	Dir           string
+	Driver        string   // "process" (default)
+	Binary        string   // the hanode binary; default: this executable
+	AddressPrefix string   // first three octets, default "127.0.10"
+	ClusterName   string   // default "lab"
+	ExtraArgs     []string // appended to every process's command line
+	ReadyTimeout  time.Duration
+}
+
+// Lab is a running lab, as saved in DIR/lab.json.
+type Lab struct {
+	Driver      string    `json:"driver"`
+	Dir         string    `json:"dir"`
+	Binary      string    `json:"binary"`
+	ClusterName string    `json:"cluster_name"`
+	CACert      string    `json:"ca_cert"`
+	ClientPKI   string    `json:"client_pki"` // a client certificate for the lab's own calls
+	Endpoints   Endpoints `json:"endpoints"`
+	Machines    []Machine `json:"machines"`
+	ExtraArgs   []string  `json:"extra_args,omitempty"`
+	Created     time.Time `json:"created"`
+}
+
+// Endpoints are the lab's service addresses.
+type Endpoints struct {
+	Controllers []string `json:"controllers"` // admin API
+	Etcd        []string `json:"etcd"`
+	S3          []string `json:"s3"`
+	Proxy       string   `json:"proxy,omitempty"`
+}
+
+// Machine is one machine of the lab.
+type Machine struct {
+	Name      string    `json:"name"`
+	Address   string    `json:"address"`
+	DataDir   string    `json:"data_dir"`
+	Processes []Process `json:"processes"`
+}
+
+// Process is one hanode process on a machine.
+type Process struct {
+	Roles []string `json:"roles"`
+	PID   int      `json:"pid"`
+	Args  []string `json:"args"`
+	Log   string   `json:"log"`
+	URL   string   `json:"url"` // base URL of its health endpoints
+}
+
+// Driver runs the lab's machines.
+type Driver interface {
+	Name() string
+	// Start starts p on m and records its PID (or container id) in p.
+	Start(ctx context.Context, l *Lab, m *Machine, p *Process) error
+	// Signal delivers a signal to p: "KILL", "TERM", "STOP" or "CONT".
+	Signal(l *Lab, m *Machine, p *Process, sig string) error
+	// Alive reports whether p is still running (a paused process is alive).
+	Alive(l *Lab, m *Machine, p *Process) bool
+}
+
+// NewDriver returns the named driver.
+func NewDriver(name string) (Driver, error) {
+	switch name {
+	case "", "process":
+		return processDriver{}, nil
+	default:
+		return nil, fmt.Errorf("unknown lab driver %q (available: process)", name)
+	}
+}
+
+// roleOrder is the order processes start in; they stop in reverse.
+var roleOrder = config.AllRoles
+
+func rolePort(role string) int {
+	c := config.Default()
+	switch role {
+	case config.RoleController:
+		return c.AdminPort
+	case config.RoleDatanode:
+		return c.DatanodePort
+	case config.RoleCoordinator:
+		return c.S3Port
+	case config.RoleProxy:
+		return c.ProxyHTTPSPort
+	default:
+		return c.AgentPort
+	}
+}
+
+func httpsURL(host string, port int) string {
+	return "https://" + net.JoinHostPort(host, fmt.Sprint(port))
+}
+
+// Up creates the lab's certificates and starts every machine, then waits until every process
+// is ready. It writes DIR/lab.json and DIR/env as soon as the processes run, so a failed Up can
+// still be inspected and taken down.
+func Up(ctx context.Context, spec Spec, out io.Writer) (*Lab, error) {
+	start := time.Now()
+	if spec.Machines < 1 || spec.Machines > 250 {
+		return nil, fmt.Errorf("--machines %d: allowed: 1 to 250", spec.Machines)
+	}
+	if spec.Dir == "" {
+		return nil, errors.New("--dir: a directory for the lab's state is required")
+	}
+	if spec.AddressPrefix == "" {
+		spec.AddressPrefix = "127.0.10"
+	}
+	if spec.ClusterName == "" {
+		spec.ClusterName = "lab"
+	}
+	if spec.ReadyTimeout == 0 {
+		spec.ReadyTimeout = 90 * time.Second
+	}
+	drv, err := NewDriver(spec.Driver)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(spec.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab dir %s: %w", spec.Dir, err)
+	}
+	if old, err := Load(dir); err == nil {
+		for _, m := range old.Machines {
+			for _, p := range m.Processes {
+				if drv.Alive(old, &m, &p) {
+					return nil, fmt.Errorf("a lab is already running in %s (pid %d); run `hanode lab down --dir %s` first", dir, p.PID, spec.Dir)
+				}
+			}
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("remove the stopped lab in %s: %w", dir, err)
+		}
+	}
+	bin := spec.Binary
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find the hanode binary: %w", err)
+		}
+	}
+	l := &Lab{Driver: drv.Name(), Dir: dir, Binary: bin, ClusterName: spec.ClusterName, ExtraArgs: spec.ExtraArgs, Created: time.Now().UTC()}
+	if err := l.plan(spec); err != nil {
+		return nil, err
+	}
+	if err := l.issueCertificates(); err != nil {
+		return nil, err
+	}
+	// Controllers first and all together: each waits for the others to reach quorum.
+	for _, role := range roleOrder {
+		for mi := range l.Machines {
+			m := &l.Machines[mi]
+			for pi := range m.Processes {
+				p := &m.Processes[pi]
+				if p.Roles[0] != role {
+					continue
+				}
+				if err := drv.Start(ctx, l, m, p); err != nil {
+					_ = l.Save()
+					return l, fmt.Errorf("start %s/%s: %w", m.Name, role, err)
+				}
+			}
+		}
+	}
+	if err := l.Save(); err != nil {
+		return l, err
+	}
+	if err := l.WaitReady(ctx, drv, nil, spec.ReadyTimeout); err != nil {
+		return l, err
+	}
+	if out != nil {
+		fmt.Fprintf(out, "lab up: %d machines ready in %s (driver %s); state in %s\n", len(l.Machines), time.Since(start).Round(100*time.Millisecond), drv.Name(), filepath.Join(dir, StateFile))
+		fmt.Fprintf(out, "use it with: source %s; hanode status\n", filepath.Join(dir, EnvFile))
+	}
+	return l, nil
+}
+
+// plan lays out the machines and their processes: every machine runs a controller, an agent,
+// a datanode and a coordinator; machine 1 also runs the proxy.
+func (l *Lab) plan(spec Spec) error {
+	var initial []string
+	for i := 1; i <= spec.Machines; i++ {
+		addr := fmt.Sprintf("%s.%d", spec.AddressPrefix, i)
+		if net.ParseIP(addr) == nil {
+			return fmt.Errorf("address prefix %q: %s is not an IP address", spec.AddressPrefix, addr)
+		}
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, httpsURL(addr, config.Default().EtcdPeerPort)))
+	}
+	for i := 1; i <= spec.Machines; i++ {
+		m := Machine{Name: fmt.Sprintf("m%d", i), Address: fmt.Sprintf("%s.%d", spec.AddressPrefix, i)}
+		m.DataDir = filepath.Join(l.Dir, m.Name)
+		roles := []string{config.RoleController, config.RoleAgent, config.RoleDatanode, config.RoleCoordinator}
+		if i == 1 {
+			roles = append(roles, config.RoleProxy)
+		}
+		for _, r := range roles {
+			m.Processes = append(m.Processes, Process{
+				Roles: []string{r},
+				Args:  l.processArgs(m, r, "--initial-cluster", strings.Join(initial, ",")),
+				Log:   filepath.Join(m.DataDir, "logs", r+".log"),
+				URL:   httpsURL(m.Address, rolePort(r)),
+			})
+		}
+		l.Machines = append(l.Machines, m)
+		l.Endpoints.Controllers = append(l.Endpoints.Controllers, httpsURL(m.Address, rolePort(config.RoleController)))
+		l.Endpoints.Etcd = append(l.Endpoints.Etcd, httpsURL(m.Address, config.Default().EtcdClientPort))
+		l.Endpoints.S3 = append(l.Endpoints.S3, httpsURL(m.Address, rolePort(config.RoleCoordinator)))
+		if i == 1 {
+			l.Endpoints.Proxy = httpsURL(m.Address, rolePort(config.RoleProxy))
+		}
+	}
+	l.CACert = filepath.Join(l.Dir, "ca", pki.CACertFile)
+	l.ClientPKI = filepath.Join(l.Dir, "client")
+	return nil
+}
+
+// processArgs is the command line of role r on machine m.
+func (l *Lab) processArgs(m Machine, r string, extra ...string) []string {
+	args := []string{"--role", r, "--name", m.Name, "--address", m.Address, "--data-dir", m.DataDir,
+		"--cluster-name", l.ClusterName}
+	args = append(args, extra...)
+	return append(args, l.ExtraArgs...)
+}
+
+// issueCertificates creates the lab's CA in DIR/ca, a certificate for each machine in its data
+// dir, and a client certificate for the lab's own calls.
+// TODO(security issue): machines other than m1 get theirs through `hanode join` with a token.
+func (l *Lab) issueCertificates() error {
+	now := time.Now()
+	ca, err := pki.NewCA(l.ClusterName, pki.DefaultCAValidity, now)
+	if err != nil {
+		return err
+	}
+	if err := ca.Save(filepath.Dir(l.CACert)); err != nil {
+		return err
+	}
+	issue := func(dir string, id pki.Identity) error {
+		certPEM, keyPEM, err := ca.Issue(id, pki.DefaultNodeValidity, now)
+		if err != nil {
+			return fmt.Errorf("issue a certificate for %s: %w", id.Machine, err)
+		}
+		if err := pki.WriteCACert(dir, ca.CertPEM); err != nil {
+			return err
+		}
+		return pki.WriteNode(dir, certPEM, keyPEM)
+	}
+	for _, m := range l.Machines {
+		id := pki.Identity{Machine: m.Name, Roles: config.AllRoles, DNSNames: []string{m.Name, "localhost"},
+			IPs: []net.IP{net.ParseIP(m.Address), net.IPv4(127, 0, 0, 1)}}
+		if err := issue(filepath.Join(m.DataDir, pki.DirName), id); err != nil {
+			return err
+		}
+	}
+	return issue(l.ClientPKI, pki.Identity{Machine: "lab-client", Roles: []string{"admin"}})
+}
+
+// Load reads DIR/lab.json.
+func Load(dir string) (*Lab, error) {
+	data, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return nil, fmt.Errorf("no lab in %s: %w", dir, err)
+	}
+	var l Lab
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return &l, nil
+}
+
+// Save writes DIR/lab.json and DIR/env atomically.
+func (l *Lab) Save() error {
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(l.Dir, StateFile), append(data, '\n')); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(l.Dir, EnvFile), []byte(l.envFile()))
+}
+
+// envFile is sourced by shells: hanode reads HANODE_*, S3 tools the AWS conventions.
+func (l *Lab) envFile() string {
+	s3 := l.Endpoints.Proxy
+	if s3 == "" && len(l.Endpoints.S3) > 0 {
+		s3 = l.Endpoints.S3[0]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# hanode lab in %s; source this file to use it.\n", l.Dir)
+	fmt.Fprintf(&b, "export HANODE_CONTROLLERS=%s\n", strings.Join(l.Endpoints.Controllers, ","))
+	fmt.Fprintf(&b, "export HANODE_ETCD_ENDPOINTS=%s\n", strings.Join(l.Endpoints.Etcd, ","))
+	fmt.Fprintf(&b, "export HANODE_CA_CERT=%s\n", l.CACert)
+	fmt.Fprintf(&b, "export HANODE_LAB_DIR=%s\n", l.Dir)
+	fmt.Fprintf(&b, "export AWS_ENDPOINT_URL=%s\n", s3)
+	fmt.Fprintf(&b, "export AWS_CA_BUNDLE=%s\n", l.CACert)
+	fmt.Fprintf(&b, "export AWS_REGION=us-east-1\n")
+	return b.String()
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Select returns the processes named by target: "m2" (every process of m2) or "m2/controller".
+func (l *Lab) Select(target string) ([]*Machine, []*Process, error) {
+	name, role, _ := strings.Cut(target, "/")
+	var ms []*Machine
+	var ps []*Process
+	for mi := range l.Machines {
+		m := &l.Machines[mi]
+		if m.Name != name {
+			continue
+		}
+		for pi := range m.Processes {
+			p := &m.Processes[pi]
+			if role == "" || slices.Contains(p.Roles, role) {
+				ms, ps = append(ms, m), append(ps, p)
+			}
+		}
+		if len(ps) == 0 {
+			return nil, nil, fmt.Errorf("machine %s runs no %s process", name, role)
+		}
+		return ms, ps, nil
+	}
+	var names []string
+	for _, m := range l.Machines {
+		names = append(names, m.Name)
+	}
+	return nil, nil, fmt.Errorf("no machine %q in the lab (machines: %s)", name, strings.Join(names, ", "))
+}
+
+// Machine returns the machine named name.
+func (l *Lab) Machine(name string) *Machine {
+	for i := range l.Machines {
+		if l.Machines[i].Name == name {
+			return &l.Machines[i]
+		}
+	}
+	return nil
+}
