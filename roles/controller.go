@@ -86,7 +86,7 @@ func (c *controller) start(ctx context.Context) error {
 	})
 	if err != nil {
 		c.srv.ln.Close()
-		return fmt.Errorf("controller: %w", err)
+		return err // etcdembed names the controller already
 	}
 	c.member = member
 	cli, err := etcdClient(c.o, []string{cfg.URL(cfg.Address, cfg.EtcdClientPort)})

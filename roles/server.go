@@ -41,10 +41,13 @@ type readyCheck struct {
 
 func newServer(role, addr string, tlsCfg *tls.Config, log *slog.Logger, extra prometheus.Gatherer) *server {
 	s := &server{role: role, addr: addr, mux: http.NewServeMux(), registry: prometheus.NewRegistry(), log: log, done: make(chan error, 1)}
-	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// extra (prometheus.DefaultGatherer, where etcd registers) already has the Go and process
+	// collectors; registering them twice would make every scrape fail.
 	var g prometheus.Gatherer = s.registry
 	if extra != nil {
 		g = prometheus.Gatherers{s.registry, extra}
+	} else {
+		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,0 +1,136 @@
+package roles
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/pki"
+)
+
+// setup makes an appliance configuration on its own loopback address with a fresh CA.
+func setup(t *testing.T, addr string) (*config.Config, *pki.Bundle) {
+	t.Helper()
+	env := map[string]string{"HANODE_NAME": "solo", "HANODE_ADDRESS": addr, "HANODE_DATA_DIR": t.TempDir(), "HANODE_SHUTDOWN_TIMEOUT": "5s"}
+	cfg, _, err := config.Load(config.Sources{Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pki.EnsureSelfSigned(cfg.PKIDir(), cfg.ClusterName,
+		pki.Identity{Machine: cfg.Name, Roles: cfg.Roles(), IPs: []net.IP{net.ParseIP(addr), net.IPv4(127, 0, 0, 1)}},
+		pki.DefaultCAValidity, pki.DefaultNodeValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, b
+}
+
+func TestApplianceServesEveryRole(t *testing.T) {
+	cfg, b := setup(t, "127.0.79.1")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Endpoints, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: cfg, Bundle: b, Logger: slog.New(slog.DiscardHandler), Version: "test",
+			OnReady: func(e Endpoints) { ready <- e }})
+	}()
+	var eps Endpoints
+	select {
+	case eps = <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned before ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not ready within 30s")
+	}
+	if len(eps) != len(config.AllRoles) {
+		t.Fatalf("endpoints %v, want one per role", eps)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: b.ClientConfig("")}}
+	for role, base := range eps {
+		for path, want := range map[string]string{"/healthz": "ok", "/readyz": `"ready":true`, "/metrics": "go_goroutines"} {
+			resp, err := hc.Get(base + path)
+			if err != nil {
+				t.Fatalf("%s %s: %v", role, path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+				t.Errorf("%s %s: %d, body lacks %q", role, path, resp.StatusCode, want)
+			}
+		}
+	}
+	// The controller's metrics include etcd's and the election's.
+	resp, err := hc.Get(eps[config.RoleController] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"etcd_server_has_leader", "hanode_election_leading 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("controller metrics lack %q", want)
+		}
+	}
+	// Every role registered itself; status sees one machine with all roles and a leader.
+	resp, err = hc.Get(eps[config.RoleController] + "/v1/cluster/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st cluster.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if st.Leader == nil || st.Leader.Name != "solo" || len(st.Machines) != 1 || len(st.Machines[0].Roles) != len(config.AllRoles) {
+		t.Fatalf("status: %+v", st)
+	}
+	// The proxy's HTTP port redirects to HTTPS.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noFollow.Get("http://" + net.JoinHostPort("127.0.79.1", "8080") + "/x?y=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusPermanentRedirect || loc != "https://127.0.79.1:8443/x?y=1" {
+		t.Fatalf("redirect: %d %q", resp.StatusCode, loc)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("clean shutdown returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("shutdown took over 30s")
+	}
+	// Stopped: nothing listens any more.
+	if _, err := hc.Get(eps[config.RoleController] + "/healthz"); err == nil {
+		t.Fatal("controller still serving after shutdown")
+	}
+}
+
+func TestPortInUseChangesNothing(t *testing.T) {
+	cfg, b := setup(t, "127.0.79.2")
+	ln, err := net.Listen("tcp", cfg.Listen(cfg.EtcdPeerPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = Run(context.Background(), Options{Config: cfg, Bundle: b, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "127.0.79.2:2380") {
+		t.Fatalf("want an error naming the busy port, got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, config.RoleController)); !os.IsNotExist(err) {
+		t.Fatalf("controller data dir was created despite the failure: %v", err)
+	}
+}
