@@ -130,7 +130,8 @@ func (c labRestartCmd) Run(e *Env) error {
 
 type labFailoverCmd struct {
 	labDir
-	Runs int `default:"10" help:"How many failovers to measure."`
+	Runs   int    `default:"10" help:"How many failovers to measure."`
+	Signal string `default:"KILL" enum:"KILL,TERM" help:"KILL (a crash) or TERM (a graceful stop, which resigns)."`
 }
 
 func (c labFailoverCmd) Run(e *Env) error {
@@ -140,6 +141,6 @@ func (c labFailoverCmd) Run(e *Env) error {
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
-	_, err = l.MeasureFailover(ctx, drv, c.Runs, e.Stdout)
+	_, err = l.MeasureFailover(ctx, drv, c.Runs, c.Signal, e.Stdout)
 	return err
 }

@@ -50,7 +50,7 @@ func (c *controller) ready() error { return c.srv.ready() }
 func (c *controller) start(ctx context.Context) error {
 	cfg := c.o.Config
 	// Bind every port before etcd touches the data dir: a port in use must change nothing on disk.
-	c.srv = newServer(config.RoleController, cfg.Listen(cfg.AdminPort), c.o.Bundle.ServerConfig(), c.log, prometheus.DefaultGatherer)
+	c.srv = newServer(config.RoleController, cfg.Listen(cfg.AdminPort), c.o.serverTLS, c.log, prometheus.DefaultGatherer)
 	if err := c.srv.listen(); err != nil {
 		return err
 	}

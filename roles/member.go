@@ -52,7 +52,7 @@ func (m *member) endpoint() string { return m.o.Config.URL(m.o.Config.Address, m
 
 func (m *member) start(ctx context.Context) error {
 	c := m.o.Config
-	m.srv = newServer(m.role, c.Listen(m.port()), m.o.Bundle.ServerConfig(), m.log, nil)
+	m.srv = newServer(m.role, c.Listen(m.port()), m.o.serverTLS, m.log, nil)
 	if err := m.srv.listen(); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package roles
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,8 @@ type Options struct {
 	Version string
 	// OnReady, if set, is called once when every role reports ready.
 	OnReady func(Endpoints)
+
+	serverTLS *tls.Config // built once in Run: every listener serves the same configuration
 }
 
 // Endpoints says where the roles of this process listen.
@@ -48,6 +51,7 @@ type role interface {
 // them in reverse order. It returns an error if a role fails to start or fails while running.
 func Run(ctx context.Context, o Options) error {
 	cfg := o.Config
+	o.serverTLS = o.Bundle.ServerConfig()
 	var started []role
 	stopAll := func() {
 		for i := len(started) - 1; i >= 0; i-- {

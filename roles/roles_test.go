@@ -134,3 +134,58 @@ func TestPortInUseChangesNothing(t *testing.T) {
 		t.Fatalf("controller data dir was created despite the failure: %v", err)
 	}
 }
+
+// start runs the roles of cfg until the returned stop is called; stop checks a clean exit.
+func start(t *testing.T, cfg *config.Config, b *pki.Bundle) (Endpoints, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Endpoints, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: cfg, Bundle: b, Logger: slog.New(slog.DiscardHandler), OnReady: func(e Endpoints) { ready <- e }})
+	}()
+	select {
+	case eps := <-ready:
+		return eps, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		}
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run returned before ready: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("not ready within 30s")
+	}
+	return nil, nil
+}
+
+func TestApplianceRestartKeepsCluster(t *testing.T) {
+	cfg, b := setup(t, "127.0.79.3")
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: b.ClientConfig("")}}
+	leader := func(eps Endpoints) cluster.LeaderInfo {
+		t.Helper()
+		resp, err := hc.Get(eps[config.RoleController] + "/v1/cluster/leader")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var li cluster.LeaderInfo
+		if err := json.NewDecoder(resp.Body).Decode(&li); err != nil {
+			t.Fatal(err)
+		}
+		return li
+	}
+	eps, stop := start(t, cfg, b)
+	first := leader(eps)
+	stop()
+	eps, stop = start(t, cfg, b)
+	defer stop()
+	second := leader(eps)
+	// Same etcd data: the election's revisions continue instead of starting over.
+	if second.Name != "solo" || second.Epoch <= first.Epoch {
+		t.Fatalf("after restart leader %+v, before %+v: want the same cluster with a later epoch", second, first)
+	}
+}

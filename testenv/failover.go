@@ -90,12 +90,13 @@ func (l *Lab) WaitHealthy(ctx context.Context, timeout time.Duration) (*cluster.
 	return nil, fmt.Errorf("lab not healthy after %s: %w", timeout, last)
 }
 
-// MeasureFailover kills the active master with SIGKILL runs times and measures how long until
-// a surviving controller names a new one. Before each kill it moves etcd's Raft leadership to
+// MeasureFailover stops the active master runs times with sig ("KILL" for a crash, "TERM" for
+// a graceful stop, which resigns) and measures how long until a surviving controller names a
+// new one. Before each kill it moves etcd's Raft leadership to
 // the master's machine, so that each run loses both at once, the worst case: etcd must elect a
 // Raft leader before anything, and it extends leases when it does. The killed controller is
 // restarted and the cluster healed before the next run.
-func (l *Lab) MeasureFailover(ctx context.Context, drv Driver, runs int, out io.Writer) (*FailoverResult, error) {
+func (l *Lab) MeasureFailover(ctx context.Context, drv Driver, runs int, sig string, out io.Writer) (*FailoverResult, error) {
 	if len(l.Machines) < 3 {
 		return nil, errors.New("failover needs a lab of at least 3 machines")
 	}
@@ -120,7 +121,7 @@ func (l *Lab) MeasureFailover(ctx context.Context, drv Driver, runs int, out io.
 			return nil, err
 		}
 		start := time.Now()
-		if err := l.Signal(drv, master+"/controller", "KILL"); err != nil {
+		if err := l.Signal(drv, master+"/controller", sig); err != nil {
 			return nil, fmt.Errorf("run %d: %w", run, err)
 		}
 		var newMaster *cluster.LeaderInfo
@@ -143,7 +144,7 @@ func (l *Lab) MeasureFailover(ctx context.Context, drv Driver, runs int, out io.
 		took := time.Since(start)
 		res.Runs = append(res.Runs, took)
 		if out != nil {
-			fmt.Fprintf(out, "run %2d: killed %s (active master and Raft leader); %s took over after %s\n", run, master, newMaster.Name, took.Round(time.Millisecond))
+			fmt.Fprintf(out, "run %2d: SIG%s to %s (active master and Raft leader); %s took over after %s\n", run, sig, master, newMaster.Name, took.Round(time.Millisecond))
 		}
 		if err := l.Restart(ctx, drv, master+"/controller", 60*time.Second); err != nil {
 			return nil, fmt.Errorf("run %d: restart %s: %w", run, master, err)
