@@ -4,12 +4,14 @@
 package adminclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -19,17 +21,20 @@ import (
 
 // Client is a failover client of the admin API.
 type Client struct {
-	endpoints []string
-	http      *http.Client
+	endpoints  []string
+	http       *http.Client
+	credential string
 }
 
-// New returns a client for the given controller base URLs (https://host:8900).
-func New(endpoints []string, tlsCfg *tls.Config) (*Client, error) {
+// New returns a client for the given controller base URLs (https://host:8900). The caller is
+// authenticated by the client certificate in tlsCfg, or else by credential (a bearer
+// credential, hnc_...), when not empty.
+func New(endpoints []string, tlsCfg *tls.Config, credential string) (*Client, error) {
 	if len(endpoints) == 0 {
 		return nil, errors.New("no controller addresses: set --controllers or HANODE_CONTROLLERS")
 	}
 	tr := &http.Transport{TLSClientConfig: tlsCfg, ResponseHeaderTimeout: 5 * time.Second, MaxIdleConnsPerHost: 2}
-	return &Client{endpoints: endpoints, http: &http.Client{Transport: tr}}, nil
+	return &Client{endpoints: endpoints, http: &http.Client{Transport: tr}, credential: credential}, nil
 }
 
 // APIError is a non-2xx answer that failover could not get past.
@@ -46,15 +51,33 @@ func (e *APIError) Error() string {
 // Get fetches path from the first controller that answers with a non-5xx status and decodes
 // the JSON body into out. It returns the controller that answered.
 func (c *Client) Get(ctx context.Context, path string, out any) (string, error) {
+	return c.Do(ctx, http.MethodGet, path, nil, out)
+}
+
+// Do sends a request with an optional JSON body. Reads fail over to the next controller on a
+// connection error or a 5xx answer; writes only when the connection could not be made, so that
+// a write is never sent twice.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) (string, error) {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return "", fmt.Errorf("encode request: %w", err)
+		}
+	}
 	var errs []error
 	for _, ep := range c.endpoints {
 		base := strings.TrimSuffix(ep, "/")
-		err := c.getOne(ctx, base+path, out)
+		err := c.doOne(ctx, method, base+path, payload, out)
 		if err == nil {
 			return base, nil
 		}
 		var apiErr *APIError
-		if errors.As(err, &apiErr) && apiErr.Status < 500 {
+		if errors.As(err, &apiErr) && (apiErr.Status < 500 || method != http.MethodGet) {
+			return base, err
+		}
+		var opErr *net.OpError
+		if method != http.MethodGet && !(errors.As(err, &opErr) && opErr.Op == "dial") {
 			return base, err
 		}
 		errs = append(errs, err)
@@ -62,15 +85,25 @@ func (c *Client) Get(ctx context.Context, path string, out any) (string, error) 
 			break
 		}
 	}
-	return "", fmt.Errorf("no controller answered %s: %w", path, errors.Join(errs...))
+	return "", fmt.Errorf("no controller answered %s %s: %w", method, path, errors.Join(errs...))
 }
 
-func (c *Client) getOne(ctx context.Context, url string, out any) error {
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+func (c *Client) doOne(ctx context.Context, method, url string, payload []byte, out any) error {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+	var reqBody io.Reader
+	if payload != nil {
+		reqBody = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(rctx, method, url, reqBody)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", url, err)
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.credential != "" {
+		req.Header.Set("Authorization", "Bearer "+c.credential)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -90,6 +123,9 @@ func (c *Client) getOne(ctx context.Context, url string, out any) error {
 			msg = e.Error
 		}
 		return &APIError{Endpoint: url, Status: resp.StatusCode, Message: msg}
+	}
+	if out == nil {
+		return nil
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("decode answer of %s: %w", url, err)

@@ -19,13 +19,18 @@ type CLI struct {
 	ConfigFile    string `name:"config" placeholder:"FILE" help:"YAML configuration file (default /etc/hanode/hanode.yaml when it exists)."`
 	config.Config `embed:""`
 
-	Run       runCmd     `cmd:"" default:"withargs" help:"Run the configured roles (the default: every role, a single-machine appliance)."`
-	Init      initCmd    `cmd:"" help:"Create the cluster CA and this machine's certificate in the data dir."`
-	Status    statusCmd  `cmd:"" help:"Show machines, roles, health, the active master and the controllers."`
-	Leader    leaderCmd  `cmd:"" help:"Show the active master."`
-	Lab       labCmd     `cmd:"" help:"A lab cluster of several machines on this host."`
-	ConfigCmd configCmd  `cmd:"" name:"config" help:"Inspect the configuration."`
-	Version   versionCmd `cmd:"" help:"Print the version and commit."`
+	Run        runCmd        `cmd:"" default:"withargs" help:"Run the configured roles (the default: every role, a single-machine appliance)."`
+	Init       initCmd       `cmd:"" help:"Create the cluster CA and this machine's certificate in the data dir."`
+	Status     statusCmd     `cmd:"" help:"Show machines, roles, health, the active master and the controllers."`
+	Leader     leaderCmd     `cmd:"" help:"Show the active master."`
+	Join       joinCmd       `cmd:"" help:"Join a cluster: fetch and pin its CA, get this machine's certificate (--server, --token)."`
+	Token      tokenCmd      `cmd:"" help:"Join tokens: create, list, revoke."`
+	Credential credentialCmd `cmd:"" help:"Admin API bearer credentials: create, list, revoke."`
+	Audit      auditCmd      `cmd:"" help:"Show the audit trail of admin actions."`
+	Node       nodeCmd       `cmd:"" help:"Machines: list, drain."`
+	Lab        labCmd        `cmd:"" help:"A lab cluster of several machines on this host."`
+	ConfigCmd  configCmd     `cmd:"" name:"config" help:"Inspect the configuration."`
+	Version    versionCmd    `cmd:"" help:"Print the version and commit."`
 }
 
 // exitCode carries kong's requested exit (after --help) out of the parser.

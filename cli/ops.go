@@ -31,7 +31,7 @@ func adminClient(cfg *config.Config) (*adminclient.Client, error) {
 			return nil, usagef("cannot trust the controllers: %v (set --ca-cert or HANODE_CA_CERT)", err)
 		}
 	}
-	return adminclient.New(cfg.Controllers, tlsCfg)
+	return adminclient.New(cfg.Controllers, tlsCfg, cfg.Credential)
 }
 
 type leaderCmd struct {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -24,7 +25,7 @@ import (
 type runCmd struct{}
 
 func (runCmd) Run(e *Env) error {
-	cfg, _, err := e.Config()
+	cfg, origins, err := e.Config()
 	if err != nil {
 		return err
 	}
@@ -32,12 +33,12 @@ func (runCmd) Run(e *Env) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
-	bundle, err := loadOrInitPKI(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	bundle, err := loadOrInitPKI(ctx, cfg, origins)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
 	start := time.Now()
 	return roles.Run(ctx, roles.Options{
 		Config:  cfg,
@@ -58,38 +59,63 @@ func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// identity is this machine's certificate identity: its name, roles and every address it is
-// reached at.
-func identity(cfg *config.Config) pki.Identity {
-	id := pki.Identity{Machine: cfg.Name, Roles: cfg.Roles(), DNSNames: []string{"localhost", cfg.Name}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+// identityAddresses are the names and IPs this machine is reached at, for its certificate.
+// 127.0.0.1 is among them because etcd checks that a peer connects from an IP its certificate
+// names, and on one host peers connect from the loopback address.
+func identityAddresses(cfg *config.Config) []string {
+	out := []string{"127.0.0.1", "localhost", cfg.Name}
 	for _, a := range []string{cfg.Address, cfg.BindAddress} {
+		if ip := net.ParseIP(a); a != "" && (ip == nil || !ip.IsUnspecified()) && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// identity is this machine's certificate identity: its name, roles and addresses.
+func identity(cfg *config.Config) pki.Identity {
+	id := pki.Identity{Machine: cfg.Name, Roles: cfg.Roles()}
+	for _, a := range identityAddresses(cfg) {
 		if ip := net.ParseIP(a); ip != nil {
-			if !ip.IsUnspecified() {
-				id.IPs = append(id.IPs, ip)
-			}
-		} else if a != "" && a != cfg.Name {
+			id.IPs = append(id.IPs, ip)
+		} else {
 			id.DNSNames = append(id.DNSNames, a)
 		}
 	}
 	return id
 }
 
-// loadOrInitPKI returns this machine's TLS bundle. A machine that holds the CA key (the first
-// controller, the appliance) creates or refreshes its own certificate; any other machine must
-// already have been given one.
-func loadOrInitPKI(cfg *config.Config) (*pki.Bundle, error) {
+// loadOrInitPKI returns this machine's TLS bundle. The machine that holds the CA key (the
+// first controller, the appliance) creates the CA and keyring or refreshes its own certificate;
+// a machine with --server and --token joins the cluster on its first start; any other machine
+// must already have joined.
+func loadOrInitPKI(ctx context.Context, cfg *config.Config, origins config.Origins) (*pki.Bundle, error) {
 	dir := cfg.PKIDir()
 	_, caKeyErr := os.Stat(filepath.Join(dir, pki.CAKeyFile))
-	bootstrap := cfg.Has(config.RoleController) && len(cfg.InitialCluster) == 1 && len(cfg.Join) == 0
-	if caKeyErr == nil || (!pki.Exists(dir) && bootstrap) {
+	bootstrap := cfg.Has(config.RoleController) && len(cfg.InitialCluster) == 1 && len(cfg.Join) == 0 && cfg.Server == ""
+	switch {
+	case caKeyErr == nil || (!pki.Exists(dir) && bootstrap):
 		b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, identity(cfg), pki.DefaultCAValidity, pki.DefaultNodeValidity)
 		if err != nil {
 			return nil, fmt.Errorf("initialise certificates in %s: %w", dir, err)
 		}
-		return b, nil
+		if err := ensureKeyring(dir); err != nil {
+			return nil, err
+		}
+		return b, applyClusterFile(cfg, origins)
+	case !pki.Exists(dir) && cfg.Server != "" && cfg.Token != "":
+		resp, err := joinCluster(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if len(cfg.Join) == 0 && cfg.Has(config.RoleController) {
+			cfg.Join = resp.EtcdEndpoints // an empty controller joins etcd as a learner
+		}
+	case !pki.Exists(dir):
+		return nil, usagef("no certificates in %s: this machine has not joined a cluster; create a token on a controller (`hanode token create`) and start with --server https://CONTROLLER:8900 --token TOKEN (docs/security.md)", dir)
 	}
-	if !pki.Exists(dir) {
-		return nil, usagef("no certificates in %s: this machine is not part of a cluster yet; create the CA with `hanode init` on the first controller and give this machine a certificate (docs/operations.md)", dir)
+	if err := applyClusterFile(cfg, origins); err != nil {
+		return nil, err
 	}
 	b, err := pki.LoadBundle(dir)
 	if err != nil {
@@ -135,6 +161,9 @@ func (initCmd) Run(e *Env) error {
 	}
 	b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, identity(cfg), pki.DefaultCAValidity, pki.DefaultNodeValidity)
 	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if err := ensureKeyring(dir); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
 	fmt.Fprintf(e.Stdout, "cluster %q initialised: CA %s, certificate for %s (%s)\n", cfg.ClusterName, b.CAFile(), cfg.Name, b.CertFile())

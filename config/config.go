@@ -45,12 +45,16 @@ type Config struct {
 	DataDir     string   `yaml:"data-dir" name:"data-dir" help:"Data directory, one subfolder per role." default:"./hanode-data"`
 	ClusterName string   `yaml:"cluster-name" name:"cluster-name" help:"Cluster name; a data dir belongs to one cluster." default:"hanode"`
 
-	InitialCluster []string `yaml:"initial-cluster" name:"initial-cluster" sep:"," placeholder:"NAME=URL,..." help:"Controllers that bootstrap the cluster, as name=https://host:2380." default:"(this machine)"`
-	Join           []string `yaml:"join" name:"join" sep:"," placeholder:"URL,..." help:"etcd client URLs of a running cluster for a new controller to join as a learner." default:""`
-	Rejoin         bool     `yaml:"rejoin" name:"rejoin" help:"Recovery: this controller lost its data; replace its old member entry and join again." default:"false"`
-	EtcdEndpoints  []string `yaml:"etcd-endpoints" name:"etcd-endpoints" sep:"," placeholder:"URL,..." help:"etcd client URLs for non-controller roles." default:"(from initial-cluster)"`
-	Controllers    []string `yaml:"controllers" name:"controllers" sep:"," placeholder:"URL,..." help:"Controller admin API URLs for operations commands." default:"(this machine)"`
-	CACert         string   `yaml:"ca-cert" name:"ca-cert" help:"Cluster CA certificate for clients." default:"(data-dir/pki/ca.crt)"`
+	InitialCluster []string      `yaml:"initial-cluster" name:"initial-cluster" sep:"," placeholder:"NAME=URL,..." help:"Controllers that bootstrap the cluster, as name=https://host:2380." default:"(this machine)"`
+	Join           []string      `yaml:"join" name:"join" sep:"," placeholder:"URL,..." help:"etcd client URLs of a running cluster for a new controller to join as a learner." default:""`
+	Rejoin         bool          `yaml:"rejoin" name:"rejoin" help:"Recovery: this controller lost its data; replace its old member entry and join again." default:"false"`
+	EtcdEndpoints  []string      `yaml:"etcd-endpoints" name:"etcd-endpoints" sep:"," placeholder:"URL,..." help:"etcd client URLs for non-controller roles." default:"(from initial-cluster)"`
+	Controllers    []string      `yaml:"controllers" name:"controllers" sep:"," placeholder:"URL,..." help:"Controller admin API URLs for operations commands." default:"(this machine)"`
+	Server         string        `yaml:"server" name:"server" placeholder:"URL" help:"A controller's admin URL (https://host:8900) to join the cluster through on first start." default:""`
+	Token          string        `yaml:"token" name:"token" secret:"true" help:"Join token (K10...::id.secret) used with --server on first start." default:""`
+	Credential     string        `yaml:"credential" name:"credential" secret:"true" help:"Admin API bearer credential (hnc_...) for operations commands." default:""`
+	CertValidity   time.Duration `yaml:"cert-validity" name:"cert-validity" help:"Lifetime of machine certificates the controllers issue." default:"8760h"`
+	CACert         string        `yaml:"ca-cert" name:"ca-cert" help:"Cluster CA certificate for clients." default:"(data-dir/pki/ca.crt)"`
 
 	EtcdClientPort int `yaml:"etcd-client-port" name:"etcd-client-port" help:"etcd client port." default:"2379"`
 	EtcdPeerPort   int `yaml:"etcd-peer-port" name:"etcd-peer-port" help:"etcd peer port." default:"2380"`
@@ -96,7 +100,7 @@ func (c *Config) Derive() {
 	if c.BindAddress == "" {
 		c.BindAddress = c.Address
 	}
-	if len(c.InitialCluster) == 0 && len(c.Join) == 0 && !c.Rejoin {
+	if len(c.InitialCluster) == 0 && len(c.Join) == 0 && !c.Rejoin && c.Server == "" {
 		c.InitialCluster = []string{c.Name + "=" + c.URL(c.Address, c.EtcdPeerPort)}
 	}
 	if len(c.EtcdEndpoints) == 0 {
@@ -217,8 +221,19 @@ func (c *Config) Check() error {
 		}
 		seen[name] = true
 	}
-	if c.Has(RoleController) && len(c.Join) == 0 && !c.Rejoin && !seen[c.Name] {
+	if c.Has(RoleController) && len(c.Join) == 0 && !c.Rejoin && c.Server == "" && !seen[c.Name] {
 		return keyErr("initial-cluster", strings.Join(c.InitialCluster, ","), fmt.Sprintf("a list that includes this controller %q", c.Name))
+	}
+	if c.Server != "" {
+		if err := checkURL("server", c.Server); err != nil {
+			return err
+		}
+	}
+	if c.Token != "" && c.Server == "" {
+		return keyErr("server", "", "a controller URL: token is set, and a token is only used to join through a server")
+	}
+	if c.CertValidity < time.Minute {
+		return keyErr("cert-validity", c.CertValidity.String(), "a duration of at least 1m")
 	}
 	for _, list := range []struct {
 		key  string

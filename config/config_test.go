@@ -143,7 +143,8 @@ func TestEvenControllerCountWarns(t *testing.T) {
 }
 
 func TestShow(t *testing.T) {
-	c, o, err := Load(Sources{Env: envOf(map[string]string{"HANODE_NAME": "m1"})})
+	c, o, err := Load(Sources{Env: envOf(map[string]string{"HANODE_NAME": "m1", "HANODE_SERVER": "https://10.0.0.1:8900",
+		"HANODE_TOKEN": "K10aaaa::abcdef.supersecretvalue1"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +157,9 @@ func TestShow(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("show output lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "supersecretvalue1") || !strings.Contains(out, "(set, redacted)") {
+		t.Errorf("show must redact the token:\n%s", out)
 	}
 	if n := strings.Count(out, "\n"); n != len(Keys()) {
 		t.Errorf("show printed %d lines for %d keys", n, len(Keys()))

@@ -236,13 +236,18 @@ func (k key) setNode(c *Config, n *yaml.Node) error {
 }
 
 // Show writes the effective configuration as YAML-like lines, each with its origin, in key
-// order. Nothing in Config is secret today; when secrets arrive they are redacted here.
+// order. Keys tagged secret (the join token, credentials) show only whether they are set.
 func Show(w io.Writer, c *Config, o Origins) error {
 	v := reflect.ValueOf(c).Elem()
 	for _, k := range keys() {
 		f := v.Field(k.index)
 		var val string
 		switch {
+		case k.field.Tag.Get("secret") == "true":
+			val = "(unset)"
+			if !f.IsZero() {
+				val = "(set, redacted)"
+			}
 		case f.Type() == durationType:
 			val = time.Duration(f.Int()).String()
 		case f.Kind() == reflect.Slice:

@@ -246,31 +246,42 @@ func LoadCA(dir string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs, err := parseCertsPEM(certPEM)
-	if err != nil {
-		return nil, fmt.Errorf("pki: parse %s: %w", certPath, err)
-	}
 	keyPEM, err := readFile(keyPath)
 	if err != nil {
 		return nil, err
 	}
+	ca, err := ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s and %s: %w", certPath, keyPath, err)
+	}
+	return ca, nil
+}
+
+// ParseCA builds a CA from its certificate bundle and key PEM (as kept sealed in etcd, so
+// that every controller can sign). The key must match one certificate of the bundle.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	certs, err := parseCertsPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("parse CA certificate: %w", err)
+	}
 	key, err := parseKeyPEM(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("pki: parse %s: %w", keyPath, err)
+		return nil, fmt.Errorf("parse CA key: %w", err)
 	}
 	for _, c := range certs {
 		if keyMatches(c, key) {
 			if !c.IsCA {
-				return nil, fmt.Errorf("pki: %s: certificate %q is not a CA", certPath, c.Subject)
+				return nil, fmt.Errorf("certificate %q is not a CA", c.Subject)
 			}
 			return &CA{Cert: c, Key: key, CertPEM: certPEM}, nil
 		}
 	}
-	return nil, fmt.Errorf("pki: %s does not match any certificate in %s", keyPath, certPath)
+	return nil, errors.New("the CA key does not match any certificate of the bundle")
 }
 
-// Save writes ca.key (0600) then ca.crt (0644) atomically into dir, creating
-// dir 0700. Key first so that ca.crt appearing implies the key is on disk.
+// KeyPEM encodes the CA's private key (PKCS#8 PEM).
+func (ca *CA) KeyPEM() ([]byte, error) { return encodeKeyPEM(ca.Key) }
+
 func (ca *CA) Save(dir string) error {
 	if ca == nil || ca.Cert == nil || ca.Key == nil {
 		return errors.New("pki: save CA: certificate and key required")

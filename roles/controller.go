@@ -33,6 +33,7 @@ type controller struct {
 	cli     *clientv3.Client
 	elector *election.Elector
 	reg     *registration
+	sec     *security
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -96,6 +97,12 @@ func (c *controller) start(ctx context.Context) error {
 		return err
 	}
 	c.cli = cli
+	if c.sec, err = newSecurity(c.o, cli, c.log); err != nil {
+		cli.Close()
+		member.Close()
+		c.srv.ln.Close()
+		return err
+	}
 	c.elector, err = election.New(election.Config{
 		Client:     cli,
 		Self:       election.Candidate{Name: cfg.Name, Address: c.endpoint()},
@@ -113,7 +120,11 @@ func (c *controller) start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
-	c.wg.Add(2)
+	c.wg.Add(3)
+	go func() {
+		defer c.wg.Done()
+		c.sec.publishCA(runCtx, cli, c.log)
+	}()
 	go func() {
 		defer c.wg.Done()
 		_ = c.elector.Run(runCtx, c.lead)
@@ -133,7 +144,7 @@ func (c *controller) start(ctx context.Context) error {
 	}, cfg.LeaderTTL, c.log)
 	c.srv.addCheck("etcd member", member.Ready)
 	c.srv.addCheck("etcd registration", c.reg.err)
-	c.routes()
+	c.adminRoutes()
 	c.srv.serve()
 	return nil
 }
@@ -180,12 +191,6 @@ func (c *controller) stop(ctx context.Context) {
 	c.srv.drain(ctx)
 	c.cli.Close()
 	c.member.Close()
-}
-
-func (c *controller) routes() {
-	c.srv.mux.HandleFunc("GET /v1/cluster/leader", c.handleLeader)
-	c.srv.mux.HandleFunc("GET /v1/cluster/status", c.handleStatus)
-	c.srv.mux.HandleFunc("GET /v1/nodes", c.handleNodes)
 }
 
 func (c *controller) handleLeader(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/access"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 )
@@ -52,7 +53,11 @@ func (m *member) endpoint() string { return m.o.Config.URL(m.o.Config.Address, m
 
 func (m *member) start(ctx context.Context) error {
 	c := m.o.Config
-	m.srv = newServer(m.role, c.Listen(m.port()), m.o.serverTLS, m.log, nil)
+	tlsCfg := m.o.serverTLS
+	if m.role == config.RoleAgent || m.role == config.RoleDatanode {
+		tlsCfg = m.o.internalTLS
+	}
+	m.srv = newServer(m.role, c.Listen(m.port()), tlsCfg, m.log, nil)
 	if err := m.srv.listen(); err != nil {
 		return err
 	}
@@ -74,6 +79,12 @@ func (m *member) start(ctx context.Context) error {
 		Machine: c.Name, Role: m.role, Address: m.endpoint(), PID: os.Getpid(), Version: m.o.Version, Started: time.Now().UTC(),
 	}, c.LeaderTTL, m.log)
 	m.srv.addCheck("etcd registration", m.reg.err)
+	if m.role == config.RoleAgent {
+		// What runs here, for the controllers that will ask agents to start and stop roles.
+		m.srv.mux.Handle("GET /v1/agent", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]any{"machine": c.Name, "roles": c.Roles(), "pid": os.Getpid(), "version": m.o.Version})
+		}), config.RoleController))
+	}
 	m.srv.serve()
 	return nil
 }

@@ -29,7 +29,11 @@ type Options struct {
 	// OnReady, if set, is called once when every role reports ready.
 	OnReady func(Endpoints)
 
-	serverTLS *tls.Config // built once in Run: every listener serves the same configuration
+	// Built once in Run from the machine's certificate: every listener serves the same
+	// configuration. Public ports (admin, S3, proxy) accept clients without certificates (they
+	// authenticate with credentials or signatures); internal ports (agent, datanode) require a
+	// certificate of the cluster CA.
+	serverTLS, internalTLS *tls.Config
 }
 
 // Endpoints says where the roles of this process listen.
@@ -52,6 +56,8 @@ type role interface {
 func Run(ctx context.Context, o Options) error {
 	cfg := o.Config
 	o.serverTLS = o.Bundle.ServerConfig()
+	o.internalTLS = o.serverTLS.Clone()
+	o.internalTLS.ClientAuth = tls.RequireAndVerifyClientCert
 	var started []role
 	stopAll := func() {
 		for i := len(started) - 1; i >= 0; i-- {

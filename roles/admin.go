@@ -1,0 +1,370 @@
+package roles
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hanode/hanode/access"
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/join"
+	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/secrets"
+	"github.com/hanode/hanode/tokens"
+)
+
+// CAKey is where the cluster CA (certificate and key) is kept in etcd, sealed with the cluster
+// keyring, so that every controller can sign certificates for joining machines.
+const CAKey = cluster.Root + "secrets/ca"
+
+// DrainPrefix marks machines being drained; placement avoids them.
+const DrainPrefix = cluster.Root + "drain/"
+
+// security is the controller's access control: who may call the admin API, the audit trail,
+// join tokens and the sealed CA.
+type security struct {
+	pkiDir  string
+	keyring *secrets.Keyring // nil on a controller that has none (it can then not sign joins)
+	creds   *access.Credentials
+	audit   *access.Auditor
+	tokens  *tokens.Store
+}
+
+func newSecurity(o Options, cli *clientv3.Client, log *slog.Logger) (*security, error) {
+	s := &security{pkiDir: o.Bundle.Dir(), creds: access.NewCredentials(cli), tokens: tokens.NewStore(cli)}
+	s.audit = access.NewAuditor(cli, log, o.Config.Name)
+	ring, err := secrets.Load(filepath.Join(s.pkiDir, join.KeyringFile))
+	switch {
+	case err == nil:
+		s.keyring = ring
+	case errors.Is(err, os.ErrNotExist):
+		log.Warn("no cluster keyring in the pki dir: this controller cannot read sealed secrets or sign joins", "dir", s.pkiDir)
+	default:
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	return s, nil
+}
+
+// caBundle is the CA certificate bundle this controller trusts and hands to joiners.
+func (s *security) caBundle() ([]byte, error) {
+	return os.ReadFile(filepath.Join(s.pkiDir, pki.CACertFile))
+}
+
+// signer returns the CA that signs: from the local ca.key on the machine that created the
+// cluster, else from etcd, unsealed with the keyring.
+func (s *security) signer(ctx context.Context, cli *clientv3.Client) (*pki.CA, error) {
+	if ca, err := pki.LoadCA(s.pkiDir); err == nil {
+		return ca, nil
+	}
+	if s.keyring == nil {
+		return nil, errors.New("no local CA key and no keyring to unseal the CA from etcd")
+	}
+	val, ok, err := secrets.Get(ctx, cli, s.keyring, CAKey)
+	if err != nil {
+		return nil, fmt.Errorf("read the sealed CA: %w", err)
+	}
+	if !ok {
+		return nil, errors.New("the sealed CA is not in etcd yet")
+	}
+	var pair struct{ Cert, Key []byte }
+	if err := json.Unmarshal(val, &pair); err != nil {
+		return nil, fmt.Errorf("decode the sealed CA: %w", err)
+	}
+	return pki.ParseCA(pair.Cert, pair.Key)
+}
+
+// publishCA seals the local CA into etcd once, so that the other controllers can sign. It
+// retries until etcd answers or ctx ends.
+func (s *security) publishCA(ctx context.Context, cli *clientv3.Client, log *slog.Logger) {
+	ca, err := pki.LoadCA(s.pkiDir)
+	if err != nil || s.keyring == nil {
+		return // not the machine that holds the CA
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		log.Warn("cannot encode the CA key", "err", err)
+		return
+	}
+	val, _ := json.Marshal(struct{ Cert, Key []byte }{ca.CertPEM, keyPEM})
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, ok, err := secrets.Get(rctx, cli, s.keyring, CAKey)
+		if err == nil && !ok {
+			err = secrets.Put(rctx, cli, s.keyring, CAKey, val)
+			if err == nil {
+				log.Info("sealed the cluster CA into etcd for the other controllers")
+			}
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// adminRoutes registers the admin API. Reads need readonly, draining operator, tokens and
+// credentials admin; every mutation is audited. Nothing is reachable without a credential except
+// the health endpoints and the join flow (which authenticates with its token).
+func (c *controller) adminRoutes() {
+	v, mux, sec := c.sec.creds, c.srv.mux, c.sec
+	read := func(level string, h http.HandlerFunc) http.Handler { return access.Require(v, level, h) }
+	write := func(level string, h http.HandlerFunc) http.Handler {
+		return sec.audit.Mutation(v, level, func(r *http.Request) string { return r.PathValue("id") }, h)
+	}
+	mux.Handle("GET /v1/cluster/leader", read(access.ReadOnly, c.handleLeader))
+	mux.Handle("GET /v1/cluster/status", read(access.ReadOnly, c.handleStatus))
+	mux.Handle("GET /v1/nodes", read(access.ReadOnly, c.handleNodes))
+	mux.Handle("POST /v1/nodes/{id}/drain", write(access.Operator, c.handleDrain))
+	mux.Handle("GET /v1/tokens", read(access.Admin, c.handleTokenList))
+	mux.Handle("POST /v1/tokens", write(access.Admin, c.handleTokenCreate))
+	mux.Handle("DELETE /v1/tokens/{id}", write(access.Admin, c.handleTokenRevoke))
+	mux.Handle("GET /v1/credentials", read(access.Admin, c.handleCredentialList))
+	mux.Handle("POST /v1/credentials", write(access.Admin, c.handleCredentialCreate))
+	mux.Handle("DELETE /v1/credentials/{id}", write(access.Admin, c.handleCredentialRevoke))
+	mux.Handle("GET /v1/audit", read(access.Operator, c.handleAudit))
+	js := &join.Server{
+		Tokens:       sec.tokens,
+		Signer:       func(ctx context.Context) (*pki.CA, error) { return sec.signer(ctx, c.cli) },
+		CABundle:     sec.caBundle,
+		Keyring:      func() *secrets.Keyring { return sec.keyring },
+		Cluster:      c.clusterInfo,
+		CertValidity: c.o.Config.CertValidity,
+		Log:          c.log,
+		Audit: func(ctx context.Context, who, machine string, status int, remote string) {
+			sec.audit.Record(ctx, access.AuditEntry{Who: who, Action: "POST " + join.JoinPath, Target: machine, Result: status, Remote: remote})
+		},
+	}
+	js.Register(mux)
+}
+
+// clusterInfo tells a joining machine where etcd and the controllers are.
+func (c *controller) clusterInfo(ctx context.Context) (string, []string, []string, error) {
+	ml, err := c.cli.MemberList(ctx)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("list etcd members: %w", err)
+	}
+	var etcd []string
+	for _, m := range ml.Members {
+		if !m.IsLearner {
+			etcd = append(etcd, m.ClientURLs...)
+		}
+	}
+	regs, err := cluster.Nodes(ctx, c.cli)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	var controllers []string
+	for _, r := range regs {
+		if r.Role == config.RoleController {
+			controllers = append(controllers, r.Address)
+		}
+	}
+	return c.o.Config.ClusterName, etcd, controllers, nil
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("malformed request body: %w", err)
+	}
+	return nil
+}
+
+func principal(r *http.Request) string {
+	if p, ok := access.PrincipalFrom(r.Context()); ok {
+		return p.String()
+	}
+	return ""
+}
+
+// TokenCreate is the body of POST /v1/tokens.
+type TokenCreate struct {
+	Roles       []string `json:"roles"`
+	TTL         string   `json:"ttl"`  // Go duration; "" or "0" never expires
+	Uses        int      `json:"uses"` // 0 = unlimited
+	Description string   `json:"description"`
+}
+
+// TokenCreated is its answer: the only time the token string is shown.
+type TokenCreated struct {
+	tokens.Record
+	Token string `json:"token"`
+}
+
+func (c *controller) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
+	var req TokenCreate
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	var ttl time.Duration
+	if req.TTL != "" && req.TTL != "0" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("ttl %q: want a duration such as 1h", req.TTL))
+			return
+		}
+		ttl = d
+	}
+	if req.Uses < 0 {
+		writeError(w, http.StatusBadRequest, errors.New("uses must be >= 0"))
+		return
+	}
+	for _, role := range req.Roles {
+		if role != config.RoleAll && !containsRole(role) {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("role %q: allowed: controller, datanode, coordinator, proxy, agent", role))
+			return
+		}
+	}
+	ca, err := c.sec.caBundle()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	tok, err := tokens.Generate(ca)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	now := time.Now().UTC()
+	rec := tokens.Record{ID: tok.ID, SecretHash: tokens.HashSecret(tok.Secret), Roles: req.Roles, Description: req.Description,
+		Created: now, MaxUses: req.Uses, CreatedBy: principal(r)}
+	if ttl > 0 {
+		rec.Expires = now.Add(ttl)
+	}
+	if err := c.sec.tokens.Create(r.Context(), rec); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, TokenCreated{Record: rec, Token: tok.String()})
+}
+
+func containsRole(r string) bool {
+	for _, x := range config.AllRoles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *controller) handleTokenList(w http.ResponseWriter, r *http.Request) {
+	list, err := c.sec.tokens.List(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": list})
+}
+
+func (c *controller) handleTokenRevoke(w http.ResponseWriter, r *http.Request) {
+	err := c.sec.tokens.Revoke(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, tokens.ErrUnknown):
+		writeError(w, http.StatusNotFound, err)
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "revoked": true})
+	}
+}
+
+// CredentialCreate is the body of POST /v1/credentials.
+type CredentialCreate struct {
+	Level       string `json:"level"`
+	Description string `json:"description"`
+}
+
+func (c *controller) handleCredentialCreate(w http.ResponseWriter, r *http.Request) {
+	var req CredentialCreate
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	cred, secret, err := c.sec.creds.Create(r.Context(), req.Level, req.Description, principal(r))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": cred.ID, "level": cred.Level, "credential": secret})
+}
+
+func (c *controller) handleCredentialList(w http.ResponseWriter, r *http.Request) {
+	list, err := c.sec.creds.List(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"credentials": list})
+}
+
+func (c *controller) handleCredentialRevoke(w http.ResponseWriter, r *http.Request) {
+	err := c.sec.creds.Revoke(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, access.ErrUnknownCredential):
+		writeError(w, http.StatusNotFound, err)
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "revoked": true})
+	}
+}
+
+func (c *controller) handleAudit(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want 1 to 10000", s))
+			return
+		}
+		limit = n
+	}
+	list, err := c.sec.audit.List(r.Context(), limit)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": list})
+}
+
+// handleDrain marks a machine as draining: it keeps serving what it has while placement sends
+// nothing new to it.
+func (c *controller) handleDrain(w http.ResponseWriter, r *http.Request) {
+	machine := r.PathValue("id")
+	regs, err := cluster.Nodes(r.Context(), c.cli)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	known := false
+	for _, reg := range regs {
+		known = known || reg.Machine == machine
+	}
+	if !known {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no machine %q is registered", machine))
+		return
+	}
+	val, _ := json.Marshal(map[string]any{"machine": machine, "by": principal(r), "since": time.Now().UTC()})
+	if _, err := c.cli.Put(r.Context(), DrainPrefix+machine, string(val)); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"machine": machine, "draining": true})
+}
