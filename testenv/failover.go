@@ -45,7 +45,7 @@ func (l *Lab) AdminClient(controllers []string) (*adminclient.Client, error) {
 	if controllers == nil {
 		controllers = l.Endpoints.Controllers
 	}
-	return adminclient.New(controllers, b.ClientConfig(""))
+	return adminclient.New(controllers, b.ClientConfig(""), "")
 }
 
 // EtcdClient is an etcd client for the lab's etcd with the lab's client certificate.

@@ -53,7 +53,9 @@ type Lab struct {
 	Endpoints   Endpoints `json:"endpoints"`
 	Machines    []Machine `json:"machines"`
 	ExtraArgs   []string  `json:"extra_args,omitempty"`
-	Created     time.Time `json:"created"`
+	// credential is the admin credential written to DIR/env (mode 0600), never to lab.json.
+	credential string
+	Created    time.Time `json:"created"`
 }
 
 // Endpoints are the lab's service addresses.
@@ -69,6 +71,7 @@ type Machine struct {
 	Name      string    `json:"name"`
 	Address   string    `json:"address"`
 	DataDir   string    `json:"data_dir"`
+	Roles     []string  `json:"roles"` // every role of the machine, as in its certificate
 	Processes []Process `json:"processes"`
 }
 
@@ -90,6 +93,9 @@ type Driver interface {
 	Signal(l *Lab, m *Machine, p *Process, sig string) error
 	// Alive reports whether p is still running (a paused process is alive).
 	Alive(l *Lab, m *Machine, p *Process) bool
+	// Run runs a one-shot hanode command on m (init, join) with extra environment variables and
+	// returns its combined output.
+	Run(ctx context.Context, l *Lab, m *Machine, args, env []string) ([]byte, error)
 }
 
 // NewDriver returns the named driver.
@@ -175,29 +181,8 @@ func Up(ctx context.Context, spec Spec, out io.Writer) (*Lab, error) {
 	if err := l.plan(spec); err != nil {
 		return nil, err
 	}
-	if err := l.issueCertificates(); err != nil {
-		return nil, err
-	}
-	// Controllers first and all together: each waits for the others to reach quorum.
-	for _, role := range roleOrder {
-		for mi := range l.Machines {
-			m := &l.Machines[mi]
-			for pi := range m.Processes {
-				p := &m.Processes[pi]
-				if p.Roles[0] != role {
-					continue
-				}
-				if err := drv.Start(ctx, l, m, p); err != nil {
-					_ = l.Save()
-					return l, fmt.Errorf("start %s/%s: %w", m.Name, role, err)
-				}
-			}
-		}
-	}
-	if err := l.Save(); err != nil {
-		return l, err
-	}
-	if err := l.WaitReady(ctx, drv, nil, spec.ReadyTimeout); err != nil {
+	if err := l.bootstrap(ctx, drv, spec.ReadyTimeout); err != nil {
+		_ = l.Save()
 		return l, err
 	}
 	if out != nil {
@@ -210,13 +195,13 @@ func Up(ctx context.Context, spec Spec, out io.Writer) (*Lab, error) {
 // plan lays out the machines and their processes: every machine runs a controller, an agent,
 // a datanode and a coordinator; machine 1 also runs the proxy.
 func (l *Lab) plan(spec Spec) error {
-	var initial []string
+	var etcd []string
 	for i := 1; i <= spec.Machines; i++ {
 		addr := fmt.Sprintf("%s.%d", spec.AddressPrefix, i)
 		if net.ParseIP(addr) == nil {
 			return fmt.Errorf("address prefix %q: %s is not an IP address", spec.AddressPrefix, addr)
 		}
-		initial = append(initial, fmt.Sprintf("m%d=%s", i, httpsURL(addr, config.Default().EtcdPeerPort)))
+		etcd = append(etcd, httpsURL(addr, config.Default().EtcdClientPort))
 	}
 	for i := 1; i <= spec.Machines; i++ {
 		m := Machine{Name: fmt.Sprintf("m%d", i), Address: fmt.Sprintf("%s.%d", spec.AddressPrefix, i)}
@@ -225,10 +210,20 @@ func (l *Lab) plan(spec Spec) error {
 		if i == 1 {
 			roles = append(roles, config.RoleProxy)
 		}
+		m.Roles = roles
 		for _, r := range roles {
+			// Machine 1 bootstraps etcd alone; the other controllers join it as learners
+			// through the endpoints their join recorded. Other roles reach every controller.
+			extra := []string{"--etcd-endpoints", strings.Join(etcd, ",")}
+			if r == config.RoleController {
+				extra = nil
+				if i == 1 {
+					extra = []string{"--initial-cluster", m.Name + "=" + httpsURL(m.Address, config.Default().EtcdPeerPort)}
+				}
+			}
 			m.Processes = append(m.Processes, Process{
 				Roles: []string{r},
-				Args:  l.processArgs(m, r, "--initial-cluster", strings.Join(initial, ",")),
+				Args:  l.processArgs(m, r, extra...),
 				Log:   filepath.Join(m.DataDir, "logs", r+".log"),
 				URL:   httpsURL(m.Address, rolePort(r)),
 			})
@@ -241,8 +236,9 @@ func (l *Lab) plan(spec Spec) error {
 			l.Endpoints.Proxy = httpsURL(m.Address, rolePort(config.RoleProxy))
 		}
 	}
-	l.CACert = filepath.Join(l.Dir, "ca", pki.CACertFile)
-	l.ClientPKI = filepath.Join(l.Dir, "client")
+	// The lab acts with machine 1's certificate: a controller's, which the admin API takes as admin.
+	l.ClientPKI = filepath.Join(l.Machines[0].DataDir, pki.DirName)
+	l.CACert = filepath.Join(l.ClientPKI, pki.CACertFile)
 	return nil
 }
 
@@ -252,38 +248,6 @@ func (l *Lab) processArgs(m Machine, r string, extra ...string) []string {
 		"--cluster-name", l.ClusterName}
 	args = append(args, extra...)
 	return append(args, l.ExtraArgs...)
-}
-
-// issueCertificates creates the lab's CA in DIR/ca, a certificate for each machine in its data
-// dir, and a client certificate for the lab's own calls.
-// TODO(security issue): machines other than m1 get theirs through `hanode join` with a token.
-func (l *Lab) issueCertificates() error {
-	now := time.Now()
-	ca, err := pki.NewCA(l.ClusterName, pki.DefaultCAValidity, now)
-	if err != nil {
-		return err
-	}
-	if err := ca.Save(filepath.Dir(l.CACert)); err != nil {
-		return err
-	}
-	issue := func(dir string, id pki.Identity) error {
-		certPEM, keyPEM, err := ca.Issue(id, pki.DefaultNodeValidity, now)
-		if err != nil {
-			return fmt.Errorf("issue a certificate for %s: %w", id.Machine, err)
-		}
-		if err := pki.WriteCACert(dir, ca.CertPEM); err != nil {
-			return err
-		}
-		return pki.WriteNode(dir, certPEM, keyPEM)
-	}
-	for _, m := range l.Machines {
-		id := pki.Identity{Machine: m.Name, Roles: config.AllRoles, DNSNames: []string{m.Name, "localhost"},
-			IPs: []net.IP{net.ParseIP(m.Address), net.IPv4(127, 0, 0, 1)}}
-		if err := issue(filepath.Join(m.DataDir, pki.DirName), id); err != nil {
-			return err
-		}
-	}
-	return issue(l.ClientPKI, pki.Identity{Machine: "lab-client", Roles: []string{"admin"}})
 }
 
 // Load reads DIR/lab.json.
@@ -308,6 +272,11 @@ func (l *Lab) Save() error {
 	if err := writeAtomic(filepath.Join(l.Dir, StateFile), append(data, '\n')); err != nil {
 		return err
 	}
+	if l.credential == "" {
+		if _, err := os.Stat(filepath.Join(l.Dir, EnvFile)); err == nil {
+			return nil // keep the env file that holds the credential
+		}
+	}
 	return writeAtomic(filepath.Join(l.Dir, EnvFile), []byte(l.envFile()))
 }
 
@@ -322,6 +291,9 @@ func (l *Lab) envFile() string {
 	fmt.Fprintf(&b, "export HANODE_CONTROLLERS=%s\n", strings.Join(l.Endpoints.Controllers, ","))
 	fmt.Fprintf(&b, "export HANODE_ETCD_ENDPOINTS=%s\n", strings.Join(l.Endpoints.Etcd, ","))
 	fmt.Fprintf(&b, "export HANODE_CA_CERT=%s\n", l.CACert)
+	if l.credential != "" {
+		fmt.Fprintf(&b, "export HANODE_CREDENTIAL=%s\n", l.credential)
+	}
 	fmt.Fprintf(&b, "export HANODE_LAB_DIR=%s\n", l.Dir)
 	fmt.Fprintf(&b, "export AWS_ENDPOINT_URL=%s\n", s3)
 	fmt.Fprintf(&b, "export AWS_CA_BUNDLE=%s\n", l.CACert)
@@ -331,7 +303,7 @@ func (l *Lab) envFile() string {
 
 func writeAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

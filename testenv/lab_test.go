@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,7 +19,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/hanode/hanode/cluster"
-	"github.com/hanode/hanode/pki"
 )
 
 var binary string
@@ -279,32 +277,32 @@ func TestLabFullRestartKeepsData(t *testing.T) {
 	}
 }
 
-// addController gives machine name at addr a certificate from the lab CA and a controller
-// process with args, recorded in the lab so that Down stops it.
-func addController(t *testing.T, l *Lab, drv Driver, name, addr string, args ...string) (*Machine, *Process) {
+// addController brings a new controller machine in as an operator would: a one-use token
+// created on the cluster, `hanode join`, then the controller process, which joins etcd as a
+// learner. The machine is recorded in the lab so that Down stops it.
+func addController(t *testing.T, l *Lab, drv Driver, name, addr string) (*Machine, *Process) {
 	t.Helper()
-	ca, err := pki.LoadCA(filepath.Dir(l.CACert))
+	ctx := context.Background()
+	ac, err := l.AdminClient(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := Machine{Name: name, Address: addr, DataDir: filepath.Join(l.Dir, name)}
-	certPEM, keyPEM, err := ca.Issue(pki.Identity{Machine: name, Roles: []string{"controller"}, DNSNames: []string{name},
-		IPs: []net.IP{net.ParseIP(addr), net.IPv4(127, 0, 0, 1)}}, time.Hour, time.Now())
-	if err != nil {
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if _, err := ac.Do(ctx, http.MethodPost, "/v1/tokens", map[string]any{"ttl": "10m", "uses": 1, "roles": []string{"controller"}}, &tok); err != nil {
 		t.Fatal(err)
 	}
-	pdir := filepath.Join(m.DataDir, pki.DirName)
-	if err := pki.WriteCACert(pdir, ca.CertPEM); err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WriteNode(pdir, certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	m.Processes = []Process{{Roles: []string{"controller"}, Args: l.processArgs(m, "controller", args...),
+	m := Machine{Name: name, Address: addr, DataDir: filepath.Join(l.Dir, name), Roles: []string{"controller"}}
+	m.Processes = []Process{{Roles: []string{"controller"}, Args: l.processArgs(m, "controller"),
 		Log: filepath.Join(m.DataDir, "logs", "controller.log"), URL: httpsURL(addr, rolePort("controller"))}}
 	l.Machines = append(l.Machines, m)
 	mp := &l.Machines[len(l.Machines)-1]
-	if err := drv.Start(context.Background(), l, mp, &mp.Processes[0]); err != nil {
+	args := append(l.machineArgs(mp, "join"), "--server", l.Endpoints.Controllers[0])
+	if out, err := drv.Run(ctx, l, mp, args, []string{"HANODE_TOKEN=" + tok.Token}); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	if err := drv.Start(ctx, l, mp, &mp.Processes[0]); err != nil {
 		t.Fatal(err)
 	}
 	return mp, &mp.Processes[0]
@@ -313,7 +311,7 @@ func addController(t *testing.T, l *Lab, drv Driver, name, addr string, args ...
 func TestLabFourthControllerJoinsAsLearner(t *testing.T) {
 	l, drv := startLab(t, "127.0.24", 3)
 	healthy(t, l)
-	_, p := addController(t, l, drv, "m4", "127.0.24.4", "--join", strings.Join(l.Endpoints.Etcd, ","))
+	_, p := addController(t, l, drv, "m4", "127.0.24.4")
 	if err := l.WaitReady(context.Background(), drv, []*Process{p}, 90*time.Second); err != nil {
 		t.Fatal(err)
 	}

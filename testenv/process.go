@@ -54,6 +54,16 @@ func labEnv() []string {
 	return env
 }
 
+func (processDriver) Run(ctx context.Context, l *Lab, m *Machine, args, env []string) ([]byte, error) {
+	if err := os.MkdirAll(m.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, l.Binary, args...)
+	cmd.Dir = m.DataDir
+	cmd.Env = append(labEnv(), env...)
+	return cmd.CombinedOutput()
+}
+
 var signals = map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT}
 
 func (d processDriver) Signal(l *Lab, m *Machine, p *Process, sig string) error {
