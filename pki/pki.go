@@ -311,45 +311,13 @@ func (ca *CA) Save(dir string) error {
 // certificate for both. NotAfter is capped at the CA's NotAfter since a leaf
 // outliving its issuer would fail verification anyway.
 func (ca *CA) Issue(id Identity, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, err error) {
-	if ca == nil || ca.Cert == nil || ca.Key == nil {
-		return nil, nil, errors.New("pki: issue: CA certificate and key required")
-	}
-	if validity <= 0 {
-		return nil, nil, fmt.Errorf("pki: issue for %q: validity %v must be positive", id.Machine, validity)
-	}
-	id, err = id.normalize()
+	tmpl, id, err := ca.leafTemplate("issue", id, validity, now)
 	if err != nil {
 		return nil, nil, err
-	}
-	notAfter := now.Add(validity)
-	if notAfter.After(ca.Cert.NotAfter) {
-		notAfter = ca.Cert.NotAfter
-	}
-	if !notAfter.After(now) {
-		return nil, nil, fmt.Errorf("pki: issue for %q: CA expired at %v", id.Machine, ca.Cert.NotAfter)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pki: generate key for %q: %w", id.Machine, err)
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{
-			CommonName:         id.Machine,
-			OrganizationalUnit: id.Roles,
-		},
-		NotBefore:             now.Add(-clockSkew),
-		NotAfter:              notAfter,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:              id.DNSNames,
-		IPAddresses:           id.IPs,
-		URIs:                  []*url.URL{id.URI()},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
