@@ -24,12 +24,12 @@ import (
 
 const (
 	markerFile    = "hanode-member.json"
-	clientTimeout = 10 * time.Second
+	clientTimeout = 5 * time.Second
 	// With strict reconfig checks etcd refuses membership changes until all
 	// voters have been connected for 5s (etcdserver.HealthInterval), which is
 	// routinely the case right after a cluster (re)start, so retry that long
 	// and a bit.
-	reconfigTimeout = 30 * time.Second
+	reconfigTimeout = 60 * time.Second
 	reconfigRetry   = 500 * time.Millisecond
 )
 
@@ -42,7 +42,9 @@ func (m *Member) retryReconfig(ctx context.Context, what string, fn func(ctx con
 		cctx, ccancel := context.WithTimeout(ctx, clientTimeout)
 		err := fn(cctx)
 		ccancel()
-		if err == nil || !transientReconfigErr(err) {
+		// A call that ran out of its own time (not the caller's) is retried: fn is idempotent.
+		timedOut := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+		if err == nil || !(transientReconfigErr(err) || timedOut) {
 			return err
 		}
 		m.log.Info("membership change not possible yet, retrying", "op", what, "err", err)
@@ -346,15 +348,29 @@ func (m *Member) join(ctx context.Context, endpoints []string, ec *embed.Config)
 		m.log.Info("reusing unstarted member entry", "id", fmt.Sprintf("%x", id), "learner", learner)
 	}
 	if members == nil {
-		var add *clientv3.MemberAddResponse
-		err := m.retryReconfig(ctx, "add learner", func(ctx context.Context) (err error) {
-			add, err = cli.MemberAddAsLearner(ctx, []string{m.cfg.PeerURL})
-			return err
+		err := m.retryReconfig(ctx, "add learner", func(ctx context.Context) error {
+			// An earlier attempt may have been applied although its answer never came (etcd
+			// answers an add it later rejects at apply, for instance a second concurrent
+			// learner, with silence): look for our entry before adding again.
+			if l, err := cli.MemberList(ctx); err == nil {
+				for _, pm := range l.Members {
+					if pm.Name == "" && m.isSelf(pm.Name, pm.PeerURLs) {
+						id, members = pm.ID, l.Members
+						return nil
+					}
+				}
+			}
+			add, err := cli.MemberAddAsLearner(ctx, []string{m.cfg.PeerURL})
+			if err != nil {
+				return err
+			}
+			id, members = add.Member.ID, add.Members
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("controller %s: join: add learner %s via %s: %w", m.cfg.Name, m.cfg.PeerURL, strings.Join(endpoints, ","), err)
 		}
-		id, learner, members = add.Member.ID, true, add.Members
+		learner = true
 		m.log.Info("added as learner", "id", fmt.Sprintf("%x", id))
 	}
 
