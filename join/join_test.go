@@ -131,11 +131,13 @@ func TestJoinFlow(t *testing.T) {
 	}
 	store := tokens.NewStore(cli)
 	s := &Server{
-		Tokens:       store,
-		Signer:       func(context.Context) (*pki.CA, error) { return ca, nil },
-		CABundle:     func() ([]byte, error) { return ca.CertPEM, nil },
-		Keyring:      func() *secrets.Keyring { return ring },
-		Cluster:      func(context.Context) (string, []string, []string, error) { return "test", []string{"https://e:2379"}, nil, nil },
+		Tokens:   store,
+		Signer:   func(context.Context) (*pki.CA, error) { return ca, nil },
+		CABundle: func() ([]byte, error) { return ca.CertPEM, nil },
+		Keyring:  func() *secrets.Keyring { return ring },
+		Cluster: func(context.Context) (string, []string, []string, error) {
+			return "test", []string{"https://e:2379"}, nil, nil
+		},
 		CertValidity: time.Hour,
 		Log:          slog.New(slog.DiscardHandler),
 	}

@@ -161,10 +161,10 @@ func TestLabSecurity(t *testing.T) {
 	want := map[string]bool{
 		"credential:" + credID(cred.Credential) + " POST /v1/nodes/m2/drain 403": false,
 		"credential:" + credID(cred.Credential) + " POST /v1/tokens 403":         false,
-		"anonymous POST /v1/nodes/m2/drain 401":                                 false,
-		"certificate:m1 POST /v1/credentials 200":                               false,
-		"token:" + tokenID(tok.Token) + " POST /v1/join 200":                    false,
-		"token:" + tokenID(tok.Token) + " POST /v1/join 403":                    false,
+		"anonymous POST /v1/nodes/m2/drain 401":                                  false,
+		"certificate:m1 POST /v1/credentials 200":                                false,
+		"token:" + tokenID(tok.Token) + " POST /v1/join 200":                     false,
+		"token:" + tokenID(tok.Token) + " POST /v1/join 403":                     false,
 	}
 	for _, e := range audit.Entries {
 		k := fmt.Sprintf("%s %s %d", e.Who, e.Action, e.Result)
