@@ -95,7 +95,7 @@ func loadOrInitPKI(ctx context.Context, cfg *config.Config, origins config.Origi
 	bootstrap := cfg.Has(config.RoleController) && len(cfg.InitialCluster) == 1 && len(cfg.Join) == 0 && cfg.Server == ""
 	switch {
 	case caKeyErr == nil || (!pki.Exists(dir) && bootstrap):
-		b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, identity(cfg), pki.DefaultCAValidity, pki.DefaultNodeValidity)
+		b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, identity(cfg), pki.DefaultCAValidity, cfg.CertValidity)
 		if err != nil {
 			return nil, fmt.Errorf("initialise certificates in %s: %w", dir, err)
 		}
@@ -159,7 +159,7 @@ func (initCmd) Run(e *Env) error {
 			return usagef("%s already holds a certificate from an existing cluster; refusing to create a new CA over it", dir)
 		}
 	}
-	b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, identity(cfg), pki.DefaultCAValidity, pki.DefaultNodeValidity)
+	b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, identity(cfg), pki.DefaultCAValidity, cfg.CertValidity)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}

@@ -275,3 +275,13 @@ func nodeReissueReason(dir string, want Identity, now time.Time) error {
 	}
 	return nil
 }
+
+// RenewAt is when a certificate should be renewed: two thirds into its lifetime, counted from
+// its issue (NotBefore is backdated by the clock-skew allowance, which is not lifetime).
+func RenewAt(cert *x509.Certificate) time.Time {
+	issued := cert.NotBefore.Add(clockSkew)
+	if !issued.Before(cert.NotAfter) {
+		issued = cert.NotBefore
+	}
+	return issued.Add(cert.NotAfter.Sub(issued) * 2 / 3)
+}

@@ -150,6 +150,7 @@ func (c *controller) adminRoutes() {
 		},
 	}
 	js.Register(mux)
+	js.RegisterRenew(mux)
 }
 
 // clusterInfo tells a joining machine where etcd and the controllers are.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/join"
 	"github.com/hanode/hanode/pki"
 )
 
@@ -86,6 +87,14 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("role started", "listen", r.endpoint())
 	}
 	go waitReady(ctx, o, started)
+	// Renew this machine's certificate before it expires, through the local controller first.
+	renewVia := cfg.Controllers
+	if cfg.Has(config.RoleController) {
+		renewVia = append([]string{cfg.URL(cfg.Address, cfg.AdminPort)}, renewVia...)
+	}
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	defer stopRenew()
+	go join.RenewLoop(renewCtx, renewVia, o.Bundle, o.Logger.With("component", "pki", "node", cfg.Name))
 	var err error
 	select {
 	case <-ctx.Done():

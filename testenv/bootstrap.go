@@ -88,8 +88,9 @@ func (l *Lab) bootstrap(ctx context.Context, drv Driver, timeout time.Duration) 
 
 // machineArgs are the flags of a one-shot command (init, join) for machine m.
 func (l *Lab) machineArgs(m *Machine, cmd string) []string {
-	return []string{cmd, "--name", m.Name, "--address", m.Address, "--data-dir", m.DataDir,
+	args := []string{cmd, "--name", m.Name, "--address", m.Address, "--data-dir", m.DataDir,
 		"--cluster-name", l.ClusterName, "--role", strings.Join(m.Roles, ",")}
+	return append(args, l.ExtraArgs...)
 }
 
 // startRole starts role's process on each of ms that runs it.
