@@ -316,3 +316,22 @@ func (c nodeDrainCmd) Run(e *Env) error {
 	fmt.Fprintf(e.Stdout, "draining %s\n", c.Machine)
 	return nil
 }
+
+type secretsCmd struct {
+	Rotate secretsRotateCmd `cmd:"" help:"Add a new keyring key on every controller, make it primary, and re-seal every secret with it."`
+}
+
+type secretsRotateCmd struct{}
+
+func (secretsRotateCmd) Run(e *Env) error {
+	var out struct {
+		KeyID       string   `json:"key_id"`
+		Controllers []string `json:"controllers"`
+		Resealed    int      `json:"resealed"`
+	}
+	if err := adminCall(e, http.MethodPost, "/v1/secrets/rotate", nil, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "keyring rotated: primary key %s on controllers %s; %d secrets re-sealed\n", out.KeyID, strings.Join(out.Controllers, ", "), out.Resealed)
+	return nil
+}

@@ -137,6 +137,7 @@ func (c *controller) adminRoutes() {
 	mux.Handle("POST /v1/credentials", write(access.Admin, c.handleCredentialCreate))
 	mux.Handle("DELETE /v1/credentials/{id}", write(access.Admin, c.handleCredentialRevoke))
 	mux.Handle("GET /v1/audit", read(access.Operator, c.handleAudit))
+	mux.Handle("POST /v1/secrets/rotate", write(access.Admin, c.handleSecretsRotate))
 	js := &join.Server{
 		Tokens:       sec.tokens,
 		Signer:       func(ctx context.Context) (*pki.CA, error) { return sec.signer(ctx, c.cli) },

@@ -120,10 +120,14 @@ func (c *controller) start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go func() {
 		defer c.wg.Done()
 		c.sec.publishCA(runCtx, cli, c.log)
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.sec.syncKeyring(runCtx, cli, cfg.Name, c.log)
 	}()
 	go func() {
 		defer c.wg.Done()

@@ -10,13 +10,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/hanode/hanode/adminclient"
 	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/secrets"
 )
 
 // TestLabSecurity checks the lab's every listening port and the admin API's access control,
@@ -335,4 +339,58 @@ func servingSerial(base string, b *pki.Bundle) (string, error) {
 	}
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+}
+
+// TestLabSecretsRotate rotates the keyring on a running lab: every controller takes the new
+// key as primary, the sealed CA is re-sealed with it, and a controller that must unseal the CA
+// (not machine 1, which has the key file) still signs joins.
+func TestLabSecretsRotate(t *testing.T) {
+	l, drv := startLab(t, "127.0.28", 3)
+	healthy(t, l)
+	ctx := context.Background()
+	cmd := fmt.Sprintf("source %s && %s secrets rotate", filepath.Join(l.Dir, EnvFile), binary)
+	out, err := exec.Command("bash", "-c", cmd).CombinedOutput()
+	if err != nil {
+		t.Fatalf("hanode secrets rotate: %v\n%s", err, out)
+	}
+	var keyID string
+	if _, err := fmt.Sscanf(string(out), "keyring rotated: primary key %s on", &keyID); err != nil || !strings.Contains(string(out), "1 secrets re-sealed") {
+		t.Fatalf("unexpected output %q (%v)", out, err)
+	}
+	for _, m := range l.Machines {
+		ring, err := secrets.Load(filepath.Join(m.DataDir, pki.DirName, "keyring.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ring.PrimaryID() != keyID || len(ring.IDs()) != 2 {
+			t.Errorf("%s: keyring primary %s ids %v; want primary %s and the old key kept", m.Name, ring.PrimaryID(), ring.IDs(), keyID)
+		}
+	}
+	cli, err := l.EtcdClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	resp, err := cli.Get(ctx, "/hanode/secrets/ca")
+	if err != nil || len(resp.Kvs) != 1 || !bytes.Contains(resp.Kvs[0].Value[:16], []byte(keyID)) {
+		t.Fatalf("the sealed CA is not sealed with the new key: %v", err)
+	}
+	if resp, err := cli.Get(ctx, "/hanode/keyring/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("rotation state left in etcd: %v %v", resp, err)
+	}
+	// Join through machine 2, which unseals the CA from etcd with the new key.
+	ac, err := l.AdminClient([]string{l.Endpoints.Controllers[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if _, err := ac.Do(ctx, http.MethodPost, "/v1/tokens", map[string]any{"uses": 1, "ttl": "10m"}, &tok); err != nil {
+		t.Fatal(err)
+	}
+	m := &Machine{Name: "m7", Address: "127.0.28.7", DataDir: filepath.Join(l.Dir, "m7"), Roles: []string{"datanode"}}
+	if out, err := drv.Run(ctx, l, m, append(l.machineArgs(m, "join"), "--server", l.Endpoints.Controllers[1]), []string{"HANODE_TOKEN=" + tok.Token}); err != nil {
+		t.Fatalf("join through m2 after rotation: %v\n%s", err, out)
+	}
 }
