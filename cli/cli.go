@@ -26,6 +26,7 @@ type CLI struct {
 	Join       joinCmd       `cmd:"" help:"Join a cluster: fetch and pin its CA, get this machine's certificate (--server, --token)."`
 	Token      tokenCmd      `cmd:"" help:"Join tokens: create, list, revoke."`
 	Credential credentialCmd `cmd:"" help:"Admin API bearer credentials: create, list, revoke."`
+	CA         caCmd         `cmd:"" name:"ca" help:"The cluster CA: rotate."`
 	Secrets    secretsCmd    `cmd:"" help:"Secrets at rest: rotate the keyring."`
 	Audit      auditCmd      `cmd:"" help:"Show the audit trail of admin actions."`
 	Node       nodeCmd       `cmd:"" help:"Machines: list, drain."`

@@ -92,9 +92,16 @@ func identity(cfg *config.Config) pki.Identity {
 func loadOrInitPKI(ctx context.Context, cfg *config.Config, origins config.Origins) (*pki.Bundle, error) {
 	dir := cfg.PKIDir()
 	_, caKeyErr := os.Stat(filepath.Join(dir, pki.CAKeyFile))
+	holdsCA := caKeyErr == nil
+	if holdsCA {
+		// After a CA rotation the old key matches no certificate of ca.crt: the CA now lives
+		// sealed in etcd, and this machine is like any other.
+		_, err := pki.LoadCA(dir)
+		holdsCA = err == nil
+	}
 	bootstrap := cfg.Has(config.RoleController) && len(cfg.InitialCluster) == 1 && len(cfg.Join) == 0 && cfg.Server == ""
 	switch {
-	case caKeyErr == nil || (!pki.Exists(dir) && bootstrap):
+	case holdsCA || (!pki.Exists(dir) && bootstrap):
 		b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, identity(cfg), pki.DefaultCAValidity, cfg.CertValidity)
 		if err != nil {
 			return nil, fmt.Errorf("initialise certificates in %s: %w", dir, err)

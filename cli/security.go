@@ -335,3 +335,25 @@ func (secretsRotateCmd) Run(e *Env) error {
 	fmt.Fprintf(e.Stdout, "keyring rotated: primary key %s on controllers %s; %d secrets re-sealed\n", out.KeyID, strings.Join(out.Controllers, ", "), out.Resealed)
 	return nil
 }
+
+type caCmd struct {
+	Rotate caRotateCmd `cmd:"" help:"Replace the cluster CA in three phases: start, switch, finish (docs/security.md)."`
+}
+
+type caRotateCmd struct {
+	Phase string `arg:"" enum:"start,switch,finish" help:"start (trust both CAs), switch (the new CA signs), finish (trust only the new CA)."`
+}
+
+func (c caRotateCmd) Run(e *Env) error {
+	var out struct {
+		Phase   string `json:"phase"`
+		Signer  string `json:"signer"`
+		Trusted int    `json:"trusted"`
+		Next    string `json:"next"`
+	}
+	if err := adminCall(e, http.MethodPost, "/v1/pki/rotate", map[string]string{"phase": c.Phase}, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "CA rotation %s done: signing CA %s, %d CA(s) trusted\nnext: %s\n", out.Phase, out.Signer, out.Trusted, out.Next)
+	return nil
+}

@@ -3,6 +3,7 @@ package join
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hanode/hanode/pki"
@@ -119,32 +123,56 @@ func Renew(ctx context.Context, controllers []string, b *pki.Bundle) error {
 	return fmt.Errorf("renew the certificate of %s: %w", b.Identity().Machine, errors.Join(errs...))
 }
 
-// RenewLoop keeps b's certificate fresh: at two thirds of its lifetime it renews it (or picks up
-// one that another process of the same machine renewed), retrying with backoff on failure.
+// SignerPath tells which CA signs now (its subject key id), so that machines renew at once
+// when a CA rotation switches signers.
+const SignerPath = "/v1/pki/signer"
+
+// checkEvery is how often a process asks the controllers for the trust bundle and the signer.
+const checkEvery = 10 * time.Second
+
+// RenewLoop keeps b fresh. It renews at two thirds of the certificate's lifetime (or picks up a
+// certificate another process of the same machine renewed), and every checkEvery it follows a
+// CA rotation: it writes the cluster's trust bundle to ca.crt when it changed (used by TLS
+// configurations built from then on, and by etcd at its next start), and renews at once when
+// another CA than its certificate's issuer signs. Failures are retried with backoff.
 func RenewLoop(ctx context.Context, controllers []string, b *pki.Bundle, log *slog.Logger) {
+	tick := time.NewTicker(checkEvery)
+	defer tick.Stop()
+	backoff := time.Second
 	for {
-		due := pki.RenewAt(b.Leaf())
 		// A little jitter keeps the processes of one machine from renewing all at once.
-		wait := time.Until(due) + time.Duration(rand.Int64N(int64(time.Second)))
-		if wait > 0 {
+		wait := time.Until(pki.RenewAt(b.Leaf())) + time.Duration(rand.Int64N(int64(time.Second)))
+		due := wait <= 0
+		if !due {
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(wait):
+				due = true
+			case <-tick.C:
+				stale, err := followCA(ctx, controllers, b, log)
+				if err != nil {
+					log.Debug("cannot check the cluster CA", "err", err)
+				}
+				due = stale
 			}
 		}
-		before := b.Leaf().SerialNumber
-		if err := b.Reload(); err == nil && b.Leaf().SerialNumber.Cmp(before) != 0 && time.Now().Before(pki.RenewAt(b.Leaf())) {
-			log.Info("picked up a renewed certificate", "not_after", b.Leaf().NotAfter)
+		if !due {
 			continue
 		}
-		backoff := time.Second
-		for {
-			err := Renew(ctx, controllers, b)
-			if err == nil {
-				log.Info("renewed this machine's certificate", "not_after", b.Leaf().NotAfter)
-				break
+		// The processes of one machine share its certificate files: one renews, under a lock,
+		// and the others find the fresh certificate when they get the lock.
+		renewed := false
+		err := withLock(filepath.Join(b.Dir(), ".renew.lock"), func() error {
+			if err := b.Reload(); err == nil && time.Now().Before(pki.RenewAt(b.Leaf())) {
+				if stale, err := followCA(ctx, controllers, b, log); err == nil && !stale {
+					return nil
+				}
 			}
+			renewed = true
+			return Renew(ctx, controllers, b)
+		})
+		if err != nil {
 			log.Warn("certificate renewal failed; retrying", "expires", b.Leaf().NotAfter, "err", err)
 			select {
 			case <-ctx.Done():
@@ -152,6 +180,104 @@ func RenewLoop(ctx context.Context, controllers []string, b *pki.Bundle, log *sl
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 30*time.Second)
+			continue
+		}
+		if !renewed {
+			log.Info("picked up a renewed certificate", "not_after", b.Leaf().NotAfter)
+			continue
+		}
+		backoff = time.Second
+		log.Info("renewed this machine's certificate", "not_after", b.Leaf().NotAfter, "issuer", hex.EncodeToString(b.Leaf().AuthorityKeyId))
+	}
+}
+
+// followCA writes the cluster's trust bundle to ca.crt when it changed and still trusts this
+// machine's certificate, and reports whether another CA than the certificate's issuer signs now.
+func followCA(ctx context.Context, controllers []string, b *pki.Bundle, log *slog.Logger) (stale bool, err error) {
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: b.ClientConfig("")}}
+	defer hc.CloseIdleConnections()
+	var errs []error
+	for _, c := range controllers {
+		base := strings.TrimSuffix(c, "/")
+		bundle, err := get(ctx, hc, base+CAPath)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		data, err := get(ctx, hc, base+SignerPath)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var signer struct {
+			KeyID string `json:"key_id"`
+		}
+		if err := json.Unmarshal(data, &signer); err != nil {
+			return false, fmt.Errorf("%s: %w", base+SignerPath, err)
+		}
+		leaf := b.Leaf()
+		current, _ := os.ReadFile(b.CAFile())
+		if !bytes.Equal(bytes.TrimSpace(bundle), bytes.TrimSpace(current)) {
+			// Never write a bundle that would stop trusting this machine's own certificate:
+			// renew first (the next check writes it).
+			if bundleHas(bundle, leaf.AuthorityKeyId) {
+				if err := pki.WriteCACert(b.Dir(), bundle); err != nil {
+					return false, err
+				}
+				if err := b.Reload(); err != nil {
+					return false, err
+				}
+				log.Info("cluster trust bundle updated; a restart makes every listener use it", "file", b.CAFile())
+			} else {
+				stale = true
+			}
+		}
+		return stale || signer.KeyID != hex.EncodeToString(leaf.AuthorityKeyId), nil
+	}
+	return false, errors.Join(errs...)
+}
+
+func get(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %d", u, resp.StatusCode)
+	}
+	return data, err
+}
+
+// bundleHas reports whether a PEM bundle holds the CA whose subject key id is kid.
+func bundleHas(bundle, kid []byte) bool {
+	certs, err := pki.ParseCertsPEM(bundle)
+	if err != nil {
+		return false
+	}
+	for _, c := range certs {
+		if bytes.Equal(c.SubjectKeyId, kid) {
+			return true
 		}
 	}
+	return false
+}
+
+// withLock runs fn holding an exclusive flock on path (created if needed).
+func withLock(path string, fn func() error) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return fn()
 }

@@ -231,3 +231,6 @@ func Exists(dir string) bool {
 		fileExists(filepath.Join(dir, NodeCertFile)) &&
 		fileExists(filepath.Join(dir, NodeKeyFile))
 }
+
+// ParseCertsPEM decodes a bundle of PEM certificates (strictly: nothing but CERTIFICATE blocks).
+func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) { return parseCertsPEM(data) }

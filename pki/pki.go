@@ -329,3 +329,6 @@ func (ca *CA) Issue(id Identity, validity time.Duration, now time.Time) (certPEM
 	}
 	return encodeCertPEM(der), keyPEM, nil
 }
+
+// EncodeCert is the PEM form of one certificate.
+func EncodeCert(c *x509.Certificate) []byte { return encodeCertPEM(c.Raw) }

@@ -56,32 +56,64 @@ func newSecurity(o Options, cli *clientv3.Client, log *slog.Logger) (*security, 
 	return s, nil
 }
 
-// caBundle is the CA certificate bundle this controller trusts and hands to joiners.
-func (s *security) caBundle() ([]byte, error) {
+// caBundle is the CA bundle the cluster trusts, handed to joining and renewing machines: the
+// one published in etcd during a CA rotation, else this controller's own ca.crt.
+func (s *security) caBundle(cli *clientv3.Client) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if resp, err := cli.Get(ctx, BundleKey); err == nil && len(resp.Kvs) == 1 {
+		return resp.Kvs[0].Value, nil
+	}
 	return os.ReadFile(filepath.Join(s.pkiDir, pki.CACertFile))
 }
 
-// signer returns the CA that signs: from the local ca.key on the machine that created the
-// cluster, else from etcd, unsealed with the keyring.
+// signer returns the CA that signs: the one sealed in etcd (after a CA rotation, the new one),
+// else the local ca.key of the machine that created the cluster (before it published it).
 func (s *security) signer(ctx context.Context, cli *clientv3.Client) (*pki.CA, error) {
+	if s.keyring != nil {
+		ca, ok, err := s.sealedCA(ctx, cli, CAKey)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return ca, nil
+		}
+	}
 	if ca, err := pki.LoadCA(s.pkiDir); err == nil {
 		return ca, nil
 	}
+	return nil, errors.New("no CA to sign with: none sealed in etcd yet and no local CA key")
+}
+
+// sealedCA reads a CA kept sealed in etcd under key.
+func (s *security) sealedCA(ctx context.Context, cli *clientv3.Client, key string) (*pki.CA, bool, error) {
 	if s.keyring == nil {
-		return nil, errors.New("no local CA key and no keyring to unseal the CA from etcd")
+		return nil, false, errors.New("no keyring to unseal the CA with")
 	}
-	val, ok, err := secrets.Get(ctx, cli, s.keyring, CAKey)
-	if err != nil {
-		return nil, fmt.Errorf("read the sealed CA: %w", err)
-	}
-	if !ok {
-		return nil, errors.New("the sealed CA is not in etcd yet")
+	val, ok, err := secrets.Get(ctx, cli, s.keyring, key)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("read the sealed CA %s: %w", key, err)
+		}
+		return nil, false, err
 	}
 	var pair struct{ Cert, Key []byte }
 	if err := json.Unmarshal(val, &pair); err != nil {
-		return nil, fmt.Errorf("decode the sealed CA: %w", err)
+		return nil, false, fmt.Errorf("decode the sealed CA %s: %w", key, err)
 	}
-	return pki.ParseCA(pair.Cert, pair.Key)
+	ca, err := pki.ParseCA(pair.Cert, pair.Key)
+	return ca, err == nil, err
+}
+
+// sealCA stores ca sealed under key.
+func (s *security) sealCA(ctx context.Context, cli *clientv3.Client, key string, ca *pki.CA) error {
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return err
+	}
+	certPEM := pki.EncodeCert(ca.Cert)
+	val, _ := json.Marshal(struct{ Cert, Key []byte }{certPEM, keyPEM})
+	return secrets.Put(ctx, cli, s.keyring, key, val)
 }
 
 // publishCA seals the local CA into etcd once, so that the other controllers can sign. It
@@ -91,18 +123,11 @@ func (s *security) publishCA(ctx context.Context, cli *clientv3.Client, log *slo
 	if err != nil || s.keyring == nil {
 		return // not the machine that holds the CA
 	}
-	keyPEM, err := ca.KeyPEM()
-	if err != nil {
-		log.Warn("cannot encode the CA key", "err", err)
-		return
-	}
-	val, _ := json.Marshal(struct{ Cert, Key []byte }{ca.CertPEM, keyPEM})
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, ok, err := secrets.Get(rctx, cli, s.keyring, CAKey)
 		if err == nil && !ok {
-			err = secrets.Put(rctx, cli, s.keyring, CAKey, val)
-			if err == nil {
+			if err = s.sealCA(rctx, cli, CAKey, ca); err == nil {
 				log.Info("sealed the cluster CA into etcd for the other controllers")
 			}
 		}
@@ -138,10 +163,12 @@ func (c *controller) adminRoutes() {
 	mux.Handle("DELETE /v1/credentials/{id}", write(access.Admin, c.handleCredentialRevoke))
 	mux.Handle("GET /v1/audit", read(access.Operator, c.handleAudit))
 	mux.Handle("POST /v1/secrets/rotate", write(access.Admin, c.handleSecretsRotate))
+	mux.Handle("POST /v1/pki/rotate", write(access.Admin, c.handleCARotate))
+	mux.HandleFunc("GET /v1/pki/signer", c.handleSigner) // public: which CA signs now
 	js := &join.Server{
 		Tokens:       sec.tokens,
 		Signer:       func(ctx context.Context) (*pki.CA, error) { return sec.signer(ctx, c.cli) },
-		CABundle:     sec.caBundle,
+		CABundle:     func() ([]byte, error) { return sec.caBundle(c.cli) },
 		Keyring:      func() *secrets.Keyring { return sec.keyring },
 		Cluster:      c.clusterInfo,
 		CertValidity: c.o.Config.CertValidity,
@@ -234,7 +261,7 @@ func (c *controller) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ca, err := c.sec.caBundle()
+	ca, err := c.sec.caBundle(c.cli)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -393,4 +394,130 @@ func TestLabSecretsRotate(t *testing.T) {
 	if out, err := drv.Run(ctx, l, m, append(l.machineArgs(m, "join"), "--server", l.Endpoints.Controllers[1]), []string{"HANODE_TOKEN=" + tok.Token}); err != nil {
 		t.Fatalf("join through m2 after rotation: %v\n%s", err, out)
 	}
+}
+
+// TestLabCARotation runs the documented three-phase CA rotation on a running lab, with the
+// rolling restarts it asks for, and checks the cluster never stops being healthy, every process
+// ends up on the new CA, and the old CA is no longer trusted.
+func TestLabCARotation(t *testing.T) {
+	l, drv := startLab(t, "127.0.29", 3)
+	healthy(t, l)
+	ctx := context.Background()
+	oldCA, err := os.ReadFile(l.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey, err := os.ReadFile(filepath.Join(l.ClientPKI, pki.CAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotate := func(phase string) string {
+		t.Helper()
+		cmd := fmt.Sprintf("source %s && %s ca rotate %s", filepath.Join(l.Dir, EnvFile), binary, phase)
+		out, err := exec.Command("bash", "-c", cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("hanode ca rotate %s: %v\n%s", phase, err, out)
+		}
+		return string(out)
+	}
+	bundleSize := func(m Machine) int {
+		certs, err := pki.ParseCertsPEM(must(os.ReadFile(filepath.Join(m.DataDir, pki.DirName, pki.CACertFile))))
+		if err != nil {
+			return -1
+		}
+		return len(certs)
+	}
+	rollingRestart := func() {
+		t.Helper()
+		for _, m := range l.Machines {
+			if err := l.Restart(ctx, drv, m.Name, 60*time.Second); err != nil {
+				t.Fatalf("restart %s: %v", m.Name, err)
+			}
+			healthy(t, l)
+		}
+	}
+
+	rotate("start")
+	waitFor(t, "every machine to trust both CAs", time.Minute, func() bool {
+		for _, m := range l.Machines {
+			if bundleSize(m) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	rollingRestart()
+
+	out := rotate("switch")
+	var signer string
+	if _, err := fmt.Sscanf(out, "CA rotation switch done: signing CA %s", &signer); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	signer = strings.TrimSuffix(signer, ",")
+	waitFor(t, "every process to serve a certificate of the new CA", 2*time.Minute, func() bool {
+		b, err := pki.LoadBundle(l.ClientPKI)
+		if err != nil {
+			return false
+		}
+		for _, m := range l.Machines {
+			for _, p := range m.Processes {
+				kid, err := servingIssuer(p.URL, b)
+				if err != nil || kid != signer {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	healthy(t, l)
+
+	rotate("finish")
+	waitFor(t, "every machine to trust only the new CA", time.Minute, func() bool {
+		for _, m := range l.Machines {
+			if bundleSize(m) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	rollingRestart()
+
+	// A certificate of the old CA is now refused.
+	old, err := pki.ParseCA(oldCA, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, ok, err := old.Issue(pki.Identity{Machine: "m1", Roles: []string{"controller"}}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCert, err := tls.X509KeyPair(oc, ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pki.LoadBundle(l.ClientPKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{RootCAs: b.Pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &oldCert, nil }}
+	if err := handshake(net.JoinHostPort(l.Machines[1].Address, "8901"), cfg); err == nil {
+		t.Fatal("a certificate of the retired CA was accepted")
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// servingIssuer is the authority key id of the certificate a listener serves.
+func servingIssuer(base string, b *pki.Bundle) (string, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", strings.TrimPrefix(base, "https://"), b.ClientConfig(""))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return hex.EncodeToString(c.ConnectionState().PeerCertificates[0].AuthorityKeyId), nil
 }
