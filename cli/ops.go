@@ -1,16 +1,17 @@
 package cli
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hanode/hanode/adminclient"
+	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/pki"
 )
@@ -39,18 +40,8 @@ type leaderCmd struct {
 }
 
 func (c leaderCmd) Run(e *Env) error {
-	cfg, _, err := e.Config()
-	if err != nil {
-		return err
-	}
-	cl, err := adminClient(cfg)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	l, err := cl.Leader(ctx)
-	if err != nil {
+	var l cluster.LeaderInfo
+	if err := adminCall(e, http.MethodGet, "/v1/cluster/leader", nil, &l); err != nil {
 		return err
 	}
 	if c.JSON {
@@ -66,18 +57,8 @@ type statusCmd struct {
 }
 
 func (c statusCmd) Run(e *Env) error {
-	cfg, _, err := e.Config()
-	if err != nil {
-		return err
-	}
-	cl, err := adminClient(cfg)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	st, err := cl.Status(ctx)
-	if err != nil {
+	var st cluster.Status
+	if err := adminCall(e, http.MethodGet, "/v1/cluster/status", nil, &st); err != nil {
 		return err
 	}
 	if c.JSON {

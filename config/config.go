@@ -127,6 +127,22 @@ func (c *Config) URL(host string, port int) string {
 	return "https://" + net.JoinHostPort(host, fmt.Sprint(port))
 }
 
+// RolePort is the port of a role's own HTTPS listener (the controller's is the admin API).
+func (c *Config) RolePort(role string) int {
+	switch role {
+	case RoleController:
+		return c.AdminPort
+	case RoleDatanode:
+		return c.DatanodePort
+	case RoleCoordinator:
+		return c.S3Port
+	case RoleProxy:
+		return c.ProxyHTTPSPort
+	default:
+		return c.AgentPort
+	}
+}
+
 // Listen is the bind address for port.
 func (c *Config) Listen(port int) string {
 	return net.JoinHostPort(c.BindAddress, fmt.Sprint(port))

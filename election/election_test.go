@@ -8,48 +8,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/internal/etcdtest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 )
-
-// startEtcd runs a real single-member etcd in the test process on a loopback address of its
-// own (127.0.78.x), plaintext because it never leaves this test.
-func startEtcd(t *testing.T, host string) *clientv3.Client {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Name = "t"
-	cfg.Dir = t.TempDir()
-	cu, _ := url.Parse("http://" + host + ":2379")
-	pu, _ := url.Parse("http://" + host + ":2380")
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = "t=" + pu.String()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(20 * time.Second):
-		t.Fatal("etcd not ready")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 type candidate struct {
 	name   string
@@ -118,7 +85,7 @@ func leaders(cs []*candidate) []string {
 }
 
 func TestOneLeaderAndResignOnStop(t *testing.T) {
-	cli := startEtcd(t, "127.0.78.1")
+	cli := etcdtest.Start(t, "127.0.78.1")
 	var cs []*candidate
 	for i := range 3 {
 		cs = append(cs, run(t, cli, fmt.Sprintf("c%d", i), "https://127.0.0.1:1", 30*time.Second, 0))
@@ -146,7 +113,7 @@ func TestOneLeaderAndResignOnStop(t *testing.T) {
 }
 
 func TestDeposedLeaderIsFenced(t *testing.T) {
-	cli := startEtcd(t, "127.0.78.2")
+	cli := etcdtest.Start(t, "127.0.78.2")
 	a := run(t, cli, "a", "https://127.0.0.1:1", 30*time.Second, 0)
 	waitFor(t, "a to lead", 10*time.Second, a.el.IsLeader)
 	old := a.lastTerm()
@@ -191,7 +158,7 @@ func TestDeposedLeaderIsFenced(t *testing.T) {
 }
 
 func TestStandbyRevokesUnresponsiveLeader(t *testing.T) {
-	cli := startEtcd(t, "127.0.78.3")
+	cli := etcdtest.Start(t, "127.0.78.3")
 	// a's health endpoint answers at first, then dies while a's etcd session stays alive.
 	var alive sync.Mutex
 	healthy := true

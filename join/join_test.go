@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,10 +16,7 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
-
+	"github.com/hanode/hanode/internal/etcdtest"
 	"github.com/hanode/hanode/pki"
 	"github.com/hanode/hanode/secrets"
 	"github.com/hanode/hanode/tokens"
@@ -93,37 +89,8 @@ func TestWrongCAAbortsBeforeTheSecret(t *testing.T) {
 	}
 }
 
-func startEtcd(t *testing.T, host string) *clientv3.Client {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Name = "t"
-	cfg.Dir = t.TempDir()
-	cu, _ := url.Parse("http://" + host + ":2379")
-	pu, _ := url.Parse("http://" + host + ":2380")
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = "t=" + pu.String()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(20 * time.Second):
-		t.Fatal("etcd not ready")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
 func TestJoinFlow(t *testing.T) {
-	cli := startEtcd(t, "127.0.82.1")
+	cli := etcdtest.Start(t, "127.0.82.1")
 	ca := newCA(t)
 	ring, err := secrets.NewKeyring()
 	if err != nil {

@@ -35,19 +35,7 @@ func newMember(role string, o Options, log *slog.Logger) *member {
 
 func (m *member) name() string { return m.role }
 
-func (m *member) port() int {
-	c := m.o.Config
-	switch m.role {
-	case config.RoleDatanode:
-		return c.DatanodePort
-	case config.RoleCoordinator:
-		return c.S3Port
-	case config.RoleProxy:
-		return c.ProxyHTTPSPort
-	default:
-		return c.AgentPort
-	}
-}
+func (m *member) port() int { return m.o.Config.RolePort(m.role) }
 
 func (m *member) endpoint() string { return m.o.Config.URL(m.o.Config.Address, m.port()) }
 

@@ -6,48 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/internal/etcdtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 )
 
-// startEtcd runs a real single-member etcd in the test process on a loopback
-// address of its own, plaintext because it never leaves this test.
-func startEtcd(t *testing.T, host string) *clientv3.Client {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Name = "t"
-	cfg.Dir = t.TempDir()
-	cu, _ := url.Parse("http://" + host + ":2379")
-	pu, _ := url.Parse("http://" + host + ":2380")
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = "t=" + pu.String()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(20 * time.Second):
-		t.Fatal("etcd not ready")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
 func TestStore(t *testing.T) {
-	cli := startEtcd(t, "127.0.81.1")
+	cli := etcdtest.Start(t, "127.0.81.1")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	k := mustKeyring(t)

@@ -111,21 +111,7 @@ func NewDriver(name string) (Driver, error) {
 // roleOrder is the order processes start in; they stop in reverse.
 var roleOrder = config.AllRoles
 
-func rolePort(role string) int {
-	c := config.Default()
-	switch role {
-	case config.RoleController:
-		return c.AdminPort
-	case config.RoleDatanode:
-		return c.DatanodePort
-	case config.RoleCoordinator:
-		return c.S3Port
-	case config.RoleProxy:
-		return c.ProxyHTTPSPort
-	default:
-		return c.AgentPort
-	}
-}
+func rolePort(role string) int { return config.Default().RolePort(role) }
 
 func httpsURL(host string, port int) string {
 	return "https://" + net.JoinHostPort(host, fmt.Sprint(port))

@@ -3,48 +3,14 @@ package tokens
 import (
 	"context"
 	"errors"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+	"github.com/hanode/hanode/internal/etcdtest"
 )
-
-// startEtcd runs a real single-member etcd in the test process on a loopback
-// address of its own, plaintext because it never leaves this test.
-func startEtcd(t *testing.T, host string) *clientv3.Client {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Name = "t"
-	cfg.Dir = t.TempDir()
-	cu, _ := url.Parse("http://" + host + ":2379")
-	pu, _ := url.Parse("http://" + host + ":2380")
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = "t=" + pu.String()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(20 * time.Second):
-		t.Fatal("etcd not ready")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 // newToken creates a record for a fresh token and returns the token.
 func newToken(t *testing.T, ctx context.Context, s *Store, rec Record) Token {
@@ -61,7 +27,7 @@ func newToken(t *testing.T, ctx context.Context, s *Store, rec Record) Token {
 }
 
 func TestStore(t *testing.T) {
-	cli := startEtcd(t, "127.0.81.2")
+	cli := etcdtest.Start(t, "127.0.81.2")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s := NewStore(cli)
