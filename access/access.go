@@ -192,6 +192,18 @@ func RequireRoles(h http.Handler, roles ...string) http.Handler {
 	})
 }
 
+// RequireCertificate wraps h so that only holders of a cluster certificate may call it.
+func RequireCertificate(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := FromCertificate(r)
+		if !ok {
+			refuse(w, http.StatusUnauthorized, errors.New("a cluster client certificate is required"))
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+	})
+}
+
 // HashSecret is how credential secrets are stored: hex SHA-256 (the secrets are random, so no
 // stretching is needed).
 func HashSecret(secret string) string {

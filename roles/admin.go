@@ -151,6 +151,7 @@ func (c *controller) adminRoutes() {
 	write := func(level string, h http.HandlerFunc) http.Handler {
 		return sec.audit.Mutation(v, level, func(r *http.Request) string { return r.PathValue("id") }, h)
 	}
+	c.srv.metricsAuth = func(h http.Handler) http.Handler { return access.Require(v, access.ReadOnly, h) }
 	mux.Handle("GET /v1/cluster/leader", read(access.ReadOnly, c.handleLeader))
 	mux.Handle("GET /v1/cluster/status", read(access.ReadOnly, c.handleStatus))
 	mux.Handle("GET /v1/nodes", read(access.ReadOnly, c.handleNodes))

@@ -2,6 +2,7 @@ package roles
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -66,6 +67,21 @@ func TestApplianceServesEveryRole(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 				t.Errorf("%s %s: %d, body lacks %q", role, path, resp.StatusCode, want)
+			}
+		}
+	}
+	// Without a certificate or credential: health answers (on the ports that take such clients),
+	// metrics do not.
+	anon := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: b.Pool()}}}
+	for _, role := range []string{config.RoleController, config.RoleCoordinator, config.RoleProxy} {
+		for path, want := range map[string]int{"/healthz": http.StatusOK, "/metrics": http.StatusUnauthorized} {
+			resp, err := anon.Get(eps[role] + path)
+			if err != nil {
+				t.Fatalf("%s %s without a certificate: %v", role, path, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("%s %s without a certificate: %d, want %d", role, path, resp.StatusCode, want)
 			}
 		}
 	}

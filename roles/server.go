@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hanode/hanode/access"
 )
 
 // server is one role's HTTPS listener with the endpoints every role has: /healthz (the process
@@ -27,6 +29,10 @@ type server struct {
 	log      *slog.Logger
 	http     *http.Server
 	ln       net.Listener
+
+	// metricsAuth guards /metrics: a cluster certificate by default; the controller also takes
+	// readonly credentials (set before serve).
+	metricsAuth func(http.Handler) http.Handler
 
 	mu       sync.Mutex
 	checks   []readyCheck
@@ -54,7 +60,11 @@ func newServer(role, addr string, tlsCfg *tls.Config, log *slog.Logger, extra pr
 		fmt.Fprintln(w, "ok")
 	})
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{Registry: s.registry}))
+	metrics := promhttp.HandlerFor(g, promhttp.HandlerOpts{Registry: s.registry})
+	s.metricsAuth = access.RequireCertificate
+	s.mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.metricsAuth(metrics).ServeHTTP(w, r)
+	}))
 	s.http = &http.Server{
 		Handler:           s.mux,
 		TLSConfig:         tlsCfg,
