@@ -58,5 +58,14 @@ lab-down: build
 failover: build
 	./hanode lab failover --dir $(LABDIR) --runs 10
 
+# Debian and RPM packages for amd64 and arm64 in dist/, from static binaries built with the
+# same flags as `build` (packaging/, docs/install.md). Inspect them with `go test ./packaging`.
+.PHONY: packages
+PKG_ARCHES := amd64 arm64
+packages: deps
+	@for a in $(PKG_ARCHES); do echo "build dist/bin/$$a/hanode"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/bin/$$a/hanode . || exit 1; done
+	$(GO) run ./packaging/cmd/mkpkg --out dist $(foreach a,$(PKG_ARCHES),--bin $(a)=dist/bin/$(a)/hanode)
+
 clean:
 	rm -f hanode

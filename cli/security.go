@@ -113,7 +113,7 @@ func (joinCmd) Run(e *Env) error {
 	return nil
 }
 
-// post and get are the admin API calls of the security commands.
+// adminCall sends one admin API request with the configured controllers and credentials.
 func adminCall(e *Env, method, path string, body, out any) error {
 	cfg, _, err := e.Config()
 	if err != nil {

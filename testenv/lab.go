@@ -117,9 +117,9 @@ func httpsURL(host string, port int) string {
 	return "https://" + net.JoinHostPort(host, fmt.Sprint(port))
 }
 
-// Up creates the lab's certificates and starts every machine, then waits until every process
-// is ready. It writes DIR/lab.json and DIR/env as soon as the processes run, so a failed Up can
-// still be inspected and taken down.
+// Up bootstraps the machines the way an operator would (init, token, join; see bootstrap) and
+// waits until every process is ready. It writes DIR/lab.json as soon as processes run, so a
+// failed Up can still be inspected and taken down.
 func Up(ctx context.Context, spec Spec, out io.Writer) (*Lab, error) {
 	start := time.Now()
 	if spec.Machines < 1 || spec.Machines > 250 {
