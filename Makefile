@@ -14,7 +14,7 @@ all: build
 # apt-get, the Debian packages the targets use when they are missing.
 deps:
 	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/doc/install or apt-get install golang)"; exit 1; }
-	@missing=""; for p in git ca-certificates; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in git ca-certificates rpm lintian; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "make: please install:$$missing"; exit 1; fi; \

@@ -19,6 +19,7 @@ import (
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/pki"
 	"github.com/hanode/hanode/roles"
+	"github.com/hanode/hanode/sdnotify"
 	"github.com/hanode/hanode/version"
 )
 
@@ -40,12 +41,22 @@ func (runCmd) Run(e *Env) error {
 		return err
 	}
 	start := time.Now()
+	go func() {
+		<-ctx.Done()
+		_ = sdnotify.Stopping() // systemd: the drain has begun
+	}()
 	return roles.Run(ctx, roles.Options{
 		Config:  cfg,
 		Bundle:  bundle,
 		Logger:  log,
 		Version: version.Version,
-		OnReady: func(eps roles.Endpoints) { printReady(e.Stdout, cfg, bundle, eps, time.Since(start)) },
+		OnReady: func(eps roles.Endpoints) {
+			printReady(e.Stdout, cfg, bundle, eps, time.Since(start))
+			// systemd (Type=notify): started means every role serves.
+			if err := sdnotify.Ready(); err != nil {
+				log.Warn("cannot notify systemd", "err", err)
+			}
+		},
 	})
 }
 
