@@ -34,7 +34,8 @@ const (
 type Spec struct {
 	Machines      int
 	Dir           string
-	Driver        string   // "process" (default)
+	Driver        string   // "process" (default) or "docker"
+	Package       string   // docker driver: the hanode .deb to install (default: the newest dist/hanode_*_ARCH.deb)
 	Binary        string   // the hanode binary; default: this executable
 	AddressPrefix string   // first three octets, default "127.0.10"
 	ClusterName   string   // default "lab"
@@ -44,15 +45,16 @@ type Spec struct {
 
 // Lab is a running lab, as saved in DIR/lab.json.
 type Lab struct {
-	Driver      string    `json:"driver"`
-	Dir         string    `json:"dir"`
-	Binary      string    `json:"binary"`
-	ClusterName string    `json:"cluster_name"`
-	CACert      string    `json:"ca_cert"`
-	ClientPKI   string    `json:"client_pki"` // a client certificate for the lab's own calls
-	Endpoints   Endpoints `json:"endpoints"`
-	Machines    []Machine `json:"machines"`
-	ExtraArgs   []string  `json:"extra_args,omitempty"`
+	Driver      string       `json:"driver"`
+	Dir         string       `json:"dir"`
+	Binary      string       `json:"binary"`
+	ClusterName string       `json:"cluster_name"`
+	CACert      string       `json:"ca_cert"`
+	ClientPKI   string       `json:"client_pki"` // a client certificate for the lab's own calls
+	Endpoints   Endpoints    `json:"endpoints"`
+	Machines    []Machine    `json:"machines"`
+	ExtraArgs   []string     `json:"extra_args,omitempty"`
+	Docker      *DockerState `json:"docker,omitempty"` // docker driver: network, image
 	// credential is the admin credential written to DIR/env (mode 0600), never to lab.json.
 	credential string
 	Created    time.Time `json:"created"`
@@ -73,6 +75,7 @@ type Machine struct {
 	DataDir   string    `json:"data_dir"`
 	Roles     []string  `json:"roles"` // every role of the machine, as in its certificate
 	Processes []Process `json:"processes"`
+	Container string    `json:"container,omitempty"` // docker driver: the machine's container id
 }
 
 // Process is one hanode process on a machine.
@@ -103,9 +106,78 @@ func NewDriver(name string) (Driver, error) {
 	switch name {
 	case "", "process":
 		return processDriver{}, nil
+	case "docker":
+		return dockerDriver{}, nil
 	default:
-		return nil, fmt.Errorf("unknown lab driver %q (available: process)", name)
+		return nil, fmt.Errorf("unknown lab driver %q (available: process, docker)", name)
 	}
+}
+
+// Optional interfaces for drivers whose machines are more than processes (the docker driver);
+// the process driver implements none of them.
+
+// preparer is a driver that makes the machines before the bootstrap: Prepare runs before the
+// plan and may set spec's addresses (and create a network); Layout runs after it and may
+// change each machine's data dir and processes (the docker driver runs one process per machine,
+// as the systemd unit does) and create the machines. Up saves the lab when either fails, so
+// that `lab down` removes what was made.
+type preparer interface {
+	Prepare(ctx context.Context, l *Lab, spec *Spec, out io.Writer) error
+	Layout(ctx context.Context, l *Lab, spec Spec, out io.Writer) error
+}
+
+// teardowner is a driver that made more than processes (containers, networks, images).
+type teardowner interface {
+	Teardown(l *Lab) error
+}
+
+// partitioner is a driver that can cut a machine off the network and reconnect it.
+type partitioner interface {
+	Partition(l *Lab, m *Machine) error
+	Heal(l *Lab, m *Machine) error
+}
+
+// Teardown removes what the driver made besides processes (the docker driver's containers,
+// network and per-lab image); Down calls it. It does nothing for the process driver.
+func (l *Lab) Teardown(drv Driver) error {
+	if t, ok := drv.(teardowner); ok {
+		return t.Teardown(l)
+	}
+	return nil
+}
+
+// Partition cuts machine name off the lab's network: it can reach no other machine and no
+// other machine (nor the host) can reach it.
+func (l *Lab) Partition(drv Driver, name string) error {
+	p, ok := drv.(partitioner)
+	if !ok {
+		return fmt.Errorf("the %s driver cannot partition a machine (use --driver docker)", drv.Name())
+	}
+	m := l.Machine(name)
+	if m == nil {
+		return fmt.Errorf("no machine %q in the lab", name)
+	}
+	return p.Partition(l, m)
+}
+
+// Heal reconnects machine name (every machine when name is empty) with its address.
+func (l *Lab) Heal(drv Driver, name string) error {
+	p, ok := drv.(partitioner)
+	if !ok {
+		return fmt.Errorf("the %s driver cannot partition or heal (use --driver docker)", drv.Name())
+	}
+	var errs []error
+	for i := range l.Machines {
+		if name == "" || l.Machines[i].Name == name {
+			if err := p.Heal(l, &l.Machines[i]); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if name != "" && l.Machine(name) == nil {
+		return fmt.Errorf("no machine %q in the lab", name)
+	}
+	return errors.Join(errs...)
 }
 
 // roleOrder is the order processes start in; they stop in reverse.
@@ -153,6 +225,9 @@ func Up(ctx context.Context, spec Spec, out io.Writer) (*Lab, error) {
 				}
 			}
 		}
+		if oldDrv, err := NewDriver(old.Driver); err == nil { // a stopped docker lab's containers
+			_ = old.Teardown(oldDrv)
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("remove the stopped lab in %s: %w", dir, err)
 		}
@@ -164,8 +239,22 @@ func Up(ctx context.Context, spec Spec, out io.Writer) (*Lab, error) {
 		}
 	}
 	l := &Lab{Driver: drv.Name(), Dir: dir, Binary: bin, ClusterName: spec.ClusterName, ExtraArgs: spec.ExtraArgs, Created: time.Now().UTC()}
+	// The docker driver makes its network before the plan and its containers after.
+	pr, _ := drv.(preparer)
+	if pr != nil {
+		if err := pr.Prepare(ctx, l, &spec, out); err != nil {
+			_ = l.Save()
+			return l, err
+		}
+	}
 	if err := l.plan(spec); err != nil {
 		return nil, err
+	}
+	if pr != nil {
+		if err := pr.Layout(ctx, l, spec, out); err != nil {
+			_ = l.Save()
+			return l, err
+		}
 	}
 	if err := l.bootstrap(ctx, drv, spec.ReadyTimeout); err != nil {
 		_ = l.Save()

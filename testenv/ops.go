@@ -180,8 +180,9 @@ func (l *Lab) Restart(ctx context.Context, drv Driver, target string, timeout ti
 	return l.WaitReady(ctx, drv, ps, timeout)
 }
 
-// Down stops every process, proxies first and controllers last, and removes the lab's
-// directory unless keep is set.
+// Down stops every process, proxies first and controllers last, removes what the driver made
+// (the docker driver's containers, network and image), and removes the lab's directory unless
+// keep is set.
 func (l *Lab) Down(drv Driver, keep bool) error {
 	for i := len(roleOrder) - 1; i >= 0; i-- {
 		var ms []*Machine
@@ -194,6 +195,9 @@ func (l *Lab) Down(drv Driver, keep bool) error {
 			}
 		}
 		l.stop(drv, ms, ps, 15*time.Second)
+	}
+	if err := l.Teardown(drv); err != nil {
+		return err
 	}
 	if keep {
 		return nil

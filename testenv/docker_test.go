@@ -1,0 +1,345 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dockerPackage builds the hanode .deb for this machine's architecture with the packaging
+// program (what `make packages` runs), or takes $HANODE_LAB_PACKAGE. It skips the test, saying
+// why, when docker or the packaging is unavailable.
+func dockerPackage(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short mode: the docker lab builds images and starts containers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Skipf("SKIP: the docker driver needs a running Docker Engine; `docker info` failed: %v: %s", err, bytes.TrimSpace(out))
+	}
+	if deb := os.Getenv("HANODE_LAB_PACKAGE"); deb != "" {
+		return deb
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "packaging", "cmd", "mkpkg")); err != nil {
+		t.Skipf("SKIP: no packaging program (packaging/cmd/mkpkg, `make packages`) to build the .deb the docker lab installs: %v", err)
+	}
+	if out, err := exec.Command("make", "-C", root, "-n", "packages").CombinedOutput(); err != nil {
+		t.Skipf("SKIP: `make packages` is unavailable: %v: %s", err, bytes.TrimSpace(out))
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hanode")
+	start := time.Now()
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build a static hanode: %v\n%s", err, out)
+	}
+	deb, _ := packageBinary(t, bin, "0.0.0~labtest")
+	t.Logf("built %s in %s", filepath.Base(deb), time.Since(start).Round(100*time.Millisecond))
+	return deb
+}
+
+// labBinary is the hanode binary a .deb from dockerPackage was made of (or, for a package given
+// in $HANODE_LAB_PACKAGE, the binary the lab tests built).
+func labBinary(deb string) string {
+	if b := filepath.Join(filepath.Dir(filepath.Dir(deb)), "hanode"); fileExists(b) {
+		return b
+	}
+	return binary
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// packageBinary packages bin as version with the packaging program and returns the .deb and
+// .rpm for this machine's architecture.
+func packageBinary(t *testing.T, bin, version string) (deb, rpm string) {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(filepath.Dir(bin), version) // beside bin: labBinary finds bin again
+	mk := exec.Command("go", "run", "./packaging/cmd/mkpkg", "--out", dir, "--version", version, "--bin", runtime.GOARCH+"="+bin)
+	mk.Dir = root
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("build the packages: %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, "hanode_*_"+runtime.GOARCH+".deb"))
+	rpms, _ := filepath.Glob(filepath.Join(dir, "hanode-*.rpm"))
+	if len(debs) != 1 || len(rpms) != 1 {
+		t.Fatalf("the packaging program wrote %v %v, want one .deb and one .rpm for %s", debs, rpms, runtime.GOARCH)
+	}
+	return debs[0], rpms[0]
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestDockerLab brings up three containers installed from the .deb, checks the cluster from
+// inside machine 2 with `hanode status`, partitions the active master's machine, checks that the
+// two others elect a new one, heals, and checks that the old master rejoins as a follower.
+func TestDockerLab(t *testing.T) {
+	deb := dockerPackage(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // the first run debootstraps
+	defer cancel()
+	var out io.Writer = testWriter{t}
+	drv, err := NewDriver("docker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	l, err := Up(ctx, Spec{Machines: 3, Dir: filepath.Join(t.TempDir(), "lab"), Driver: "docker", Package: deb, ReadyTimeout: 2 * time.Minute}, out)
+	if l != nil {
+		t.Cleanup(func() {
+			if err := l.Down(drv, false); err != nil {
+				t.Errorf("lab down: %v", err)
+			}
+			if l.Docker != nil {
+				if left, _ := docker(context.Background(), "ps", "-aq", "--filter", "label="+dockerLabel+"="+l.Docker.ID); left != "" {
+					t.Errorf("containers left behind: %s", left)
+				}
+				if _, err := docker(context.Background(), "network", "inspect", l.Docker.Network); err == nil {
+					t.Errorf("network %s left behind", l.Docker.Network)
+				}
+			}
+		})
+	}
+	if err != nil {
+		if l != nil {
+			for _, m := range l.Machines {
+				for _, p := range m.Processes {
+					t.Logf("%s log:\n%s", m.Name, tail(p.Log, 30))
+				}
+			}
+		}
+		t.Fatalf("lab up --driver docker: %v", err)
+	}
+	t.Logf("lab up --driver docker: %s", time.Since(start).Round(100*time.Millisecond))
+	for _, m := range l.Machines {
+		if m.Container == "" || !strings.HasPrefix(m.Address, "172.30.") {
+			t.Fatalf("machine %s: container %q address %q", m.Name, m.Container, m.Address)
+		}
+	}
+
+	// `hanode status` inside machine 2, as the service user, from its config file alone.
+	m2 := l.Machine("m2")
+	var status string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := docker(ctx, "exec", "-u", "hanode", m2.Container, "hanode", "status", "--config", dockerConfigFile)
+		status = st
+		if err == nil && strings.Count(st, "healthy") == 3 && strings.Count(st, " leader ") == 1 && strings.Contains(st, "active master: m") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hanode status in m2: want three healthy controllers and one Raft leader; got (err %v):\n%s", err, st)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("hanode status in m2:\n%s", status)
+
+	st, err := l.WaitHealthy(ctx, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := st.Leader
+	t.Logf("active master %s (epoch %d); partitioning its machine", old.Name, old.Epoch)
+	if err := l.Partition(drv, old.Name); err != nil {
+		t.Fatal(err)
+	}
+	partitioned := time.Now()
+	var others []string
+	for _, m := range l.Machines {
+		if m.Name != old.Name {
+			others = append(others, httpsURL(m.Address, rolePort("controller")))
+		}
+	}
+	ac, err := l.AdminClient(others)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newName string
+	for newName == "" {
+		if time.Since(partitioned) > 60*time.Second {
+			t.Fatalf("no new active master 60s after partitioning %s", old.Name)
+		}
+		lctx, lcancel := context.WithTimeout(ctx, 3*time.Second)
+		li, err := ac.Leader(lctx)
+		lcancel()
+		if err == nil && li.Name != old.Name && li.Epoch > old.Epoch {
+			newName = li.Name
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%s took over %s after the partition", newName, time.Since(partitioned).Round(time.Millisecond))
+	// The isolated machine cannot reach its etcd quorum: it answers no leader.
+	if o, err := docker(ctx, "exec", "-u", "hanode", l.Machine(old.Name).Container, "timeout", "10", "hanode", "leader", "--config", dockerConfigFile); err == nil && strings.HasPrefix(o, old.Name+" ") {
+		t.Errorf("partitioned %s still names itself active master: %s", old.Name, o)
+	}
+
+	if err := l.Heal(drv, ""); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	st, err = l.WaitHealthy(ctx, 90*time.Second)
+	if err != nil {
+		t.Fatalf("after heal: %v", err)
+	}
+	if st.Leader.Name == old.Name {
+		t.Errorf("after heal the active master is the partitioned %s again (epoch %d)", old.Name, st.Leader.Epoch)
+	}
+	// The old master is a follower: its election gauge is 0.
+	hc, err := l.HTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leading, ok := 1.0, false
+	for time.Since(healed) < 30*time.Second {
+		leading, ok = metric(hc, httpsURL(l.Machine(old.Name).Address, rolePort("controller")), "hanode_election_leading")
+		if ok && leading == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !ok || leading != 0 {
+		t.Errorf("%s after heal: hanode_election_leading = %v (read: %v), want 0", old.Name, leading, ok)
+	}
+	t.Logf("healed: %s rejoined as a follower in %s; active master %s", old.Name, time.Since(healed).Round(time.Millisecond), st.Leader.Name)
+
+	// Upgrade machine 3 to a newer build with dpkg -i, restart its hanode as the unit's
+	// try-restart would, and check it rejoins with its data.
+	m3 := l.Machine("m3")
+	newDeb, _ := packageBinary(t, labBinary(deb), "0.0.1~labtest")
+	if _, err := docker(ctx, "cp", newDeb, m3.Container+":/tmp/upgrade.deb"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := docker(ctx, "exec", m3.Container, "dpkg", "-i", "/tmp/upgrade.deb"); err != nil {
+		t.Fatalf("dpkg -i the newer build on m3: %v\n%s", err, o)
+	}
+	if v, err := docker(ctx, "exec", m3.Container, "dpkg-query", "-W", "-f=${Version}", "hanode"); err != nil || v != "0.0.1~labtest" {
+		t.Fatalf("m3's hanode package after the upgrade: %q (%v)", v, err)
+	}
+	if err := l.Restart(ctx, drv, "m3", 90*time.Second); err != nil {
+		t.Fatalf("restart m3 after the upgrade: %v", err)
+	}
+	if _, err := l.WaitHealthy(ctx, 90*time.Second); err != nil {
+		t.Fatalf("after the upgrade: %v", err)
+	}
+	if log := tail(m3.Processes[0].Log, 400); !strings.Contains(log, "restarting etcd member from existing data") {
+		t.Errorf("m3 did not restart from its existing data after the upgrade:\n%s", tail(m3.Processes[0].Log, 20))
+	}
+
+	// Removal keeps the data; purge deletes it and the user. (On m2, not the upgraded m3:
+	// in a container whose image already held the package, overlayfs shows the image's copy of
+	// an upgraded-then-removed file again; that is the container's storage, not dpkg.)
+	m2 = l.Machine("m2")
+	if err := l.Stop(drv, "m2", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := docker(ctx, "exec", m2.Container, "dpkg", "-r", "hanode"); err != nil {
+		t.Fatalf("dpkg -r: %v\n%s", err, o)
+	}
+	if _, err := docker(ctx, "exec", m2.Container, "test", "-d", "/var/lib/hanode/controller"); err != nil {
+		t.Error("dpkg -r removed /var/lib/hanode; removal must keep the data")
+	}
+	if _, err := docker(ctx, "exec", m2.Container, "test", "-e", "/usr/bin/hanode"); err == nil {
+		t.Error("dpkg -r left /usr/bin/hanode")
+	}
+	if o, err := docker(ctx, "exec", m2.Container, "dpkg", "-P", "hanode"); err != nil {
+		t.Fatalf("dpkg -P: %v\n%s", err, o)
+	}
+	if _, err := docker(ctx, "exec", m2.Container, "test", "-e", "/var/lib/hanode"); err == nil {
+		t.Error("dpkg -P left /var/lib/hanode")
+	}
+	if _, err := docker(ctx, "exec", m2.Container, "id", "hanode"); err == nil {
+		t.Error("dpkg -P left the hanode user")
+	}
+}
+
+// TestRPMScriptlets installs the .rpm with its scriptlets into a Debian root (the docker lab's
+// debootstrap tree, copied) with `rpm --root`, and checks what the scriptlets did.
+func TestRPMScriptlets(t *testing.T) {
+	deb := dockerPackage(t)
+	if _, err := exec.LookPath("rpm"); err != nil {
+		t.Skip("SKIP: rpm is not installed (apt-get install rpm)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: rpm --root runs the scriptlets in a chroot, which needs root")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := EnsureBaseImage(ctx, testWriter{t}); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(cache, rootfsDirName)
+	if _, err := os.Stat(filepath.Join(cache, rootfsDoneName)); err != nil {
+		t.Skipf("SKIP: no cached Debian root in %s (the base image was imported from elsewhere)", cache)
+	}
+	_, rpmFile := packageBinary(t, labBinary(deb), "0.0.0~labtest")
+	root := filepath.Join(t.TempDir(), "root")
+	if out, err := exec.Command("cp", "-a", src, root).CombinedOutput(); err != nil {
+		t.Fatalf("copy the Debian root: %v\n%s", err, out)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, "rpm", append([]string{"--root", root}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("rpm %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("--initdb")
+	run("-i", "--nodeps", rpmFile)
+	for _, p := range []string{"usr/bin/hanode", "etc/hanode/hanode.yaml", "var/lib/hanode"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("after rpm -i: %v", err)
+		}
+	}
+	passwd, _ := os.ReadFile(filepath.Join(root, "etc", "passwd"))
+	if !bytes.Contains(passwd, []byte("\nhanode:")) {
+		t.Error("the pre/post-install scriptlets did not create the hanode user")
+	}
+	run("-e", "hanode")
+	if _, err := os.Stat(filepath.Join(root, "var/lib/hanode")); err != nil {
+		t.Errorf("rpm -e removed the data dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/bin/hanode")); err == nil {
+		t.Error("rpm -e left /usr/bin/hanode")
+	}
+}
+
+func TestDebianMirrorParsing(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.sources")
+	os.WriteFile(src, []byte("Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://mirror.invalid/security\nSuites: bookworm-security\n"), 0o644)
+	if got := mirrorFromDeb822(src); got != "http://mirror.invalid/debian" {
+		t.Errorf("deb822: %q", got)
+	}
+	list := filepath.Join(dir, "sources.list")
+	os.WriteFile(list, []byte("# c\ndeb-src http://x.invalid/debian bookworm main\ndeb [signed-by=/k.gpg] http://y.invalid/debian bookworm main\n"), 0o644)
+	if got := mirrorFromList(list); got != "http://y.invalid/debian" {
+		t.Errorf("list: %q", got)
+	}
+}
