@@ -282,21 +282,32 @@ func (m *Member) newClient(ctx context.Context, endpoints []string) (*clientv3.C
 	return cli, nil
 }
 
-// removeStale removes this member's old entry (a started member with the
-// same name or peer URL). An unstarted entry with our peer URL is left for
-// join to reuse: it is what an interrupted earlier join attempt leaves behind.
-func (m *Member) removeStale(ctx context.Context, endpoints []string) error {
+// listMembers connects to a running cluster through endpoints and lists its members; the
+// caller closes the client.
+func (m *Member) listMembers(ctx context.Context, endpoints []string, op string) (*clientv3.Client, *clientv3.MemberListResponse, error) {
 	cli, err := m.newClient(ctx, endpoints)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer cli.Close()
 	cctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
 	list, err := cli.MemberList(cctx)
 	if err != nil {
-		return fmt.Errorf("controller %s: rejoin: list members via %s: %w", m.cfg.Name, strings.Join(endpoints, ","), err)
+		cli.Close()
+		return nil, nil, fmt.Errorf("controller %s: %s: list members via %s: %w", m.cfg.Name, op, strings.Join(endpoints, ","), err)
 	}
+	return cli, list, nil
+}
+
+// removeStale removes this member's old entry (a started member with the
+// same name or peer URL). An unstarted entry with our peer URL is left for
+// join to reuse: it is what an interrupted earlier join attempt leaves behind.
+func (m *Member) removeStale(ctx context.Context, endpoints []string) error {
+	cli, list, err := m.listMembers(ctx, endpoints, "rejoin")
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
 	for _, pm := range list.Members {
 		if pm.Name == "" || !m.isSelf(pm.Name, pm.PeerURLs) {
 			continue
@@ -316,17 +327,11 @@ func (m *Member) removeStale(ctx context.Context, endpoints []string) error {
 // join registers this member as a learner in the running cluster (or reuses
 // an unstarted entry with our peer URL) and points ec at it.
 func (m *Member) join(ctx context.Context, endpoints []string, ec *embed.Config) error {
-	cli, err := m.newClient(ctx, endpoints)
+	cli, list, err := m.listMembers(ctx, endpoints, "join")
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	cctx, cancel := context.WithTimeout(ctx, clientTimeout)
-	defer cancel()
-	list, err := cli.MemberList(cctx)
-	if err != nil {
-		return fmt.Errorf("controller %s: join: list members via %s: %w", m.cfg.Name, strings.Join(endpoints, ","), err)
-	}
 
 	var (
 		id      uint64

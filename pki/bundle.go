@@ -67,7 +67,8 @@ func (b *Bundle) Reload() error {
 	return nil
 }
 
-func loadState(caFile, certFile, keyFile string, now time.Time) (*bundleState, error) {
+// loadCAPool reads a CA bundle file into a pool; every certificate in it must be a CA.
+func loadCAPool(caFile string) (*x509.CertPool, error) {
 	caPEM, err := readFile(caFile)
 	if err != nil {
 		return nil, err
@@ -82,6 +83,14 @@ func loadState(caFile, certFile, keyFile string, now time.Time) (*bundleState, e
 			return nil, fmt.Errorf("pki: %s: certificate %q is not a CA", caFile, c.Subject)
 		}
 		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+func loadState(caFile, certFile, keyFile string, now time.Time) (*bundleState, error) {
+	pool, err := loadCAPool(caFile)
+	if err != nil {
+		return nil, err
 	}
 	certPEM, err := readFile(certFile)
 	if err != nil {
@@ -177,20 +186,9 @@ func (b *Bundle) ClientConfig(serverName string) *tls.Config {
 // certificate(s) in caFile and presents no client certificate, for CLI users
 // who have ca.crt but no node certificate.
 func ClientTLSForCA(caFile string) (*tls.Config, error) {
-	data, err := readFile(caFile)
+	pool, err := loadCAPool(caFile)
 	if err != nil {
 		return nil, err
-	}
-	cas, err := parseCertsPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("pki: parse %s: %w", caFile, err)
-	}
-	pool := x509.NewCertPool()
-	for _, c := range cas {
-		if !c.IsCA {
-			return nil, fmt.Errorf("pki: %s: certificate %q is not a CA", caFile, c.Subject)
-		}
-		pool.AddCert(c)
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
 }
