@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -208,11 +210,48 @@ func newZapLogger(name string) (*zap.Logger, error) {
 	zc.OutputPaths = []string{"stderr"}
 	zc.ErrorOutputPaths = []string{"stderr"}
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	lg, err := zc.Build()
+	// Stack traces help etcd's developers, not an operator reading the log.
+	zc.DisableStacktrace = true
+	lg, err := zc.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietShutdown{c} }))
 	if err != nil {
 		return nil, err
 	}
 	return lg.With(zap.String("component", "etcd"), zap.String("member", name)), nil
+}
+
+// quietShutdown drops the errors etcd logs for every listener and server it closes on a clean
+// stop ("http: Server closed", "use of closed network connection"), which would otherwise end
+// each graceful shutdown with error lines.
+type quietShutdown struct{ zapcore.Core }
+
+func (q quietShutdown) With(fields []zapcore.Field) zapcore.Core {
+	return quietShutdown{q.Core.With(fields)}
+}
+
+func (q quietShutdown) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if q.Enabled(e.Level) {
+		return ce.AddCore(e, q)
+	}
+	return ce
+}
+
+// benign are etcd warnings about settings hanode makes on purpose: one port for HTTP and gRPC,
+// and etcd's simple auth tokens (etcd auth is unused; clients authenticate with certificates).
+var benign = map[string]bool{
+	"Running http and grpc server on single port. This is not recommended for production.": true,
+	"simple token is not cryptographically signed":                                         true,
+}
+
+func (q quietShutdown) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	if benign[e.Message] {
+		return nil
+	}
+	for _, f := range fields {
+		if err, ok := f.Interface.(error); ok && (errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed)) {
+			return nil
+		}
+	}
+	return q.Core.Write(e, fields)
 }
 
 func initialClusterString(peers []Peer) string {
