@@ -35,6 +35,9 @@ type Registration struct {
 	PID     int       `json:"pid"`
 	Version string    `json:"version"`
 	Started time.Time `json:"started"`
+	// Datanodes: the chunk filesystem's size and free bytes, refreshed while registered.
+	Capacity int64 `json:"capacity,omitempty"`
+	Free     int64 `json:"free,omitempty"`
 }
 
 // Key is the registration's etcd key.
@@ -60,6 +63,19 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, ttl t
 		return nil, fmt.Errorf("register %s: %w", reg.Key(), err)
 	}
 	return &Registrar{sess: sess, reg: reg}, nil
+}
+
+// Update rewrites the registration's value (same key, same lease), e.g. with fresh free space.
+func (r *Registrar) Update(ctx context.Context, cli *clientv3.Client, reg Registration) error {
+	if reg.Key() != r.reg.Key() {
+		return fmt.Errorf("update registration %s with %s: the key may not change", r.reg.Key(), reg.Key())
+	}
+	val, _ := json.Marshal(reg)
+	if _, err := cli.Put(ctx, reg.Key(), string(val), clientv3.WithLease(r.sess.Lease())); err != nil {
+		return fmt.Errorf("update registration %s: %w", reg.Key(), err)
+	}
+	r.reg = reg
+	return nil
 }
 
 // Done is closed when the lease is lost (etcd unreachable for longer than the TTL).

@@ -145,7 +145,7 @@ func (c *controller) start(ctx context.Context) error {
 	}()
 	c.reg = startRegistration(runCtx, cli, cluster.Registration{
 		Machine: cfg.Name, Role: config.RoleController, Address: c.endpoint(), PID: os.Getpid(), Version: c.o.Version, Started: time.Now().UTC(),
-	}, cfg.LeaderTTL, c.log)
+	}, cfg.LeaderTTL, c.log, nil)
 	c.srv.addCheck("etcd member", member.Ready)
 	c.srv.addCheck("etcd registration", c.reg.err)
 	c.adminRoutes()

@@ -27,6 +27,8 @@ type member struct {
 	cli    *clientv3.Client
 	reg    *registration
 	cancel context.CancelFunc
+	// refresh updates the registration's value (a datanode's free space); nil for other roles.
+	refresh func(cluster.Registration) cluster.Registration
 }
 
 func newMember(role string, o Options, log *slog.Logger) *member {
@@ -65,7 +67,7 @@ func (m *member) start(ctx context.Context) error {
 	m.cancel = cancel
 	m.reg = startRegistration(rctx, cli, cluster.Registration{
 		Machine: c.Name, Role: m.role, Address: m.endpoint(), PID: os.Getpid(), Version: m.o.Version, Started: time.Now().UTC(),
-	}, c.LeaderTTL, m.log)
+	}, c.LeaderTTL, m.log, m.refresh)
 	m.srv.addCheck("etcd registration", m.reg.err)
 	if m.role == config.RoleAgent {
 		// What runs here, for the controllers that will ask agents to start and stop roles.

@@ -161,16 +161,22 @@ func etcdClient(o Options, endpoints []string) (*clientv3.Client, error) {
 // registration keeps this role's lease-backed registration in etcd for as long as ctx lives,
 // re-registering after the lease is lost. registered reports whether it currently holds one.
 type registration struct {
-	reg   cluster.Registration
-	ttl   time.Duration
-	cli   *clientv3.Client
-	log   *slog.Logger
-	state chan error // latest state, capacity 1
-	done  chan struct{}
+	reg cluster.Registration
+	// refresh, if set, is asked every refreshEvery for the registration's current value.
+	refresh func(cluster.Registration) cluster.Registration
+	ttl     time.Duration
+	cli     *clientv3.Client
+	log     *slog.Logger
+	state   chan error // latest state, capacity 1
+	done    chan struct{}
 }
 
-func startRegistration(ctx context.Context, cli *clientv3.Client, reg cluster.Registration, ttl time.Duration, log *slog.Logger) *registration {
-	r := &registration{reg: reg, ttl: ttl, cli: cli, log: log, state: make(chan error, 1), done: make(chan struct{})}
+func startRegistration(ctx context.Context, cli *clientv3.Client, reg cluster.Registration, ttl time.Duration, log *slog.Logger,
+	refresh func(cluster.Registration) cluster.Registration) *registration {
+	if refresh != nil {
+		reg = refresh(reg)
+	}
+	r := &registration{reg: reg, refresh: refresh, ttl: ttl, cli: cli, log: log, state: make(chan error, 1), done: make(chan struct{})}
 	r.set(errors.New("not registered in etcd yet"))
 	go r.loop(ctx)
 	return r
@@ -206,15 +212,41 @@ func (r *registration) loop(ctx context.Context) {
 			continue
 		}
 		r.set(nil)
+		if !r.hold(ctx, held) {
+			return
+		}
+	}
+}
+
+// refreshEvery is how often a registration's value (a datanode's free space) is rewritten.
+const refreshEvery = 5 * time.Second
+
+// hold keeps held until ctx ends (it deregisters and returns false) or the lease is lost
+// (true: register again), rewriting the value with refresh meanwhile.
+func (r *registration) hold(ctx context.Context, held *cluster.Registrar) bool {
+	tick := time.NewTicker(refreshEvery)
+	defer tick.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			// Deregister on a clean stop so the cluster sees the role leave at once.
 			_ = held.Close()
 			r.set(errors.New("stopped"))
-			return
+			return false
 		case <-held.Done():
 			r.set(errors.New("lost the etcd lease; registering again"))
 			r.log.Warn("registration lease lost; registering again", "key", r.reg.Key())
+			return true
+		case <-tick.C:
+			if r.refresh == nil {
+				continue
+			}
+			r.reg = r.refresh(r.reg)
+			uctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if err := held.Update(uctx, r.cli, r.reg); err != nil {
+				r.log.Warn("cannot refresh the registration", "err", err)
+			}
+			cancel()
 		}
 	}
 }
