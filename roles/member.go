@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/hanode/hanode/access"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/datanode"
 )
 
 // member is a role that, until its own data path exists, joins the cluster by registering
@@ -29,6 +31,7 @@ type member struct {
 	cancel context.CancelFunc
 	// refresh updates the registration's value (a datanode's free space); nil for other roles.
 	refresh func(cluster.Registration) cluster.Registration
+	store   *datanode.Store // the datanode's chunk store
 }
 
 func newMember(role string, o Options, log *slog.Logger) *member {
@@ -53,6 +56,12 @@ func (m *member) start(ctx context.Context) error {
 	}
 	if m.role == config.RoleProxy {
 		if err := m.startRedirect(); err != nil {
+			m.srv.ln.Close()
+			return err
+		}
+	}
+	if m.role == config.RoleDatanode {
+		if err := m.openStore(); err != nil {
 			m.srv.ln.Close()
 			return err
 		}
@@ -103,6 +112,27 @@ func (m *member) startRedirect() error {
 	return nil
 }
 
+// openStore opens the datanode's chunk store and serves its API to the roles that write and
+// read chunks: coordinators and controllers (repair), never other callers.
+func (m *member) openStore() error {
+	store, err := datanode.Open(datanode.Options{Dir: m.o.Config.RoleDir(config.RoleDatanode)})
+	if err != nil {
+		return fmt.Errorf("datanode: %w", err)
+	}
+	m.store = store
+	api := access.RequireRoles(datanode.Handler(store), config.RoleCoordinator, config.RoleController)
+	m.srv.mux.Handle("/v1/chunks", api)
+	m.srv.mux.Handle("/v1/chunks/", api)
+	m.srv.mux.Handle("/v1/usage", api)
+	m.refresh = func(reg cluster.Registration) cluster.Registration {
+		if u, err := store.Usage(); err == nil {
+			reg.Capacity, reg.Free = u.Capacity, u.Free
+		}
+		return reg
+	}
+	return nil
+}
+
 func (m *member) ready() error { return m.srv.ready() }
 
 func (m *member) stop(ctx context.Context) {
@@ -116,4 +146,7 @@ func (m *member) stop(ctx context.Context) {
 	case <-ctx.Done():
 	}
 	m.cli.Close()
+	if m.store != nil {
+		_ = m.store.Close()
+	}
 }

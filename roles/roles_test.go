@@ -110,6 +110,53 @@ func TestApplianceServesEveryRole(t *testing.T) {
 	if st.Leader == nil || st.Leader.Name != "solo" || len(st.Machines) != 1 || len(st.Machines[0].Roles) != len(config.AllRoles) {
 		t.Fatalf("status: %+v", st)
 	}
+	for _, reg := range st.Machines[0].Members {
+		if reg.Role == config.RoleDatanode && (reg.Capacity <= 0 || reg.Free <= 0 || reg.Free > reg.Capacity) {
+			t.Errorf("datanode registration without its disk space: capacity %d free %d", reg.Capacity, reg.Free)
+		}
+	}
+	// The datanode serves its chunk API to coordinators and controllers only.
+	chunkURL := eps[config.RoleDatanode] + "/v1/chunks/abc123"
+	req, _ := http.NewRequest(http.MethodPut, chunkURL, strings.NewReader("hello chunk"))
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("chunk put with the machine certificate: %d, want 201", resp.StatusCode)
+	}
+	ca, err := pki.LoadCA(cfg.PKIDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyCert, proxyKey, err := ca.Issue(pki.Identity{Machine: "p1", Roles: []string{config.RoleProxy}}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := tls.X509KeyPair(proxyCert, proxyKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: b.Pool(), Certificates: []tls.Certificate{pc}}}}
+	resp, err = proxyClient.Get(chunkURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("chunk read with a proxy's certificate: %d, want 403", resp.StatusCode)
+	}
+	resp, err = hc.Get(chunkURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != "hello chunk" {
+		t.Fatalf("chunk read back %q", got)
+	}
+
 	// The proxy's HTTP port redirects to HTTPS.
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err = noFollow.Get("http://" + net.JoinHostPort("127.0.79.1", "8080") + "/x?y=1")

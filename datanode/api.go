@@ -1,0 +1,333 @@
+package datanode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// HeaderSHA256 carries a chunk's hex SHA-256 on PUT (optional, checked) and
+// on GET/HEAD responses.
+const HeaderSHA256 = "X-Hanode-SHA256"
+
+const (
+	defaultListLimit = 1000
+	maxListLimit     = 10000
+)
+
+// ListResponse is the body of GET /v1/chunks. Next is the id to pass as
+// after= for the following page, empty on the last page.
+type ListResponse struct {
+	Chunks []Info `json:"chunks"`
+	Next   string `json:"next"`
+}
+
+// Handler serves the internal chunk API. TLS and caller authorisation are the
+// caller's job.
+//
+//	PUT    /v1/chunks/{id}          Content-Length required (411), X-Hanode-SHA256 optional
+//	                                → 201 new / 200 identical existed, JSON Info;
+//	                                  400 bad id, checksum or short body; 409 exists;
+//	                                  413 too large; 507 no space
+//	GET    /v1/chunks/{id}          Range: bytes=a-b | a- | -n (single range) → 200/206;
+//	                                  400 malformed or multi-range, 416 unsatisfiable
+//	HEAD   /v1/chunks/{id}          headers only
+//	DELETE /v1/chunks/{id}          204 / 404
+//	GET    /v1/chunks?after=&limit= JSON ListResponse (limit default 1000, max 10000)
+//	GET    /v1/usage                JSON Usage
+//
+// Errors are JSON {"error": "..."}. A corrupt block found before the
+// response headers are sent gives 500; after, the response is aborted
+// (http.ErrAbortHandler) so the client sees a failed read, never wrong bytes.
+func Handler(s *Store) http.Handler {
+	h := &handler{s: s}
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /v1/chunks/{id}", h.put)
+	mux.HandleFunc("GET /v1/chunks/{id}", h.get) // also HEAD
+	mux.HandleFunc("DELETE /v1/chunks/{id}", h.delete)
+	mux.HandleFunc("GET /v1/chunks", h.list)
+	mux.HandleFunc("GET /v1/usage", h.usage)
+	return mux
+}
+
+type handler struct{ s *Store }
+
+// statusOf maps a Store error to an HTTP status.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrBadID), errors.Is(err, ErrChecksum), errors.Is(err, ErrSizeMismatch):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrExists):
+		return http.StatusConflict
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrNoSpace):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, ErrBadRange), errors.Is(err, errRangeUnsatisfiable):
+		return http.StatusRequestedRangeNotSatisfiable
+	case errors.Is(err, errRangeSyntax):
+		return http.StatusBadRequest
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, err error) {
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Del(HeaderSHA256)
+	if status != http.StatusRequestedRangeNotSatisfiable {
+		h.Del("Content-Range")
+	}
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+func (h *handler) put(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := checkID(id); err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	if r.ContentLength < 0 {
+		writeErr(w, http.StatusLengthRequired, fmt.Errorf("datanode: put chunk %q: Content-Length required", id))
+		return
+	}
+	want := strings.ToLower(strings.TrimSpace(r.Header.Get(HeaderSHA256)))
+	info, existed, err := h.s.put(r.Context(), id, r.Body, r.ContentLength, want)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	status := http.StatusCreated
+	if existed {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, info)
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	rangeHdr := r.Header.Get("Range")
+	partial := false
+	resolve := func(size int64) (int64, int64, error) {
+		if rangeHdr == "" {
+			return 0, size, nil
+		}
+		off, n, err := parseRange(rangeHdr, size)
+		if err != nil {
+			if errors.Is(err, errRangeUnsatisfiable) {
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+			}
+			return 0, 0, fmt.Errorf("datanode: chunk %q: %w", id, err)
+		}
+		partial = true
+		return off, n, nil
+	}
+	setHeaders := func(info Info, off, n int64) {
+		hd := w.Header()
+		hd.Set("Content-Type", "application/octet-stream")
+		hd.Set("Accept-Ranges", "bytes")
+		hd.Set(HeaderSHA256, info.SHA256)
+		hd.Set("ETag", `"`+info.SHA256+`"`)
+		hd.Set("Content-Length", strconv.FormatInt(n, 10))
+		if partial {
+			hd.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, info.Size))
+		}
+	}
+	status := func() int {
+		if partial {
+			return http.StatusPartialContent
+		}
+		return http.StatusOK
+	}
+
+	if r.Method == http.MethodHead {
+		info, err := h.s.Stat(id)
+		if err != nil {
+			writeErr(w, statusOf(err), err)
+			return
+		}
+		off, n, err := resolve(info.Size)
+		if err != nil {
+			writeErr(w, statusOf(err), err)
+			return
+		}
+		setHeaders(info, off, n)
+		w.WriteHeader(status())
+		return
+	}
+
+	rc, info, off, n, err := h.s.get(r.Context(), id, resolve)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	defer rc.Close()
+	bp := h.s.getBuf()
+	defer h.s.putBuf(bp)
+	buf := *bp
+	// Read (and so verify) the first block before committing to a status.
+	k, err := io.ReadFull(rc, buf[:min(int64(len(buf)), n)])
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	setHeaders(info, off, n)
+	w.WriteHeader(status())
+	if _, err := w.Write(buf[:k]); err != nil {
+		return // client gone
+	}
+	for {
+		k, err := rc.Read(buf)
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return
+			}
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			// Headers are out: abort the connection so the client sees a
+			// truncated body rather than a clean end.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
+	if err := h.s.Delete(r.PathValue("id")); err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after := q.Get("after")
+	if after != "" && !ValidID(after) {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("datanode: list after %q: %w", after, ErrBadID))
+		return
+	}
+	limit := defaultListLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("datanode: list: limit %q not in 1..%d", v, maxListLimit))
+			return
+		}
+		limit = n
+	}
+	infos, err := h.s.List(r.Context(), after, limit+1)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	resp := ListResponse{Chunks: infos}
+	if len(infos) > limit {
+		resp.Chunks = infos[:limit]
+		resp.Next = infos[limit-1].ID
+	}
+	if resp.Chunks == nil {
+		resp.Chunks = []Info{}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
+	u, err := h.s.Usage()
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+var (
+	errRangeSyntax        = errors.New("malformed or multiple Range")
+	errRangeUnsatisfiable = errors.New("range not satisfiable")
+)
+
+// parseRange parses a single-range Range header ("bytes=a-b", "bytes=a-",
+// "bytes=-n") against a chunk of size bytes, returning the offset and length
+// (n >= 1, off+n <= size). A last position beyond the end is clamped; a
+// first position at or beyond the end, a zero suffix, or any range of an
+// empty chunk is errRangeUnsatisfiable; anything else malformed, or several
+// ranges, is errRangeSyntax.
+func parseRange(h string, size int64) (off, n int64, err error) {
+	unit, spec, ok := strings.Cut(h, "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+		return 0, 0, errRangeSyntax
+	}
+	spec = strings.Trim(spec, " \t")
+	if strings.Contains(spec, ",") {
+		return 0, 0, errRangeSyntax
+	}
+	first, last, ok := strings.Cut(spec, "-")
+	if !ok {
+		return 0, 0, errRangeSyntax
+	}
+	if first == "" { // suffix
+		sfx, ok := parseDigits(last)
+		if !ok {
+			return 0, 0, errRangeSyntax
+		}
+		if sfx == 0 || size <= 0 {
+			return 0, 0, errRangeUnsatisfiable
+		}
+		sfx = min(sfx, size)
+		return size - sfx, sfx, nil
+	}
+	a, ok := parseDigits(first)
+	if !ok {
+		return 0, 0, errRangeSyntax
+	}
+	b := int64(math.MaxInt64)
+	if last != "" {
+		if b, ok = parseDigits(last); !ok || b < a {
+			return 0, 0, errRangeSyntax
+		}
+	}
+	if a >= size {
+		return 0, 0, errRangeUnsatisfiable
+	}
+	b = min(b, size-1)
+	return a, b - a + 1, nil
+}
+
+// parseDigits parses 1+ ASCII digits, saturating at MaxInt64.
+func parseDigits(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var v int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := int64(c - '0')
+		if v > (math.MaxInt64-d)/10 {
+			v = math.MaxInt64
+		} else {
+			v = v*10 + d
+		}
+	}
+	return v, true
+}
