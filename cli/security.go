@@ -281,8 +281,28 @@ func (c auditCmd) Run(e *Env) error {
 }
 
 type nodeCmd struct {
-	List  nodeListCmd  `cmd:"" help:"List machines and the roles they run."`
-	Drain nodeDrainCmd `cmd:"" help:"Drain a machine: it keeps what it has, placement sends it nothing new."`
+	List   nodeListCmd   `cmd:"" help:"List machines and the roles they run."`
+	Drain  nodeDrainCmd  `cmd:"" help:"Drain a machine: it keeps what it has, placement sends it nothing new."`
+	Remove nodeRemoveCmd `cmd:"" help:"Forget a stopped machine for good (its controller leaves etcd)."`
+}
+
+type nodeRemoveCmd struct {
+	Machine string `arg:"" help:"Machine name."`
+}
+
+func (c nodeRemoveCmd) Run(e *Env) error {
+	var out struct {
+		RemovedController bool `json:"removed_controller"`
+	}
+	if err := adminCall(e, http.MethodDelete, "/v1/nodes/"+url.PathEscape(c.Machine), nil, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "removed %s", c.Machine)
+	if out.RemovedController {
+		fmt.Fprint(e.Stdout, " (its controller left the etcd cluster)")
+	}
+	fmt.Fprintln(e.Stdout)
+	return nil
 }
 
 type nodeListCmd struct{}

@@ -156,6 +156,7 @@ func (c *controller) adminRoutes() {
 	mux.Handle("GET /v1/cluster/status", read(access.ReadOnly, c.handleStatus))
 	mux.Handle("GET /v1/nodes", read(access.ReadOnly, c.handleNodes))
 	mux.Handle("POST /v1/nodes/{id}/drain", write(access.Operator, c.handleDrain))
+	mux.Handle("DELETE /v1/nodes/{id}", write(access.Operator, c.handleNodeRemove))
 	mux.Handle("GET /v1/tokens", read(access.Admin, c.handleTokenList))
 	mux.Handle("POST /v1/tokens", write(access.Admin, c.handleTokenCreate))
 	mux.Handle("DELETE /v1/tokens/{id}", write(access.Admin, c.handleTokenRevoke))
@@ -397,4 +398,52 @@ func (c *controller) handleDrain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"machine": machine, "draining": true})
+}
+
+// handleNodeRemove forgets a machine that has left for good: its drain mark and, if it was a
+// controller, its etcd member. A machine that still runs any role is refused: stop it first.
+func (c *controller) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
+	machine := r.PathValue("id")
+	ctx := r.Context()
+	regs, err := cluster.Nodes(ctx, c.cli)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	var running []string
+	for _, reg := range regs {
+		if reg.Machine == machine {
+			running = append(running, reg.Role)
+		}
+	}
+	if len(running) > 0 {
+		writeError(w, http.StatusConflict, fmt.Errorf("machine %s still runs %v: stop hanode there first", machine, running))
+		return
+	}
+	ml, err := c.cli.MemberList(ctx)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("list etcd members: %w", err))
+		return
+	}
+	removedMember := false
+	for _, m := range ml.Members {
+		if m.Name != machine {
+			continue
+		}
+		if _, err := c.cli.MemberRemove(ctx, m.ID); err != nil {
+			writeError(w, http.StatusConflict, fmt.Errorf("remove controller %s from etcd: %w", machine, err))
+			return
+		}
+		removedMember = true
+	}
+	resp, err := c.cli.Delete(ctx, DrainPrefix+machine)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	if !removedMember && resp.Deleted == 0 {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no machine %q is known to the cluster", machine))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"machine": machine, "removed_controller": removedMember})
 }

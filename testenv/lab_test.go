@@ -389,3 +389,53 @@ func TestLabLostControllerDataAndRejoin(t *testing.T) {
 	}
 	healthy(t, l)
 }
+
+// TestLabNodeRemove forgets a machine for good: refused while it runs, then its controller
+// leaves etcd and the remaining two keep an active master.
+func TestLabNodeRemove(t *testing.T) {
+	l, drv := startLab(t, "127.0.32", 3)
+	healthy(t, l)
+	hanodeCmd := func(args string) (string, error) {
+		out, err := exec.Command("bash", "-c", fmt.Sprintf("source %s && %s %s", filepath.Join(l.Dir, EnvFile), binary, args)).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := hanodeCmd("node remove m3"); err == nil || !strings.Contains(out, "still runs") {
+		t.Fatalf("removing a running machine: %v %q", err, out)
+	}
+	if err := l.Stop(drv, "m3", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// A clean stop deregisters at once; the removal is refused until then anyway.
+	var out string
+	waitFor(t, "node remove m3 to succeed", 30*time.Second, func() bool {
+		var err error
+		out, err = hanodeCmd("node remove m3")
+		return err == nil
+	})
+	if !strings.Contains(out, "its controller left the etcd cluster") {
+		t.Fatalf("node remove m3: %q", out)
+	}
+	cli, err := l.EtcdClient(l.Endpoints.Etcd[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ml, err := cli.MemberList(ctx)
+	if err != nil || len(ml.Members) != 2 {
+		t.Fatalf("members after removal: %v %v", ml, err)
+	}
+	for _, m := range ml.Members {
+		if m.Name == "m3" {
+			t.Fatal("m3 is still an etcd member")
+		}
+	}
+	ac, err := l.AdminClient(l.Endpoints.Controllers[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.Leader(ctx); err != nil {
+		t.Fatalf("no active master after removing m3: %v", err)
+	}
+}
