@@ -235,15 +235,19 @@ func (q quietShutdown) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore
 	return ce
 }
 
-// benign are etcd warnings about settings hanode makes on purpose: one port for HTTP and gRPC,
+// benign tells etcd warnings about settings hanode makes on purpose: one port for HTTP and gRPC,
 // and etcd's simple auth tokens (etcd auth is unused; clients authenticate with certificates).
-var benign = map[string]bool{
-	"Running http and grpc server on single port. This is not recommended for production.": true,
-	"simple token is not cryptographically signed":                                         true,
+func benign(msg string) bool {
+	switch msg {
+	case "Running http and grpc server on single port. This is not recommended for production.",
+		"simple token is not cryptographically signed":
+		return true
+	}
+	return false
 }
 
 func (q quietShutdown) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	if benign[e.Message] {
+	if benign(e.Message) {
 		return nil
 	}
 	for _, f := range fields {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -258,7 +259,7 @@ func (c *controller) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, role := range req.Roles {
-		if role != config.RoleAll && !containsRole(role) {
+		if role != config.RoleAll && !slices.Contains(config.AllRoles, role) {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("role %q: allowed: controller, datanode, coordinator, proxy, agent", role))
 			return
 		}
@@ -284,15 +285,6 @@ func (c *controller) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, TokenCreated{Record: rec, Token: tok.String()})
-}
-
-func containsRole(r string) bool {
-	for _, x := range config.AllRoles {
-		if x == r {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *controller) handleTokenList(w http.ResponseWriter, r *http.Request) {

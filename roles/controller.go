@@ -272,5 +272,3 @@ func (c *controller) handleNodes(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"machines": cluster.Machines(regs)})
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -104,7 +105,7 @@ func (m *member) startRedirect() error {
 			if err != nil {
 				host = r.Host
 			}
-			target := "https://" + net.JoinHostPort(host, itoa(c.ProxyHTTPSPort)) + r.URL.RequestURI()
+			target := "https://" + net.JoinHostPort(host, strconv.Itoa(c.ProxyHTTPSPort)) + r.URL.RequestURI()
 			http.Redirect(w, r, target, http.StatusPermanentRedirect)
 		}),
 	}
