@@ -1,0 +1,154 @@
+// Package meta is the object store's metadata in etcd: buckets, objects, multipart uploads,
+// write intents and the garbage-collection queue. Coordinators write it; the active master's
+// garbage collector consumes the queue.
+//
+// Keyspace (under /hanode/s3/):
+//
+//	b/<bucket>                      bucket record
+//	o/<bucket>/<key>                object record (one per key; bucket names have no '/')
+//	u/<bucket>/<key>\x00<upload>    multipart upload in progress
+//	p/<upload>/<part, 5 digits>     uploaded part
+//	i/<write id>                    write intent: chunks named <write id>-<n> may exist
+//	g/<write id>                    chunks to delete once their grace period has passed
+//	bad/<chunk id>/<machine>        a replica found damaged, for the repair loop
+//
+// Object keys sort within their bucket exactly as S3 lists them (byte order), so a listing is
+// a paged etcd range read; nothing ever loads a whole bucket. Values use a compact binary
+// encoding (encode.go): about 100 bytes plus the key for a small object.
+//
+// Atomicity: an object becomes visible in the one transaction that writes its record, after
+// every replica of every chunk is on disk. Overwrites and deletes swap the record and queue
+// the old chunks for collection in the same transaction, so a reader sees the old object or
+// the new one, never a mix.
+package meta
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Key prefixes.
+const (
+	Prefix        = "/hanode/s3/"
+	BucketPrefix  = Prefix + "b/"
+	ObjectPrefix  = Prefix + "o/"
+	UploadPrefix  = Prefix + "u/"
+	PartPrefix    = Prefix + "p/"
+	IntentPrefix  = Prefix + "i/"
+	GCPrefix      = Prefix + "g/"
+	BadPrefix     = Prefix + "bad/"
+	UserPrefix    = Prefix + "users/"
+	SettingsKey   = Prefix + "settings"
+	MaxObjectKey  = 1024
+	MaxPartNumber = 10000
+)
+
+// Errors the store returns; the S3 layer maps them to S3 error codes.
+var (
+	ErrNoSuchBucket   = errors.New("no such bucket")
+	ErrBucketExists   = errors.New("bucket already exists")
+	ErrBucketNotEmpty = errors.New("bucket not empty")
+	ErrNoSuchKey      = errors.New("no such key")
+	ErrNoSuchUpload   = errors.New("no such upload")
+	ErrIntentLost     = errors.New("write intent expired before commit")
+	ErrCorrupt        = errors.New("corrupt metadata record")
+	ErrConflict       = errors.New("conflicting concurrent change")
+)
+
+// Bucket is a bucket's record.
+type Bucket struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	// Replicas overrides the cluster's replication factor for new objects; 0 = cluster default.
+	Replicas int `json:"replicas,omitempty"`
+}
+
+// Chunk is one stored piece of an object. Its ID names the chunk file on every replica.
+type Chunk struct {
+	ID       string
+	Size     int64
+	SHA256   [32]byte
+	Replicas []string // machine names, one datanode per machine
+}
+
+// Object is an object's record.
+type Object struct {
+	Size     int64
+	Modified time.Time
+	ETag     string // as S3 returns it, without quotes
+	// Headers are stored response headers: content-type, cache-control, content-disposition,
+	// content-encoding, content-language, expires and x-amz-meta-*; names in lower case.
+	Headers map[string]string
+	Chunks  []Chunk
+	// Parts holds, for a multipart object, the size of each part (for partNumber reads and
+	// the ETag's part count).
+	Parts []int64
+}
+
+// Upload is a multipart upload in progress.
+type Upload struct {
+	Bucket    string
+	Key       string
+	ID        string
+	Initiated time.Time
+	Headers   map[string]string
+}
+
+// Part is an uploaded part of a multipart upload.
+type Part struct {
+	Number   int
+	Size     int64
+	ETag     string // hex MD5, no quotes
+	Modified time.Time
+	Chunks   []Chunk
+}
+
+// Intent announces a write in progress: its chunks are named <ID>-<n>.
+type Intent struct {
+	ID      string    `json:"id"`
+	Bucket  string    `json:"bucket"`
+	Key     string    `json:"key"`
+	Writer  string    `json:"writer"` // coordinator machine
+	Started time.Time `json:"started"`
+	Touched time.Time `json:"touched"`
+}
+
+// Garbage is a set of chunks to delete no earlier than After.
+type Garbage struct {
+	After  time.Time
+	Chunks []Chunk
+	// Intent, when set, means "every chunk named <Intent>-<n>", found by listing datanodes.
+	Intent string
+}
+
+// NewWriteID returns a fresh random write id (32 hex digits), the prefix of a write's chunk ids.
+func NewWriteID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ChunkID names chunk n of a write.
+func ChunkID(writeID string, n int) string { return writeID + "-" + strconv.Itoa(n) }
+
+// NewUploadID returns a fresh multipart upload id.
+func NewUploadID() string { return NewWriteID() }
+
+// ObjectKey is the etcd key of an object.
+func ObjectKey(bucket, key string) string { return ObjectPrefix + bucket + "/" + key }
+
+// BucketKey is the etcd key of a bucket.
+func BucketKey(bucket string) string { return BucketPrefix + bucket }
+
+func uploadKey(bucket, key, id string) string { return UploadPrefix + bucket + "/" + key + "\x00" + id }
+
+func partKey(upload string, n int) string {
+	s := strconv.Itoa(n)
+	for len(s) < 5 {
+		s = "0" + s
+	}
+	return PartPrefix + upload + "/" + s
+}

@@ -1,0 +1,215 @@
+package meta
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// CreateUpload starts a multipart upload in an existing bucket.
+func (s *Store) CreateUpload(ctx context.Context, u *Upload) error {
+	k := uploadKey(u.Bucket, u.Key, u.ID)
+	resp, err := s.cli.Txn(ctx).If(versionGT0(BucketKey(u.Bucket))).Then(clientv3.OpPut(k, string(EncodeUpload(u)))).Commit()
+	if err != nil {
+		return fmt.Errorf("create upload %s/%s: %w", u.Bucket, u.Key, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("bucket %s: %w", u.Bucket, ErrNoSuchBucket)
+	}
+	return nil
+}
+
+// GetUpload returns an upload in progress; ErrNoSuchUpload when it is not (any more).
+func (s *Store) GetUpload(ctx context.Context, bucket, key, id string) (*Upload, error) {
+	resp, err := s.cli.Get(ctx, uploadKey(bucket, key, id))
+	if err != nil {
+		return nil, fmt.Errorf("get upload %s: %w", id, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("upload %s: %w", id, ErrNoSuchUpload)
+	}
+	return DecodeUpload(resp.Kvs[0].Value)
+}
+
+// PutPart commits an uploaded part, replacing (and collecting) an earlier upload of the same
+// part number.
+func (s *Store) PutPart(ctx context.Context, u *Upload, p *Part, intent string, grace time.Duration) error {
+	pk, uk := partKey(u.ID, p.Number), uploadKey(u.Bucket, u.Key, u.ID)
+	val := string(EncodePart(p))
+	for range maxConflictRetries {
+		resp, err := s.cli.Get(ctx, pk)
+		if err != nil {
+			return fmt.Errorf("put part %d of %s: %w", p.Number, u.ID, err)
+		}
+		var rev int64
+		ops := []clientv3.Op{clientv3.OpPut(pk, val), clientv3.OpDelete(IntentPrefix + intent)}
+		if len(resp.Kvs) > 0 {
+			rev = resp.Kvs[0].ModRevision
+			if old, err := DecodePart(resp.Kvs[0].Value); err == nil {
+				if op, ok := s.garbageOp(old.Chunks, grace); ok {
+					ops = append(ops, op)
+				}
+			}
+		}
+		tx, err := s.cli.Txn(ctx).If(versionGT0(uk), versionGT0(IntentPrefix+intent), clientv3.Compare(clientv3.ModRevision(pk), "=", rev)).
+			Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(IntentPrefix+intent, clientv3.WithCountOnly())).Commit()
+		if err != nil {
+			return fmt.Errorf("put part %d of %s: %w", p.Number, u.ID, err)
+		}
+		if tx.Succeeded {
+			return nil
+		}
+		if tx.Responses[0].GetResponseRange().Count == 0 {
+			return fmt.Errorf("upload %s: %w", u.ID, ErrNoSuchUpload)
+		}
+		if tx.Responses[1].GetResponseRange().Count == 0 {
+			return fmt.Errorf("write %s: %w", intent, ErrIntentLost)
+		}
+	}
+	return fmt.Errorf("put part %d of %s: too many concurrent writers", p.Number, u.ID)
+}
+
+// ListParts returns the parts after part number `after`, at most max, and whether more follow.
+func (s *Store) ListParts(ctx context.Context, id string, after, max int) ([]*Part, bool, error) {
+	from := partKey(id, after) + "\x00"
+	if after <= 0 {
+		from = PartPrefix + id + "/"
+	}
+	resp, err := s.cli.Get(ctx, from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(PartPrefix+id+"/")), clientv3.WithLimit(int64(max)))
+	if err != nil {
+		return nil, false, fmt.Errorf("list parts of %s: %w", id, err)
+	}
+	out := make([]*Part, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		p, err := DecodePart(kv.Value)
+		if err != nil {
+			return nil, false, fmt.Errorf("part %s: %w", kv.Key, err)
+		}
+		out = append(out, p)
+	}
+	return out, resp.More, nil
+}
+
+// AllParts returns every part of an upload and the revision they were read at.
+func (s *Store) AllParts(ctx context.Context, id string) ([]*Part, int64, error) {
+	pre := PartPrefix + id + "/"
+	resp, err := s.cli.Get(ctx, pre, clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("read parts of %s: %w", id, err)
+	}
+	out := make([]*Part, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		p, err := DecodePart(kv.Value)
+		if err != nil {
+			return nil, 0, fmt.Errorf("part %s: %w", kv.Key, err)
+		}
+		out = append(out, p)
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// CompleteUpload makes the object built from an upload's parts visible, in one transaction
+// that requires the upload to still exist and no part to have changed since partsRev, removes
+// the upload and its parts, and queues the replaced object's and the unused parts' chunks.
+func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused []Chunk, partsRev int64, grace time.Duration) error {
+	ok, uk, pp := ObjectKey(u.Bucket, u.Key), uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
+	val := string(EncodeObject(o))
+	for range maxConflictRetries {
+		old, rev, err := s.getRaw(ctx, ok)
+		if err != nil {
+			return fmt.Errorf("complete upload %s: %w", u.ID, err)
+		}
+		var garbage []Chunk
+		garbage = append(garbage, unused...)
+		if old != nil {
+			garbage = append(garbage, old.Chunks...)
+		}
+		ops := []clientv3.Op{clientv3.OpPut(ok, val), clientv3.OpDelete(uk), clientv3.OpDelete(pp, clientv3.WithPrefix())}
+		if op, ok := s.garbageOp(garbage, grace); ok {
+			ops = append(ops, op)
+		}
+		tx, err := s.cli.Txn(ctx).If(
+			versionGT0(uk),
+			versionGT0(BucketKey(u.Bucket)),
+			clientv3.Compare(clientv3.ModRevision(ok), "=", rev),
+			clientv3.Compare(clientv3.ModRevision(pp), "<", partsRev+1).WithPrefix(),
+		).Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithMinModRev(partsRev+1))).Commit()
+		if err != nil {
+			return fmt.Errorf("complete upload %s: %w", u.ID, err)
+		}
+		if tx.Succeeded {
+			return nil
+		}
+		if tx.Responses[0].GetResponseRange().Count == 0 {
+			return fmt.Errorf("upload %s: %w", u.ID, ErrNoSuchUpload)
+		}
+		if tx.Responses[1].GetResponseRange().Count > 0 {
+			return fmt.Errorf("upload %s: a part was uploaded again while completing: %w", u.ID, ErrConflict)
+		}
+	}
+	return fmt.Errorf("complete upload %s: too many concurrent writers", u.ID)
+}
+
+// AbortUpload deletes an upload and its parts and queues their chunks at once.
+func (s *Store) AbortUpload(ctx context.Context, u *Upload) error {
+	parts, rev, err := s.AllParts(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	var chunks []Chunk
+	for _, p := range parts {
+		chunks = append(chunks, p.Chunks...)
+	}
+	uk, pp := uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
+	ops := []clientv3.Op{clientv3.OpDelete(uk), clientv3.OpDelete(pp, clientv3.WithPrefix())}
+	if op, ok := s.garbageOp(chunks, 0); ok {
+		ops = append(ops, op)
+	}
+	tx, err := s.cli.Txn(ctx).If(versionGT0(uk), clientv3.Compare(clientv3.ModRevision(pp), "<", rev+1).WithPrefix()).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("abort upload %s: %w", u.ID, err)
+	}
+	if !tx.Succeeded {
+		if _, err := s.GetUpload(ctx, u.Bucket, u.Key, u.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("abort upload %s: %w", u.ID, ErrConflict)
+	}
+	return nil
+}
+
+// ListUploads lists uploads in progress in key order (then upload id), starting after
+// (keyMarker, idMarker), at most max.
+func (s *Store) ListUploads(ctx context.Context, bucket, prefix, keyMarker, idMarker string, max int) ([]*Upload, bool, error) {
+	if _, err := s.GetBucket(ctx, bucket); err != nil {
+		return nil, false, err
+	}
+	base := UploadPrefix + bucket + "/"
+	from := base + prefix
+	if keyMarker != "" && keyMarker >= prefix {
+		if idMarker != "" {
+			from = base + keyMarker + "\x00" + idMarker + "\x00"
+		} else {
+			from = base + keyMarker + "\x01" // after every upload of keyMarker
+		}
+	}
+	resp, err := s.cli.Get(ctx, from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(base+prefix)), clientv3.WithLimit(int64(max)))
+	if err != nil {
+		return nil, false, fmt.Errorf("list uploads of %s: %w", bucket, err)
+	}
+	out := make([]*Upload, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if !strings.Contains(string(kv.Key[len(base):]), "\x00") {
+			continue
+		}
+		u, err := DecodeUpload(kv.Value)
+		if err != nil {
+			return nil, false, fmt.Errorf("upload %s: %w", kv.Key, err)
+		}
+		out = append(out, u)
+	}
+	return out, resp.More, nil
+}
