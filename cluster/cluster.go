@@ -35,6 +35,7 @@ type Registration struct {
 	PID     int       `json:"pid"`
 	Version string    `json:"version"`
 	Started time.Time `json:"started"`
+	Zone    string    `json:"zone,omitempty"` // zone or rack label, for placement
 	// Datanodes: the chunk filesystem's size and free bytes, refreshed while registered.
 	Capacity int64 `json:"capacity,omitempty"`
 	Free     int64 `json:"free,omitempty"`

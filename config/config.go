@@ -73,6 +73,17 @@ type Config struct {
 	EtcdCompactionKeep string        `yaml:"etcd-compaction-retention" name:"etcd-compaction-retention" help:"etcd periodic auto-compaction retention." default:"10m"`
 	ShutdownTimeout    time.Duration `yaml:"shutdown-timeout" name:"shutdown-timeout" help:"How long each role may drain on SIGTERM." default:"10s"`
 
+	Zone              string        `yaml:"zone" name:"zone" help:"This machine's zone or rack label; placement spreads replicas across zones." default:""`
+	Replicas          int           `yaml:"replicas" name:"replicas" help:"Replication factor: each chunk is stored on this many distinct machines (a bucket may override it)." default:"2"`
+	ChunkSize         int64         `yaml:"chunk-size" name:"chunk-size" help:"Objects are cut into chunks of this many bytes (64 KiB to 64 MiB)." default:"8388608"`
+	CoordinatorMemory int64         `yaml:"coordinator-memory" name:"coordinator-memory" help:"Bytes a coordinator may hold in write buffers; more concurrent writes wait." default:"536870912"`
+	GCGrace           time.Duration `yaml:"gc-grace" name:"gc-grace" help:"How long chunks of deleted or overwritten objects are kept for reads already under way." default:"5m"`
+	WriteTimeout      time.Duration `yaml:"write-timeout" name:"write-timeout" help:"A write whose intent has not been refreshed for this long is abandoned and its chunks collected." default:"1h"`
+	S3Region          string        `yaml:"s3-region" name:"s3-region" help:"Region name in S3 signatures." default:"us-east-1"`
+	S3Domains         []string      `yaml:"s3-domains" name:"s3-domains" sep:"," placeholder:"DOMAIN,..." help:"Domains for virtual-host style S3 requests (BUCKET.DOMAIN); path style always works." default:""`
+	RootAccessKey     string        `yaml:"root-access-key" name:"root-access-key" help:"Access key of the S3 root user (default: from data-dir/credentials)." default:""`
+	RootSecretKey     string        `yaml:"root-secret-key" name:"root-secret-key" secret:"true" help:"Secret key of the S3 root user." default:""`
+
 	LogFormat string `yaml:"log-format" name:"log-format" help:"Log format: text or json." default:"text"`
 	LogLevel  string `yaml:"log-level" name:"log-level" help:"Log level: debug, info, warn or error." default:"info"`
 }
@@ -298,6 +309,30 @@ func (c *Config) Check() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return keyErr("shutdown-timeout", c.ShutdownTimeout.String(), "a positive duration")
+	}
+	if c.Zone != "" && !nameRE.MatchString(c.Zone) {
+		return keyErr("zone", c.Zone, "lower-case letters, digits, '-' and '.'")
+	}
+	if c.Replicas < 1 || c.Replicas > 7 {
+		return keyErr("replicas", fmt.Sprint(c.Replicas), "1 to 7")
+	}
+	if c.ChunkSize < 64<<10 || c.ChunkSize > 64<<20 {
+		return keyErr("chunk-size", fmt.Sprint(c.ChunkSize), "65536 to 67108864 bytes")
+	}
+	if c.CoordinatorMemory < 2*c.ChunkSize {
+		return keyErr("coordinator-memory", fmt.Sprint(c.CoordinatorMemory), fmt.Sprintf("at least two chunks (%d bytes)", 2*c.ChunkSize))
+	}
+	if c.GCGrace < 0 {
+		return keyErr("gc-grace", c.GCGrace.String(), "a duration >= 0")
+	}
+	if c.WriteTimeout < time.Second {
+		return keyErr("write-timeout", c.WriteTimeout.String(), "a duration of at least 1s")
+	}
+	if (c.RootAccessKey == "") != (c.RootSecretKey == "") {
+		return keyErr("root-access-key", c.RootAccessKey, "set together with root-secret-key, or neither")
+	}
+	if c.RootAccessKey != "" && (len(c.RootAccessKey) < 3 || len(c.RootSecretKey) < 8) {
+		return keyErr("root-secret-key", "(redacted)", "an access key of at least 3 and a secret key of at least 8 characters")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return keyErr("log-format", c.LogFormat, "text or json")
