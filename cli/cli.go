@@ -68,7 +68,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintf(stderr, "hanode: %v\n", oneLine(err))
 		return 2
 	}
-	env := &Env{Stdout: stdout, Stderr: stderr, cli: &cli, kctx: kctx}
+	env := &Env{Stdout: stdout, Stderr: stderr, cli: &cli, kctx: kctx, appliance: len(args) == 0}
 	if err := kctx.Run(env); err != nil {
 		fmt.Fprintf(stderr, "hanode: %v\n", oneLine(err))
 		var ue usageError
@@ -93,6 +93,8 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	cli            *CLI
 	kctx           *kong.Context
+	// appliance: hanode ran with no arguments, the single-machine appliance.
+	appliance bool
 }
 
 // Config loads the effective configuration: the file, HANODE_* variables and the flags given.

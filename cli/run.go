@@ -19,6 +19,7 @@ import (
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/pki"
 	"github.com/hanode/hanode/roles"
+	"github.com/hanode/hanode/s3users"
 	"github.com/hanode/hanode/sdnotify"
 	"github.com/hanode/hanode/version"
 )
@@ -31,6 +32,10 @@ func (runCmd) Run(e *Env) error {
 		return err
 	}
 	log := newLogger(e.Stderr, cfg)
+	if e.appliance && origins["replicas"].Kind == "default" {
+		// One machine holds one replica of everything; a cluster keeps the default of 2.
+		cfg.Replicas = 1
+	}
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
@@ -160,6 +165,13 @@ func printReady(w io.Writer, cfg *config.Config, b *pki.Bundle, eps roles.Endpoi
 		fmt.Fprintf(tw, "  etcd client\t%s\n", cfg.URL(cfg.Address, cfg.EtcdClientPort))
 	}
 	fmt.Fprintf(tw, "  CA certificate\t%s\n", b.CAFile())
+	if cfg.Has(config.RoleCoordinator) {
+		creds := filepath.Join(cfg.DataDir, roles.CredentialsFile)
+		if cfg.RootAccessKey != "" {
+			creds = "access key " + cfg.RootAccessKey + " (from the configuration)"
+		}
+		fmt.Fprintf(tw, "  S3 credentials\t%s\n", creds)
+	}
 	tw.Flush()
 	fmt.Fprintf(w, "Check it with: hanode status --data-dir %s --controllers %s\n", cfg.DataDir, strings.Join(cfg.Controllers, ","))
 }
@@ -185,6 +197,16 @@ func (initCmd) Run(e *Env) error {
 		return fmt.Errorf("init: %w", err)
 	}
 	fmt.Fprintf(e.Stdout, "cluster %q initialised: CA %s, certificate for %s (%s)\n", cfg.ClusterName, b.CAFile(), cfg.Name, b.CertFile())
+	// The S3 root user: from the configuration when set, else a fresh pair the first active
+	// master registers from this file.
+	creds := filepath.Join(cfg.DataDir, roles.CredentialsFile)
+	if _, err := os.Stat(creds); cfg.RootAccessKey == "" && errors.Is(err, os.ErrNotExist) {
+		ak, sk := s3users.NewKeyPair()
+		if err := roles.WriteCredentials(creds, ak, sk); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		fmt.Fprintf(e.Stdout, "S3 root credentials: %s\n", creds)
+	}
 	return nil
 }
 

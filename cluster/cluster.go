@@ -6,6 +6,8 @@
 //	/hanode/election/master/<lease>     active-master election (package election)
 //	/hanode/master                      the active master's record, written only under its fence
 //	/hanode/nodes/<machine>/<role>      one registration per running role process, on a lease
+//	/hanode/drain/<machine>             drain mark: no new chunks go to the machine
+//	/hanode/s3/...                      object metadata (package meta)
 package cluster
 
 import (
@@ -25,6 +27,8 @@ const (
 	Root        = "/hanode/"
 	MasterKey   = Root + "master"
 	NodesPrefix = Root + "nodes/"
+	// DrainPrefix marks machines being drained (hanode node drain): placement avoids them.
+	DrainPrefix = Root + "drain/"
 )
 
 // Registration is what a role process publishes about itself.

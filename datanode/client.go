@@ -130,3 +130,26 @@ func statusErr(resp *http.Response) error {
 	}
 	return fmt.Errorf("%w (%s)", base, msg)
 }
+
+// List returns up to limit chunks with ids after `after`, in id order, and the id to continue
+// from (empty on the last page).
+func (c *Client) List(ctx context.Context, base, after string, limit int) ([]Info, string, error) {
+	q := url.Values{"after": {after}, "limit": {strconv.Itoa(limit)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1/chunks?"+q.Encode(), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("list chunks on %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("list chunks on %s: %w", base, statusErr(resp))
+	}
+	var lr ListResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&lr); err != nil {
+		return nil, "", fmt.Errorf("list chunks on %s: decode answer: %w", base, err)
+	}
+	return lr.Chunks, lr.Next, nil
+}

@@ -30,7 +30,7 @@ import (
 const CAKey = cluster.Root + "secrets/ca"
 
 // DrainPrefix marks machines being drained; placement avoids them.
-const DrainPrefix = cluster.Root + "drain/"
+const DrainPrefix = cluster.DrainPrefix
 
 // security is the controller's access control: who may call the admin API, the audit trail,
 // join tokens and the sealed CA.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/election"
 	"github.com/hanode/hanode/etcdembed"
 )
@@ -34,8 +35,10 @@ type controller struct {
 	elector *election.Elector
 	reg     *registration
 	sec     *security
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// datanodes is the controller's client of the chunk API (garbage collection).
+	datanodes *datanode.Client
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 func newController(o Options, log *slog.Logger, failed chan<- error) *controller {
@@ -148,7 +151,9 @@ func (c *controller) start(ctx context.Context) error {
 	}, cfg.LeaderTTL, c.log, nil)
 	c.srv.addCheck("etcd member", member.Ready)
 	c.srv.addCheck("etcd registration", c.reg.err)
+	c.datanodes = newDatanodeClient(c.o)
 	c.adminRoutes()
+	c.s3Routes()
 	c.srv.serve()
 	return nil
 }
@@ -157,6 +162,7 @@ func (c *controller) start(ctx context.Context) error {
 // The cluster loops (placement, repair, rebalance, garbage collection) run here as they arrive.
 func (c *controller) lead(term *election.Term) {
 	ctx := term.Context()
+	go c.leadS3(term)
 	rec := cluster.MasterRecord{Name: c.o.Config.Name, Epoch: term.Epoch, Since: term.Since}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -14,9 +15,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/hanode/hanode/access"
+	"github.com/hanode/hanode/adminclient"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/coordinator"
 	"github.com/hanode/hanode/datanode"
+	"github.com/hanode/hanode/s3/sigv4"
 )
 
 // member is a role that, until its own data path exists, joins the cluster by registering
@@ -76,9 +80,17 @@ func (m *member) start(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	m.reg = startRegistration(rctx, cli, cluster.Registration{
-		Machine: c.Name, Role: m.role, Address: m.endpoint(), PID: os.Getpid(), Version: m.o.Version, Started: time.Now().UTC(),
+		Machine: c.Name, Role: m.role, Address: m.endpoint(), PID: os.Getpid(), Version: m.o.Version, Started: time.Now().UTC(), Zone: c.Zone,
 	}, c.LeaderTTL, m.log, m.refresh)
 	m.srv.addCheck("etcd registration", m.reg.err)
+	if m.role == config.RoleCoordinator {
+		if err := m.startCoordinator(rctx); err != nil {
+			cancel()
+			cli.Close()
+			m.srv.ln.Close()
+			return err
+		}
+	}
 	if m.role == config.RoleAgent {
 		// What runs here, for the controllers that will ask agents to start and stop roles.
 		m.srv.mux.Handle("GET /v1/agent", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -150,4 +162,74 @@ func (m *member) stop(ctx context.Context) {
 	if m.store != nil {
 		_ = m.store.Close()
 	}
+}
+
+// startCoordinator serves the S3 API on the coordinator's port. Requests that carry an S3
+// signature go to the API; the health and metrics endpoints answer the rest (so the bucket
+// names healthz, readyz and metrics are reachable only with signed requests, as all are).
+func (m *member) startCoordinator(ctx context.Context) error {
+	c := m.o.Config
+	coord, err := coordinator.New(coordinator.Options{
+		Name:         c.Name,
+		Etcd:         m.cli,
+		Datanodes:    newDatanodeClient(m.o),
+		Lookup:       m.lookupS3Key,
+		ChunkSize:    c.ChunkSize,
+		Replicas:     c.Replicas,
+		Memory:       c.CoordinatorMemory,
+		GCGrace:      c.GCGrace,
+		WriteTimeout: c.WriteTimeout,
+		Region:       c.S3Region,
+		Domains:      c.S3Domains,
+		Log:          m.log,
+		Registry:     m.srv.registry,
+	})
+	if err != nil {
+		return err
+	}
+	go coord.Run(ctx)
+	m.srv.addCheck("data path", func() error { return coord.Ready(ctx) })
+	api, health := coord.Handler(), m.srv.mux
+	m.srv.http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" && !r.URL.Query().Has("X-Amz-Signature") {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics":
+				health.ServeHTTP(w, r)
+				return
+			}
+		}
+		api.ServeHTTP(w, r)
+	})
+	return nil
+}
+
+// lookupS3Key asks a controller for an access key's secret; only controllers hold the keyring
+// that opens it, and only coordinator certificates may ask.
+func (m *member) lookupS3Key(ctx context.Context, accessKey string) (string, error) {
+	regs, err := cluster.Nodes(ctx, m.cli)
+	if err != nil {
+		return "", err
+	}
+	var urls []string
+	for _, r := range regs {
+		if r.Role == config.RoleController {
+			urls = append(urls, r.Address)
+		}
+	}
+	ac, err := adminclient.New(urls, m.o.Bundle.ClientConfig(""), "")
+	if err != nil {
+		return "", fmt.Errorf("look up access key: %w", err)
+	}
+	var out struct {
+		SecretKey string `json:"secret_key"`
+	}
+	_, err = ac.Get(ctx, "/v1/s3/keys/"+url.PathEscape(accessKey), &out)
+	var ae *adminclient.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return "", fmt.Errorf("access key %s: %w", accessKey, sigv4.ErrUnknownAccessKey)
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up access key %s: %w", accessKey, err)
+	}
+	return out.SecretKey, nil
 }

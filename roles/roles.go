@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/join"
 	"github.com/hanode/hanode/pki"
 )
@@ -249,4 +252,18 @@ func (r *registration) hold(ctx context.Context, held *cluster.Registrar) bool {
 			cancel()
 		}
 	}
+}
+
+// newDatanodeClient is a client of the datanodes' chunk API with this machine's certificate.
+func newDatanodeClient(o Options) *datanode.Client {
+	tr := &http.Transport{
+		TLSClientConfig:     o.Bundle.ClientConfig(""),
+		MaxIdleConnsPerHost: 128,
+		IdleConnTimeout:     90 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		WriteBufferSize:     256 << 10,
+		ReadBufferSize:      256 << 10,
+		ForceAttemptHTTP2:   false, // HTTP/1.1: one TCP stream per transfer, no head-of-line blocking
+	}
+	return &datanode.Client{HTTP: &http.Client{Transport: tr}}
 }

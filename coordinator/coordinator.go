@@ -1,0 +1,155 @@
+// Package coordinator is hanode's stateless S3 front end. It authenticates requests (AWS
+// Signature V4), cuts objects into chunks, writes every chunk to R datanodes on distinct
+// machines, and commits the object's metadata to etcd in one transaction; reads stream chunks
+// from a live replica and fail over between replicas mid-stream. Any number of coordinators
+// serve the same cluster: all state is in etcd and on the datanodes.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/hanode/hanode/datanode"
+	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/s3/sigv4"
+)
+
+// Options configures a Coordinator.
+type Options struct {
+	Name      string // this machine; X-Hanode-Node on every response
+	Etcd      *clientv3.Client
+	Datanodes *datanode.Client
+	// Lookup returns an access key's secret (through a controller, cached by the caller or not:
+	// the coordinator caches it itself).
+	Lookup    sigv4.Lookup
+	ChunkSize int64
+	Replicas  int   // cluster default; a bucket may override
+	Memory    int64 // write-buffer budget in bytes
+	GCGrace   time.Duration
+	// WriteTimeout: a write's intent is refreshed every third of it while the write runs.
+	WriteTimeout time.Duration
+	Region       string
+	Domains      []string
+	Log          *slog.Logger
+	Registry     prometheus.Registerer
+}
+
+func (o *Options) check() error {
+	switch {
+	case o.Name == "":
+		return errors.New("coordinator: Name is required")
+	case o.Etcd == nil || o.Datanodes == nil || o.Lookup == nil:
+		return errors.New("coordinator: Etcd, Datanodes and Lookup are required")
+	case o.ChunkSize < 1:
+		return fmt.Errorf("coordinator: chunk size %d must be positive", o.ChunkSize)
+	case o.Replicas < 1:
+		return fmt.Errorf("coordinator: replicas %d must be at least 1", o.Replicas)
+	case o.Memory < o.ChunkSize:
+		return fmt.Errorf("coordinator: memory %d must hold at least one chunk (%d)", o.Memory, o.ChunkSize)
+	case o.WriteTimeout <= 0:
+		return fmt.Errorf("coordinator: write timeout %v must be positive", o.WriteTimeout)
+	}
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return nil
+}
+
+// Coordinator serves the S3 API.
+type Coordinator struct {
+	o        Options
+	log      *slog.Logger
+	meta     *meta.Store
+	nodes    *nodes
+	keys     *keyCache
+	verifier *sigv4.Verifier
+	bufs     *bufferPool
+	copyBufs sync.Pool // *[]byte for streaming reads
+	metrics  *metrics
+}
+
+// New returns a Coordinator; Run must be running for it to see datanodes.
+func New(o Options) (*Coordinator, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	c := &Coordinator{
+		o:     o,
+		log:   o.Log,
+		meta:  meta.New(o.Etcd),
+		nodes: newNodes(o.Etcd, o.Log),
+		bufs:  &bufferPool{sem: semaphore.NewWeighted(o.Memory), size: o.ChunkSize},
+	}
+	c.copyBufs.New = func() any { b := make([]byte, 256<<10); return &b }
+	c.keys = newKeyCache(o.Etcd, o.Lookup, o.Log)
+	c.verifier = &sigv4.Verifier{Lookup: c.keys.lookup, Region: o.Region}
+	c.metrics = newMetrics(o.Registry)
+	return c, nil
+}
+
+// Run keeps the datanode view and the key cache current until ctx ends.
+func (c *Coordinator) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.nodes.run(ctx) }()
+	go func() { defer wg.Done(); c.keys.run(ctx) }()
+	wg.Wait()
+}
+
+// Ready reports whether the coordinator can serve writes: etcd answers and enough datanodes on
+// distinct machines are live for the replication factor.
+func (c *Coordinator) Ready(ctx context.Context) error {
+	live, synced := c.nodes.count()
+	if !synced {
+		return errors.New("datanode list not loaded from etcd yet")
+	}
+	if live < c.o.Replicas {
+		return fmt.Errorf("%d datanodes live, replication factor %d needs %d", live, c.o.Replicas, c.o.Replicas)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := c.o.Etcd.Get(ctx, meta.SettingsKey, clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	return nil
+}
+
+// Handler returns the S3 API handler.
+func (c *Coordinator) Handler() http.Handler { return http.HandlerFunc(c.serveS3) }
+
+type metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	bytesIn       prometheus.Counter
+	bytesOut      prometheus.Counter
+	replicaErrors *prometheus.CounterVec
+	readFailures  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_s3_requests_total", Help: "S3 requests by operation and status code."}, []string{"op", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hanode_s3_request_duration_seconds", Help: "S3 request latency by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14)}, []string{"op"}),
+		bytesIn:       prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_received_bytes_total", Help: "Object bytes received."}),
+		bytesOut:      prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_sent_bytes_total", Help: "Object bytes sent."}),
+		replicaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_s3_replica_errors_total", Help: "Failed chunk replica reads and writes, by datanode machine."}, []string{"machine", "op"}),
+		readFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_chunk_read_failures_total", Help: "Chunk reads that failed on every replica."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.replicaErrors, m.readFailures)
+	}
+	return m
+}

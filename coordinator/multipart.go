@@ -1,0 +1,230 @@
+package coordinator
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/s3"
+)
+
+func (c *Coordinator) upload(rq *request) (*meta.Upload, error) {
+	if _, err := c.meta.GetBucket(rq.r.Context(), rq.bucket); err != nil {
+		return nil, err
+	}
+	return c.meta.GetUpload(rq.r.Context(), rq.bucket, rq.key, rq.query("uploadId"))
+}
+
+func (c *Coordinator) createUpload(rq *request) error {
+	headers, err := objectHeaders(rq.r.Header)
+	if err != nil {
+		return err
+	}
+	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers}
+	if err := c.meta.CreateUpload(rq.r.Context(), u); err != nil {
+		return err
+	}
+	return s3.WriteXML(rq.w, http.StatusOK, s3.InitiateMultipartUploadResult{Bucket: rq.bucket, Key: rq.key, UploadID: u.ID})
+}
+
+func (c *Coordinator) uploadPart(rq *request, copy bool) error {
+	ctx, r := rq.r.Context(), rq.r
+	num, err := strconv.Atoi(rq.query("partNumber"))
+	if err != nil || num < 1 || num > meta.MaxPartNumber {
+		return s3.ErrorFor(s3.CodeInvalidArgument, "partNumber must be an integer from 1 to 10000")
+	}
+	u, err := c.upload(rq)
+	if err != nil {
+		return err
+	}
+	replicas, err := c.replicasFor(ctx, rq.bucket)
+	if err != nil {
+		return err
+	}
+	var w *written
+	var writeID string
+	if copy {
+		src, off, n, err := c.copySource(rq)
+		if err != nil {
+			return err
+		}
+		if err := c.checkCapacity(replicas); err != nil {
+			return err
+		}
+		if w, writeID, err = c.copyData(ctx, rq, src, off, n, replicas); err != nil {
+			return err
+		}
+	} else {
+		size, err := bodySize(r)
+		if err != nil {
+			return err
+		}
+		if size > maxPutSize {
+			return s3.ErrorFor(s3.CodeEntityTooLarge, "a part may be at most 5 GiB")
+		}
+		var wantMD5 []byte
+		if v := r.Header.Get("Content-Md5"); v != "" {
+			if wantMD5, err = s3.ContentMD5(v); err != nil {
+				return err
+			}
+		}
+		if err := c.checkCapacity(replicas); err != nil {
+			return err
+		}
+		body, err := rq.auth.Body(r)
+		if err != nil {
+			return err
+		}
+		if w, writeID, err = c.writeData(ctx, rq.bucket, rq.key, body, size, replicas); err != nil {
+			return err
+		}
+		if wantMD5 != nil && hex.EncodeToString(wantMD5) != hex.EncodeToString(w.md5) {
+			c.abort(writeID)
+			return s3.ErrorFor(s3.CodeBadDigest, "the Content-MD5 you specified did not match what was received")
+		}
+	}
+	p := &meta.Part{Number: num, Size: w.size, ETag: hex.EncodeToString(w.md5), Modified: time.Now().UTC(), Chunks: w.chunks}
+	if err := c.meta.PutPart(ctx, u, p, writeID, c.o.GCGrace); err != nil {
+		c.abort(writeID)
+		return err
+	}
+	if copy {
+		return s3.WriteXML(rq.w, http.StatusOK, s3.CopyPartResult{LastModified: s3.Timestamp{Time: p.Modified}, ETag: s3.QuoteETag(p.ETag)})
+	}
+	rq.w.Header().Set("ETag", s3.QuoteETag(p.ETag))
+	rq.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (c *Coordinator) completeUpload(rq *request) error {
+	ctx := rq.r.Context()
+	u, err := c.upload(rq)
+	if err != nil {
+		return err
+	}
+	body, err := rq.auth.Body(rq.r)
+	if err != nil {
+		return err
+	}
+	var req s3.CompleteMultipartUpload
+	if err := s3.DecodeXML(body, s3.MaxXMLBodySize, &req); err != nil {
+		return err
+	}
+	if len(req.Parts) == 0 {
+		return s3.ErrorFor(s3.CodeMalformedXML, "the request names no parts")
+	}
+	parts, rev, err := c.meta.AllParts(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	byNum := make(map[int]*meta.Part, len(parts))
+	for _, p := range parts {
+		byNum[p.Number] = p
+	}
+	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers}
+	md5s := make([][]byte, 0, len(req.Parts))
+	used := make(map[int]bool, len(req.Parts))
+	for i, cp := range req.Parts {
+		if i > 0 && cp.PartNumber <= req.Parts[i-1].PartNumber {
+			return s3.ErrorFor(s3.CodeInvalidPartOrder, "the list of parts was not in ascending order")
+		}
+		p := byNum[cp.PartNumber]
+		if p == nil || !s3.ETagsEqual(cp.ETag, p.ETag) {
+			return s3.ErrorFor(s3.CodeInvalidPart, fmt.Sprintf("part %d was not uploaded or its ETag does not match", cp.PartNumber))
+		}
+		if i < len(req.Parts)-1 && p.Size < minPartSize {
+			return s3.ErrorFor(s3.CodeEntityTooSmall, fmt.Sprintf("part %d is %d bytes; every part but the last must be at least 5 MiB", cp.PartNumber, p.Size))
+		}
+		sum, err := hex.DecodeString(p.ETag)
+		if err != nil {
+			return fmt.Errorf("part %d of %s: stored ETag %q: %w", p.Number, u.ID, p.ETag, err)
+		}
+		md5s = append(md5s, sum)
+		used[p.Number] = true
+		obj.Size += p.Size
+		obj.Parts = append(obj.Parts, p.Size)
+		obj.Chunks = append(obj.Chunks, p.Chunks...)
+	}
+	var unused []meta.Chunk
+	for _, p := range parts {
+		if !used[p.Number] {
+			unused = append(unused, p.Chunks...)
+		}
+	}
+	obj.ETag = s3.UnquoteETag(s3.MultipartETag(md5s))
+	if err := c.meta.CompleteUpload(ctx, u, obj, unused, rev, c.o.GCGrace); err != nil {
+		return err
+	}
+	loc := "/" + rq.bucket + "/" + rq.key
+	return s3.WriteXML(rq.w, http.StatusOK, s3.CompleteMultipartUploadResult{Location: loc, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)})
+}
+
+func (c *Coordinator) abortUpload(rq *request) error {
+	u, err := c.upload(rq)
+	if err != nil {
+		return err
+	}
+	if err := c.meta.AbortUpload(rq.r.Context(), u); err != nil {
+		return err
+	}
+	rq.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (c *Coordinator) listParts(rq *request) error {
+	u, err := c.upload(rq)
+	if err != nil {
+		return err
+	}
+	marker, maxParts := 0, 1000
+	if v := rq.query("part-number-marker"); v != "" {
+		if marker, err = strconv.Atoi(v); err != nil || marker < 0 {
+			return s3.ErrorFor(s3.CodeInvalidArgument, "part-number-marker must be a non-negative integer")
+		}
+	}
+	if v := rq.query("max-parts"); v != "" {
+		if maxParts, err = strconv.Atoi(v); err != nil || maxParts < 0 {
+			return s3.ErrorFor(s3.CodeInvalidArgument, "max-parts must be a non-negative integer")
+		}
+		maxParts = min(maxParts, 1000)
+	}
+	parts, more, err := c.meta.ListParts(rq.r.Context(), u.ID, marker, maxParts)
+	if err != nil {
+		return err
+	}
+	owner := &s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}
+	res := s3.ListPartsResult{Bucket: rq.bucket, Key: rq.key, UploadID: u.ID, Initiator: owner, Owner: owner, StorageClass: "STANDARD",
+		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: more}
+	for _, p := range parts {
+		res.Parts = append(res.Parts, s3.Part{PartNumber: p.Number, LastModified: s3.Timestamp{Time: p.Modified}, ETag: s3.QuoteETag(p.ETag), Size: p.Size})
+		res.NextPartNumberMarker = p.Number
+	}
+	return s3.WriteXML(rq.w, http.StatusOK, res)
+}
+
+func (c *Coordinator) listUploads(rq *request) error {
+	q := rq.r.URL.Query()
+	maxUploads := 1000
+	if v := q.Get("max-uploads"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return s3.ErrorFor(s3.CodeInvalidArgument, "max-uploads must be a non-negative integer")
+		}
+		maxUploads = min(n, 1000)
+	}
+	ups, more, err := c.meta.ListUploads(rq.r.Context(), rq.bucket, q.Get("prefix"), q.Get("key-marker"), q.Get("upload-id-marker"), maxUploads)
+	if err != nil {
+		return err
+	}
+	owner := &s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}
+	res := s3.ListMultipartUploadsResult{Bucket: rq.bucket, KeyMarker: q.Get("key-marker"), UploadIDMarker: q.Get("upload-id-marker"),
+		Prefix: q.Get("prefix"), MaxUploads: maxUploads, IsTruncated: more}
+	for _, u := range ups {
+		res.Uploads = append(res.Uploads, s3.Upload{Key: u.Key, UploadID: u.ID, Initiator: owner, Owner: owner, StorageClass: "STANDARD", Initiated: s3.Timestamp{Time: u.Initiated}})
+		res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.ID
+	}
+	return s3.WriteXML(rq.w, http.StatusOK, res)
+}

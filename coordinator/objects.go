@@ -1,0 +1,423 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/s3"
+)
+
+// storedHeaders are the request headers kept with an object and returned on reads.
+var storedHeaders = []string{"Content-Type", "Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires"}
+
+// objectHeaders collects what a PUT (or CreateMultipartUpload) stores with the object.
+func objectHeaders(h http.Header) (map[string]string, error) {
+	md, err := s3.UserMetadata(h)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(md)+2)
+	for k, v := range md {
+		out["x-amz-meta-"+k] = v
+	}
+	for _, k := range storedHeaders {
+		if v := h.Get(k); v != "" {
+			out[strings.ToLower(k)] = v
+		}
+	}
+	// aws-chunked is a transfer detail of the upload, not the object's encoding.
+	if ce := out["content-encoding"]; ce != "" {
+		var keep []string
+		for _, p := range strings.Split(ce, ",") {
+			if p = strings.TrimSpace(p); p != "" && p != "aws-chunked" {
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) == 0 {
+			delete(out, "content-encoding")
+		} else {
+			out["content-encoding"] = strings.Join(keep, ",")
+		}
+	}
+	return out, nil
+}
+
+// bodySize is the object's size: the decoded length of an aws-chunked body, else the
+// request's Content-Length (required, as in S3).
+func bodySize(r *http.Request) (int64, error) {
+	if v := r.Header.Get("X-Amz-Decoded-Content-Length"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, s3.ErrorFor(s3.CodeInvalidArgument, "x-amz-decoded-content-length is not a valid length")
+		}
+		return n, nil
+	}
+	if r.ContentLength < 0 {
+		return 0, s3.ErrorFor(s3.CodeMissingContentLength, "")
+	}
+	return r.ContentLength, nil
+}
+
+// replicasFor returns the replication factor for new objects in bucket (and checks it exists).
+func (c *Coordinator) replicasFor(ctx context.Context, bucket string) (int, error) {
+	b, err := c.meta.GetBucket(ctx, bucket)
+	if err != nil {
+		return 0, err
+	}
+	if b.Replicas > 0 {
+		return b.Replicas, nil
+	}
+	return c.o.Replicas, nil
+}
+
+// checkCapacity refuses a write up front, before reading its body, when there are fewer live
+// datanodes on distinct machines than replicas.
+func (c *Coordinator) checkCapacity(replicas int) error {
+	live, _ := c.nodes.count()
+	if live < replicas {
+		return fmt.Errorf("%w: %d datanodes on distinct machines are live and writable, %d replicas are required", errUnavailable, live, replicas)
+	}
+	return nil
+}
+
+// writeData stores size bytes of body as the chunks of a new write, under an intent that is
+// refreshed while the write runs. On failure the intent becomes garbage at once.
+func (c *Coordinator) writeData(ctx context.Context, bucket, key string, body io.Reader, size int64, replicas int) (*written, string, error) {
+	in := meta.Intent{ID: meta.NewWriteID(), Bucket: bucket, Key: key, Writer: c.o.Name}
+	if err := c.meta.BeginWrite(ctx, in); err != nil {
+		return nil, "", err
+	}
+	tctx, stopTouch := context.WithCancel(ctx)
+	go c.touch(tctx, in)
+	w, err := c.writeChunks(ctx, body, size, replicas, in.ID)
+	stopTouch()
+	if err != nil {
+		c.abort(in.ID)
+		return nil, "", err
+	}
+	c.metrics.bytesIn.Add(float64(size))
+	return w, in.ID, nil
+}
+
+// touch refreshes a long write's intent every third of the write timeout.
+func (c *Coordinator) touch(ctx context.Context, in meta.Intent) {
+	t := time.NewTicker(c.o.WriteTimeout / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.meta.TouchWrite(ctx, in); err != nil && ctx.Err() == nil {
+				c.log.Warn("refreshing a write intent", "write", in.ID, "err", err)
+			}
+		}
+	}
+}
+
+// abort hands a failed write's chunks to the collector.
+func (c *Coordinator) abort(writeID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.meta.AbortWrite(ctx, writeID, nil); err != nil {
+		c.log.Warn("abandoning a failed write; the collector will find it when its intent expires", "write", writeID, "err", err)
+	}
+}
+
+func (c *Coordinator) putObject(rq *request) error {
+	ctx, r := rq.r.Context(), rq.r
+	size, err := bodySize(r)
+	if err != nil {
+		return err
+	}
+	if size > maxPutSize {
+		return s3.ErrorFor(s3.CodeEntityTooLarge, "a single PUT may carry at most 5 GiB; use a multipart upload")
+	}
+	var wantMD5 []byte
+	if v := r.Header.Get("Content-Md5"); v != "" {
+		if wantMD5, err = s3.ContentMD5(v); err != nil {
+			return err
+		}
+	}
+	headers, err := objectHeaders(r.Header)
+	if err != nil {
+		return err
+	}
+	replicas, err := c.replicasFor(ctx, rq.bucket)
+	if err != nil {
+		return err
+	}
+	if err := c.checkCapacity(replicas); err != nil {
+		return err
+	}
+	body, err := rq.auth.Body(r)
+	if err != nil {
+		return err
+	}
+	w, writeID, err := c.writeData(ctx, rq.bucket, rq.key, body, size, replicas)
+	if err != nil {
+		return err
+	}
+	if wantMD5 != nil && !bytes.Equal(wantMD5, w.md5) {
+		c.abort(writeID)
+		return s3.ErrorFor(s3.CodeBadDigest, "the Content-MD5 you specified did not match what was received")
+	}
+	obj := &meta.Object{Size: size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
+	if err := c.meta.PutObject(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace); err != nil {
+		c.abort(writeID)
+		return err
+	}
+	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
+	rq.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// lazyWriter sends the response header with the first body byte, so that a read failing
+// before any byte still gets a proper S3 error instead of a cut stream.
+type lazyWriter struct {
+	w       http.ResponseWriter
+	status  int
+	started bool
+	n       int64
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.w.WriteHeader(l.status)
+	}
+	n, err := l.w.Write(p)
+	l.n += int64(n)
+	return n, err
+}
+
+func (c *Coordinator) getObject(rq *request) error {
+	ctx, r := rq.r.Context(), rq.r
+	obj, err := c.meta.GetObject(ctx, rq.bucket, rq.key)
+	if err != nil {
+		return err
+	}
+	h := rq.w.Header()
+	if st := s3.CheckPreconditions(r.Header, obj.ETag, obj.Modified); st != 0 {
+		if st == http.StatusNotModified {
+			h.Set("ETag", s3.QuoteETag(obj.ETag))
+			h.Set("Last-Modified", obj.Modified.Format(http.TimeFormat))
+			rq.w.WriteHeader(st)
+			return nil
+		}
+		return s3.ErrorFor(s3.CodePreconditionFailed, "")
+	}
+	off, n := int64(0), obj.Size
+	status := http.StatusOK
+	if pn := rq.query("partNumber"); pn != "" {
+		off, n, err = partRange(obj, pn)
+		if err != nil {
+			return err
+		}
+		if len(obj.Parts) > 0 {
+			h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(len(obj.Parts)))
+		}
+		status = http.StatusPartialContent
+		h.Set("Content-Range", s3.ContentRange(off, n, obj.Size))
+	} else if rh := r.Header.Get("Range"); rh != "" {
+		o, l, err := s3.ParseRange(rh, obj.Size)
+		switch {
+		case errors.Is(err, s3.ErrRangeIgnored):
+		case err != nil:
+			h.Set("X-Hanode-Size", strconv.FormatInt(obj.Size, 10))
+			return err
+		default:
+			off, n, status = o, l, http.StatusPartialContent
+			h.Set("Content-Range", s3.ContentRange(off, n, obj.Size))
+		}
+	}
+	for k, v := range obj.Headers {
+		if strings.HasPrefix(k, "x-amz-meta-") {
+			h[http.CanonicalHeaderKey(k)] = []string{v}
+		} else {
+			h.Set(k, v)
+		}
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "binary/octet-stream")
+	}
+	// Presigned URLs may override response headers.
+	for _, o := range []string{"Content-Type", "Content-Language", "Expires", "Cache-Control", "Content-Disposition", "Content-Encoding"} {
+		if v := rq.query("response-" + strings.ToLower(o)); v != "" {
+			h.Set(o, v)
+		}
+	}
+	h.Set("ETag", s3.QuoteETag(obj.ETag))
+	h.Set("Last-Modified", obj.Modified.Format(http.TimeFormat))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	if r.Method == http.MethodHead {
+		rq.w.WriteHeader(status)
+		return nil
+	}
+	lw := &lazyWriter{w: rq.w, status: status}
+	err = c.readRange(ctx, lw, obj, off, n)
+	c.metrics.bytesOut.Add(float64(lw.n))
+	if err == nil {
+		if !lw.started {
+			rq.w.WriteHeader(status)
+		}
+		return nil
+	}
+	var cw *clientWriteError
+	if errors.As(err, &cw) || ctx.Err() != nil {
+		return nil // the client went away; nothing to tell it
+	}
+	if !lw.started {
+		return fmt.Errorf("%w: %v", errUnavailable, err)
+	}
+	// Bytes were sent: cut the connection so the client sees a failed read, never a short
+	// object that looks complete.
+	c.log.Error("object read failed mid-stream", "bucket", rq.bucket, "key", rq.key, "request", rq.id, "err", err)
+	panic(http.ErrAbortHandler)
+}
+
+// partRange is the byte range of part pn (1-based) of obj; a plain object has one part.
+func partRange(obj *meta.Object, pn string) (int64, int64, error) {
+	n, err := strconv.Atoi(pn)
+	if err != nil || n < 1 || n > meta.MaxPartNumber {
+		return 0, 0, s3.ErrorFor(s3.CodeInvalidArgument, "partNumber must be an integer from 1 to 10000")
+	}
+	if len(obj.Parts) == 0 {
+		if n != 1 {
+			return 0, 0, s3.ErrorFor(s3.CodeInvalidPart, "the object has one part")
+		}
+		return 0, obj.Size, nil
+	}
+	if n > len(obj.Parts) {
+		return 0, 0, s3.ErrorFor(s3.CodeInvalidPart, fmt.Sprintf("the object has %d parts", len(obj.Parts)))
+	}
+	var off int64
+	for _, p := range obj.Parts[:n-1] {
+		off += p
+	}
+	return off, obj.Parts[n-1], nil
+}
+
+func (c *Coordinator) deleteObject(rq *request) error {
+	if err := c.meta.DeleteObject(rq.r.Context(), rq.bucket, rq.key, c.o.GCGrace); err != nil {
+		return err
+	}
+	rq.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (c *Coordinator) deleteObjects(rq *request) error {
+	ctx := rq.r.Context()
+	body, err := rq.auth.Body(rq.r)
+	if err != nil {
+		return err
+	}
+	var del s3.Delete
+	if err := s3.DecodeXML(body, s3.MaxXMLBodySize, &del); err != nil {
+		return err
+	}
+	if len(del.Objects) == 0 || len(del.Objects) > s3.MaxDeleteObjects {
+		return s3.ErrorFor(s3.CodeMalformedXML, "a Delete request names 1 to 1000 objects")
+	}
+	if _, err := c.meta.GetBucket(ctx, rq.bucket); err != nil {
+		return err
+	}
+	var res s3.DeleteResult
+	for _, o := range del.Objects {
+		err := s3.ValidObjectKey(o.Key)
+		if err == nil {
+			err = c.meta.DeleteObject(ctx, rq.bucket, o.Key, c.o.GCGrace)
+		}
+		if err != nil {
+			e := toS3(err)
+			res.Errors = append(res.Errors, s3.DeleteError{Key: o.Key, Code: e.Code, Message: e.Message})
+			continue
+		}
+		if !del.Quiet {
+			res.Deleted = append(res.Deleted, s3.Deleted{Key: o.Key})
+		}
+	}
+	return s3.WriteXML(rq.w, http.StatusOK, res)
+}
+
+// copySource reads and checks the x-amz-copy-source object of a copy request, and the byte
+// range to copy.
+func (c *Coordinator) copySource(rq *request) (*meta.Object, int64, int64, error) {
+	h := rq.r.Header
+	sb, sk, _, err := s3.ParseCopySource(h.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	src, err := c.meta.GetObject(rq.r.Context(), sb, sk)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if err := s3.CheckCopySourcePreconditions(h, src.ETag, src.Modified); err != nil {
+		return nil, 0, 0, err
+	}
+	off, n := int64(0), src.Size
+	if v := h.Get("X-Amz-Copy-Source-Range"); v != "" {
+		if off, n, err = s3.ParseCopySourceRange(v, src.Size); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	if sb == rq.bucket && sk == rq.key && rq.op == "CopyObject" && !strings.EqualFold(h.Get("X-Amz-Metadata-Directive"), "REPLACE") {
+		return nil, 0, 0, s3.ErrorFor(s3.CodeInvalidRequest, "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata")
+	}
+	if n > maxPutSize {
+		return nil, 0, 0, s3.ErrorFor(s3.CodeInvalidRequest, "the source is larger than 5 GiB; copy it with UploadPartCopy")
+	}
+	return src, off, n, nil
+}
+
+// copyData streams bytes [off, off+n) of src into a new write.
+func (c *Coordinator) copyData(ctx context.Context, rq *request, src *meta.Object, off, n int64, replicas int) (*written, string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(c.readRange(ctx, pw, src, off, n)) }()
+	w, id, err := c.writeData(ctx, rq.bucket, rq.key, pr, n, replicas)
+	pr.CloseWithError(errors.New("copy ended"))
+	return w, id, err
+}
+
+func (c *Coordinator) copyObject(rq *request) error {
+	ctx := rq.r.Context()
+	src, off, n, err := c.copySource(rq)
+	if err != nil {
+		return err
+	}
+	headers := src.Headers
+	if strings.EqualFold(rq.r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
+		if headers, err = objectHeaders(rq.r.Header); err != nil {
+			return err
+		}
+	}
+	replicas, err := c.replicasFor(ctx, rq.bucket)
+	if err != nil {
+		return err
+	}
+	if err := c.checkCapacity(replicas); err != nil {
+		return err
+	}
+	w, writeID, err := c.copyData(ctx, rq, src, off, n, replicas)
+	if err != nil {
+		return err
+	}
+	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
+	if err := c.meta.PutObject(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace); err != nil {
+		c.abort(writeID)
+		return err
+	}
+	return s3.WriteXML(rq.w, http.StatusOK, s3.CopyObjectResult{LastModified: s3.Timestamp{Time: obj.Modified}, ETag: s3.QuoteETag(obj.ETag)})
+}

@@ -1,0 +1,453 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/s3"
+	"github.com/hanode/hanode/s3/sigv4"
+)
+
+// Limits of the S3 API, as AWS documents them.
+const (
+	maxPutSize     = 5 << 30  // single PUT and each part
+	minPartSize    = 5 << 20  // every part but the last
+	maxHeaderBytes = 16 << 10 // request header section we accept (AWS: 8 KiB of user headers)
+	defaultMaxKeys = 1000
+)
+
+// request is one S3 request being served.
+type request struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	id     string
+	bucket string
+	key    string
+	op     string
+	auth   *sigv4.Auth
+	status int
+}
+
+func (rq *request) query(name string) string { return rq.r.URL.Query().Get(name) }
+func (rq *request) has(name string) bool     { _, ok := rq.r.URL.Query()[name]; return ok }
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// statusWriter records the status for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(p)
+	s.n += int64(n)
+	return n, err
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (c *Coordinator) serveS3(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	rq := &request{w: sw, r: r, id: newRequestID()}
+	h := sw.Header()
+	h.Set("X-Hanode-Node", c.o.Name)
+	h.Set("X-Amz-Request-Id", rq.id)
+	h.Set("Server", "hanode")
+	defer func() {
+		code := sw.status
+		if code == 0 {
+			code = http.StatusOK
+		}
+		c.metrics.requests.WithLabelValues(rq.op, strconv.Itoa(code)).Inc()
+		c.metrics.duration.WithLabelValues(rq.op).Observe(time.Since(start).Seconds())
+	}()
+	rq.op = "unknown"
+	if err := c.route(rq); err != nil {
+		c.fail(rq, err)
+	}
+}
+
+// fail writes err as an S3 error. Internal errors are logged with the request id (which the
+// client sees) and never described to the client.
+func (c *Coordinator) fail(rq *request, err error) {
+	e := toS3(err)
+	if e.Code == s3.CodeInternalError || e.Code == s3.CodeServiceUnavailable {
+		c.log.Warn("s3 request failed", "op", rq.op, "bucket", rq.bucket, "key", rq.key, "request", rq.id, "err", err)
+	}
+	if e.Code == s3.CodeInvalidRange {
+		rq.w.Header().Set("Content-Range", "bytes */"+rq.w.Header().Get("X-Hanode-Size"))
+	}
+	rq.w.Header().Del("X-Hanode-Size")
+	s3.WriteError(rq.w, rq.r, e.WithResource(rq.bucket, rq.key), rq.id)
+}
+
+// toS3 maps any error of the data path to an S3 error.
+func toS3(err error) *s3.Error {
+	var se *s3.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	var ve *sigv4.Error
+	if errors.As(err, &ve) {
+		return s3.ErrorFor(ve.Code, ve.Message)
+	}
+	switch {
+	case errors.Is(err, meta.ErrNoSuchBucket):
+		return s3.ErrorFor(s3.CodeNoSuchBucket, "")
+	case errors.Is(err, meta.ErrNoSuchKey):
+		return s3.ErrorFor(s3.CodeNoSuchKey, "")
+	case errors.Is(err, meta.ErrNoSuchUpload):
+		return s3.ErrorFor(s3.CodeNoSuchUpload, "")
+	case errors.Is(err, meta.ErrBucketExists):
+		return s3.ErrorFor(s3.CodeBucketAlreadyOwnedByYou, "")
+	case errors.Is(err, meta.ErrBucketNotEmpty):
+		return s3.ErrorFor(s3.CodeBucketNotEmpty, "")
+	case errors.Is(err, errIncomplete):
+		return s3.ErrorFor(s3.CodeIncompleteBody, err.Error())
+	case errors.Is(err, errUnavailable):
+		return s3.ErrorFor(s3.CodeServiceUnavailable, err.Error())
+	case errors.Is(err, meta.ErrIntentLost), errors.Is(err, meta.ErrConflict):
+		return s3.ErrorFor(s3.CodeServiceUnavailable, "the write was interrupted by a concurrent change; retry it")
+	case isUnavailable(err):
+		return s3.ErrorFor(s3.CodeServiceUnavailable, "cluster metadata (etcd) is unavailable; retry shortly")
+	}
+	return s3.ErrorFor(s3.CodeInternalError, "")
+}
+
+func isUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) {
+		return true
+	}
+	if s, ok := status.FromError(errors.Unwrap(err)); ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded) {
+		return true
+	}
+	s, ok := status.FromError(err)
+	return ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded)
+}
+
+// route authenticates the request and dispatches it by method, bucket, key and subresource.
+func (c *Coordinator) route(rq *request) error {
+	r := rq.r
+	if headerBytes(r.Header) > maxHeaderBytes {
+		return s3.ErrorFor(s3.CodeRequestHeaderSectionTooLarge, "")
+	}
+	bucket, key, err := s3.ParseRequest(r, c.o.Domains)
+	if err != nil {
+		return err
+	}
+	rq.bucket, rq.key = bucket, key
+	auth, err := c.verifier.Verify(r)
+	if err != nil {
+		return err
+	}
+	rq.auth = auth
+	m := r.Method
+	switch {
+	case bucket == "":
+		if m == http.MethodGet {
+			rq.op = "ListBuckets"
+			return c.listBuckets(rq)
+		}
+	case key == "":
+		if err := s3.ValidBucketName(bucket); err != nil && m != http.MethodGet && m != http.MethodHead {
+			return err
+		}
+		switch {
+		case m == http.MethodPut && len(r.URL.RawQuery) == 0:
+			rq.op = "CreateBucket"
+			return c.createBucket(rq)
+		case m == http.MethodHead:
+			rq.op = "HeadBucket"
+			return c.headBucket(rq)
+		case m == http.MethodDelete && len(r.URL.RawQuery) == 0:
+			rq.op = "DeleteBucket"
+			return c.deleteBucket(rq)
+		case m == http.MethodPost && rq.has("delete"):
+			rq.op = "DeleteObjects"
+			return c.deleteObjects(rq)
+		case m == http.MethodGet && rq.has("location"):
+			rq.op = "GetBucketLocation"
+			return c.bucketLocation(rq)
+		case m == http.MethodGet && rq.has("versioning"):
+			rq.op = "GetBucketVersioning"
+			return c.bucketVersioning(rq)
+		case m == http.MethodGet && rq.has("uploads"):
+			rq.op = "ListMultipartUploads"
+			return c.listUploads(rq)
+		case m == http.MethodGet && rq.query("list-type") == "2":
+			rq.op = "ListObjectsV2"
+			return c.listObjects(rq, true)
+		case m == http.MethodGet && !hasSubresource(r):
+			rq.op = "ListObjects"
+			return c.listObjects(rq, false)
+		}
+	default:
+		if err := s3.ValidObjectKey(key); err != nil {
+			return err
+		}
+		upload := rq.query("uploadId")
+		switch {
+		case m == http.MethodPut && upload != "" && r.Header.Get("X-Amz-Copy-Source") != "":
+			rq.op = "UploadPartCopy"
+			return c.uploadPart(rq, true)
+		case m == http.MethodPut && upload != "":
+			rq.op = "UploadPart"
+			return c.uploadPart(rq, false)
+		case m == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
+			rq.op = "CopyObject"
+			return c.copyObject(rq)
+		case m == http.MethodPut && !hasSubresource(r):
+			rq.op = "PutObject"
+			return c.putObject(rq)
+		case m == http.MethodGet && upload != "":
+			rq.op = "ListParts"
+			return c.listParts(rq)
+		case (m == http.MethodGet || m == http.MethodHead) && !hasSubresource(r):
+			rq.op = "GetObject"
+			if m == http.MethodHead {
+				rq.op = "HeadObject"
+			}
+			return c.getObject(rq)
+		case m == http.MethodDelete && upload != "":
+			rq.op = "AbortMultipartUpload"
+			return c.abortUpload(rq)
+		case m == http.MethodDelete && !hasSubresource(r):
+			rq.op = "DeleteObject"
+			return c.deleteObject(rq)
+		case m == http.MethodPost && rq.has("uploads"):
+			rq.op = "CreateMultipartUpload"
+			return c.createUpload(rq)
+		case m == http.MethodPost && upload != "":
+			rq.op = "CompleteMultipartUpload"
+			return c.completeUpload(rq)
+		}
+	}
+	return s3.ErrorFor(s3.CodeNotImplemented, "this request ("+m+" with query "+strconv.Quote(r.URL.RawQuery)+") is not implemented by hanode")
+}
+
+// subresources this server does not implement; a request naming one must not be mistaken for
+// a plain object or bucket operation (PUT ?acl is not a PutObject).
+var unsupportedSub = []string{"acl", "tagging", "policy", "lifecycle", "cors", "website", "replication", "encryption",
+	"object-lock", "retention", "legal-hold", "notification", "logging", "accelerate", "requestPayment", "restore",
+	"select", "torrent", "versions", "attributes", "ownershipControls", "publicAccessBlock", "analytics", "metrics",
+	"inventory", "intelligent-tiering"}
+
+func hasSubresource(r *http.Request) bool {
+	q := r.URL.Query()
+	for _, s := range unsupportedSub {
+		if _, ok := q[s]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// --- buckets
+
+func (c *Coordinator) listBuckets(rq *request) error {
+	bs, err := c.meta.ListBuckets(rq.r.Context())
+	if err != nil {
+		return err
+	}
+	res := s3.ListAllMyBucketsResult{Owner: s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}}
+	for _, b := range bs {
+		res.Buckets = append(res.Buckets, s3.Bucket{Name: b.Name, CreationDate: s3.Timestamp{Time: b.Created}})
+	}
+	return s3.WriteXML(rq.w, http.StatusOK, res)
+}
+
+func (c *Coordinator) createBucket(rq *request) error {
+	b := meta.Bucket{Name: rq.bucket, Created: time.Now().UTC()}
+	if v := rq.r.Header.Get("X-Hanode-Replicas"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 7 {
+			return s3.ErrorFor(s3.CodeInvalidArgument, "x-hanode-replicas must be 1 to 7")
+		}
+		b.Replicas = n
+	}
+	if rq.r.ContentLength != 0 {
+		body, err := rq.auth.Body(rq.r)
+		if err != nil {
+			return err
+		}
+		var cfg s3.CreateBucketConfiguration
+		if err := s3.DecodeXML(body, 64<<10, &cfg); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if cfg.LocationConstraint != "" && cfg.LocationConstraint != c.o.Region {
+			return s3.ErrorFor("InvalidLocationConstraint", "this cluster's region is "+c.o.Region)
+		}
+	}
+	if err := c.meta.CreateBucket(rq.r.Context(), b); err != nil {
+		return err
+	}
+	rq.w.Header().Set("Location", "/"+rq.bucket)
+	rq.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (c *Coordinator) headBucket(rq *request) error {
+	if _, err := c.meta.GetBucket(rq.r.Context(), rq.bucket); err != nil {
+		return err
+	}
+	rq.w.Header().Set("X-Amz-Bucket-Region", c.o.Region)
+	rq.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (c *Coordinator) deleteBucket(rq *request) error {
+	if err := c.meta.DeleteBucket(rq.r.Context(), rq.bucket); err != nil {
+		return err
+	}
+	rq.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (c *Coordinator) bucketLocation(rq *request) error {
+	if _, err := c.meta.GetBucket(rq.r.Context(), rq.bucket); err != nil {
+		return err
+	}
+	loc := c.o.Region
+	if loc == "us-east-1" {
+		loc = "" // S3 answers an empty constraint for us-east-1
+	}
+	return s3.WriteXML(rq.w, http.StatusOK, s3.LocationConstraint{Location: loc})
+}
+
+func (c *Coordinator) bucketVersioning(rq *request) error {
+	if _, err := c.meta.GetBucket(rq.r.Context(), rq.bucket); err != nil {
+		return err
+	}
+	rq.w.Header().Set("Content-Type", "application/xml")
+	rq.w.WriteHeader(http.StatusOK)
+	_, err := io.WriteString(rq.w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<VersioningConfiguration xmlns="`+s3.Namespace+`"></VersioningConfiguration>`)
+	return err
+}
+
+// --- listing
+
+func (c *Coordinator) listObjects(rq *request, v2 bool) error {
+	q := rq.r.URL.Query()
+	enc, err := s3.ParseEncodingType(q.Get("encoding-type"))
+	if err != nil {
+		return err
+	}
+	maxKeys := defaultMaxKeys
+	if v := q.Get("max-keys"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return s3.ErrorFor(s3.CodeInvalidArgument, "max-keys must be a non-negative integer")
+		}
+		maxKeys = min(n, defaultMaxKeys)
+	}
+	prefix, delim := q.Get("prefix"), q.Get("delimiter")
+	after, afterIsPrefix := "", false
+	if v2 {
+		after = q.Get("start-after")
+		if tok := q.Get("continuation-token"); tok != "" {
+			after, afterIsPrefix, err = decodeToken(tok)
+			if err != nil {
+				return err
+			}
+		}
+	} else {
+		after = q.Get("marker")
+		afterIsPrefix = delim != "" && strings.HasSuffix(after, delim) && strings.HasPrefix(after, prefix)
+	}
+	res, err := c.meta.ListObjects(rq.r.Context(), rq.bucket, prefix, delim, after, afterIsPrefix, maxKeys)
+	if err != nil {
+		return err
+	}
+	name := func(s string) string {
+		if enc == s3.EncodingTypeURL {
+			return s3.URLEncodeName(s)
+		}
+		return s
+	}
+	var contents []s3.Object
+	for _, e := range res.Objects {
+		o := s3.Object{Key: name(e.Key), LastModified: s3.Timestamp{Time: e.Object.Modified}, ETag: s3.QuoteETag(e.Object.ETag), Size: e.Object.Size, StorageClass: "STANDARD"}
+		if !v2 || q.Get("fetch-owner") == "true" {
+			o.Owner = &s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}
+		}
+		contents = append(contents, o)
+	}
+	var cps []s3.CommonPrefix
+	for _, p := range res.Prefixes {
+		cps = append(cps, s3.CommonPrefix{Prefix: name(p)})
+	}
+	if v2 {
+		out := s3.ListBucketResult{Name: rq.bucket, Prefix: name(prefix), StartAfter: name(q.Get("start-after")), ContinuationToken: q.Get("continuation-token"),
+			KeyCount: len(contents) + len(cps), MaxKeys: maxKeys, Delimiter: name(delim), EncodingType: enc, IsTruncated: res.Truncated,
+			Contents: contents, CommonPrefixes: cps}
+		if res.Truncated {
+			out.NextContinuationToken = encodeToken(res.Next, res.NextIsPrefix)
+		}
+		return s3.WriteXML(rq.w, http.StatusOK, out)
+	}
+	out := s3.ListBucketResultV1{Name: rq.bucket, Prefix: name(prefix), Marker: name(q.Get("marker")), MaxKeys: maxKeys, Delimiter: name(delim),
+		EncodingType: enc, IsTruncated: res.Truncated, Contents: contents, CommonPrefixes: cps}
+	if res.Truncated {
+		out.NextMarker = name(res.Next)
+	}
+	return s3.WriteXML(rq.w, http.StatusOK, out)
+}
+
+// Continuation tokens are opaque to clients: the last key (or common prefix) returned.
+func encodeToken(after string, isPrefix bool) string {
+	kind := "k"
+	if isPrefix {
+		kind = "p"
+	}
+	return kind + hex.EncodeToString([]byte(after))
+}
+
+func decodeToken(tok string) (string, bool, error) {
+	if len(tok) < 1 || (tok[0] != 'k' && tok[0] != 'p') {
+		return "", false, s3.ErrorFor(s3.CodeInvalidArgument, "the continuation token is not valid")
+	}
+	b, err := hex.DecodeString(tok[1:])
+	if err != nil || len(b) > meta.MaxObjectKey {
+		return "", false, s3.ErrorFor(s3.CodeInvalidArgument, "the continuation token is not valid")
+	}
+	return string(b), tok[0] == 'p', nil
+}

@@ -1,0 +1,172 @@
+// Package gc is the active master's garbage collector. It deletes, from every datanode, the
+// chunks of overwritten and deleted objects once their grace period has passed, and the chunks
+// of writes that failed or were abandoned (their intent expired), then removes the queue
+// record, fenced by the master's term so a deposed master cannot act.
+package gc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/datanode"
+	"github.com/hanode/hanode/meta"
+)
+
+// Collector runs collection rounds.
+type Collector struct {
+	Etcd      *clientv3.Client
+	Meta      *meta.Store
+	Datanodes *datanode.Client
+	Log       *slog.Logger
+	// WriteTimeout: intents untouched for this long are abandoned writes.
+	WriteTimeout time.Duration
+	// GiveUp: a record whose replicas stay unreachable this long past its due time is dropped
+	// (the chunks leak on a machine that never came back) rather than kept for ever.
+	GiveUp time.Duration
+
+	deleted prometheus.Counter
+	records prometheus.Counter
+}
+
+// Metrics registers the collector's counters.
+func (c *Collector) Metrics(reg prometheus.Registerer) {
+	c.deleted = prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_chunks_deleted_total", Help: "Chunk replicas deleted by the garbage collector."})
+	c.records = prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_records_done_total", Help: "Garbage records fully collected."})
+	if reg != nil {
+		reg.MustRegister(c.deleted, c.records)
+	}
+}
+
+// Run collects every interval until ctx ends. guard is the master's fence.
+func (c *Collector) Run(ctx context.Context, interval time.Duration, guard clientv3.Cmp) {
+	if c.deleted == nil {
+		c.Metrics(nil)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := c.Round(ctx, guard); err != nil && ctx.Err() == nil {
+			c.Log.Warn("garbage collection round", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Round runs one collection round and returns how many records it finished.
+func (c *Collector) Round(ctx context.Context, guard ...clientv3.Cmp) (int, error) {
+	if ids, err := c.Meta.ExpireIntents(ctx, time.Now().Add(-c.WriteTimeout), guard...); err != nil {
+		return 0, err
+	} else if len(ids) > 0 {
+		c.Log.Info("abandoned writes found; collecting their chunks", "writes", len(ids))
+	}
+	due, err := c.Meta.DueGarbage(ctx, 256)
+	if err != nil {
+		return 0, err
+	}
+	live, err := c.datanodes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, g := range due {
+		complete := c.collect(ctx, g, live)
+		if !complete && time.Since(g.After) < c.GiveUp {
+			continue
+		}
+		if !complete {
+			c.Log.Warn("dropping a garbage record whose datanodes stayed unreachable; their copies leak", "record", g.Key)
+		}
+		if err := c.Meta.Collected(ctx, g.Key, guard...); err != nil {
+			if errors.Is(err, meta.ErrConflict) {
+				return done, errors.New("fenced: no longer the active master")
+			}
+			return done, err
+		}
+		c.records.Inc()
+		done++
+	}
+	return done, nil
+}
+
+// datanodes maps live datanode machines to their chunk API URLs.
+func (c *Collector) datanodes(ctx context.Context) (map[string]string, error) {
+	regs, err := cluster.Nodes(ctx, c.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, r := range regs {
+		if r.Role == config.RoleDatanode {
+			out[r.Machine] = r.Address
+		}
+	}
+	return out, nil
+}
+
+// collect deletes a record's chunks; it reports whether every copy is known to be gone.
+func (c *Collector) collect(ctx context.Context, g meta.GarbageEntry, live map[string]string) bool {
+	complete := true
+	del := func(machine, id string) {
+		addr, ok := live[machine]
+		if !ok {
+			complete = false
+			return
+		}
+		err := c.Datanodes.Delete(ctx, addr, id)
+		switch {
+		case err == nil:
+			c.deleted.Inc()
+		case errors.Is(err, datanode.ErrNotFound):
+		default:
+			complete = false
+			c.Log.Debug("deleting a chunk", "chunk", id, "machine", machine, "err", err)
+		}
+	}
+	for _, ch := range g.Chunks {
+		for _, m := range ch.Replicas {
+			del(m, ch.ID)
+		}
+	}
+	if g.Intent != "" {
+		// A failed write's chunks are found by name on every datanode: the write may have
+		// reached machines it never reported.
+		prefix := g.Intent + "-"
+		for m, addr := range live {
+			after := prefix
+			for {
+				infos, next, err := c.Datanodes.List(ctx, addr, after, 1000)
+				if err != nil {
+					complete = false
+					break
+				}
+				more := next != ""
+				for _, in := range infos {
+					if !strings.HasPrefix(in.ID, prefix) {
+						more = false
+						break
+					}
+					del(m, in.ID)
+				}
+				if !more {
+					break
+				}
+				after = next
+			}
+		}
+		// Machines that are down may hold some too; they are not waited for (their intent
+		// covered at most this write, and a machine returning after GiveUp keeps its copies).
+	}
+	return complete
+}

@@ -1,0 +1,264 @@
+package roles
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hanode/hanode/access"
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/election"
+	"github.com/hanode/hanode/gc"
+	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/s3users"
+)
+
+// CredentialsFile is the S3 root user's key pair, written on the machine whose controller
+// created it, in the AWS shared-credentials format (AWS_SHARED_CREDENTIALS_FILE can name it).
+const CredentialsFile = "credentials"
+
+// UserCreate is the body of POST /v1/s3/users.
+type UserCreate struct {
+	AccessKey   string `json:"access_key,omitempty"`
+	SecretKey   string `json:"secret_key,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// UserCreated is its answer: the only time the secret key is shown.
+type UserCreated struct {
+	s3users.User
+	SecretKey string `json:"secret_key"`
+}
+
+// Locate is the answer of GET /v1/locate/{bucket}/{key}.
+type Locate struct {
+	Bucket   string          `json:"bucket"`
+	Key      string          `json:"key"`
+	Size     int64           `json:"size"`
+	ETag     string          `json:"etag"`
+	Modified time.Time       `json:"modified"`
+	Chunks   []LocatedChunk  `json:"chunks"`
+	Machines map[string]bool `json:"machines"` // every machine holding a replica: live or not
+}
+
+// LocatedChunk is one chunk and where its replicas are.
+type LocatedChunk struct {
+	ID       string   `json:"id"`
+	Offset   int64    `json:"offset"`
+	Size     int64    `json:"size"`
+	SHA256   string   `json:"sha256"`
+	Replicas []string `json:"replicas"`
+}
+
+func (c *controller) s3Routes() {
+	v, mux, sec := c.sec.creds, c.srv.mux, c.sec
+	users := s3users.New(c.cli, sec.keyring)
+	write := func(level string, h http.HandlerFunc) http.Handler {
+		return sec.audit.Mutation(v, level, func(r *http.Request) string { return r.PathValue("id") }, h)
+	}
+	mux.Handle("GET /v1/s3/users", access.Require(v, access.Admin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		list, err := users.List(r.Context())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"users": list})
+	})))
+	mux.Handle("POST /v1/s3/users", write(access.Admin, func(w http.ResponseWriter, r *http.Request) {
+		var req UserCreate
+		if err := decodeBody(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if sec.keyring == nil {
+			writeError(w, http.StatusServiceUnavailable, errors.New("this controller has no cluster keyring"))
+			return
+		}
+		u, secret, err := users.Create(r.Context(), s3users.User{AccessKey: req.AccessKey, Description: req.Description, CreatedBy: principal(r)}, req.SecretKey)
+		switch {
+		case errors.Is(err, s3users.ErrExists):
+			writeError(w, http.StatusConflict, err)
+		case err != nil && strings.Contains(err.Error(), "characters"):
+			writeError(w, http.StatusBadRequest, err)
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, err)
+		default:
+			writeJSON(w, http.StatusCreated, UserCreated{User: u, SecretKey: secret})
+		}
+	}))
+	mux.Handle("DELETE /v1/s3/users/{id}", write(access.Admin, func(w http.ResponseWriter, r *http.Request) {
+		err := users.Remove(r.Context(), r.PathValue("id"))
+		switch {
+		case errors.Is(err, s3users.ErrUnknown):
+			writeError(w, http.StatusNotFound, err)
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, err)
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"access_key": r.PathValue("id"), "removed": true})
+		}
+	}))
+	// Coordinators verify signatures with the secret; only their certificates may read it.
+	mux.Handle("GET /v1/s3/keys/{id}", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sec.keyring == nil {
+			writeError(w, http.StatusServiceUnavailable, errors.New("this controller has no cluster keyring"))
+			return
+		}
+		secret, err := users.Secret(r.Context(), r.PathValue("id"))
+		switch {
+		case errors.Is(err, s3users.ErrUnknown):
+			writeError(w, http.StatusNotFound, err)
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, err)
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"secret_key": secret})
+		}
+	}), config.RoleCoordinator))
+	mux.Handle("GET /v1/locate/{bucket}/{key...}", access.Require(v, access.ReadOnly, http.HandlerFunc(c.handleLocate)))
+}
+
+func (c *controller) handleLocate(w http.ResponseWriter, r *http.Request) {
+	bucket, key := r.PathValue("bucket"), r.PathValue("key")
+	o, err := meta.New(c.cli).GetObject(r.Context(), bucket, key)
+	switch {
+	case errors.Is(err, meta.ErrNoSuchBucket), errors.Is(err, meta.ErrNoSuchKey):
+		writeError(w, http.StatusNotFound, err)
+		return
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	regs, err := cluster.Nodes(r.Context(), c.cli)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	live := map[string]bool{}
+	for _, reg := range regs {
+		if reg.Role == config.RoleDatanode {
+			live[reg.Machine] = true
+		}
+	}
+	res := Locate{Bucket: bucket, Key: key, Size: o.Size, ETag: o.ETag, Modified: o.Modified, Chunks: []LocatedChunk{}, Machines: map[string]bool{}}
+	var off int64
+	for _, ch := range o.Chunks {
+		res.Chunks = append(res.Chunks, LocatedChunk{ID: ch.ID, Offset: off, Size: ch.Size, SHA256: hex.EncodeToString(ch.SHA256[:]), Replicas: ch.Replicas})
+		off += ch.Size
+		for _, m := range ch.Replicas {
+			res.Machines[m] = live[m]
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// leadS3 is the active master's object-store work: it makes sure the root user exists and runs
+// the garbage collector, every write fenced by the term.
+func (c *controller) leadS3(term *election.Term) {
+	ctx := term.Context()
+	for ctx.Err() == nil {
+		err := c.ensureRoot(ctx)
+		if err == nil {
+			break
+		}
+		c.log.Warn("creating the S3 root user", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+	col := &gc.Collector{Etcd: c.cli, Meta: meta.New(c.cli), Datanodes: c.datanodes, Log: c.log.With("loop", "gc"),
+		WriteTimeout: c.o.Config.WriteTimeout, GiveUp: 7 * 24 * time.Hour}
+	col.Metrics(nil)
+	col.Run(ctx, c.gcInterval(), term.Guard())
+}
+
+func (c *controller) gcInterval() time.Duration {
+	return min(max(c.o.Config.GCGrace/4, time.Second), 30*time.Second)
+}
+
+// ensureRoot creates the S3 root user on the first term of a new cluster, from the
+// configuration (root-access-key/root-secret-key, HANODE_ROOT_ACCESS_KEY/...) or else a
+// generated pair written to <data-dir>/credentials; a configured pair is re-applied on every
+// term so that changing it in the configuration takes effect.
+func (c *controller) ensureRoot(ctx context.Context) error {
+	if c.sec.keyring == nil {
+		return errors.New("this controller has no cluster keyring")
+	}
+	cfg := c.o.Config
+	users := s3users.New(c.cli, c.sec.keyring)
+	if cfg.RootAccessKey != "" {
+		return users.Ensure(ctx, s3users.User{AccessKey: cfg.RootAccessKey, Description: "root (configured)", Root: true}, cfg.RootSecretKey)
+	}
+	list, err := users.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range list {
+		if u.Root {
+			return nil
+		}
+	}
+	path := filepath.Join(cfg.DataDir, CredentialsFile)
+	if ak, sk, err := ReadCredentials(path); err == nil {
+		return users.Ensure(ctx, s3users.User{AccessKey: ak, Description: "root (" + path + ")", Root: true}, sk)
+	}
+	ak, sk := s3users.NewKeyPair()
+	if err := WriteCredentials(path, ak, sk); err != nil {
+		return err
+	}
+	if _, _, err := users.Create(ctx, s3users.User{AccessKey: ak, Description: "root (generated on " + cfg.Name + ")", CreatedBy: "controller:" + cfg.Name, Root: true}, sk); err != nil {
+		return err
+	}
+	c.log.Info("S3 root user created", "access_key", ak, "credentials", path)
+	return nil
+}
+
+// WriteCredentials writes an AWS shared-credentials file readable by its owner only.
+func WriteCredentials(path, accessKey, secretKey string) error {
+	body := fmt.Sprintf("# hanode S3 root user. Use with AWS_SHARED_CREDENTIALS_FILE=%s\n[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", path, accessKey, secretKey)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		return fmt.Errorf("write S3 credentials %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write S3 credentials %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadCredentials reads the [default] key pair of an AWS shared-credentials file.
+func ReadCredentials(path string) (accessKey, secretKey string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
+			section = strings.TrimSpace(line[1 : len(line)-1])
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || section != "default" {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "aws_access_key_id":
+			accessKey = strings.TrimSpace(v)
+		case "aws_secret_access_key":
+			secretKey = strings.TrimSpace(v)
+		}
+	}
+	if accessKey == "" || secretKey == "" {
+		return "", "", fmt.Errorf("%s: no [default] aws_access_key_id and aws_secret_access_key", path)
+	}
+	return accessKey, secretKey, nil
+}
