@@ -22,7 +22,7 @@ import (
 // setup makes an appliance configuration on its own loopback address with a fresh CA.
 func setup(t *testing.T, addr string) (*config.Config, *pki.Bundle) {
 	t.Helper()
-	env := map[string]string{"HANODE_NAME": "solo", "HANODE_ADDRESS": addr, "HANODE_DATA_DIR": t.TempDir(), "HANODE_SHUTDOWN_TIMEOUT": "5s"}
+	env := map[string]string{"HANODE_NAME": "solo", "HANODE_ADDRESS": addr, "HANODE_DATA_DIR": t.TempDir(), "HANODE_SHUTDOWN_TIMEOUT": "5s", "HANODE_REPLICAS": "1"}
 	cfg, _, err := config.Load(config.Sources{Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	if err != nil {
 		t.Fatal(err)
