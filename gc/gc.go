@@ -47,9 +47,6 @@ func (c *Collector) Metrics(reg prometheus.Registerer) {
 
 // Run collects every interval until ctx ends. guard is the master's fence.
 func (c *Collector) Run(ctx context.Context, interval time.Duration, guard clientv3.Cmp) {
-	if c.deleted == nil {
-		c.Metrics(nil)
-	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -66,6 +63,9 @@ func (c *Collector) Run(ctx context.Context, interval time.Duration, guard clien
 
 // Round runs one collection round and returns how many records it finished.
 func (c *Collector) Round(ctx context.Context, guard ...clientv3.Cmp) (int, error) {
+	if c.deleted == nil {
+		c.Metrics(nil)
+	}
 	if ids, err := c.Meta.ExpireIntents(ctx, time.Now().Add(-c.WriteTimeout), guard...); err != nil {
 		return 0, err
 	} else if len(ids) > 0 {

@@ -171,8 +171,12 @@ func (c *chunkedReader) nextChunk() error {
 	if err != nil {
 		return err
 	}
-	if err := c.readCRLFOrFinal(size); err != nil {
-		return err
+	// The final (empty) chunk has no data and no CRLF of its own: the
+	// trailer section follows directly, and finish parses it.
+	if size > 0 {
+		if err := c.readCRLF(); err != nil {
+			return err
+		}
 	}
 	sts := "AWS4-HMAC-SHA256-PAYLOAD\n" + c.amzDate + "\n" + c.scope + "\n" + c.prevSig + "\n" + emptySHA256 + "\n" + hexSHA256(data)
 	want := hmacSHA256(c.key, sts)
@@ -187,16 +191,6 @@ func (c *chunkedReader) nextChunk() error {
 	c.account(data)
 	c.pending = data
 	return nil
-}
-
-// readCRLFOrFinal reads the CRLF after chunk data. The final (empty) chunk
-// has no data and hence no CRLF of its own: what follows is the trailer
-// section, which finish parses.
-func (c *chunkedReader) readCRLFOrFinal(size int64) error {
-	if size == 0 {
-		return nil
-	}
-	return c.readCRLF()
 }
 
 // parseChunkHeader parses "hex-size[;ext...]". The chunk-signature extension
@@ -372,8 +366,8 @@ func (c *chunkedReader) finish() error {
 			return malformed("duplicate trailer " + name)
 		}
 		c.declared[j].seen, c.declared[j].value = true, value
-		// The signer hashes each trailer line as sent, "\n"-terminated.
-		signedPart = append(append(signedPart, line...), '\n')
+		// Signers hash "name:value\n" per trailer, whatever the framing.
+		signedPart = append(signedPart, name+":"+value+"\n"...)
 	}
 	if c.signedTrailer && !sigSeen {
 		return newError(CodeSignatureDoesNotMatch, "x-amz-trailer-signature missing from a signed aws-chunked body")

@@ -2,8 +2,11 @@ package sigv4
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -152,13 +155,63 @@ func chunkedFixtures(tb testing.TB, payload []byte) ([]chunkedFixture, [][]byte)
 	return fx, bodies
 }
 
+// fuzzPayload is the payload of the FuzzChunkedBody fixtures; small so the
+// fuzzer can mutate and minimise quickly.
+var fuzzPayload = []byte("fuzz payload: hello, aws-chunked world")
+
+// encodeSigned writes a signed aws-chunked stream with the given chunk
+// sizes and the AWS documentation's CRLF framing (minio-go always uses
+// 64 KiB chunks and bare-LF trailer lines), chaining from a's seed.
+func encodeSigned(a *Auth, payload []byte, sizes []int, trailer string) []byte {
+	sign := func(sts string) string {
+		m := hmac.New(sha256.New, a.key)
+		m.Write([]byte(sts))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	prefix := a.amzDate + "\n" + a.scope + "\n"
+	prev := a.seed
+	var b bytes.Buffer
+	for _, n := range append(sizes, 0) {
+		chunk := payload[:n]
+		payload = payload[n:]
+		prev = sign("AWS4-HMAC-SHA256-PAYLOAD\n" + prefix + prev + "\n" + emptySHA256 + "\n" + hexSHA256(chunk))
+		fmt.Fprintf(&b, "%x;chunk-signature=%s\r\n", n, prev)
+		if n > 0 {
+			b.Write(chunk)
+			b.WriteString("\r\n")
+		}
+	}
+	if trailer == "" {
+		b.WriteString("\r\n")
+		return b.Bytes()
+	}
+	tsig := sign("AWS4-HMAC-SHA256-TRAILER\n" + prefix + prev + "\n" + hexSHA256([]byte(trailer+"\n")))
+	b.WriteString(trailer + "\r\nx-amz-trailer-signature:" + tsig + "\r\n\r\n")
+	return b.Bytes()
+}
+
+// fuzzSeeds returns valid bodies (with the index of their fixture) for the
+// FuzzChunkedBody fixtures.
+func fuzzSeeds(tb testing.TB, fx []chunkedFixture, minioBodies [][]byte) (seeds [][]byte, modes []uint8) {
+	for i, b := range minioBodies {
+		seeds, modes = append(seeds, b), append(modes, uint8(i))
+	}
+	sizes := []int{10, 20, len(fuzzPayload) - 30}
+	seeds = append(seeds,
+		encodeSigned(fx[0].auth, fuzzPayload, sizes, ""),
+		encodeSigned(fx[1].auth, fuzzPayload, sizes, "x-amz-checksum-crc32c:"+sum(newCRC32C(), fuzzPayload)),
+		[]byte(fmt.Sprintf("a\r\n%s\r\n%x\r\n%s\r\n0\r\nx-amz-checksum-crc32:%s\r\n\r\n",
+			fuzzPayload[:10], len(fuzzPayload)-10, fuzzPayload[10:], sum(crc32.NewIEEE(), fuzzPayload))),
+	)
+	modes = append(modes, 0, 1, 2)
+	return seeds, modes
+}
+
 func FuzzChunkedBody(f *testing.F) {
-	// Fixtures 0-3 use a one-chunk payload, 4-7 a three-chunk one.
-	fx, bodies := chunkedFixtures(f, []byte("fuzz payload: hello, aws-chunked world"))
-	fx2, bodies2 := chunkedFixtures(f, randBytes(2*64<<10+10))
-	fx, bodies = append(fx, fx2...), append(bodies, bodies2...)
-	for i, b := range bodies {
-		f.Add(b, uint8(i))
+	fx, bodies := chunkedFixtures(f, fuzzPayload)
+	seeds, modes := fuzzSeeds(f, fx, bodies)
+	for i := range seeds {
+		f.Add(seeds[i], modes[i])
 	}
 	f.Add([]byte("1\r\na\r\n0\r\n\r\n"), uint8(3))
 	f.Add([]byte("0;chunk-signature="+strings.Repeat("0", 64)+"\r\n\r\n"), uint8(0))
@@ -188,20 +241,29 @@ func FuzzChunkedBody(f *testing.F) {
 }
 
 // The fuzz seeds must reach the success path, or the fuzzer starts from
-// nothing but errors.
+// nothing but errors; this also checks multi-chunk minio-go streams.
 func TestChunkedFixturesDecode(t *testing.T) {
-	payload := randBytes(2*64<<10 + 10)
-	fx, bodies := chunkedFixtures(t, payload)
-	for i, c := range fx {
-		r := httptest.NewRequest(http.MethodPut, "/bucket/fuzz", bytes.NewReader(bodies[i]))
+	check := func(name string, c chunkedFixture, body, want []byte) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPut, "/bucket/fuzz", bytes.NewReader(body))
 		r.Header = c.hdr.Clone()
 		rc, err := c.auth.Body(r)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, err := io.ReadAll(rc)
-		if err != nil || !bytes.Equal(got, payload) {
-			t.Fatalf("fixture %d: %v, %d bytes", i, err, len(got))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %v, %d bytes", name, err, len(got))
 		}
+	}
+	big := randBytes(2*64<<10 + 10)
+	fx, bodies := chunkedFixtures(t, big)
+	for i := range fx {
+		check(fmt.Sprint("big ", i), fx[i], bodies[i], big)
+	}
+	fx, bodies = chunkedFixtures(t, fuzzPayload)
+	seeds, modes := fuzzSeeds(t, fx, bodies)
+	for i := range seeds {
+		check(fmt.Sprint("seed ", i), fx[modes[i]], seeds[i], fuzzPayload)
 	}
 }

@@ -20,6 +20,19 @@
 //     describe the body (PutObject) or something else (e.g. the full-object
 //     checksum on CompleteMultipartUpload).
 //   - Session tokens (X-Amz-Security-Token) are signed but not interpreted.
+//   - Malformed aws-chunked framing is reported as IncompleteBody.
+//   - SignedHeaders may not name a header twice (malformed-auth error).
+//
+// Memory: signed chunks are held (at most 16 MiB, growing only with bytes
+// actually received) until their signature checks out, so a caller never
+// sees unverified bytes of a STREAMING-AWS4-HMAC-SHA256-PAYLOAD body.
+// Unsigned chunks and non-chunked bodies stream through, so for those only
+// the final Read result vouches for the data.
+//
+// The canonical query is sorted by encoded name, then encoded value, as AWS
+// documents; clients that keep duplicate keys in insertion order (minio-go)
+// or sort decoded non-ASCII names differently would not verify, which S3's
+// own parameters never trigger.
 package sigv4
 
 import (
@@ -252,13 +265,17 @@ func headerDate(r *http.Request) (string, time.Time, error) {
 // x-amz-* header present (otherwise they could be added by anyone replaying
 // the request).
 func checkSignedHeaders(r *http.Request, signed []string, malCode string) error {
-	if !contains(signed, "host") {
+	set := make(map[string]bool, len(signed))
+	for _, h := range signed {
+		set[h] = true
+	}
+	if !set["host"] {
 		return newError(malCode, "SignedHeaders must include host")
 	}
 	var unsigned []string
 	for name := range r.Header {
 		l := strings.ToLower(name)
-		if strings.HasPrefix(l, "x-amz-") && !contains(signed, l) {
+		if strings.HasPrefix(l, "x-amz-") && !set[l] {
 			unsigned = append(unsigned, l)
 		}
 	}
@@ -429,15 +446,22 @@ func parseCredential(s, mal string) (credential, error) {
 
 // parseSignedHeaders parses "host;x-amz-date". Names must be lower-case
 // tokens; the order is kept as sent since the client signed in that order.
+// Duplicates are refused: each would copy the header's value into the
+// canonical request again, an easy way to make us do unbounded work.
 func parseSignedHeaders(s, mal string) ([]string, error) {
 	if s == "" {
 		return nil, newError(mal, "SignedHeaders is empty")
 	}
 	hs := strings.Split(s, ";")
+	seen := make(map[string]bool, len(hs))
 	for _, h := range hs {
 		if h == "" {
 			return nil, newError(mal, "SignedHeaders contains an empty header name")
 		}
+		if seen[h] {
+			return nil, newError(mal, "SignedHeaders contains "+strconv.Quote(h)+" twice")
+		}
+		seen[h] = true
 		for i := 0; i < len(h); i++ {
 			c := h[i]
 			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
