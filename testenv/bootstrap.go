@@ -83,6 +83,14 @@ func (l *Lab) bootstrap(ctx context.Context, drv Driver, timeout time.Duration) 
 		return fmt.Errorf("create the lab's admin credential: %w", err)
 	}
 	l.credential = cred.Credential
+	var user struct {
+		AccessKey string `json:"access_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	if _, err := ac.Do(ctx, http.MethodPost, "/v1/s3/users", map[string]any{"description": "lab env file"}, &user); err != nil {
+		return fmt.Errorf("create the lab's S3 user: %w", err)
+	}
+	l.s3Key = [2]string{user.AccessKey, user.SecretKey}
 	return l.Save()
 }
 

@@ -57,7 +57,9 @@ type Lab struct {
 	Docker      *DockerState `json:"docker,omitempty"` // docker driver: network, image
 	// credential is the admin credential written to DIR/env (mode 0600), never to lab.json.
 	credential string
-	Created    time.Time `json:"created"`
+	// s3Key is the lab's S3 user (access key, secret), likewise only in DIR/env.
+	s3Key   [2]string
+	Created time.Time `json:"created"`
 }
 
 // Endpoints are the lab's service addresses.
@@ -335,8 +337,25 @@ func Load(dir string) (*Lab, error) {
 	if err := json.Unmarshal(data, &l); err != nil {
 		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, StateFile), err)
 	}
+	// The secrets live in DIR/env only.
+	if env, err := os.ReadFile(filepath.Join(dir, EnvFile)); err == nil {
+		for _, line := range strings.Split(string(env), "\n") {
+			k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+			switch k {
+			case "HANODE_CREDENTIAL":
+				l.credential = v
+			case "AWS_ACCESS_KEY_ID":
+				l.s3Key[0] = v
+			case "AWS_SECRET_ACCESS_KEY":
+				l.s3Key[1] = v
+			}
+		}
+	}
 	return &l, nil
 }
+
+// S3Credentials returns the lab's S3 access key and secret key.
+func (l *Lab) S3Credentials() (string, string) { return l.s3Key[0], l.s3Key[1] }
 
 // Save writes DIR/lab.json and DIR/env atomically.
 func (l *Lab) Save() error {
@@ -371,6 +390,10 @@ func (l *Lab) envFile() string {
 	}
 	fmt.Fprintf(&b, "export HANODE_LAB_DIR=%s\n", l.Dir)
 	fmt.Fprintf(&b, "export AWS_ENDPOINT_URL=%s\n", s3)
+	if l.s3Key[0] != "" {
+		fmt.Fprintf(&b, "export AWS_ACCESS_KEY_ID=%s\n", l.s3Key[0])
+		fmt.Fprintf(&b, "export AWS_SECRET_ACCESS_KEY=%s\n", l.s3Key[1])
+	}
 	fmt.Fprintf(&b, "export AWS_CA_BUNDLE=%s\n", l.CACert)
 	fmt.Fprintf(&b, "export AWS_REGION=us-east-1\n")
 	return b.String()

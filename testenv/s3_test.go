@@ -1,0 +1,187 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/hanode/hanode/roles"
+)
+
+// labS3 returns a minio-go client of a lab coordinator with the lab's S3 user.
+func labS3(t *testing.T, l *Lab, endpoint string) *minio.Client {
+	t.Helper()
+	ca, err := os.ReadFile(l.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	u, _ := url.Parse(endpoint)
+	ak, sk := l.S3Credentials()
+	if ak == "" {
+		t.Fatal("the lab wrote no S3 credentials")
+	}
+	mc, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(ak, sk, ""), Secure: true,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
+}
+
+func labData(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := r.Uint64()
+		for j := range 8 {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+// TestLabS3 is the data path on three machines: a standard S3 client uploads (100 MiB
+// multipart), lists, downloads and deletes; locate shows every chunk on R = 2 distinct
+// machines; kill -9 of a datanode fails no read and no write.
+func TestLabS3(t *testing.T) {
+	l, drv := startLab(t, "127.0.33", 3)
+	mc := labS3(t, l, l.Endpoints.S3[0])
+	ctx := context.Background()
+	if err := mc.MakeBucket(ctx, "lab", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	big := labData(100<<20, 1)
+	info, err := mc.PutObject(ctx, "lab", "big", bytes.NewReader(big), int64(len(big)), minio.PutObjectOptions{PartSize: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size != int64(len(big)) {
+		t.Fatalf("uploaded %d bytes", info.Size)
+	}
+	want := sha256.Sum256(big)
+	readAll := func(mc *minio.Client, key string) ([32]byte, error) {
+		o, err := mc.GetObject(ctx, "lab", key, minio.GetObjectOptions{})
+		if err != nil {
+			return [32]byte{}, err
+		}
+		defer o.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, o); err != nil {
+			return [32]byte{}, err
+		}
+		return [32]byte(h.Sum(nil)), nil
+	}
+	// Read through another machine's coordinator: any coordinator serves any object.
+	if got, err := readAll(labS3(t, l, l.Endpoints.S3[1]), "big"); err != nil || got != want {
+		t.Fatalf("download through m2: %v", err)
+	}
+	n := 0
+	for oi := range mc.ListObjects(ctx, "lab", minio.ListObjectsOptions{}) {
+		if oi.Err != nil || oi.Key != "big" || oi.Size != int64(len(big)) {
+			t.Fatalf("list: %+v", oi)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("listed %d objects", n)
+	}
+
+	// locate: every chunk on two distinct machines.
+	ac, err := l.AdminClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loc roles.Locate
+	if _, err := ac.Get(ctx, "/v1/locate/lab/big", &loc); err != nil {
+		t.Fatal(err)
+	}
+	if len(loc.Chunks) != 13 { // 6 parts of 16 MiB and one of 4 MiB, in 8 MiB chunks
+		t.Fatalf("%d chunks", len(loc.Chunks))
+	}
+	for _, ch := range loc.Chunks {
+		if len(ch.Replicas) != 2 || ch.Replicas[0] == ch.Replicas[1] {
+			t.Fatalf("chunk %s on %v: want two distinct machines", ch.ID, ch.Replicas)
+		}
+	}
+
+	// kill -9 one datanode while readers stream the object and writers keep writing.
+	var failures atomic.Int64
+	var reads, writes atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				got, err := readAll(mc, "big")
+				if err != nil || got != want {
+					failures.Add(1)
+					t.Errorf("read %d failed during the datanode kill: %v", i, err)
+					return
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for j := 0; ; j++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			d := labData(3<<20, uint64(100+j))
+			if _, err := mc.PutObject(ctx, "lab", fmt.Sprintf("w%d", j), bytes.NewReader(d), int64(len(d)), minio.PutObjectOptions{}); err != nil {
+				failures.Add(1)
+				t.Errorf("write %d failed during the datanode kill: %v", j, err)
+				return
+			}
+			writes.Add(1)
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // let the readers get into the stream
+	if err := l.Signal(drv, "m2/datanode", "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	// Keep going past the lease expiry (3 s), when the coordinators stop placing on m2.
+	time.Sleep(5 * time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("during the kill: %d full reads and %d writes, %d failures", reads.Load(), writes.Load(), failures.Load())
+	if reads.Load() == 0 || writes.Load() == 0 {
+		t.Fatal("no reads or writes completed while the datanode was down")
+	}
+
+	// Delete and clean up.
+	if err := mc.RemoveObject(ctx, "lab", "big", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.StatObject(ctx, "lab", "big", minio.StatObjectOptions{}); minio.ToErrorResponse(err).Code != "NoSuchKey" {
+		t.Fatalf("after delete: %v", err)
+	}
+}
