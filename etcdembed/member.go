@@ -64,6 +64,9 @@ type Member struct {
 // Start starts the member and returns once its listeners are up. It does
 // not wait for quorum: use Ready/ReadyNotify. ctx bounds only the startup
 // work (lost-data probe, join/rejoin membership calls).
+// maxRequestBytes is the largest etcd request (and so object record) accepted.
+const maxRequestBytes = 8 << 20
+
 func Start(ctx context.Context, cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -184,6 +187,10 @@ func embedConfig(cfg Config, tlsInfo transport.TLSInfo, zl *zap.Logger) (*embed.
 	ec.TickMs = uint(cfg.HeartbeatInterval / time.Millisecond)
 	ec.ElectionMs = uint(cfg.ElectionTimeout / time.Millisecond)
 	ec.QuotaBackendBytes = cfg.QuotaBackendBytes
+	// An object's record lists its chunks (~60 bytes each) in one value: 8 MiB carries about
+	// 130,000 chunks, a 1 TiB object at the default 8 MiB chunk size (etcd's default 1.5 MiB
+	// would stop near 200 GiB).
+	ec.MaxRequestBytes = maxRequestBytes
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = cfg.AutoCompactionRetention
 	ec.CorruptCheckTime = corruptCheckTime
