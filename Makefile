@@ -42,7 +42,9 @@ test: build fmt-check vet
 
 # Fuzz every parser of outside input for FUZZTIME each (the seed corpora run in `make test`).
 FUZZ_TARGETS := config:FuzzParseYAML pki:FuzzLoadPEM pki:FuzzIdentityOf pki:FuzzParseCSR \
-	secrets:FuzzOpen tokens:FuzzParse join:FuzzParseRequest
+	secrets:FuzzOpen tokens:FuzzParse join:FuzzParseRequest datanode:FuzzParseRange meta:FuzzDecodeObject \
+	s3:FuzzParseRange s3:FuzzDecodeXML s3:FuzzParseCopySource s3:FuzzParseRequest \
+	s3/sigv4:FuzzParseAuthorization s3/sigv4:FuzzPresignQuery s3/sigv4:FuzzChunkedBody
 fuzz: deps
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz ./$$pkg $$fn"; $(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) || exit 1; done
