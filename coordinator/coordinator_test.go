@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/hanode/hanode/gc"
 	"github.com/hanode/hanode/meta"
@@ -503,5 +504,58 @@ func TestDiskFull(t *testing.T) {
 	}
 	if tc.chunkCount() != 0 {
 		t.Fatal("a full disk kept a partial chunk")
+	}
+}
+
+func TestVirtualHostAndPresigned(t *testing.T) {
+	tc := newTestCluster(t, clusterOpts{machines: 1, replicas: 1, etcdHost: "127.0.88.7", domains: []string{"s3.hanode.test"}})
+	ctx := context.Background()
+	addr := strings.TrimPrefix(tc.s3.URL, "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	// Every *.s3.hanode.test name dials the test server: virtual-host style without DNS.
+	var hosts []string
+	var mu sync.Mutex
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, host string) (net.Conn, error) {
+		mu.Lock()
+		hosts = append(hosts, host)
+		mu.Unlock()
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	vh, err := minio.New("s3.hanode.test:"+port, &minio.Options{Creds: credentials.NewStaticV4(tc.access, tc.secret, ""), Transport: tr, BucketLookup: minio.BucketLookupDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustBucket(t, tc.minio(), "vhost")
+	data := randData(1000, 7)
+	if _, err := vh.PutObject(ctx, "vhost", "a/b c", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := get(t, tc.minio(), "vhost", "a/b c", minio.GetObjectOptions{}); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("virtual-host PUT read back path-style: %v", err)
+	}
+	if !slices.ContainsFunc(hosts, func(h string) bool { return strings.HasPrefix(h, "vhost.s3.hanode.test:") }) {
+		t.Fatalf("the client did not use virtual-host style: dialled %v", hosts)
+	}
+	// A presigned GET works with a plain HTTP client; a tampered one does not.
+	u, err := tc.minio().PresignedGetObject(ctx, "vhost", "a/b c", time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) || resp.Header.Get("X-Hanode-Node") != "m1" {
+		t.Fatalf("presigned GET: %d, %d bytes, node %q", resp.StatusCode, len(body), resp.Header.Get("X-Hanode-Node"))
+	}
+	resp, err = http.Get(strings.Replace(u.String(), "a/b%20c", "a/b%20d", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("tampered presigned GET: %d", resp.StatusCode)
 	}
 }

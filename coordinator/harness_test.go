@@ -51,6 +51,7 @@ type clusterOpts struct {
 	chunkSize int64
 	minFree   int64
 	etcdHost  string
+	domains   []string
 }
 
 func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
@@ -77,7 +78,7 @@ func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
 	}
 	c, err := New(Options{
 		Name: "m1", Etcd: cli, Datanodes: &datanode.Client{HTTP: &http.Client{}}, Lookup: lookup,
-		ChunkSize: o.chunkSize, Replicas: o.replicas, Memory: 64 << 20, GCGrace: 0, WriteTimeout: time.Minute, Log: log,
+		ChunkSize: o.chunkSize, Replicas: o.replicas, Memory: 64 << 20, GCGrace: 0, WriteTimeout: time.Minute, Log: log, Domains: o.domains,
 	})
 	if err != nil {
 		t.Fatal(err)
