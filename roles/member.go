@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -192,8 +193,7 @@ func (m *member) startCoordinator(ctx context.Context) error {
 	api, health := coord.Handler(), m.srv.mux
 	m.srv.http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "" && !r.URL.Query().Has("X-Amz-Signature") {
-			switch r.URL.Path {
-			case "/healthz", "/readyz", "/metrics":
+			if p := r.URL.Path; p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/debug/pprof/") {
 				health.ServeHTTP(w, r)
 				return
 			}

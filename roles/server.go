@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -65,6 +66,9 @@ func newServer(role, addr string, tlsCfg *tls.Config, log *slog.Logger, extra pr
 	s.mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.metricsAuth(metrics).ServeHTTP(w, r)
 	}))
+	// Profiles for operators and benchmarks: cluster certificates only (curl --cert).
+	s.mux.Handle("/debug/pprof/", access.RequireCertificate(http.HandlerFunc(pprof.Index)))
+	s.mux.Handle("/debug/pprof/profile", access.RequireCertificate(http.HandlerFunc(pprof.Profile)))
 	s.http = &http.Server{
 		Handler:           s.mux,
 		TLSConfig:         tlsCfg,
