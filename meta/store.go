@@ -171,11 +171,11 @@ func (s *Store) garbageOp(chunks []Chunk, grace time.Duration) (clientv3.Op, boo
 func (s *Store) PutObject(ctx context.Context, bucket, key string, o *Object, intent string, grace time.Duration) error {
 	ok := ObjectKey(bucket, key)
 	val := string(EncodeObject(o))
+	// Optimistic: first assume the key is new (one round trip). When it is not, the failed
+	// transaction returns the current record, and the next attempt replaces exactly that one.
+	var old *Object
+	var rev int64
 	for range maxConflictRetries {
-		old, rev, err := s.getRaw(ctx, ok)
-		if err != nil {
-			return fmt.Errorf("put object %s/%s: %w", bucket, key, err)
-		}
 		conds := []clientv3.Cmp{versionGT0(BucketKey(bucket)), clientv3.Compare(clientv3.ModRevision(ok), "=", rev)}
 		ops := []clientv3.Op{clientv3.OpPut(ok, val)}
 		if intent != "" {
@@ -187,12 +187,18 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, o *Object, in
 				ops = append(ops, op)
 			}
 		}
-		done, err := s.commit(ctx, conds, ops, bucket, intent)
+		done, cur, err := s.commit(ctx, conds, ops, bucket, intent, ok)
 		if err != nil {
 			return fmt.Errorf("put object %s/%s: %w", bucket, key, err)
 		}
 		if done {
 			return nil
+		}
+		old, rev = nil, 0
+		if cur != nil {
+			rev = cur.ModRevision
+			// A record we cannot read is still replaced; its chunks leak rather than block writes.
+			old, _ = DecodeObject(cur.Value)
 		}
 	}
 	return fmt.Errorf("put object %s/%s: too many concurrent writers", bucket, key)
@@ -245,26 +251,30 @@ func (s *Store) getRaw(ctx context.Context, k string) (*Object, int64, error) {
 }
 
 // commit runs a guarded transaction; on failure it tells a missing bucket or intent (errors)
-// from a lost race (false, nil: re-read and retry).
-func (s *Store) commit(ctx context.Context, conds []clientv3.Cmp, ops []clientv3.Op, bucket, intent string) (bool, error) {
-	els := []clientv3.Op{clientv3.OpGet(BucketKey(bucket), clientv3.WithCountOnly())}
+// from a lost race (false, nil, and the current value of key, nil if absent: retry with it).
+func (s *Store) commit(ctx context.Context, conds []clientv3.Cmp, ops []clientv3.Op, bucket, intent, key string) (bool, *mvccpb.KeyValue, error) {
+	els := []clientv3.Op{clientv3.OpGet(BucketKey(bucket), clientv3.WithCountOnly()), clientv3.OpGet(key)}
 	if intent != "" {
 		els = append(els, clientv3.OpGet(IntentPrefix+intent, clientv3.WithCountOnly()))
 	}
 	resp, err := s.cli.Txn(ctx).If(conds...).Then(ops...).Else(els...).Commit()
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if resp.Succeeded {
-		return true, nil
+		return true, nil, nil
 	}
 	if resp.Responses[0].GetResponseRange().Count == 0 {
-		return false, fmt.Errorf("bucket %s: %w", bucket, ErrNoSuchBucket)
+		return false, nil, fmt.Errorf("bucket %s: %w", bucket, ErrNoSuchBucket)
 	}
-	if intent != "" && resp.Responses[1].GetResponseRange().Count == 0 {
-		return false, fmt.Errorf("write %s: %w", intent, ErrIntentLost)
+	if intent != "" && resp.Responses[2].GetResponseRange().Count == 0 {
+		return false, nil, fmt.Errorf("write %s: %w", intent, ErrIntentLost)
 	}
-	return false, nil
+	var cur *mvccpb.KeyValue
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		cur = kvs[0]
+	}
+	return false, cur, nil
 }
 
 // Entry is one listed object.
