@@ -31,6 +31,8 @@ type CLI struct {
 	Audit      auditCmd      `cmd:"" help:"Show the audit trail of admin actions."`
 	Node       nodeCmd       `cmd:"" help:"Machines: list, drain."`
 	Lab        labCmd        `cmd:"" help:"A lab cluster of several machines on this host."`
+	S3         s3Cmds        `embed:"" group:"Object store"`
+	S3Admin    s3AdminCmds   `embed:"" group:"Object store"`
 	ConfigCmd  configCmd     `cmd:"" name:"config" help:"Inspect the configuration."`
 	Version    versionCmd    `cmd:"" help:"Print the version and commit."`
 }

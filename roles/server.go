@@ -71,7 +71,7 @@ func newServer(role, addr string, tlsCfg *tls.Config, log *slog.Logger, extra pr
 	s.mux.Handle("/debug/pprof/profile", access.RequireCertificate(http.HandlerFunc(pprof.Profile)))
 	s.http = &http.Server{
 		Handler:           s.mux,
-		TLSConfig:         tlsCfg,
+		TLSConfig:         tlsCfg.Clone(), // net/http sets NextProtos on its copy; servers must not share one
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
