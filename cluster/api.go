@@ -29,5 +29,16 @@ type Status struct {
 	Leader      *LeaderInfo        `json:"leader"`
 	Controllers []ControllerStatus `json:"controllers"`
 	Machines    []Machine          `json:"machines"`
+	Replication *Replication       `json:"replication,omitempty"`
 	Problems    []string           `json:"problems,omitempty"`
+}
+
+// Replication is the data path's state in GET /v1/cluster/status.
+type Replication struct {
+	Replicas       int   `json:"replicas"`        // the answering controller's configured default
+	DatanodesLive  int   `json:"datanodes_live"`  // live datanode machines
+	Draining       int   `json:"draining"`        // of them, drained
+	BadReplicas    int64 `json:"bad_replicas"`    // damaged replicas recorded, awaiting repair
+	GarbageRecords int64 `json:"garbage_records"` // deletions queued for the collector
+	Writes         int64 `json:"writes_in_flight"`
 }

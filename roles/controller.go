@@ -21,6 +21,7 @@ import (
 	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/election"
 	"github.com/hanode/hanode/etcdembed"
+	"github.com/hanode/hanode/meta"
 )
 
 // controller is an embedded etcd member, a candidate for active master, and the admin API.
@@ -265,7 +266,34 @@ func (c *controller) handleStatus(w http.ResponseWriter, r *http.Request) {
 		st.Problems = append(st.Problems, err.Error())
 	}
 	st.Machines = cluster.Machines(regs)
+	st.Replication = c.replication(ctx, regs, &st)
 	writeJSON(w, http.StatusOK, st)
+}
+
+// replication summarises the data path for status: live datanodes against the replication
+// factor, damaged replicas awaiting repair, queued deletions and writes in flight.
+func (c *controller) replication(ctx context.Context, regs []cluster.Registration, st *cluster.Status) *cluster.Replication {
+	rep := &cluster.Replication{Replicas: c.o.Config.Replicas}
+	for _, r := range regs {
+		if r.Role == config.RoleDatanode {
+			rep.DatanodesLive++
+		}
+	}
+	count := func(prefix string) int64 {
+		resp, err := c.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return -1
+		}
+		return resp.Count
+	}
+	rep.Draining = int(count(cluster.DrainPrefix))
+	rep.BadReplicas = count(meta.BadPrefix)
+	rep.GarbageRecords = count(meta.GCPrefix)
+	rep.Writes = count(meta.IntentPrefix)
+	if rep.DatanodesLive-rep.Draining < rep.Replicas {
+		st.Problems = append(st.Problems, fmt.Sprintf("%d writable datanodes, fewer than the replication factor %d: writes get 503", rep.DatanodesLive-rep.Draining, rep.Replicas))
+	}
+	return rep
 }
 
 func (c *controller) handleNodes(w http.ResponseWriter, r *http.Request) {
