@@ -355,8 +355,13 @@ func TestLabSecretsRotate(t *testing.T) {
 		t.Fatalf("hanode secrets rotate: %v\n%s", err, out)
 	}
 	var keyID string
-	if _, err := fmt.Sscanf(string(out), "keyring rotated: primary key %s on", &keyID); err != nil || !strings.Contains(string(out), "1 secrets re-sealed") {
+	// The sealed CA and two S3 secret keys (the root user and the lab's user) are re-sealed.
+	if _, err := fmt.Sscanf(string(out), "keyring rotated: primary key %s on", &keyID); err != nil || !strings.Contains(string(out), "; 3 secrets re-sealed") {
 		t.Fatalf("unexpected output %q (%v)", out, err)
+	}
+	// S3 keys still open under the new key: a fresh coordinator cache asks a controller.
+	if _, err := labS3(t, l, l.Endpoints.S3[2]).ListBuckets(ctx); err != nil {
+		t.Fatalf("S3 after the keyring rotation: %v", err)
 	}
 	for _, m := range l.Machines {
 		ring, err := secrets.Load(filepath.Join(m.DataDir, pki.DirName, "keyring.json"))
