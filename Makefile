@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X github.com/hanode/hanode/version.Version=$(VERSION) -X gith
 FUZZTIME ?= 20s
 LABDIR   ?= hanode-lab
 
-.PHONY: all build run test vet fmt-check deps fuzz lab-up lab-down failover clean
+.PHONY: all build run test vet fmt-check deps fuzz lab-up lab-down failover bench-proxy clean
 
 all: build
 
@@ -14,7 +14,7 @@ all: build
 # apt-get, the Debian packages the targets use when they are missing.
 deps:
 	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/doc/install or apt-get install golang)"; exit 1; }
-	@missing=""; for p in git ca-certificates rpm lintian; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in git ca-certificates rpm lintian rclone s3cmd; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "make: please install:$$missing"; exit 1; fi; \
@@ -59,6 +59,11 @@ lab-down: build
 # Active-master failover, measured: kill -9 the master (also the Raft leader) 10 times.
 failover: build
 	./hanode lab failover --dir $(LABDIR) --runs 10
+
+# The proxy role against nginx and HAProxy, one core each (bench/proxy.sh; docs/benchmarks.md).
+# Installs nginx, haproxy, wrk and nghttp2-client when missing; needs a quiet machine.
+bench-proxy: deps
+	bench/proxy.sh
 
 # Debian and RPM packages for amd64 and arm64 in dist/, from static binaries built with the
 # same flags as `build` (packaging/, docs/install.md). Inspect them with `go test ./packaging`.

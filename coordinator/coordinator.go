@@ -94,7 +94,9 @@ func New(o Options) (*Coordinator, error) {
 	}
 	c.copyBufs.New = func() any { b := make([]byte, 256<<10); return &b }
 	c.keys = newKeyCache(o.Etcd, o.Lookup, o.Log)
-	c.verifier = &sigv4.Verifier{Lookup: c.keys.lookup, Region: o.Region}
+	// Any region name in the credential scope is accepted: a cluster is one region, and clients
+	// disagree on its name (s3cmd signs for "US", others for us-east-1 or what they were told).
+	c.verifier = &sigv4.Verifier{Lookup: c.keys.lookup}
 	c.metrics = newMetrics(o.Registry)
 	return c, nil
 }
