@@ -46,10 +46,18 @@ func (n *nodes) run(ctx context.Context) {
 			}
 			continue
 		}
+		// Two narrow watches, not one on /hanode/: object writes must not stream to every
+		// coordinator.
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := n.cli.Watch(wctx, cluster.Root, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for resp := range wch {
-			if resp.Err() != nil {
+		regs := n.cli.Watch(wctx, cluster.NodesPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		drains := n.cli.Watch(wctx, cluster.DrainPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		for ok := true; ok; {
+			var resp clientv3.WatchResponse
+			select {
+			case resp, ok = <-regs:
+			case resp, ok = <-drains:
+			}
+			if !ok || resp.Err() != nil {
 				break
 			}
 			n.mu.Lock()
