@@ -31,7 +31,7 @@ func (c *Coordinator) createUpload(rq *request) error {
 }
 
 func (c *Coordinator) uploadPart(rq *request, copy bool) error {
-	ctx, r := rq.r.Context(), rq.r
+	ctx := rq.r.Context()
 	num, err := strconv.Atoi(rq.query("partNumber"))
 	if err != nil || num < 1 || num > meta.MaxPartNumber {
 		return s3.ErrorFor(s3.CodeInvalidArgument, "partNumber must be an integer from 1 to 10000")
@@ -57,34 +57,8 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 		if w, writeID, err = c.copyData(ctx, rq, src, off, n, replicas); err != nil {
 			return err
 		}
-	} else {
-		size, err := bodySize(r)
-		if err != nil {
-			return err
-		}
-		if size > maxPutSize {
-			return s3.ErrorFor(s3.CodeEntityTooLarge, "a part may be at most 5 GiB")
-		}
-		var wantMD5 []byte
-		if v := r.Header.Get("Content-Md5"); v != "" {
-			if wantMD5, err = s3.ContentMD5(v); err != nil {
-				return err
-			}
-		}
-		if err := c.checkCapacity(replicas); err != nil {
-			return err
-		}
-		body, err := rq.auth.Body(r)
-		if err != nil {
-			return err
-		}
-		if w, writeID, err = c.writeData(ctx, rq.bucket, rq.key, body, size, replicas); err != nil {
-			return err
-		}
-		if wantMD5 != nil && hex.EncodeToString(wantMD5) != hex.EncodeToString(w.md5) {
-			c.abort(writeID)
-			return s3.ErrorFor(s3.CodeBadDigest, "the Content-MD5 you specified did not match what was received")
-		}
+	} else if w, writeID, err = c.writeBody(rq, replicas, "a part may be at most 5 GiB"); err != nil {
+		return err
 	}
 	p := &meta.Part{Number: num, Size: w.size, ETag: hex.EncodeToString(w.md5), Modified: time.Now().UTC(), Chunks: w.chunks}
 	if err := c.meta.PutPart(ctx, u, p, writeID, c.o.GCGrace); err != nil {

@@ -140,22 +140,45 @@ func (c *Coordinator) abort(writeID string) {
 	}
 }
 
-func (c *Coordinator) putObject(rq *request) error {
-	ctx, r := rq.r.Context(), rq.r
+// writeBody stores a request's body (PutObject, UploadPart) as a new write: it checks the
+// size limit and Content-MD5, refuses up front without enough datanodes, and verifies the MD5
+// of what arrived. On success the write awaits its commit under the returned id.
+func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string) (*written, string, error) {
+	r := rq.r
 	size, err := bodySize(r)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if size > maxPutSize {
-		return s3.ErrorFor(s3.CodeEntityTooLarge, "a single PUT may carry at most 5 GiB; use a multipart upload")
+		return nil, "", s3.ErrorFor(s3.CodeEntityTooLarge, tooLarge)
 	}
 	var wantMD5 []byte
 	if v := r.Header.Get("Content-Md5"); v != "" {
 		if wantMD5, err = s3.ContentMD5(v); err != nil {
-			return err
+			return nil, "", err
 		}
 	}
-	headers, err := objectHeaders(r.Header)
+	if err := c.checkCapacity(replicas); err != nil {
+		return nil, "", err
+	}
+	body, err := rq.auth.Body(r)
+	if err != nil {
+		return nil, "", err
+	}
+	w, writeID, err := c.writeData(r.Context(), rq.bucket, rq.key, body, size, replicas)
+	if err != nil {
+		return nil, "", err
+	}
+	if wantMD5 != nil && !bytes.Equal(wantMD5, w.md5) {
+		c.abort(writeID)
+		return nil, "", s3.ErrorFor(s3.CodeBadDigest, "the Content-MD5 you specified did not match what was received")
+	}
+	return w, writeID, nil
+}
+
+func (c *Coordinator) putObject(rq *request) error {
+	ctx := rq.r.Context()
+	headers, err := objectHeaders(rq.r.Header)
 	if err != nil {
 		return err
 	}
@@ -163,22 +186,11 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.checkCapacity(replicas); err != nil {
-		return err
-	}
-	body, err := rq.auth.Body(r)
+	w, writeID, err := c.writeBody(rq, replicas, "a single PUT may carry at most 5 GiB; use a multipart upload")
 	if err != nil {
 		return err
 	}
-	w, writeID, err := c.writeData(ctx, rq.bucket, rq.key, body, size, replicas)
-	if err != nil {
-		return err
-	}
-	if wantMD5 != nil && !bytes.Equal(wantMD5, w.md5) {
-		c.abort(writeID)
-		return s3.ErrorFor(s3.CodeBadDigest, "the Content-MD5 you specified did not match what was received")
-	}
-	obj := &meta.Object{Size: size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
+	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
 	if err := c.meta.PutObject(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace); err != nil {
 		c.abort(writeID)
 		return err
