@@ -21,6 +21,6 @@ go run ./bench/loopback -bytes 4294967296
 echo "== hanode bench (3 machines, R=2, c=16, coordinator $s3)"
 for size in 4KiB 1MiB 64MiB; do
   case $size in 64MiB) n=48 keys=16;; 1MiB) n=1500 keys=64;; *) n=6000 keys=256;; esac
-  ./hanode bench --endpoint "$s3" --size $size --count $n --keys $keys --concurrency 16 --op put --bucket "b$size" | tail -n +2
-  ./hanode bench --endpoint "$s3" --size $size --count $n --keys $keys --concurrency 16 --op get --bucket "b$size" | tail -n +3
+  ./hanode bench --endpoint "$s3" --size $size --count $n --keys $keys --concurrency 16 --op put --bucket "bench-$(echo $size | tr A-Z a-z)" | tail -n +2
+  ./hanode bench --endpoint "$s3" --size $size --count $n --keys $keys --concurrency 16 --op get --bucket "bench-$(echo $size | tr A-Z a-z)" | tail -n +3
 done
