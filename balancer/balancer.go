@@ -224,6 +224,23 @@ func (p *Picker) Pinned(id string) bool {
 	return u != nil && u.healthy
 }
 
+// Acquire counts a session open on upstream id that was placed without Pick:
+// a client's valid pin re-registers its session (issued by another proxy, or
+// by this one before its table forgot it), and the bound must see that load
+// too, or every proxy but the placing one would under-count it. The caller
+// then owes Done. It returns false, counting nothing, for an unknown id.
+// Health is not checked: pinned sessions stay on a draining upstream.
+func (p *Picker) Acquire(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	u := p.byID[id]
+	if u == nil {
+		return false
+	}
+	u.load++
+	return true
+}
+
 // Done records that a session on upstream id closed. Unknown IDs (e.g. removed
 // by Set since) and upstreams with no open sessions are ignored.
 func (p *Picker) Done(id string) {

@@ -463,6 +463,41 @@ func TestBookkeeping(t *testing.T) {
 	}
 }
 
+// Acquire counts pinned sessions, on draining upstreams too, and they weigh
+// on the bound like picked ones.
+func TestAcquire(t *testing.T) {
+	p, clk := newPicker(t, equal("a", "b"))
+	if p.Acquire("nope") {
+		t.Fatal("Acquire counted a session on an unknown upstream")
+	}
+	for range 10 {
+		if !p.Acquire("a") {
+			t.Fatal("Acquire refused a known upstream")
+		}
+	}
+	p.SetHealthy("b", false)
+	if !p.Acquire("b") {
+		t.Fatal("Acquire refused an ejected upstream")
+	}
+	p.SetHealthy("b", true)
+	clk.Advance(window) // past b's slow start
+	if got := p.Loads(); got["a"] != 10 || got["b"] != 1 {
+		t.Fatalf("Loads = %v, want a=10 b=1", got)
+	}
+	// a is far over its bound: new sessions go to b, whatever their key.
+	for _, k := range keys(5, "acq") {
+		if id, err := p.Pick(k); err != nil || id != "b" {
+			t.Fatalf("Pick(%s) = %q, %v; want b while a is full", k, id, err)
+		}
+	}
+	for range 10 {
+		p.Done("a")
+	}
+	if got := p.Loads()["a"]; got != 0 {
+		t.Fatalf("load of a after Done = %d", got)
+	}
+}
+
 func TestOptionsDefaults(t *testing.T) {
 	tests := []struct {
 		in    Options

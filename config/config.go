@@ -65,6 +65,20 @@ type Config struct {
 	ProxyHTTPSPort int `yaml:"proxy-https-port" name:"proxy-https-port" help:"Proxy HTTPS port." default:"8443"`
 	ProxyHTTPPort  int `yaml:"proxy-http-port" name:"proxy-http-port" help:"Proxy HTTP port (redirects to HTTPS)." default:"8080"`
 
+	ProxyUpstreams      []string      `yaml:"proxy-upstreams" name:"proxy-upstreams" sep:"," placeholder:"ID=URL,..." help:"Proxy: a fixed upstream list (id=https://host:port) instead of the coordinators registered in etcd." default:""`
+	ProxyNames          []string      `yaml:"proxy-names" name:"proxy-names" sep:"," placeholder:"NAME,..." help:"Proxy: the DNS names and IPs clients reach it at; it gets a certificate for each." default:"(address and name)"`
+	ProxyCertFile       string        `yaml:"proxy-cert-file" name:"proxy-cert-file" help:"Proxy: PEM certificate chain to serve instead of managed certificates (with proxy-key-file)." default:""`
+	ProxyKeyFile        string        `yaml:"proxy-key-file" name:"proxy-key-file" help:"Proxy: PEM private key of proxy-cert-file." default:""`
+	ProxyACMEDirectory  string        `yaml:"proxy-acme-directory" name:"proxy-acme-directory" placeholder:"URL" help:"Proxy: ACME directory to get the proxy-names certificates from (default: the cluster CA signs them)." default:""`
+	ProxyACMEEmail      string        `yaml:"proxy-acme-email" name:"proxy-acme-email" help:"Proxy: contact e-mail of the ACME account." default:""`
+	ProxyTrusted        []string      `yaml:"proxy-trusted" name:"proxy-trusted" sep:"," placeholder:"CIDR,..." help:"Proxy: load balancers in front of it whose X-Forwarded-For and PROXY protocol headers are believed." default:""`
+	ProxyAffinityHeader string        `yaml:"proxy-affinity-header" name:"proxy-affinity-header" help:"Proxy: request header that keys the session when a request carries no pin (default: the client address)." default:""`
+	ProxyAccessLog      bool          `yaml:"proxy-access-log" name:"proxy-access-log" help:"Proxy: log one line per request." default:"false"`
+	ProxyHealthInterval time.Duration `yaml:"proxy-health-interval" name:"proxy-health-interval" help:"Proxy: how often each upstream's /readyz is checked." default:"1s"`
+	ProxyHealthTimeout  time.Duration `yaml:"proxy-health-timeout" name:"proxy-health-timeout" help:"Proxy: timeout of one upstream check." default:"1s"`
+	ProxyHealthFall     int           `yaml:"proxy-health-fall" name:"proxy-health-fall" help:"Proxy: consecutive failed checks that eject an upstream." default:"2"`
+	ProxyHealthRise     int           `yaml:"proxy-health-rise" name:"proxy-health-rise" help:"Proxy: consecutive good checks that re-admit an upstream." default:"2"`
+
 	HeartbeatInterval  time.Duration `yaml:"heartbeat-interval" name:"heartbeat-interval" help:"etcd Raft heartbeat interval." default:"100ms"`
 	ElectionTimeout    time.Duration `yaml:"election-timeout" name:"election-timeout" help:"etcd Raft election timeout." default:"1s"`
 	LeaderTTL          time.Duration `yaml:"leader-ttl" name:"leader-ttl" help:"Session TTL of the active master and of role registrations." default:"3s"`
@@ -288,6 +302,9 @@ func (c *Config) Check() error {
 			return keyErr(p.key, fmt.Sprint(p.port), "a port not already used by "+other)
 		}
 		ports[p.port] = p.key
+	}
+	if err := c.checkProxy(); err != nil {
+		return err
 	}
 	if c.HeartbeatInterval < 10*time.Millisecond {
 		return keyErr("heartbeat-interval", c.HeartbeatInterval.String(), "a duration of at least 10ms")

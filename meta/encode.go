@@ -32,6 +32,7 @@ func (e *enc) str(s string) {
 	e.uvarint(uint64(len(s)))
 	e.b = append(e.b, s...)
 }
+
 // hexish stores a string's leading lower-case hex digits as bytes (half the size) and the rest
 // as is: ETags and chunk ids are mostly hex.
 func (e *enc) hexish(s string) {

@@ -58,6 +58,10 @@ type Proxy struct {
 	draining bool // Shutdown called: refuse new upgrades
 }
 
+// flushLatency bounds how long response bytes that arrived from the
+// upstream may wait in the proxy's buffers.
+const flushLatency = 100 * time.Millisecond
+
 // upstreamSet is an immutable snapshot of the upstream list, swapped
 // atomically so the request path never takes the SetUpstreams lock.
 type upstreamSet struct {
@@ -104,10 +108,14 @@ func New(cfg Config) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
 		BufferPool:     &p.bufs,
-		// Flush every write: S3 listings and select responses trickle, and a
-		// write is a full 32 KiB buffer on bulk transfers anyway, so the extra
-		// flushes cost nothing measurable.
-		FlushInterval: -1,
+		// S3 listings and select responses trickle, so what arrives is
+		// flushed within flushLatency (responses of unknown length at once:
+		// the ReverseProxy does that itself). Not -1, flush on every write:
+		// that sends the headers and each body write as TLS records of their
+		// own, a write(2) each, plus a timer goroutine per response, which
+		// cost 10-15 % of the CPU of small responses (docs/benchmarks.md); a
+		// response that completes within flushLatency goes out in one write.
+		FlushInterval: flushLatency,
 		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
 	return p, nil
@@ -306,10 +314,11 @@ type UpstreamStats struct {
 	URL    string
 	Weight float64
 	State  State
-	// Load is the open-session count the balancer bounds (sessions it placed).
+	// Load is the open-session count the balancer bounds: sessions it placed
+	// plus re-registered pins (Picker.Acquire).
 	Load int
-	// Sessions counts session-table entries pinned to the upstream, including
-	// re-registered pins the balancer did not place.
+	// Sessions counts session-table entries pinned to the upstream, which
+	// differs from Load only for entries of an upstream removed and re-added.
 	Sessions int64
 }
 

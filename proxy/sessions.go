@@ -33,7 +33,7 @@ type sessionShard struct {
 type session struct {
 	sid     string
 	up      *upstream
-	counted bool  // placed by Picker.Pick, so Picker.Done is owed
+	counted bool  // counted by Picker.Pick or Acquire, so Picker.Done is owed
 	placed  int64 // unix seconds of the placement, compared with pin times
 	seen    time.Time
 
@@ -168,7 +168,9 @@ func (p *Proxy) route(st *reqState, pin *pinInfo) {
 			if u == fromPin {
 				placed = pin.issued
 			}
-			p.place(sh, st.sid, u, false, placed, now)
+			// Counted, so that the load bound sees sessions placed by
+			// other proxies (or before this table forgot them).
+			p.place(sh, st.sid, u, p.picker.Acquire(u.id), placed, now)
 		}
 		st.needPin = pin == nil || pin.node != u.id || pin.stale
 		return

@@ -168,6 +168,7 @@ func (c *controller) adminRoutes() {
 	mux.Handle("POST /v1/secrets/rotate", write(access.Admin, c.handleSecretsRotate))
 	mux.Handle("POST /v1/pki/rotate", write(access.Admin, c.handleCARotate))
 	mux.HandleFunc("GET /v1/pki/signer", c.handleSigner) // public: which CA signs now
+	c.proxyRoutes()
 	js := &join.Server{
 		Tokens:       sec.tokens,
 		Signer:       func(ctx context.Context) (*pki.CA, error) { return sec.signer(ctx, c.cli) },

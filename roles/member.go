@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,7 +29,7 @@ type member struct {
 	o      Options
 	log    *slog.Logger
 	srv    *server
-	extra  *http.Server // the proxy's plain-HTTP redirector
+	px     *proxyRole // the proxy role's engine and listeners
 	cli    *clientv3.Client
 	reg    *registration
 	cancel context.CancelFunc
@@ -61,9 +59,16 @@ func (m *member) start(ctx context.Context) error {
 		return err
 	}
 	if m.role == config.RoleProxy {
-		if err := m.startRedirect(); err != nil {
+		px, err := newProxyRole(m.o, m.log, m.srv)
+		if err != nil {
 			m.srv.ln.Close()
 			return err
+		}
+		m.px = px
+		if c.ProxyStandalone() {
+			// Fixed upstreams and certificate files: nothing to ask the cluster for.
+			px.start(ctx, nil)
+			return nil
 		}
 	}
 	if m.role == config.RoleDatanode {
@@ -74,6 +79,9 @@ func (m *member) start(ctx context.Context) error {
 	}
 	cli, err := etcdClient(m.o, c.EtcdEndpoints)
 	if err != nil {
+		if m.px != nil {
+			m.px.close()
+		}
 		m.srv.ln.Close()
 		return err
 	}
@@ -92,6 +100,10 @@ func (m *member) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if m.role == config.RoleProxy {
+		m.px.start(rctx, cli) // serves on its own: its TLS configuration is not the machine's
+		return nil
+	}
 	if m.role == config.RoleAgent {
 		// What runs here, for the controllers that will ask agents to start and stop roles.
 		m.srv.mux.Handle("GET /v1/agent", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -99,30 +111,6 @@ func (m *member) start(ctx context.Context) error {
 		}), config.RoleController))
 	}
 	m.srv.serve()
-	return nil
-}
-
-// startRedirect serves the proxy's HTTP port: every request is redirected to HTTPS. (ACME
-// http-01 answers join it with the proxy's own issue.)
-func (m *member) startRedirect() error {
-	c := m.o.Config
-	addr := c.Listen(c.ProxyHTTPPort)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return errors.New("proxy: listen on " + addr + ": " + err.Error())
-	}
-	m.extra = &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			host, _, err := net.SplitHostPort(r.Host)
-			if err != nil {
-				host = r.Host
-			}
-			target := "https://" + net.JoinHostPort(host, strconv.Itoa(c.ProxyHTTPSPort)) + r.URL.RequestURI()
-			http.Redirect(w, r, target, http.StatusPermanentRedirect)
-		}),
-	}
-	go func() { _ = m.extra.Serve(ln) }()
 	return nil
 }
 
@@ -150,9 +138,13 @@ func (m *member) openStore() error {
 func (m *member) ready() error { return m.srv.ready() }
 
 func (m *member) stop(ctx context.Context) {
-	m.srv.drain(ctx)
-	if m.extra != nil {
-		_ = m.extra.Shutdown(ctx)
+	if m.px != nil {
+		m.px.stop(ctx) // drains m.srv with the proxy's upgraded connections
+	} else {
+		m.srv.drain(ctx)
+	}
+	if m.cli == nil {
+		return // a standalone proxy: no registration, no etcd
 	}
 	m.cancel()
 	select {
