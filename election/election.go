@@ -278,7 +278,10 @@ func (e *Elector) probeLeader(ctx context.Context, own clientv3.LeaseID) {
 }
 
 func (e *Elector) healthy(ctx context.Context, base string) bool {
-	timeout := max(e.cfg.Probe, 300*time.Millisecond)
+	// A dead master refuses the connection at once, so a generous timeout costs kill -9
+	// failover nothing; a short one made a master that was merely busy (a loaded machine, a
+	// partition just healed) look dead and lose its lease.
+	timeout := max(4*e.cfg.Probe, time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)

@@ -299,6 +299,9 @@ func TestLabCertificateRenewal(t *testing.T) {
 	for mi := range l.Machines {
 		for pi := range l.Machines[mi].Processes {
 			p := &l.Machines[mi].Processes[pi]
+			if p.Roles[0] == "proxy" {
+				continue // 8443 serves the proxy's managed certificate (30 days), not the machine's
+			}
 			s, err := servingSerial(p.URL, b)
 			if err != nil {
 				t.Fatal(err)
