@@ -87,8 +87,8 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	if err := s3.DecodeXML(body, s3.MaxXMLBodySize, &req); err != nil {
 		return err
 	}
-	if len(req.Parts) == 0 {
-		return s3.ErrorFor(s3.CodeMalformedXML, "the request names no parts")
+	if err := req.Validate(); err != nil {
+		return err
 	}
 	parts, rev, err := c.meta.AllParts(ctx, u.ID)
 	if err != nil {
@@ -102,9 +102,6 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	md5s := make([][]byte, 0, len(req.Parts))
 	used := make(map[int]bool, len(req.Parts))
 	for i, cp := range req.Parts {
-		if i > 0 && cp.PartNumber <= req.Parts[i-1].PartNumber {
-			return s3.ErrorFor(s3.CodeInvalidPartOrder, "the list of parts was not in ascending order")
-		}
 		p := byNum[cp.PartNumber]
 		if p == nil || !s3.ETagsEqual(cp.ETag, p.ETag) {
 			return s3.ErrorFor(s3.CodeInvalidPart, fmt.Sprintf("part %d was not uploaded or its ETag does not match", cp.PartNumber))

@@ -252,7 +252,7 @@ func (c *Coordinator) getObject(rq *request) error {
 		switch {
 		case errors.Is(err, s3.ErrRangeIgnored):
 		case err != nil:
-			h.Set("X-Hanode-Size", strconv.FormatInt(obj.Size, 10))
+			h.Set("Content-Range", s3.ContentRangeUnsatisfied(obj.Size))
 			return err
 		default:
 			off, n, status = o, l, http.StatusPartialContent
@@ -345,8 +345,8 @@ func (c *Coordinator) deleteObjects(rq *request) error {
 	if err := s3.DecodeXML(body, s3.MaxXMLBodySize, &del); err != nil {
 		return err
 	}
-	if len(del.Objects) == 0 || len(del.Objects) > s3.MaxDeleteObjects {
-		return s3.ErrorFor(s3.CodeMalformedXML, "a Delete request names 1 to 1000 objects")
+	if err := del.Validate(); err != nil {
+		return err
 	}
 	if _, err := c.meta.GetBucket(ctx, rq.bucket); err != nil {
 		return err

@@ -103,10 +103,6 @@ func (c *Coordinator) fail(rq *request, err error) {
 	if e.Code == s3.CodeInternalError || e.Code == s3.CodeServiceUnavailable {
 		c.log.Warn("s3 request failed", "op", rq.op, "bucket", rq.bucket, "key", rq.key, "request", rq.id, "err", err)
 	}
-	if e.Code == s3.CodeInvalidRange {
-		rq.w.Header().Set("Content-Range", "bytes */"+rq.w.Header().Get("X-Hanode-Size"))
-	}
-	rq.w.Header().Del("X-Hanode-Size")
 	s3.WriteError(rq.w, rq.r, e.WithResource(rq.bucket, rq.key), rq.id)
 }
 
@@ -397,15 +393,9 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 	if err != nil {
 		return err
 	}
-	name := func(s string) string {
-		if enc == s3.EncodingTypeURL {
-			return s3.URLEncodeName(s)
-		}
-		return s
-	}
 	var contents []s3.Object
 	for _, e := range res.Objects {
-		o := s3.Object{Key: name(e.Key), LastModified: s3.Timestamp{Time: e.Object.Modified}, ETag: s3.QuoteETag(e.Object.ETag), Size: e.Object.Size, StorageClass: "STANDARD"}
+		o := s3.Object{Key: e.Key, LastModified: s3.Timestamp{Time: e.Object.Modified}, ETag: s3.QuoteETag(e.Object.ETag), Size: e.Object.Size, StorageClass: "STANDARD"}
 		if !v2 || q.Get("fetch-owner") == "true" {
 			o.Owner = &s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}
 		}
@@ -413,22 +403,24 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 	}
 	var cps []s3.CommonPrefix
 	for _, p := range res.Prefixes {
-		cps = append(cps, s3.CommonPrefix{Prefix: name(p)})
+		cps = append(cps, s3.CommonPrefix{Prefix: p})
 	}
 	if v2 {
-		out := s3.ListBucketResult{Name: rq.bucket, Prefix: name(prefix), StartAfter: name(q.Get("start-after")), ContinuationToken: q.Get("continuation-token"),
-			KeyCount: len(contents) + len(cps), MaxKeys: maxKeys, Delimiter: name(delim), EncodingType: enc, IsTruncated: res.Truncated,
+		out := s3.ListBucketResult{Name: rq.bucket, Prefix: prefix, StartAfter: q.Get("start-after"), ContinuationToken: q.Get("continuation-token"),
+			KeyCount: len(contents) + len(cps), MaxKeys: maxKeys, Delimiter: delim, EncodingType: enc, IsTruncated: res.Truncated,
 			Contents: contents, CommonPrefixes: cps}
 		if res.Truncated {
 			out.NextContinuationToken = encodeToken(res.Next, res.NextIsPrefix)
 		}
+		out.URLEncodeKeys()
 		return s3.WriteXML(rq.w, http.StatusOK, out)
 	}
-	out := s3.ListBucketResultV1{Name: rq.bucket, Prefix: name(prefix), Marker: name(q.Get("marker")), MaxKeys: maxKeys, Delimiter: name(delim),
+	out := s3.ListBucketResultV1{Name: rq.bucket, Prefix: prefix, Marker: q.Get("marker"), MaxKeys: maxKeys, Delimiter: delim,
 		EncodingType: enc, IsTruncated: res.Truncated, Contents: contents, CommonPrefixes: cps}
 	if res.Truncated {
-		out.NextMarker = name(res.Next)
+		out.NextMarker = res.Next
 	}
+	out.URLEncodeKeys()
 	return s3.WriteXML(rq.w, http.StatusOK, out)
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // Error codes S3 clients act on. The HTTP status and default message of each
@@ -202,8 +203,12 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error, requestID str
 	if requestID != "" && h.Get("X-Amz-Request-Id") == "" {
 		h.Set("X-Amz-Request-Id", requestID)
 	}
-	// Object headers set before the failure must not describe the error body.
+	// Object headers set before the failure must not describe the error body; the one exception
+	// is a 416's "bytes */<size>", which tells the client the object's size (RFC 9110).
 	for _, k := range []string{"Content-Length", "Content-Range", "Content-Encoding", "Content-Md5", "Etag", "Last-Modified"} {
+		if k == "Content-Range" && e.Code == CodeInvalidRange && strings.HasPrefix(h.Get(k), "bytes */") {
+			continue
+		}
 		h.Del(k)
 	}
 	if r != nil && r.Method == http.MethodHead {

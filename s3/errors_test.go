@@ -170,3 +170,20 @@ func TestWriteError(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteErrorKeepsUnsatisfiedRange(t *testing.T) {
+	for _, tc := range []struct {
+		code, set, want string
+	}{
+		{CodeInvalidRange, ContentRangeUnsatisfied(42), "bytes */42"},
+		{CodeInvalidRange, "bytes 0-9/42", ""}, // a stale object header still goes
+		{CodeNoSuchKey, "bytes */42", ""},
+	} {
+		w := httptest.NewRecorder()
+		w.Header().Set("Content-Range", tc.set)
+		WriteError(w, httptest.NewRequest("GET", "/b/k", nil), ErrorFor(tc.code, ""), "r1")
+		if got := w.Header().Get("Content-Range"); got != tc.want {
+			t.Errorf("%s with Content-Range %q: kept %q, want %q", tc.code, tc.set, got, tc.want)
+		}
+	}
+}
