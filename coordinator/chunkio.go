@@ -274,7 +274,7 @@ func (c *Coordinator) replicaOrder(ch meta.Chunk) []string {
 }
 
 // replicaFailed counts a failed replica read and, when the replica is damaged rather than
-// unreachable (checksum error, chunk missing, stream cut while its datanode is still
+// unreachable (corrupt, missing, a datanode error, or a stream cut while its datanode is still
 // registered), records it for the repair loop.
 func (c *Coordinator) replicaFailed(ctx context.Context, ch meta.Chunk, machine string, err error) {
 	c.metrics.replicaErrors.WithLabelValues(machine, "read").Inc()
@@ -282,9 +282,9 @@ func (c *Coordinator) replicaFailed(ctx context.Context, ch meta.Chunk, machine 
 	switch {
 	case errors.Is(err, datanode.ErrNotFound):
 		reason = "missing"
-	case errors.Is(err, datanode.ErrChecksum):
-		reason = "checksum"
-	case errors.Is(err, io.ErrUnexpectedEOF) || errorsContain(err, "500 Internal Server Error"):
+	case errors.Is(err, datanode.ErrCorrupt):
+		reason = "corrupt"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, datanode.ErrServer):
 		reason = "read failed: " + err.Error()
 	}
 	c.log.Warn("chunk replica read failed; trying the next replica", "chunk", ch.ID, "machine", machine, "err", err)

@@ -12,6 +12,9 @@ import (
 	"strings"
 )
 
+// ErrServer is a datanode's 500 answer other than a corrupt chunk (an I/O error, say).
+var ErrServer = errors.New("datanode internal error")
+
 // Client calls datanodes' chunk API on behalf of a coordinator or controller. It maps the API's
 // statuses back to the store's errors (ErrNotFound, ErrExists, ErrChecksum, ErrNoSpace, ...), so
 // callers handle a remote datanode as they would a local Store.
@@ -116,6 +119,11 @@ func statusErr(resp *http.Response) error {
 		base = ErrTooLarge
 	case http.StatusRequestedRangeNotSatisfiable:
 		base = ErrBadRange
+	case http.StatusInternalServerError:
+		base = ErrServer
+		if strings.Contains(body.Error, ErrCorrupt.Error()) {
+			base = ErrCorrupt
+		}
 	case http.StatusBadRequest:
 		switch {
 		case strings.Contains(body.Error, ErrChecksum.Error()):

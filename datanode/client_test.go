@@ -95,3 +95,28 @@ func TestClient(t *testing.T) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
 	}
 }
+
+// A chunk found corrupt before the answer starts maps back to ErrCorrupt, so the caller can tell
+// a damaged replica from a datanode that failed otherwise.
+func TestClientCorrupt(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), MinFreeBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	srv := httptest.NewServer(Handler(s))
+	t.Cleanup(srv.Close)
+	c := &Client{HTTP: srv.Client()}
+	data := bytes.Repeat([]byte("z"), 100000)
+	if _, err := c.Put(context.Background(), srv.URL, "bad1", bytes.NewReader(data), int64(len(data)), ""); err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, s, "bad1", 10)
+	rc, err := c.Get(context.Background(), srv.URL, "bad1", 0, -1)
+	if err == nil {
+		rc.Close()
+	}
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("get of a corrupt chunk: %v, want ErrCorrupt", err)
+	}
+}
