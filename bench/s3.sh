@@ -17,6 +17,8 @@ dd if=/dev/zero of="$dir/dd.test" bs=8M count=64 conv=fdatasync 2>&1 | tail -1
 echo "disk, 4 KiB writes each synced (dd oflag=dsync):"
 dd if=/dev/zero of="$dir/dd.test" bs=4k count=2000 oflag=dsync 2>&1 | tail -1
 rm -f "$dir/dd.test"
+echo "disk, a datanode's durable create (4 KiB, fsync, rename, fsync dir):"
+go run ./bench/fsync "$dir"
 go run ./bench/loopback -bytes 4294967296
 echo "== hanode bench (3 machines, R=2, c=16, coordinator $s3)"
 for size in 4KiB 1MiB 64MiB; do

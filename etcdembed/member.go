@@ -187,9 +187,9 @@ func embedConfig(cfg Config, tlsInfo transport.TLSInfo, zl *zap.Logger) (*embed.
 	ec.TickMs = uint(cfg.HeartbeatInterval / time.Millisecond)
 	ec.ElectionMs = uint(cfg.ElectionTimeout / time.Millisecond)
 	ec.QuotaBackendBytes = cfg.QuotaBackendBytes
-	// An object's record lists its chunks (~60 bytes each) in one value: 8 MiB carries about
-	// 130,000 chunks, a 1 TiB object at the default 8 MiB chunk size (etcd's default 1.5 MiB
-	// would stop near 200 GiB).
+	// An object's record lists its chunks (~63 bytes each) in one value, and replacing an object
+	// writes the new record and the old one's garbage record in one transaction: 8 MiB carries
+	// a 512 GiB object at the default 8 MiB chunk size (etcd's default 1.5 MiB, under 100 GiB).
 	ec.MaxRequestBytes = maxRequestBytes
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = cfg.AutoCompactionRetention

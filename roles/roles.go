@@ -153,7 +153,7 @@ func etcdClient(o Options, endpoints []string) (*clientv3.Client, error) {
 		DialTimeout:          5 * time.Second,
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
-		MaxCallSendMsgSize:   10 << 20, // object records of very large objects (etcd accepts 8 MiB)
+		MaxCallSendMsgSize:   10 << 20, // transactions of very large objects (etcd accepts 8 MiB)
 		Logger:               zap.NewNop(),
 	})
 	if err != nil {
