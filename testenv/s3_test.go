@@ -19,7 +19,9 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/roles"
 )
 
@@ -164,17 +166,34 @@ func TestLabS3(t *testing.T) {
 			writes.Add(1)
 		}
 	}()
-	time.Sleep(500 * time.Millisecond) // let the readers get into the stream
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	t.Cleanup(halt)
+	waitFor(t, "the load to be under way", time.Minute, func() bool { return writes.Load() > 0 || failures.Load() > 0 })
 	if err := l.Signal(drv, "m2/datanode", "KILL"); err != nil {
 		t.Fatal(err)
 	}
-	// Keep going past the lease expiry (3 s), when the coordinators stop placing on m2.
-	time.Sleep(5 * time.Second)
-	close(stop)
-	wg.Wait()
-	t.Logf("during the kill: %d full reads and %d writes, %d failures", reads.Load(), writes.Load(), failures.Load())
-	if reads.Load() == 0 || writes.Load() == 0 {
-		t.Fatal("no reads or writes completed while the datanode was down")
+	r0, w0 := reads.Load(), writes.Load()
+	// Keep going past the datanode's lease expiry, when the coordinators stop placing on m2, and
+	// until reads and writes have completed since then.
+	ec, err := l.EtcdClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ec.Close()
+	waitFor(t, "m2's datanode registration to expire", 15*time.Second, func() bool {
+		resp, err := ec.Get(ctx, cluster.NodesPrefix+"m2/datanode", clientv3.WithCountOnly())
+		return err == nil && resp.Count == 0
+	})
+	r1, w1 := reads.Load(), writes.Load()
+	waitFor(t, "reads and writes after m2's datanode is gone", 2*time.Minute, func() bool {
+		return failures.Load() > 0 || (reads.Load() > r1 && writes.Load() > w1+1)
+	})
+	halt()
+	t.Logf("after the kill: %d full reads and %d writes (%d and %d once m2's lease expired), %d failures",
+		reads.Load()-r0, writes.Load()-w0, reads.Load()-r1, writes.Load()-w1, failures.Load())
+	if failures.Load() > 0 {
+		t.Fatal("reads or writes failed while the datanode was down")
 	}
 
 	// Delete and clean up.
