@@ -80,6 +80,16 @@ CA: --ca-cert when given; else AWS_CA_BUNDLE and DATA-DIR/pki/ca.crt, whichever 
 }
 
 // s3Client builds the failover S3 client from the flags, the environment and the configuration.
+// open returns the HA client and a context that Ctrl-C cancels; done releases both.
+func (f s3Flags) open(e *Env) (*client.Client, context.Context, func(), error) {
+	cl, err := f.s3Client(e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := interruptible()
+	return cl, ctx, func() { cancel(); cl.Close() }, nil
+}
+
 func (f s3Flags) s3Client(e *Env) (*client.Client, error) {
 	cfg, origins, err := e.Config()
 	if err != nil {
@@ -277,13 +287,11 @@ func (c cpCmd) run(e *Env) error {
 	if dstS3 && db == "" {
 		return usagef("cp: %s names no bucket: want s3://BUCKET/KEY", c.Dst)
 	}
-	cl, err := c.s3Client(e)
+	cl, ctx, done, err := c.open(e)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := interruptible()
-	defer cancel()
+	defer done()
 	if dstS3 {
 		return c.upload(ctx, e, cl, db, dk)
 	}
@@ -518,13 +526,11 @@ func (c lsCmd) run(e *Env) error {
 	if c.URL != "" && (!ok || bucket == "") {
 		return usagef("ls: %q: want s3://BUCKET or s3://BUCKET/PREFIX", c.URL)
 	}
-	cl, err := c.s3Client(e)
+	cl, ctx, done, err := c.open(e)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := interruptible()
-	defer cancel()
+	defer done()
 	// Columns as in aws s3 ls: date, size (or PRE for a common prefix), name.
 	if bucket == "" {
 		list, err := cl.ListBuckets(ctx)
@@ -561,13 +567,11 @@ func (c mbCmd) run(e *Env) error {
 	if !ok || bucket == "" || key != "" {
 		return usagef("mb: %q: want s3://BUCKET", c.URL)
 	}
-	cl, err := c.s3Client(e)
+	cl, ctx, done, err := c.open(e)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := interruptible()
-	defer cancel()
+	defer done()
 	if err := cl.MakeBucket(ctx, bucket); err != nil {
 		return fmt.Errorf("mb: %w", err)
 	}
@@ -670,13 +674,11 @@ func (c benchCmd) run(e *Env) error {
 	if c.Count == 0 && c.Duration == 0 {
 		c.Duration = 10 * time.Second
 	}
-	cl, err := c.s3Client(e)
+	cl, ctx, done, err := c.open(e)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := interruptible()
-	defer cancel()
+	defer done()
 	if err := cl.EnsureBucket(ctx, c.Bucket); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
