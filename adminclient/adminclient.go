@@ -1,6 +1,17 @@
-// Package adminclient talks to the controllers' admin API. It holds every controller's address
-// and fails over: a connection error or a 5xx answer from one controller moves on to the next,
-// so operations commands work while any controller is up.
+// Package adminclient talks to the controllers' admin API. It holds every controller's address,
+// starts with the one that answered last, and fails over without waiting on a silent one:
+//
+//   - A read (GET) that has no answer after HedgeDelay is sent to the next controller too, and
+//     the first answer wins (the others are cancelled). A connection error or a 5xx answer moves
+//     on at once.
+//   - A write is sent to one controller at a time and moves on only when the request could not
+//     have reached it (no connection was made: refused, unreachable, or no TCP or TLS handshake
+//     within DialTimeout), so that a write is never sent twice. A silent controller costs a
+//     write at most DialTimeout.
+//
+// Every call is bounded by Timeout when its context has no deadline, and every request to one
+// controller by AttemptTimeout. One Client holds one transport: share it (it is safe for
+// concurrent use) instead of making one per call.
 package adminclient
 
 import (
@@ -13,29 +24,134 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hanode/hanode/cluster"
 )
 
-// Client is a failover client of the admin API.
+// Defaults of Options' zero values.
+const (
+	DefaultHedgeDelay     = 300 * time.Millisecond
+	DefaultDialTimeout    = time.Second
+	DefaultAttemptTimeout = 10 * time.Second
+	DefaultTimeout        = 30 * time.Second
+)
+
+// Options configure a Client; zero values take the defaults.
+type Options struct {
+	// Endpoints are the controllers' base URLs (https://host:8900), in order of preference.
+	Endpoints []string
+	// TLS is the client configuration; the caller is authenticated by its client certificate,
+	// or else by Credential (a bearer credential, hnc_...) when not empty.
+	TLS        *tls.Config
+	Credential string
+	// HedgeDelay is how long a read waits for a controller before asking the next one too.
+	HedgeDelay time.Duration
+	// DialTimeout bounds the TCP connect and, separately, the TLS handshake to a controller.
+	DialTimeout time.Duration
+	// AttemptTimeout bounds one request to one controller, answer included.
+	AttemptTimeout time.Duration
+	// Timeout bounds a whole call whose context has no deadline.
+	Timeout time.Duration
+}
+
+// Client is a failover client of the admin API, safe for concurrent use.
 type Client struct {
-	endpoints  []string
-	http       *http.Client
-	credential string
+	o    Options
+	http *http.Client
+
+	mu        sync.Mutex
+	endpoints []string // preference order: the controller that answered last first
 }
 
 // New returns a client for the given controller base URLs (https://host:8900). The caller is
 // authenticated by the client certificate in tlsCfg, or else by credential (a bearer
 // credential, hnc_...), when not empty.
 func New(endpoints []string, tlsCfg *tls.Config, credential string) (*Client, error) {
-	if len(endpoints) == 0 {
+	return NewWithOptions(Options{Endpoints: endpoints, TLS: tlsCfg, Credential: credential})
+}
+
+// NewWithOptions returns a client configured by o.
+func NewWithOptions(o Options) (*Client, error) {
+	if len(o.Endpoints) == 0 {
 		return nil, errors.New("no controller addresses: set --controllers or HANODE_CONTROLLERS")
 	}
-	tr := &http.Transport{TLSClientConfig: tlsCfg, ResponseHeaderTimeout: 5 * time.Second, MaxIdleConnsPerHost: 2}
-	return &Client{endpoints: endpoints, http: &http.Client{Transport: tr}, credential: credential}, nil
+	c := newClient(o)
+	c.SetEndpoints(o.Endpoints)
+	return c, nil
 }
+
+// NewEmpty returns a client without endpoints, for a caller that learns the controllers later
+// (SetEndpoints); calls fail until it does.
+func NewEmpty(o Options) *Client { return newClient(o) }
+
+func newClient(o Options) *Client {
+	if o.HedgeDelay <= 0 {
+		o.HedgeDelay = DefaultHedgeDelay
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	tr := &http.Transport{
+		// No proxy from the environment: controllers are cluster-internal addresses.
+		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       o.TLS,
+		TLSHandshakeTimeout:   o.DialTimeout,
+		ResponseHeaderTimeout: o.AttemptTimeout,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	return &Client{o: o, http: &http.Client{Transport: tr}}
+}
+
+// SetEndpoints replaces the controllers' base URLs. The one that answered last stays first
+// when it is still in the list.
+func (c *Client) SetEndpoints(endpoints []string) {
+	var eps []string
+	for _, ep := range endpoints {
+		if ep = strings.TrimSuffix(strings.TrimSpace(ep), "/"); ep != "" && !slices.Contains(eps, ep) {
+			eps = append(eps, ep)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.endpoints) > 0 {
+		if i := slices.Index(eps, c.endpoints[0]); i > 0 {
+			eps = slices.Insert(slices.Delete(eps, i, i+1), 0, c.endpoints[0])
+		}
+	}
+	c.endpoints = eps
+}
+
+// Endpoints returns the controllers in the order the next call tries them.
+func (c *Client) Endpoints() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.endpoints)
+}
+
+// answered moves ep to the front: the next call starts with it.
+func (c *Client) answered(ep string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.endpoints, ep); i > 0 {
+		c.endpoints = slices.Insert(slices.Delete(c.endpoints, i, i+1), 0, ep)
+	}
+}
+
+// CloseIdleConnections closes the transport's idle connections.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // APIError is a non-2xx answer that failover could not get past.
 type APIError struct {
@@ -54,9 +170,9 @@ func (c *Client) Get(ctx context.Context, path string, out any) (string, error) 
 	return c.Do(ctx, http.MethodGet, path, nil, out)
 }
 
-// Do sends a request with an optional JSON body. Reads fail over to the next controller on a
-// connection error or a 5xx answer; writes only when the connection could not be made, so that
-// a write is never sent twice.
+// Do sends a request with an optional JSON body and decodes a 2xx answer's JSON into out (when
+// not nil). Reads are raced between controllers, writes fail over only before they were sent
+// (see the package documentation). It returns the controller that answered.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) (string, error) {
 	var payload []byte
 	if body != nil {
@@ -65,54 +181,136 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (st
 			return "", fmt.Errorf("encode request: %w", err)
 		}
 	}
+	eps := c.Endpoints()
+	if len(eps) == 0 {
+		return "", fmt.Errorf("%s %s: no controller is known", method, path)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.o.Timeout)
+		defer cancel()
+	}
+	var ep string
+	var data []byte
+	var err error
+	if method == http.MethodGet {
+		ep, data, err = c.race(ctx, eps, method, path)
+	} else {
+		ep, data, err = c.inTurn(ctx, eps, method, path, payload)
+	}
+	if err == nil || final(err) {
+		c.answered(ep)
+	}
+	if err != nil {
+		return ep, err
+	}
+	if out == nil {
+		return ep, nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return ep, fmt.Errorf("decode answer of %s%s: %w", ep, path, err)
+	}
+	return ep, nil
+}
+
+// final reports whether err is an answer that another controller would repeat: a 4xx.
+func final(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status < 500
+}
+
+// race sends a read to eps[0], to the next controller too whenever HedgeDelay passes without an
+// answer or an attempt fails, and returns the first 2xx (or 4xx) answer.
+func (c *Client) race(ctx context.Context, eps []string, method, path string) (string, []byte, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the attempts still running lose
+	type result struct {
+		i    int
+		data []byte
+		err  error
+	}
+	results := make(chan result, len(eps))
+	next, running := 0, 0
+	launch := func() {
+		i := next
+		next++
+		running++
+		go func() {
+			data, _, err := c.doOne(ctx, method, eps[i]+path, nil)
+			results <- result{i, data, err}
+		}()
+	}
+	launch()
+	hedge := time.NewTimer(c.o.HedgeDelay)
+	defer hedge.Stop()
 	var errs []error
-	for _, ep := range c.endpoints {
-		base := strings.TrimSuffix(ep, "/")
-		err := c.doOne(ctx, method, base+path, payload, out)
-		if err == nil {
-			return base, nil
+	for running > 0 {
+		select {
+		case r := <-results:
+			running--
+			if r.err == nil || final(r.err) {
+				return eps[r.i], r.data, r.err
+			}
+			errs = append(errs, r.err)
+			if next < len(eps) && ctx.Err() == nil {
+				launch()
+				hedge.Reset(c.o.HedgeDelay)
+			}
+		case <-hedge.C:
+			if next < len(eps) {
+				launch()
+				hedge.Reset(c.o.HedgeDelay)
+			}
 		}
-		var apiErr *APIError
-		if errors.As(err, &apiErr) && (apiErr.Status < 500 || method != http.MethodGet) {
-			return base, err
-		}
-		var opErr *net.OpError
-		if method != http.MethodGet && !(errors.As(err, &opErr) && opErr.Op == "dial") {
-			return base, err
+	}
+	return "", nil, fmt.Errorf("no controller answered %s %s: %w", method, path, errors.Join(errs...))
+}
+
+// inTurn sends a write to one controller after another while the request could not be sent.
+func (c *Client) inTurn(ctx context.Context, eps []string, method, path string, payload []byte) (string, []byte, error) {
+	var errs []error
+	for _, ep := range eps {
+		data, sent, err := c.doOne(ctx, method, ep+path, payload)
+		if err == nil || sent || final(err) {
+			return ep, data, err
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return "", fmt.Errorf("no controller answered %s %s: %w", method, path, errors.Join(errs...))
+	return "", nil, fmt.Errorf("no controller could be reached for %s %s: %w", method, path, errors.Join(errs...))
 }
 
-func (c *Client) doOne(ctx context.Context, method, url string, payload []byte, out any) error {
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// doOne sends one request; sent reports whether it may have reached the controller (a
+// connection was made for it).
+func (c *Client) doOne(ctx context.Context, method, url string, payload []byte) (data []byte, sent bool, err error) {
+	rctx, cancel := context.WithTimeout(ctx, c.o.AttemptTimeout)
 	defer cancel()
+	var gotConn atomic.Bool
+	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) }})
 	var reqBody io.Reader
 	if payload != nil {
 		reqBody = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(rctx, method, url, reqBody)
 	if err != nil {
-		return fmt.Errorf("request %s: %w", url, err)
+		return nil, false, fmt.Errorf("request %s: %w", url, err)
 	}
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.credential != "" {
-		req.Header.Set("Authorization", "Bearer "+c.credential)
+	if c.o.Credential != "" {
+		req.Header.Set("Authorization", "Bearer "+c.o.Credential)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, gotConn.Load(), err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("read %s: %w", url, err)
+		return nil, true, fmt.Errorf("read %s: %w", url, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
@@ -122,15 +320,9 @@ func (c *Client) doOne(ctx context.Context, method, url string, payload []byte, 
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
 			msg = e.Error
 		}
-		return &APIError{Endpoint: url, Status: resp.StatusCode, Message: msg}
+		return nil, true, &APIError{Endpoint: url, Status: resp.StatusCode, Message: msg}
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("decode answer of %s: %w", url, err)
-	}
-	return nil
+	return body, true, nil
 }
 
 // Leader returns the active master.
