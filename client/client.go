@@ -3,6 +3,13 @@
 // reached or answers 5xx (ServiceUnavailable, SlowDown, InternalError), fails over to the next
 // and retries, with exponential backoff and jitter once every endpoint has been tried.
 //
+// A silent endpoint (a partitioned or frozen machine) costs little: a read (GET, HEAD, LIST)
+// that has no answer after HedgeDelay is sent to the next endpoint too, and the first answer
+// wins; every other operation is sent only to an endpoint this client has reached, so the first
+// one on an endpoint not yet reached (or one that failed since) is preceded by a connection
+// race (TCP and TLS handshakes, raced like reads) that finds an endpoint answering. The
+// endpoint that answered stays current for the next operations.
+//
 // Only what is safe to repeat is retried: GET, HEAD, LIST and DELETE, and a PUT of a whole
 // object from a source that can be read again (an io.ReaderAt or io.Seeker, such as a file),
 // since an S3 PUT replaces the object atomically. A PUT from a plain stream is retried only if
@@ -40,7 +47,8 @@ const (
 	DefaultBaseBackoff           = 100 * time.Millisecond
 	DefaultMaxBackoff            = 5 * time.Second
 	DefaultCooldown              = 30 * time.Second
-	DefaultDialTimeout           = 5 * time.Second
+	DefaultDialTimeout           = 2 * time.Second
+	DefaultHedgeDelay            = 300 * time.Millisecond
 	DefaultResponseHeaderTimeout = 2 * time.Minute
 	DefaultRegion                = "us-east-1"
 )
@@ -68,15 +76,21 @@ type Config struct {
 	BaseBackoff, MaxBackoff time.Duration
 	// Cooldown is how long an endpoint that failed stays behind the others.
 	Cooldown time.Duration
-	// DialTimeout bounds connecting to an endpoint (an unreachable host fails over after it).
+	// DialTimeout bounds connecting to an endpoint and, separately, the TLS handshake (an
+	// unreachable host fails over after it).
 	DialTimeout time.Duration
+	// HedgeDelay is how long a read (GET, HEAD, LIST) waits for an endpoint's answer before it
+	// is sent to the next endpoint too; the first answer wins. Negative: reads are not raced.
+	HedgeDelay time.Duration
 	// ResponseHeaderTimeout bounds the wait for an answer once a request is sent (a hung
 	// coordinator fails over after it).
 	ResponseHeaderTimeout time.Duration
 	// MaxIdleConnsPerHost keeps connections for concurrent use; default 64.
 	MaxIdleConnsPerHost int
 	// OnAttempt, when set, is called after every attempt of every operation, from the
-	// goroutine that made it: which endpoint it went to and how it ended.
+	// goroutine that called the operation: which endpoint it went to and how it ended. A
+	// connection that failed in the race before a write is reported as a failed attempt of
+	// the write; a raced read that lost to another endpoint ends with ErrOutpaced.
 	OnAttempt func(Attempt)
 }
 
@@ -101,11 +115,17 @@ type Client struct {
 
 type endpoint struct {
 	url       string
+	host      string // host:port
+	https     bool
 	mc        *minio.Client
 	core      minio.Core
 	tr        *http.Transport
 	downUntil time.Time // guarded by Client.mu
+	reached   bool      // guarded by Client.mu: it answered since it last failed
 }
+
+// ErrOutpaced ends a raced attempt that was still waiting when another endpoint answered.
+var ErrOutpaced = errors.New("another endpoint answered first")
 
 // New builds a client. It does not contact the endpoints.
 func New(cfg Config) (*Client, error) {
@@ -126,6 +146,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.HedgeDelay == 0 {
+		cfg.HedgeDelay = DefaultHedgeDelay
 	}
 	if cfg.ResponseHeaderTimeout <= 0 {
 		cfg.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
@@ -204,7 +227,34 @@ func (c *Client) newEndpoint(u *url.URL) (*endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %s: %w", u, err)
 	}
-	return &endpoint{url: u.String(), mc: mc, core: minio.Core{Client: mc}, tr: tr}, nil
+	return &endpoint{url: u.String(), host: u.Host, https: u.Scheme == "https", mc: mc, core: minio.Core{Client: mc}, tr: tr}, nil
+}
+
+// connect makes a TCP connection to ep and, for HTTPS, completes the TLS handshake, each within
+// the dial timeout, then closes it: the endpoint answers.
+func (c *Client) connect(ctx context.Context, ep *endpoint) error {
+	conn, err := (&net.Dialer{Timeout: c.cfg.DialTimeout}).DialContext(ctx, "tcp", ep.host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if !ep.https {
+		return nil
+	}
+	cfg := &tls.Config{}
+	if c.cfg.TLS != nil {
+		cfg = c.cfg.TLS.Clone()
+	}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(ep.host)
+		if err != nil {
+			host = ep.host
+		}
+		cfg.ServerName = host
+	}
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	return tls.Client(conn, cfg).HandshakeContext(hctx)
 }
 
 // Endpoints returns the endpoints in the current order of preference: the one operations go
@@ -221,8 +271,7 @@ func (c *Client) Endpoints() []string {
 
 // Current is the endpoint the next operation goes to first.
 func (c *Client) Current() string {
-	ep, _ := c.pick(nil)
-	return ep.url
+	return c.pick(nil).url
 }
 
 // Close releases idle connections.
@@ -235,32 +284,32 @@ func (c *Client) Close() {
 }
 
 // pick returns the preferred endpoint not in tried: healthy ones first, in order, then those
-// cooling down. When every endpoint has been tried it clears tried and reports a new round.
-func (c *Client) pick(tried map[*endpoint]bool) (ep *endpoint, newRound bool) {
+// cooling down; nil when every endpoint has been tried.
+func (c *Client) pick(tried map[*endpoint]bool) *endpoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	for pass := 0; pass < 2; pass++ {
-		var cooling *endpoint
-		for _, e := range c.order {
-			if tried[e] {
-				continue
-			}
-			if now.Before(e.downUntil) {
-				if cooling == nil {
-					cooling = e
-				}
-				continue
-			}
-			return e, newRound
+	var cooling *endpoint
+	for _, e := range c.order {
+		if tried[e] {
+			continue
 		}
-		if cooling != nil {
-			return cooling, newRound
+		if now.Before(e.downUntil) {
+			if cooling == nil {
+				cooling = e
+			}
+			continue
 		}
-		clear(tried)
-		newRound = true
+		return e
 	}
-	return c.order[0], true // not reached: order is never empty
+	return cooling
+}
+
+// wasReached reports whether ep answered since it last failed.
+func (c *Client) wasReached(ep *endpoint) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ep.reached
 }
 
 // markDown puts ep at the back for a cool-down.
@@ -268,6 +317,7 @@ func (c *Client) markDown(ep *endpoint) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ep.downUntil = time.Now().Add(c.cfg.Cooldown)
+	ep.reached = false
 	for i, e := range c.order {
 		if e == ep {
 			c.order = append(append(c.order[:i:i], c.order[i+1:]...), ep)
@@ -282,6 +332,7 @@ func (c *Client) markUp(ep *endpoint) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ep.downUntil = time.Time{}
+	ep.reached = true
 }
 
 // op names one operation for errors and OnAttempt.
@@ -292,6 +343,11 @@ type op struct {
 	// canRetry, when set, is asked after a failure whether repeating is still safe (a stream
 	// whose bytes were consumed is not).
 	canRetry func() bool
+	// read: the operation is a GET, HEAD or LIST, raced between endpoints (HedgeDelay).
+	read bool
+	// probe: a connection race, whose successes are not reported and which tries each
+	// endpoint at most once.
+	probe bool
 }
 
 func (o op) target() string {
@@ -305,38 +361,182 @@ func (o op) target() string {
 	}
 }
 
-// do runs fn on one endpoint after another until it succeeds, fails in a way that another
-// endpoint would not fix, or may not be repeated. It returns the endpoint that served.
+// do runs fn like run, for operations whose results fn keeps itself.
 func (c *Client) do(ctx context.Context, o op, fn func(ctx context.Context, ep *endpoint) error) (*endpoint, error) {
+	_, ep, release, err := run(c, ctx, o, func(ctx context.Context, ep *endpoint) (struct{}, error) {
+		return struct{}{}, fn(ctx, ep)
+	}, nil)
+	if release != nil {
+		release()
+	}
+	return ep, err
+}
+
+// attempt is one call of fn on one endpoint.
+type attempt[T any] struct {
+	n      int
+	ep     *endpoint
+	v      T
+	err    error
+	cancel context.CancelFunc
+}
+
+// run runs fn on one endpoint after another until it succeeds, fails in a way that another
+// endpoint would not fix, or may not be repeated. A read (o.read) that has no answer after
+// HedgeDelay also starts on the next endpoint not yet tried; the first success wins, and the
+// attempts still running are cancelled (a success among them goes to discard) and, if they
+// started before the winner, put at the back. Any other operation is sent to an endpoint that
+// this client has not reached yet only after a connection race (probe) has found one that
+// answers. run returns the winner's value and endpoint, and release, which ends the context the
+// value lives in (a streamed body): call it when done with the value.
+func run[T any](c *Client, ctx context.Context, o op, fn func(ctx context.Context, ep *endpoint) (T, error), discard func(T)) (v T, served *endpoint, release context.CancelFunc, err error) {
+	limit := c.maxRetries + 1 // attempts
+	if o.probe {
+		limit = len(c.order)
+	} else if !o.read {
+		if first := c.pick(nil); !c.wasReached(first) && len(c.order) > 1 {
+			c.probe(ctx, o)
+		}
+	}
+	hedge := o.read && c.cfg.HedgeDelay > 0
+	results := make(chan attempt[T], limit)
+	running := map[int]attempt[T]{}
 	tried := map[*endpoint]bool{}
-	round := 0
-	for n := 0; ; n++ {
-		ep, newRound := c.pick(tried)
-		if newRound {
+	round, n := 0, 0
+	launch := func(ep *endpoint) {
+		actx, cancel := context.WithCancel(ctx)
+		a := attempt[T]{n: n, ep: ep, cancel: cancel}
+		n++
+		tried[ep] = true
+		running[a.n] = a
+		go func() {
+			a.v, a.err = fn(actx, ep)
+			results <- a
+		}()
+	}
+	// next starts an attempt on the next endpoint not yet tried; with newRound it starts a new
+	// round, after a backoff, when every endpoint has been tried.
+	next := func(newRound bool) (bool, error) {
+		ep := c.pick(tried)
+		if ep == nil {
+			if !newRound || o.probe {
+				return false, nil
+			}
 			round++
 			if err := sleep(ctx, c.backoff(round)); err != nil {
-				return nil, fmt.Errorf("%s%s: %w", o.name, o.target(), err)
+				return false, err
 			}
+			clear(tried)
+			ep = c.pick(tried)
 		}
-		tried[ep] = true
-		err := fn(ctx, ep)
-		if err == nil {
-			c.markUp(ep)
-			c.report(o, ep, n, nil, false)
-			return ep, nil
+		launch(ep)
+		return true, nil
+	}
+	var timer *time.Timer
+	var hedgeC <-chan time.Time
+	rearm := func() {
+		if !hedge {
+			return
 		}
-		fault := endpointFault(ctx, err)
+		if timer == nil {
+			timer = time.NewTimer(c.cfg.HedgeDelay)
+			hedgeC = timer.C
+			return
+		}
+		timer.Reset(c.cfg.HedgeDelay)
+	}
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	next(false)
+	rearm()
+	for {
+		var r attempt[T]
+		select {
+		case <-hedgeC:
+			if n < limit {
+				if ok, _ := next(false); ok {
+					rearm()
+				}
+			}
+			continue
+		case r = <-results:
+		}
+		delete(running, r.n)
+		if r.err == nil {
+			c.markUp(r.ep)
+			if !o.probe {
+				c.report(o, r.ep, r.n, nil, false)
+			}
+			for _, a := range running {
+				a.cancel()
+				if a.n < r.n {
+					c.markDown(a.ep) // it had longer and did not answer
+				}
+				c.report(o, a.ep, a.n, ErrOutpaced, false)
+			}
+			if len(running) > 0 {
+				go drain(results, len(running), discard)
+			}
+			return r.v, r.ep, r.cancel, nil
+		}
+		r.cancel()
+		fault := endpointFault(ctx, r.err)
 		if fault {
-			c.markDown(ep)
+			c.markDown(r.ep)
 		}
-		retry := fault && o.idempotent && n < c.maxRetries && (o.canRetry == nil || o.canRetry())
-		c.report(o, ep, n, err, retry)
-		if !retry {
-			if n == 0 {
-				return ep, fmt.Errorf("%s%s via %s: %w", o.name, o.target(), ep.url, err)
+		retry := fault && o.idempotent && n < limit && (o.canRetry == nil || o.canRetry())
+		c.report(o, r.ep, r.n, r.err, retry || (fault && len(running) > 0))
+		if !fault || (!retry && len(running) == 0) {
+			for _, a := range running {
+				a.cancel()
+				c.report(o, a.ep, a.n, ErrOutpaced, false)
 			}
-			return ep, fmt.Errorf("%s%s: gave up after %d attempts, last via %s: %w", o.name, o.target(), n+1, ep.url, err)
+			if len(running) > 0 {
+				go drain(results, len(running), discard)
+			}
+			if n == 1 {
+				return v, r.ep, nil, fmt.Errorf("%s%s via %s: %w", o.name, o.target(), r.ep.url, r.err)
+			}
+			return v, r.ep, nil, fmt.Errorf("%s%s: gave up after %d attempts, last via %s: %w", o.name, o.target(), n, r.ep.url, r.err)
 		}
+		if retry {
+			// With attempts still running, only an endpoint not yet tried is worth starting;
+			// a new round waits until they have failed too.
+			ok, err := next(len(running) == 0)
+			if err != nil {
+				return v, r.ep, nil, fmt.Errorf("%s%s: %w", o.name, o.target(), err)
+			}
+			if ok {
+				rearm()
+			}
+		}
+	}
+}
+
+// drain receives the results of k cancelled attempts, discarding their values.
+func drain[T any](results <-chan attempt[T], k int, discard func(T)) {
+	for ; k > 0; k-- {
+		a := <-results
+		if a.err == nil && discard != nil {
+			discard(a.v)
+		}
+		a.cancel()
+	}
+}
+
+// probe races connections to the endpoints (TCP and TLS handshakes, no request) like a read,
+// so that the endpoints that do not answer go to the back and the one that answers first
+// becomes current. When none answers, the operation finds out for itself.
+func (c *Client) probe(ctx context.Context, o op) {
+	p := op{name: o.name, bucket: o.bucket, key: o.key, idempotent: true, read: true, probe: true}
+	_, _, release, _ := run(c, ctx, p, func(ctx context.Context, ep *endpoint) (struct{}, error) {
+		return struct{}{}, c.connect(ctx, ep)
+	}, nil)
+	if release != nil {
+		release()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -195,6 +196,93 @@ func TestClient(t *testing.T) {
 		}
 	})
 
+	t.Run("silent endpoint first", func(t *testing.T) {
+		// A machine that is partitioned or frozen: its port takes connections and never
+		// answers. Every operation must be served by the live endpoint long before a dial,
+		// handshake or answer timeout would give up on the silent one: the context below is
+		// shorter than those (DialTimeout 2 s for the handshake, minutes for an answer) and far
+		// longer than the hedge delay (300 ms).
+		silent := newSilent(t, "127.0.87.201")
+		seed, _ := e.newClient(t, []string{a.S3})
+		data := randomBytes(200 << 10)
+		if _, err := seed.PutObject(ctx, e.bucket, "silent/seed", bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ops := []struct {
+			name string
+			op   string // the Attempt.Op served by the live endpoint
+			run  func(ctx context.Context, c *client.Client) error
+		}{
+			{"stat", "stat", func(ctx context.Context, c *client.Client) error {
+				_, err := c.StatObject(ctx, e.bucket, "silent/seed")
+				return err
+			}},
+			{"get", "get", func(ctx context.Context, c *client.Client) error {
+				var buf bytes.Buffer
+				if _, _, err := c.GetObjectTo(ctx, e.bucket, "silent/seed", &buf, client.GetOptions{}); err != nil {
+					return err
+				}
+				if !bytes.Equal(buf.Bytes(), data) {
+					return errors.New("the bytes differ")
+				}
+				return nil
+			}},
+			{"list", "list", func(ctx context.Context, c *client.Client) error {
+				n := 0
+				for _, err := range c.ListObjects(ctx, e.bucket, client.ListOptions{Prefix: "silent/", Recursive: true}) {
+					if err != nil {
+						return err
+					}
+					n++
+				}
+				if n == 0 {
+					return errors.New("listed nothing")
+				}
+				return nil
+			}},
+			{"head bucket", "head bucket", func(ctx context.Context, c *client.Client) error {
+				ok, err := c.BucketExists(ctx, e.bucket)
+				if err == nil && !ok {
+					err = errors.New("the bucket does not exist")
+				}
+				return err
+			}},
+			{"list buckets", "list buckets", func(ctx context.Context, c *client.Client) error {
+				_, err := c.ListBuckets(ctx)
+				return err
+			}},
+			{"put file", "put", func(ctx context.Context, c *client.Client) error {
+				_, err := c.PutObject(ctx, e.bucket, "silent/put", bytes.NewReader(data), int64(len(data)), client.PutOptions{})
+				return err
+			}},
+			{"put stream", "put", func(ctx context.Context, c *client.Client) error {
+				_, err := c.PutObject(ctx, e.bucket, "silent/stream", stream{bytes.NewReader(data)}, int64(len(data)), client.PutOptions{})
+				return err
+			}},
+			{"remove", "remove", func(ctx context.Context, c *client.Client) error {
+				return c.RemoveObject(ctx, e.bucket, "silent/put")
+			}},
+		}
+		for _, tc := range ops {
+			t.Run(tc.name, func(t *testing.T) {
+				c, rec := e.newClient(t, []string{silent.addr(), a.S3})
+				octx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+				defer cancel()
+				start := time.Now()
+				if err := tc.run(octx, c); err != nil {
+					t.Fatalf("%s with a silent first endpoint: %v", tc.name, err)
+				}
+				t.Logf("%s served in %s", tc.name, time.Since(start).Round(time.Millisecond))
+				if got := rec.served(tc.op); len(got) != 1 || got[0] != real {
+					t.Fatalf("%s served by %q, want %s once", tc.op, got, real)
+				}
+				if c.Current() != real {
+					t.Fatalf("current endpoint %s, want the one that answered, %s", c.Current(), real)
+				}
+			})
+		}
+	})
+
 	t.Run("503 endpoint first", func(t *testing.T) {
 		var hits atomic.Int64
 		busy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -307,6 +395,45 @@ func TestClient(t *testing.T) {
 		}
 	})
 }
+
+// silentEndpoint takes TCP connections on addr and never answers (not even the TLS
+// handshake): a frozen or partitioned machine.
+type silentEndpoint struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newSilent(t *testing.T, ip string) *silentEndpoint {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &silentEndpoint{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+	})
+	return s
+}
+
+func (s *silentEndpoint) addr() string { return s.ln.Addr().String() }
 
 // newCutter is a TLS reverse proxy to the appliance's S3 endpoint that breaks the first GET
 // body after n bytes (calling before, if set, just before).

@@ -43,16 +43,16 @@ func (c *Client) PutObject(ctx context.Context, bucket, key string, r io.Reader,
 		body = func() io.Reader { return cr }
 		o.canRetry = func() bool { return consumed() == 0 }
 	}
-	var info minio.UploadInfo
-	_, err := c.do(ctx, o, func(ctx context.Context, ep *endpoint) error {
+	info, _, release, err := run(c, ctx, o, func(ctx context.Context, ep *endpoint) (minio.UploadInfo, error) {
 		po := mopts
 		if opts.OnProgress != nil {
 			po.Progress = &progressReader{fn: opts.OnProgress}
 		}
-		var err error
-		info, err = ep.mc.PutObject(ctx, bucket, key, body(), size, po)
-		return err
-	})
+		return ep.mc.PutObject(ctx, bucket, key, body(), size, po)
+	}, nil)
+	if release != nil {
+		release()
+	}
 	if err != nil {
 		if consumed != nil && consumed() > 0 {
 			return info, fmt.Errorf("%w (not retried: %d bytes of the stream were already consumed)", err, consumed())
@@ -163,12 +163,12 @@ func (p *progressReader) Read(b []byte) (int, error) {
 
 // StatObject returns an object's metadata (HEAD).
 func (c *Client) StatObject(ctx context.Context, bucket, key string) (minio.ObjectInfo, error) {
-	var info minio.ObjectInfo
-	_, err := c.do(ctx, op{name: "stat", bucket: bucket, key: key, idempotent: true}, func(ctx context.Context, ep *endpoint) error {
-		var err error
-		info, err = ep.mc.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
-		return err
-	})
+	info, _, release, err := run(c, ctx, op{name: "stat", bucket: bucket, key: key, idempotent: true, read: true}, func(ctx context.Context, ep *endpoint) (minio.ObjectInfo, error) {
+		return ep.mc.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+	}, nil)
+	if release != nil {
+		release()
+	}
 	return info, err
 }
 
@@ -206,23 +206,23 @@ func (c *Client) EnsureBucket(ctx context.Context, bucket string) error {
 
 // BucketExists reports whether the bucket exists.
 func (c *Client) BucketExists(ctx context.Context, bucket string) (bool, error) {
-	var ok bool
-	_, err := c.do(ctx, op{name: "head bucket", bucket: bucket, idempotent: true}, func(ctx context.Context, ep *endpoint) error {
-		var err error
-		ok, err = ep.mc.BucketExists(ctx, bucket)
-		return err
-	})
+	ok, _, release, err := run(c, ctx, op{name: "head bucket", bucket: bucket, idempotent: true, read: true}, func(ctx context.Context, ep *endpoint) (bool, error) {
+		return ep.mc.BucketExists(ctx, bucket)
+	}, nil)
+	if release != nil {
+		release()
+	}
 	return ok, err
 }
 
 // ListBuckets lists the caller's buckets.
 func (c *Client) ListBuckets(ctx context.Context) ([]minio.BucketInfo, error) {
-	var out []minio.BucketInfo
-	_, err := c.do(ctx, op{name: "list buckets", idempotent: true}, func(ctx context.Context, ep *endpoint) error {
-		var err error
-		out, err = ep.mc.ListBuckets(ctx)
-		return err
-	})
+	out, _, release, err := run(c, ctx, op{name: "list buckets", idempotent: true, read: true}, func(ctx context.Context, ep *endpoint) ([]minio.BucketInfo, error) {
+		return ep.mc.ListBuckets(ctx)
+	}, nil)
+	if release != nil {
+		release()
+	}
 	return out, err
 }
 
@@ -235,38 +235,81 @@ type ListOptions struct {
 }
 
 // ListObjects yields the objects (and, when not recursive, common prefixes: entries with only
-// a Key ending in "/"), page by page. A listing that breaks resumes on the next endpoint.
+// a Key ending in "/"), page by page. The first page is raced between endpoints like any read;
+// a listing that breaks resumes on the next endpoint.
 func (c *Client) ListObjects(ctx context.Context, bucket string, opts ListOptions) iter.Seq2[minio.ObjectInfo, error] {
 	return func(yield func(minio.ObjectInfo, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		o := op{name: "list", bucket: bucket, key: opts.Prefix, idempotent: true, read: true}
 		// minio-go yields a page's objects, then its common prefixes: not in key order, but
 		// every entry of the pages yielded sorts before the next page. A listing that broke
 		// resumes after the greatest key yielded, skipping what the next endpoint repeats.
 		greatest := ""
-		stopped := false
-		_, err := c.do(ctx, op{name: "list", bucket: bucket, key: opts.Prefix, idempotent: true}, func(ctx context.Context, ep *endpoint) error {
-			lctx, lcancel := context.WithCancel(ctx)
-			defer lcancel() // stops minio-go's listing goroutine
+		for resumes := 0; ; {
 			after := greatest
-			for o := range ep.mc.ListObjects(lctx, bucket, minio.ListObjectsOptions{Prefix: opts.Prefix, Recursive: opts.Recursive, StartAfter: after}) {
-				if o.Err != nil {
-					return o.Err
+			l, ep, release, err := run(c, ctx, o, func(ctx context.Context, ep *endpoint) (listing, error) {
+				ch := ep.mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: opts.Prefix, Recursive: opts.Recursive, StartAfter: after})
+				first, ok := <-ch
+				if ok && first.Err != nil {
+					go drainList(ch)
+					return listing{}, first.Err
 				}
-				if after != "" && o.Key <= after {
+				return listing{first: first, more: ok, rest: ch}, nil
+			}, func(l listing) { go drainList(l.rest) })
+			if err != nil {
+				yield(minio.ObjectInfo{}, err)
+				return
+			}
+			err = nil
+			for e, ok := l.first, l.more; ok; e, ok = <-l.rest {
+				if e.Err != nil {
+					err = e.Err
+					break
+				}
+				if after != "" && e.Key <= after {
 					continue // a common prefix yielded before the break comes again
 				}
-				greatest = max(greatest, o.Key)
-				if !yield(o, nil) {
-					stopped = true
-					return nil
+				greatest = max(greatest, e.Key)
+				if !yield(e, nil) {
+					release() // stops minio-go's listing goroutine
+					go drainList(l.rest)
+					return
 				}
 			}
-			return nil
-		})
-		if err != nil && !stopped {
-			yield(minio.ObjectInfo{}, err)
+			release()
+			go drainList(l.rest)
+			if err == nil {
+				return
+			}
+			fault := endpointFault(ctx, err)
+			if fault {
+				c.markDown(ep)
+			}
+			resumes++
+			retry := fault && resumes <= c.maxRetries
+			c.report(o, ep, resumes, err, retry)
+			if !retry {
+				yield(minio.ObjectInfo{}, fmt.Errorf("list%s: broke %d times, last via %s: %w", o.target(), resumes, ep.url, err))
+				return
+			}
 		}
+	}
+}
+
+// listing is a listing under way: its first entry (when more) and the rest.
+type listing struct {
+	first minio.ObjectInfo
+	more  bool
+	rest  <-chan minio.ObjectInfo
+}
+
+// drainList empties a cancelled listing's channel so that minio-go's goroutine can end.
+func drainList(ch <-chan minio.ObjectInfo) {
+	if ch == nil {
+		return
+	}
+	for range ch {
 	}
 }
 

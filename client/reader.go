@@ -31,6 +31,7 @@ type Reader struct {
 	info        minio.ObjectInfo
 	pos, end    int64 // next byte to read; end of the range (exclusive), -1 until known
 	body        io.ReadCloser
+	release     context.CancelFunc // ends the context body lives in
 	ep          *endpoint
 	served      []string
 	resumes     int
@@ -79,12 +80,16 @@ func (r *Reader) Offset() int64 { return r.pos }
 
 // Close releases the connection.
 func (r *Reader) Close() error {
+	var err error
 	if r.body != nil {
-		err := r.body.Close()
+		err = r.body.Close()
 		r.body = nil
-		return err
 	}
-	return nil
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+	return err
 }
 
 func (r *Reader) Read(p []byte) (int, error) {
@@ -133,57 +138,66 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 }
 
-// open sends the GET for what is left of the range; after a break it requires the ETag the
-// download started with.
+// opened is one endpoint's answer to a GET.
+type opened struct {
+	body io.ReadCloser
+	info minio.ObjectInfo
+	end  int64 // end of the range it serves (exclusive)
+}
+
+// open sends the GET for what is left of the range, raced between endpoints like any read;
+// after a break it requires the ETag the download started with.
 func (r *Reader) open() error {
 	resuming := len(r.served) > 0
-	ep, err := r.c.do(r.ctx, op{name: "get", bucket: r.bucket, key: r.key, idempotent: true}, func(ctx context.Context, ep *endpoint) error {
+	// The attempts run at once: they read r and return what they found, r is set after.
+	pos, end, etag := r.pos, r.end, r.info.ETag
+	got, ep, release, err := run(r.c, r.ctx, op{name: "get", bucket: r.bucket, key: r.key, idempotent: true, read: true}, func(ctx context.Context, ep *endpoint) (opened, error) {
 		var gopts minio.GetObjectOptions
 		var err error
 		switch {
-		case r.end >= 0:
-			err = gopts.SetRange(r.pos, r.end-1)
-		case r.pos > 0:
-			err = gopts.SetRange(r.pos, 0)
+		case end >= 0:
+			err = gopts.SetRange(pos, end-1)
+		case pos > 0:
+			err = gopts.SetRange(pos, 0)
 		}
 		if err != nil {
-			return err
+			return opened{}, err
 		}
 		if resuming {
-			if err := gopts.SetMatchETag(r.info.ETag); err != nil {
-				return err
+			if err := gopts.SetMatchETag(etag); err != nil {
+				return opened{}, err
 			}
 		}
 		body, info, hdr, err := ep.core.GetObject(ctx, r.bucket, r.key, gopts)
 		if err != nil {
-			return err
+			return opened{}, err
 		}
-		if resuming && !sameETag(info.ETag, r.info.ETag) {
+		if resuming && !sameETag(info.ETag, etag) {
 			body.Close() // an endpoint that ignored If-Match
-			return fmt.Errorf("%w: ETag %s, was %s", ErrChanged, info.ETag, r.info.ETag)
+			return opened{}, fmt.Errorf("%w: ETag %s, was %s", ErrChanged, info.ETag, etag)
 		}
-		end := r.pos + info.Size // Content-Length of this answer
+		got := opened{body: body, info: info, end: pos + info.Size} // Content-Length of this answer
 		if resuming {
-			if end != r.end {
+			if got.end != end {
 				body.Close()
-				return fmt.Errorf("%w: the resumed range ends at byte %d, not %d", ErrChanged, end, r.end)
+				return opened{}, fmt.Errorf("%w: the resumed range ends at byte %d, not %d", ErrChanged, got.end, end)
 			}
-		} else {
-			if total, ok := contentRangeTotal(hdr.Get("Content-Range")); ok {
-				info.Size = total
-			}
-			r.info = info
-			r.end = end // a range past the end of the object is cut to it
+		} else if total, ok := contentRangeTotal(hdr.Get("Content-Range")); ok {
+			got.info.Size = total
 		}
-		r.body = body
-		return nil
-	})
+		return got, nil
+	}, func(o opened) { o.body.Close() })
 	if err != nil {
 		if resuming && IsCode(err, "PreconditionFailed") {
 			return fmt.Errorf("%w: %w", ErrChanged, err)
 		}
 		return err
 	}
+	if !resuming {
+		r.info = got.info
+		r.end = got.end // a range past the end of the object is cut to it
+	}
+	r.body, r.release = got.body, release
 	r.ep = ep
 	r.served = append(r.served, ep.url)
 	return nil
