@@ -174,6 +174,16 @@ func (c *Client) Get(ctx context.Context, path string, out any) (string, error) 
 // not nil). Reads are raced between controllers, writes fail over only before they were sent
 // (see the package documentation). It returns the controller that answered.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) (string, error) {
+	return c.do(ctx, method, path, body, out, method == http.MethodGet)
+}
+
+// DoIdempotent is Do for a request that may be repeated whatever its method (signing a CSR
+// again only signs it again): it is raced and fails over like a read.
+func (c *Client) DoIdempotent(ctx context.Context, method, path string, body, out any) (string, error) {
+	return c.do(ctx, method, path, body, out, true)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any, raced bool) (string, error) {
 	var payload []byte
 	if body != nil {
 		var err error
@@ -193,8 +203,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (st
 	var ep string
 	var data []byte
 	var err error
-	if method == http.MethodGet {
-		ep, data, err = c.race(ctx, eps, method, path)
+	if raced {
+		ep, data, err = c.race(ctx, eps, method, path, payload)
 	} else {
 		ep, data, err = c.inTurn(ctx, eps, method, path, payload)
 	}
@@ -219,9 +229,9 @@ func final(err error) bool {
 	return errors.As(err, &ae) && ae.Status < 500
 }
 
-// race sends a read to eps[0], to the next controller too whenever HedgeDelay passes without an
+// race sends a read (or an idempotent request) to eps[0], to the next controller too whenever HedgeDelay passes without an
 // answer or an attempt fails, and returns the first 2xx (or 4xx) answer.
-func (c *Client) race(ctx context.Context, eps []string, method, path string) (string, []byte, error) {
+func (c *Client) race(ctx context.Context, eps []string, method, path string, payload []byte) (string, []byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the attempts still running lose
 	type result struct {
@@ -236,7 +246,7 @@ func (c *Client) race(ctx context.Context, eps []string, method, path string) (s
 		next++
 		running++
 		go func() {
-			data, _, err := c.doOne(ctx, method, eps[i]+path, nil)
+			data, _, err := c.doOne(ctx, method, eps[i]+path, payload)
 			results <- result{i, data, err}
 		}()
 	}

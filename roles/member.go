@@ -198,24 +198,10 @@ func (m *member) startCoordinator(ctx context.Context) error {
 // lookupS3Key asks a controller for an access key's secret; only controllers hold the keyring
 // that opens it, and only coordinator certificates may ask.
 func (m *member) lookupS3Key(ctx context.Context, accessKey string) (string, error) {
-	regs, err := cluster.Nodes(ctx, m.cli)
-	if err != nil {
-		return "", err
-	}
-	var urls []string
-	for _, r := range regs {
-		if r.Role == config.RoleController {
-			urls = append(urls, r.Address)
-		}
-	}
-	ac, err := adminclient.New(urls, m.o.Bundle.ClientConfig(""), "")
-	if err != nil {
-		return "", fmt.Errorf("look up access key: %w", err)
-	}
 	var out struct {
 		SecretKey string `json:"secret_key"`
 	}
-	_, err = ac.Get(ctx, "/v1/s3/keys/"+url.PathEscape(accessKey), &out)
+	_, err := m.o.controllerClient(ctx, m.cli).Get(ctx, "/v1/s3/keys/"+url.PathEscape(accessKey), &out)
 	var ae *adminclient.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		return "", fmt.Errorf("access key %s: %w", accessKey, sigv4.ErrUnknownAccessKey)

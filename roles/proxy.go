@@ -1,14 +1,12 @@
 package roles
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -27,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/hanode/hanode/adminclient"
 	"github.com/hanode/hanode/certstore"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
@@ -67,8 +66,8 @@ type proxyRole struct {
 	names   []string
 	trusted []netip.Prefix
 	bundle  *pki.Bundle
-	machine *tls.Config  // serves this machine's certificate while no managed one fits
-	hc      *http.Client // to the controllers, with this machine's certificate
+	machine *tls.Config                                                 // serves this machine's certificate while no managed one fits
+	admin   func(context.Context, *clientv3.Client) *adminclient.Client // the process's client of the controllers
 	statics []config.ProxyUpstream
 
 	fileCert atomic.Pointer[tls.Certificate]
@@ -97,9 +96,7 @@ func newProxyRole(o Options, log *slog.Logger, srv *server) (*proxyRole, error) 
 		return nil, err
 	}
 	px := &proxyRole{cfg: c, log: log, srv: srv, names: c.ProxyCertNames(), trusted: trusted, statics: statics,
-		bundle: o.Bundle, machine: o.Bundle.ServerConfig(),
-		hc: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: o.Bundle.ClientConfig(""), IdleConnTimeout: 30 * time.Second, MaxIdleConnsPerHost: 1}},
+		bundle: o.Bundle, machine: o.Bundle.ServerConfig(), admin: o.controllerClient,
 	}
 	pcfg := proxy.Config{
 		AffinityHeader: c.ProxyAffinityHeader,
@@ -617,106 +614,39 @@ func (px *proxyRole) issueWith(ctx context.Context, cli *clientv3.Client, storag
 	return nil
 }
 
-// callControllers sends a JSON request to the controllers in turn until one answers 2xx or
-// one refuses it (4xx: asking another would not help); connection errors and 5xx move on.
+// callControllers sends a JSON request to the controllers through the process's admin client:
+// the one that answered last first, the next one too when it is silent or answers 5xx, until
+// one answers 2xx or refuses (4xx: asking another would not help). Every request here may be
+// repeated (reads, and signing a CSR), so they are all raced.
 func (px *proxyRole) callControllers(ctx context.Context, cli *clientv3.Client, method, path string, in, out any) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("encode %s %s: %w", method, path, err)
-		}
-	}
-	var errs []error
-	for _, base := range px.controllers(ctx, cli) {
-		err := px.callOne(ctx, method, strings.TrimSuffix(base, "/")+path, body, out)
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, err)
-		var se *httpStatusError
-		if ctx.Err() != nil || (errors.As(err, &se) && se.code < 500) {
-			break
-		}
-	}
-	if len(errs) == 0 {
-		return fmt.Errorf("%s %s: no controller is known", method, path)
-	}
-	return fmt.Errorf("%s %s: %w", method, path, errors.Join(errs...))
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := px.admin(ctx, cli).DoIdempotent(ctx, method, path, in, out)
+	return err
 }
 
 // allStatus reports whether err holds answers of the controllers and every one was code.
 func allStatus(err error, code int) bool {
+	var ae *adminclient.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
 	var errs []error
-	if j, ok := errors.Unwrap(err).(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return ae.Status == code
 	}
 	for _, e := range errs {
-		var se *httpStatusError
-		if !errors.As(e, &se) || se.code != code {
+		if !errors.As(e, &ae) || ae.Status != code {
 			return false
 		}
 	}
-	return len(errs) > 0
-}
-
-type httpStatusError struct {
-	url  string
-	code int
-	msg  string
-}
-
-func (e *httpStatusError) Error() string { return fmt.Sprintf("%s: %d %s", e.url, e.code, e.msg) }
-
-func (px *proxyRole) callOne(ctx context.Context, method, url string, body []byte, out any) error {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := px.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("read %s: %w", url, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return &httpStatusError{url: url, code: resp.StatusCode, msg: strings.TrimSpace(string(data))}
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode the answer of %s: %w", url, err)
-	}
-	return nil
-}
-
-// controllers are the admin URLs of the registered controllers, then the configured ones.
-func (px *proxyRole) controllers(ctx context.Context, cli *clientv3.Client) []string {
-	var out []string
-	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	regs, err := cluster.Nodes(rctx, cli)
-	cancel()
-	if err == nil {
-		for _, r := range regs {
-			if r.Role == config.RoleController && !slices.Contains(out, r.Address) {
-				out = append(out, r.Address)
-			}
-		}
-	}
-	for _, u := range px.cfg.Controllers {
-		if !slices.Contains(out, u) {
-			out = append(out, u)
-		}
-	}
-	return out
+	return true
 }
 
 // slogCore is a zapcore.Core that writes to slog, for certmagic, which logs with zap.

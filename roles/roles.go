@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/hanode/hanode/adminclient"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/datanode"
@@ -38,6 +39,10 @@ type Options struct {
 	// authenticate with credentials or signatures); internal ports (agent, datanode) require a
 	// certificate of the cluster CA.
 	serverTLS, internalTLS *tls.Config
+	// admin is the process's one client of the controllers' admin API (access-key lookups,
+	// the proxy's certificates and keyring): one transport, and the controller that answered
+	// last is asked first. See controllerClient.
+	admin *adminclient.Client
 }
 
 // Endpoints says where the roles of this process listen.
@@ -62,6 +67,8 @@ func Run(ctx context.Context, o Options) error {
 	o.serverTLS = o.Bundle.ServerConfig()
 	o.internalTLS = o.serverTLS.Clone()
 	o.internalTLS.ClientAuth = tls.RequireAndVerifyClientCert
+	o.admin = newAdminClient(o.Bundle)
+	defer o.admin.CloseIdleConnections()
 	var started []role
 	stopAll := func() {
 		for i := len(started) - 1; i >= 0; i-- {
@@ -253,6 +260,33 @@ func (r *registration) hold(ctx context.Context, held *cluster.Registrar) bool {
 			cancel()
 		}
 	}
+}
+
+// newAdminClient is the process's client of the controllers, with this machine's certificate.
+func newAdminClient(b *pki.Bundle) *adminclient.Client {
+	return adminclient.NewEmpty(adminclient.Options{TLS: b.ClientConfig("")})
+}
+
+// controllerClient returns the process's admin API client with its controllers brought up to
+// date: those registered in etcd, then the configured ones. When etcd cannot be read the last
+// known list stays.
+func (o Options) controllerClient(ctx context.Context, cli *clientv3.Client) *adminclient.Client {
+	var urls []string
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	regs, err := cluster.Nodes(rctx, cli)
+	cancel()
+	if err == nil {
+		for _, r := range regs {
+			if r.Role == config.RoleController {
+				urls = append(urls, r.Address)
+			}
+		}
+	}
+	urls = append(urls, o.Config.Controllers...)
+	if err == nil || len(o.admin.Endpoints()) == 0 {
+		o.admin.SetEndpoints(urls)
+	}
+	return o.admin
 }
 
 // newDatanodeClient is a client of the datanodes' chunk API with this machine's certificate.
