@@ -63,6 +63,10 @@ func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	tc := &testCluster{t: t, etcd: cli, nodes: map[string]*testNode{}, access: "AKTEST", secret: "secret-key-123", cancel: cancel}
 	t.Cleanup(cancel)
+	// The key's public index record, as s3users writes it: coordinators know a key by it.
+	if _, err := cli.Put(ctx, meta.UserPrefix+tc.access, `{"access_key":"`+tc.access+`"}`); err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= o.machines; i++ {
 		tc.addNode(ctx, "m"+string(rune('0'+i)), o.minFree)
 	}
