@@ -36,7 +36,7 @@ import (
 
 // Defaults of Options' zero values.
 const (
-	DefaultHedgeDelay     = 300 * time.Millisecond
+	DefaultHedgeDelay     = 250 * time.Millisecond
 	DefaultDialTimeout    = time.Second
 	DefaultAttemptTimeout = 10 * time.Second
 	DefaultTimeout        = 30 * time.Second

@@ -215,6 +215,11 @@ func (c *controller) handleLeader(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, cluster.LeaderInfo{Name: l.Name, Address: l.Address, Epoch: l.Epoch, Since: l.Since})
 }
 
+// memberProbeTimeout bounds the status probe of each etcd member (they run in parallel): an
+// unreachable machine costs `hanode status` this long, not a dial timeout. A healthy member
+// answers in milliseconds.
+const memberProbeTimeout = 500 * time.Millisecond
+
 func (c *controller) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
@@ -242,12 +247,15 @@ func (c *controller) handleStatus(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func(id uint64, ep string) {
 			defer wg.Done()
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			sctx, cancel := context.WithTimeout(ctx, memberProbeTimeout)
 			defer cancel()
 			s, err := c.cli.Status(sctx, ep)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
+				if sctx.Err() != nil {
+					err = fmt.Errorf("no answer from %s within %s", ep, memberProbeTimeout)
+				}
 				st.Controllers[idx].Error = err.Error()
 				return
 			}
