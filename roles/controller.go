@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -40,10 +39,12 @@ type controller struct {
 	datanodes *datanode.Client
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	// probes remembers which etcd members did not answer hanode status's last probe.
+	probes *memberProbes
 }
 
 func newController(o Options, log *slog.Logger, failed chan<- error) *controller {
-	return &controller{o: o, log: log, failed: failed}
+	return &controller{o: o, log: log, failed: failed, probes: newMemberProbes()}
 }
 
 func (c *controller) name() string { return config.RoleController }
@@ -215,11 +216,6 @@ func (c *controller) handleLeader(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, cluster.LeaderInfo{Name: l.Name, Address: l.Address, Epoch: l.Epoch, Since: l.Since})
 }
 
-// memberProbeTimeout bounds the status probe of each etcd member (they run in parallel): an
-// unreachable machine costs `hanode status` this long, not a dial timeout. A healthy member
-// answers in milliseconds.
-const memberProbeTimeout = 500 * time.Millisecond
-
 func (c *controller) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
@@ -234,36 +230,7 @@ func (c *controller) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("list etcd members: %w", err))
 		return
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, m := range ml.Members {
-		cs := cluster.ControllerStatus{Name: m.Name, ID: strconv.FormatUint(m.ID, 16), PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner}
-		idx := len(st.Controllers)
-		st.Controllers = append(st.Controllers, cs)
-		if len(m.ClientURLs) == 0 {
-			st.Controllers[idx].Error = "not started"
-			continue
-		}
-		wg.Add(1)
-		go func(id uint64, ep string) {
-			defer wg.Done()
-			sctx, cancel := context.WithTimeout(ctx, memberProbeTimeout)
-			defer cancel()
-			s, err := c.cli.Status(sctx, ep)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if sctx.Err() != nil {
-					err = fmt.Errorf("no answer from %s within %s", ep, memberProbeTimeout)
-				}
-				st.Controllers[idx].Error = err.Error()
-				return
-			}
-			st.Controllers[idx].Healthy = true
-			st.Controllers[idx].RaftLeader = s.Leader == id
-		}(m.ID, m.ClientURLs[0])
-	}
-	wg.Wait()
+	st.Controllers = c.probes.probe(ctx, c.cli, ml.Members)
 	for _, cs := range st.Controllers {
 		if !cs.Healthy {
 			st.Problems = append(st.Problems, fmt.Sprintf("controller %s unhealthy: %s", cs.Name, cs.Error))
