@@ -3,7 +3,8 @@
 //
 //   - A read (GET) that has no answer after HedgeDelay is sent to the next controller too, and
 //     the first answer wins (the others are cancelled). A connection error or a 5xx answer moves
-//     on at once.
+//     on at once. When every controller failed so (say, each answered 503 while a new active
+//     master is being elected), the read is tried again after a backoff, Rounds times in all.
 //   - A write is sent to one controller at a time and moves on only when the request could not
 //     have reached it (no connection was made: refused, unreachable, or no TCP or TLS handshake
 //     within DialTimeout), so that a write is never sent twice. A silent controller costs a
@@ -22,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -40,6 +42,8 @@ const (
 	DefaultDialTimeout    = time.Second
 	DefaultAttemptTimeout = 10 * time.Second
 	DefaultTimeout        = 30 * time.Second
+	DefaultRounds         = 3
+	DefaultBackoff        = 250 * time.Millisecond
 )
 
 // Options configure a Client; zero values take the defaults.
@@ -58,6 +62,10 @@ type Options struct {
 	AttemptTimeout time.Duration
 	// Timeout bounds a whole call whose context has no deadline.
 	Timeout time.Duration
+	// Rounds is how many times a read goes over the controllers when each one fails; Backoff
+	// the wait before the second round, doubled for each next one (with jitter).
+	Rounds  int
+	Backoff time.Duration
 }
 
 // Client is a failover client of the admin API, safe for concurrent use.
@@ -102,6 +110,12 @@ func newClient(o Options) *Client {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = DefaultRounds
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = DefaultBackoff
 	}
 	tr := &http.Transport{
 		// No proxy from the environment: controllers are cluster-internal addresses.
@@ -204,7 +218,17 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, rac
 	var data []byte
 	var err error
 	if raced {
-		ep, data, err = c.race(ctx, eps, method, path, payload)
+		for round := 1; ; round++ {
+			ep, data, err = c.race(ctx, eps, method, path, payload)
+			if err == nil || final(err) || round >= c.o.Rounds {
+				break
+			}
+			d := c.o.Backoff << (round - 1)
+			if !sleep(ctx, d/2+rand.N(d/2+1)) {
+				break
+			}
+			eps = c.Endpoints()
+		}
 	} else {
 		ep, data, err = c.inTurn(ctx, eps, method, path, payload)
 	}
@@ -221,6 +245,18 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, rac
 		return ep, fmt.Errorf("decode answer of %s%s: %w", ep, path, err)
 	}
 	return ep, nil
+}
+
+// sleep waits d unless ctx ends first; it reports whether it waited.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // final reports whether err is an answer that another controller would repeat: a 4xx.

@@ -234,10 +234,39 @@ func TestAllSilentFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), a.ln.Addr().String()) || !strings.Contains(err.Error(), b.ln.Addr().String()) {
 		t.Fatalf("leader with every controller silent: %v, want an error naming both", err)
 	}
-	if a.accepted.Load() != 1 || b.accepted.Load() != 1 {
-		t.Fatalf("connections: %d and %d, want one each (both asked)", a.accepted.Load(), b.accepted.Load())
+	if a.accepted.Load() != adminclient.DefaultRounds || b.accepted.Load() != adminclient.DefaultRounds {
+		t.Fatalf("connections: %d and %d, want %d each (both asked in every round)", a.accepted.Load(), b.accepted.Load(), adminclient.DefaultRounds)
 	}
 }
+
+// Every controller answering 503 (no active master while one is elected): the read is asked
+// again after a backoff, and the answer that comes then is the call's.
+func TestReadRetriedWhileEveryControllerFails(t *testing.T) {
+	var calls atomic.Int64
+	flaky := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if calls.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]string{"error": "no active master"})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"name": "m2", "epoch": 9})
+	}))
+	t.Cleanup(flaky.Close)
+	busy := newController(t, "m1", http.StatusServiceUnavailable)
+	pool := x509.NewCertPool()
+	pool.AddCert(flaky.Certificate())
+	pool.AddCert(busy.Certificate())
+	c := newClient(t, &tls.Config{RootCAs: pool}, busy.URL, flaky.URL)
+	l, err := c.Leader(bounded(t))
+	if err != nil || l.Name != "m2" {
+		t.Fatalf("leader: %+v, %v; want m2 on the third round", l, err)
+	}
+	if busy.reads.Load() != 3 || calls.Load() != 3 {
+		t.Fatalf("reads: %d and %d, want 3 rounds of both", busy.reads.Load(), calls.Load())
+	}
+}
+
 
 func TestSetEndpointsKeepsTheOneThatAnswered(t *testing.T) {
 	a := newController(t, "m1", http.StatusServiceUnavailable)
