@@ -66,8 +66,19 @@ type Lab struct {
 type Endpoints struct {
 	Controllers []string `json:"controllers"` // admin API
 	Etcd        []string `json:"etcd"`
-	S3          []string `json:"s3"`
-	Proxy       string   `json:"proxy,omitempty"`
+	S3          []string `json:"s3"`                // the coordinators
+	Proxy       string   `json:"proxy,omitempty"`   // machine 1's proxy (Proxies[0])
+	Proxies     []string `json:"proxies,omitempty"` // every machine's proxy
+}
+
+// S3Entries are every S3 entry point, in the order clients should prefer them: the proxies,
+// then the coordinators.
+func (e Endpoints) S3Entries() []string {
+	out := slices.Clone(e.Proxies)
+	if len(out) == 0 && e.Proxy != "" {
+		out = append(out, e.Proxy) // a lab.json written before the proxies list
+	}
+	return append(out, e.S3...)
 }
 
 // Machine is one machine of the lab.
@@ -270,7 +281,8 @@ func Up(ctx context.Context, spec Spec, out io.Writer) (*Lab, error) {
 }
 
 // plan lays out the machines and their processes: every machine runs a controller, an agent,
-// a datanode and a coordinator; machine 1 also runs the proxy.
+// a datanode, a coordinator and a proxy, so that no one machine's loss takes the S3 entry
+// points with it.
 func (l *Lab) plan(spec Spec) error {
 	var etcd []string
 	for i := 1; i <= spec.Machines; i++ {
@@ -283,10 +295,7 @@ func (l *Lab) plan(spec Spec) error {
 	for i := 1; i <= spec.Machines; i++ {
 		m := Machine{Name: fmt.Sprintf("m%d", i), Address: fmt.Sprintf("%s.%d", spec.AddressPrefix, i)}
 		m.DataDir = filepath.Join(l.Dir, m.Name)
-		roles := []string{config.RoleController, config.RoleAgent, config.RoleDatanode, config.RoleCoordinator}
-		if i == 1 {
-			roles = append(roles, config.RoleProxy)
-		}
+		roles := []string{config.RoleController, config.RoleAgent, config.RoleDatanode, config.RoleCoordinator, config.RoleProxy}
 		m.Roles = roles
 		for _, r := range roles {
 			// Machine 1 bootstraps etcd alone; the other controllers join it as learners
@@ -309,10 +318,9 @@ func (l *Lab) plan(spec Spec) error {
 		l.Endpoints.Controllers = append(l.Endpoints.Controllers, httpsURL(m.Address, rolePort(config.RoleController)))
 		l.Endpoints.Etcd = append(l.Endpoints.Etcd, httpsURL(m.Address, config.Default().EtcdClientPort))
 		l.Endpoints.S3 = append(l.Endpoints.S3, httpsURL(m.Address, rolePort(config.RoleCoordinator)))
-		if i == 1 {
-			l.Endpoints.Proxy = httpsURL(m.Address, rolePort(config.RoleProxy))
-		}
+		l.Endpoints.Proxies = append(l.Endpoints.Proxies, httpsURL(m.Address, rolePort(config.RoleProxy)))
 	}
+	l.Endpoints.Proxy = l.Endpoints.Proxies[0]
 	// The lab acts with machine 1's certificate: a controller's, which the admin API takes as admin.
 	l.ClientPKI = filepath.Join(l.Machines[0].DataDir, pki.DirName)
 	l.CACert = filepath.Join(l.ClientPKI, pki.CACertFile)
@@ -374,7 +382,9 @@ func (l *Lab) Save() error {
 	return writeAtomic(filepath.Join(l.Dir, EnvFile), []byte(l.envFile()))
 }
 
-// envFile is sourced by shells: hanode reads HANODE_*, S3 tools the AWS conventions.
+// envFile is sourced by shells: hanode reads HANODE_*, S3 tools the AWS conventions. The HA
+// client (hanode cp, ls, mb, bench) gets every S3 entry point in HANODE_S3_ENDPOINTS; plain S3
+// tools take one, AWS_ENDPOINT_URL.
 func (l *Lab) envFile() string {
 	s3 := l.Endpoints.Proxy
 	if s3 == "" && len(l.Endpoints.S3) > 0 {
@@ -389,6 +399,7 @@ func (l *Lab) envFile() string {
 		fmt.Fprintf(&b, "export HANODE_CREDENTIAL=%s\n", l.credential)
 	}
 	fmt.Fprintf(&b, "export HANODE_LAB_DIR=%s\n", l.Dir)
+	fmt.Fprintf(&b, "export HANODE_S3_ENDPOINTS=%s\n", strings.Join(l.Endpoints.S3Entries(), ","))
 	fmt.Fprintf(&b, "export AWS_ENDPOINT_URL=%s\n", s3)
 	if l.s3Key[0] != "" {
 		fmt.Fprintf(&b, "export AWS_ACCESS_KEY_ID=%s\n", l.s3Key[0])

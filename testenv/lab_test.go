@@ -149,6 +149,43 @@ func TestLabKillLeader(t *testing.T) {
 	if err := json.Unmarshal(out, &li); err != nil || li.Name != nl.Name {
 		t.Fatalf("hanode leader printed %s (%v), want %s", out, err, nl.Name)
 	}
+
+	// Machine 1 frozen (every process stopped): it comes first in every list of the env file
+	// (controllers, S3 entry points), yet the commands run from it answer from the others.
+	src := filepath.Join(t.TempDir(), "obj")
+	if err := os.WriteFile(src, labData(256<<10, 9), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"mb", "s3://frozen"}, {"cp", "-q", src, "s3://frozen/before"}} {
+		if out, _, err := envCmd(l, binary, args...); err != nil {
+			t.Fatalf("hanode %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if err := l.Signal(drv, "m1", "STOP"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Signal(drv, "m1", "CONT") })
+	for _, args := range [][]string{
+		{"leader"}, {"status"}, {"cp", "-q", src, "s3://frozen/during"}, {"cp", "-q", "s3://frozen/before", filepath.Join(t.TempDir(), "got")}, {"ls", "s3://frozen"},
+	} {
+		out, took, err := envCmd(l, binary, args...)
+		if err != nil {
+			t.Fatalf("hanode %s with m1 frozen: %v after %s\n%s", strings.Join(args, " "), err, took, out)
+		}
+		t.Logf("hanode %s with m1 frozen: %s", strings.Join(args, " "), took.Round(time.Millisecond))
+	}
+}
+
+// envCmd runs the hanode binary bin with args and only what `source DIR/env` sets, as a user of
+// the lab would, and returns its output and how long it took.
+func envCmd(l *Lab, bin string, args ...string) (string, time.Duration, error) {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	start := time.Now()
+	out, err := exec.Command("bash", "-c", fmt.Sprintf("source %s && exec %s %s", filepath.Join(l.Dir, EnvFile), bin, strings.Join(quoted, " "))).CombinedOutput()
+	return string(out), time.Since(start), err
 }
 
 // A paused master loses its lease; once resumed it must step down, and nothing it writes under

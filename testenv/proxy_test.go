@@ -52,7 +52,7 @@ func nodeOf(t *testing.T, hc *http.Client, u string, h http.Header) (node, pin s
 }
 
 // addProxyMachine joins a machine that runs only a proxy, as an operator adds one, and starts
-// it. The lab's own machines run a proxy on machine 1 only.
+// it, beside the proxies the lab runs on its own machines.
 func addProxyMachine(t *testing.T, l *Lab, drv Driver, name, address string) string {
 	t.Helper()
 	ctx := context.Background()
