@@ -131,6 +131,8 @@ func toS3(err error) *s3.Error {
 		return s3.ErrorFor(s3.CodeIncompleteBody, err.Error())
 	case errors.Is(err, errUnavailable):
 		return s3.ErrorFor(s3.CodeServiceUnavailable, err.Error())
+	case errors.Is(err, meta.ErrCommitUnknown):
+		return s3.ErrorFor(s3.CodeServiceUnavailable, "the metadata commit was interrupted and its outcome could not be established; retry the request")
 	case errors.Is(err, meta.ErrIntentLost), errors.Is(err, meta.ErrConflict):
 		return s3.ErrorFor(s3.CodeServiceUnavailable, "the write was interrupted by a concurrent change; retry it")
 	case isUnavailable(err):
