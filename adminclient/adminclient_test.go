@@ -267,7 +267,6 @@ func TestReadRetriedWhileEveryControllerFails(t *testing.T) {
 	}
 }
 
-
 func TestSetEndpointsKeepsTheOneThatAnswered(t *testing.T) {
 	a := newController(t, "m1", http.StatusServiceUnavailable)
 	b := newController(t, "m2", http.StatusOK)
