@@ -91,9 +91,10 @@ func addProxyMachine(t *testing.T, l *Lab, drv Driver, name, address string) str
 // certificate, HTTP/2, and kill -9 of a coordinator under load.
 func TestLabProxy(t *testing.T) {
 	const prefix = "127.0.34"
-	// The proxies' public names: each proxy's address and a shared DNS name, the same list on
-	// every machine (as an operator's config file would have it).
-	names := prefix + ".1," + prefix + ".4,s3.lab.test"
+	// The proxies' public names: each proxy's address (the lab runs one on every machine, and
+	// p2 joins on .4) and a shared DNS name, the same list on every machine (as an operator's
+	// config file would have it).
+	names := prefix + ".1," + prefix + ".2," + prefix + ".3," + prefix + ".4,s3.lab.test"
 	l, drv := startLab(t, prefix, 3, "--proxy-names", names)
 	ctx := context.Background()
 	caPEM, err := os.ReadFile(l.CACert)
