@@ -72,7 +72,7 @@ type s3Flags struct {
 
 // Help is the S3 commands' detailed help (kong.HelpProvider, promoted to each command).
 func (s3Flags) Help() string {
-	return `Endpoints: --endpoint, else HANODE_S3_ENDPOINTS (comma-separated), else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else https://ADDRESS:S3-PORT of this machine. Operations fail over between endpoints on connection errors and 5xx answers.
+	return `Endpoints: --endpoint, else HANODE_S3_ENDPOINTS (comma-separated), else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else https://ADDRESS:S3-PORT of this machine. Operations fail over between endpoints on connection errors and 5xx answers; a read with no answer after 300 ms is sent to the next endpoint too.
 
 Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else the configured root-access-key and root-secret-key, else the [default] pair in AWS_SHARED_CREDENTIALS_FILE, else DATA-DIR/credentials (the appliance's root key).
 
