@@ -30,7 +30,7 @@ func fill(tb testing.TB, s *Store, bucket, prefix string, n int) {
 	}
 }
 
-// A bucket that is not empty is refused after etcd read at most one key of it: no write
+// A bucket that is not empty is refused from its first key, read from etcd's index: no write
 // transaction whose range compares make etcd read every record of the bucket.
 func TestDeleteBucketNotEmptyIsCheap(t *testing.T) {
 	s, _ := newStore(t)
@@ -40,7 +40,7 @@ func TestDeleteBucketNotEmptyIsCheap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fill(t, s, "objects", "k", 3000)
+	fill(t, s, "objects", "k", 20000)
 	for i := range 3 {
 		if err := s.CreateUpload(ctx, &Upload{Bucket: "uploads", Key: fmt.Sprint("u", i), ID: NewUploadID()}); err != nil {
 			t.Fatal(err)
@@ -66,7 +66,8 @@ func TestDeleteBucketNotEmptyIsCheap(t *testing.T) {
 			}
 		}
 		t.Logf("delete %s: etcd sent %d keys", b, returned)
-		if returned >= 1000 {
+		if returned >= 5000 { // the first key, and what etcd streamed ahead before the cancel reached it
+
 			t.Errorf("delete %s: etcd sent %d keys, want far fewer than the bucket's", b, returned)
 		}
 	}

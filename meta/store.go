@@ -21,12 +21,13 @@ type Store struct {
 
 // limits bound the work and the size of requests; tests lower them.
 type limits struct {
+	request                       int // etcd's request limit
 	listBytes, listKeys, listSkip int
 }
 
 // New returns a Store on cli.
 func New(cli *clientv3.Client) *Store {
-	return &Store{cli: cli, now: time.Now, lim: limits{listBytes: listPageBytes, listKeys: listPageKeys, listSkip: listSkip}}
+	return &Store{cli: cli, now: time.Now, lim: limits{request: MaxRequestBytes, listBytes: listPageBytes, listKeys: listPageKeys, listSkip: listSkip}}
 }
 
 // maxConflictRetries bounds optimistic retries when a concurrent writer changed a key between

@@ -26,6 +26,7 @@ func Start(t testing.TB, host string) *clientv3.Client {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = "t=" + pu.String()
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cfg.MaxRequestBytes = 8 << 20 // as etcdembed configures the controllers' members
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatalf("start etcd on %s: %v", host, err)
