@@ -131,6 +131,9 @@ func toS3(err error) *s3.Error {
 		return s3.ErrorFor(s3.CodeIncompleteBody, err.Error())
 	case errors.Is(err, errUnavailable):
 		return s3.ErrorFor(s3.CodeServiceUnavailable, err.Error())
+	case errors.Is(err, meta.ErrTooLarge), errors.Is(err, rpctypes.ErrRequestTooLarge):
+		return s3.ErrorFor(s3.CodeEntityTooLarge, "the object's metadata would exceed what one etcd request holds: it lists too many chunks "+
+			"(about 512 GiB at the default 8 MiB chunk size), or it replaces an object that does (delete that first); an upload that cannot complete can be aborted")
 	case errors.Is(err, meta.ErrIntentLost), errors.Is(err, meta.ErrConflict):
 		return s3.ErrorFor(s3.CodeServiceUnavailable, "the write was interrupted by a concurrent change; retry it")
 	case isUnavailable(err):

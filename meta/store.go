@@ -200,6 +200,9 @@ func (s *Store) garbageOp(chunks []Chunk, grace time.Duration) (clientv3.Op, boo
 func (s *Store) PutObject(ctx context.Context, bucket, key string, o *Object, intent string, grace time.Duration) error {
 	ok := ObjectKey(bucket, key)
 	val := string(EncodeObject(o))
+	if err := s.recordFits(val); err != nil {
+		return fmt.Errorf("put object %s/%s: %w", bucket, key, err)
+	}
 	// Optimistic: first assume the key is new (one round trip). When it is not, the failed
 	// transaction returns the current record, and the next attempt replaces exactly that one.
 	var old *Object
@@ -282,6 +285,9 @@ func (s *Store) getRaw(ctx context.Context, k string) (*Object, int64, error) {
 // commit runs a guarded transaction; on failure it tells a missing bucket or intent (errors)
 // from a lost race (false, nil, and the current value of key, nil if absent: retry with it).
 func (s *Store) commit(ctx context.Context, conds []clientv3.Cmp, ops []clientv3.Op, bucket, intent, key string) (bool, *mvccpb.KeyValue, error) {
+	if err := s.fits(conds, ops); err != nil { // e.g. replacing an object recorded before records were capped
+		return false, nil, err
+	}
 	els := []clientv3.Op{clientv3.OpGet(BucketKey(bucket), clientv3.WithCountOnly()), clientv3.OpGet(key)}
 	if intent != "" {
 		els = append(els, clientv3.OpGet(IntentPrefix+intent, clientv3.WithCountOnly()))
