@@ -62,8 +62,8 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 		return err
 	}
 	p := &meta.Part{Number: num, Size: w.size, ETag: hex.EncodeToString(w.md5), Modified: time.Now().UTC(), Chunks: w.chunks}
+	// PutPart settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutPart(ctx, u, p, writeID, c.o.GCGrace); err != nil {
-		c.abort(writeID)
 		return err
 	}
 	if copy {

@@ -134,6 +134,8 @@ func toS3(err error) *s3.Error {
 	case errors.Is(err, meta.ErrTooLarge), errors.Is(err, rpctypes.ErrRequestTooLarge):
 		return s3.ErrorFor(s3.CodeEntityTooLarge, "the object's metadata would exceed what one etcd request holds: it lists too many chunks "+
 			"(about 512 GiB at the default 8 MiB chunk size), or it replaces an object that does (delete that first); an upload that cannot complete can be aborted")
+	case errors.Is(err, meta.ErrCommitUnknown):
+		return s3.ErrorFor(s3.CodeServiceUnavailable, "the metadata commit was interrupted and its outcome could not be established; retry the request")
 	case errors.Is(err, meta.ErrIntentLost), errors.Is(err, meta.ErrConflict):
 		return s3.ErrorFor(s3.CodeServiceUnavailable, "the write was interrupted by a concurrent change; retry it")
 	case isUnavailable(err):

@@ -49,7 +49,7 @@ func (s *Store) fits(conds []clientv3.Cmp, ops []clientv3.Op) error {
 }
 
 // recordFits checks a new object record against recordLimit.
-func (s *Store) recordFits(val string) error {
+func (s *Store) recordFits(val []byte) error {
 	if len(val) > s.recordLimit() {
 		return fmt.Errorf("%w: the object's record takes %d bytes (~63 per chunk), over the %d-byte limit", ErrTooLarge, len(val), s.recordLimit())
 	}

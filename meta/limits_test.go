@@ -146,8 +146,8 @@ func TestCompleteUploadTooLarge(t *testing.T) {
 			}
 			return s.CompleteUpload(ctx, u, o, unused, rev, 0)
 		}()
-		if !errors.Is(err, ErrTooLarge) {
-			t.Fatalf("%s: complete: %v, want ErrTooLarge", tc.name, err)
+		if !errors.Is(err, ErrTooLarge) || errors.Is(err, ErrCommitUnknown) {
+			t.Fatalf("%s: complete: %v, want ErrTooLarge (a definite refusal)", tc.name, err)
 		}
 		if _, err := s.GetObject(ctx, "b", tc.name); !errors.Is(err, ErrNoSuchKey) {
 			t.Fatalf("%s: object after a refused complete: %v", tc.name, err)
@@ -216,8 +216,22 @@ func TestLargestRecordsReplaceEachOther(t *testing.T) {
 	}
 	over := largest(NewWriteID())
 	over.Chunks = append(over.Chunks, chunksOf(NewWriteID(), 1)...)
-	if err := s.PutObject(ctx, "b", "k", over, "", time.Hour); !errors.Is(err, ErrTooLarge) {
+	if err := s.PutObject(ctx, "b", "k", over, "", time.Hour); !errors.Is(err, ErrTooLarge) || errors.Is(err, ErrCommitUnknown) {
 		t.Fatalf("a record over the limit: %v, want ErrTooLarge", err)
+	}
+	// A write refused so is aborted: its intent becomes a garbage record for its chunks.
+	w := NewWriteID()
+	if err := s.BeginWrite(ctx, Intent{ID: w, Bucket: "b", Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutObject(ctx, "b", "k", over, w, time.Hour); !errors.Is(err, ErrTooLarge) || errors.Is(err, ErrCommitUnknown) {
+		t.Fatalf("a write over the limit: %v, want ErrTooLarge", err)
+	}
+	if n := count(t, s, IntentPrefix+w); n != 0 {
+		t.Fatal("the refused write's intent is still there")
+	}
+	if n := count(t, s, GCPrefix+w); n != 1 {
+		t.Fatal("the refused write's chunks are not queued")
 	}
 	// etcd's own refusal, for a write the store does not check, is recognisable (the S3 layer
 	// answers it like ErrTooLarge).

@@ -36,14 +36,24 @@ func (s *Store) GetUpload(ctx context.Context, bucket, key, id string) (*Upload,
 }
 
 // PutPart commits an uploaded part, replacing (and collecting) an earlier upload of the same
-// part number.
+// part number. Like PutObject it settles a failed commit before returning: nil means the part
+// is committed; otherwise the write is aborted, or the error wraps ErrCommitUnknown.
 func (s *Store) PutPart(ctx context.Context, u *Upload, p *Part, intent string, grace time.Duration) error {
-	pk, uk := partKey(u.ID, p.Number), uploadKey(u.Bucket, u.Key, u.ID)
-	val := string(EncodePart(p))
+	pk := partKey(u.ID, p.Number)
+	val := EncodePart(p)
+	if err := s.putPart(ctx, u, p.Number, pk, val, intent, grace); err != nil {
+		return s.resolveWrite(ctx, intent, pk, val, err)
+	}
+	return nil
+}
+
+func (s *Store) putPart(ctx context.Context, u *Upload, num int, pk string, value []byte, intent string, grace time.Duration) error {
+	uk := uploadKey(u.Bucket, u.Key, u.ID)
+	val := string(value)
 	for range maxConflictRetries {
 		resp, err := s.cli.Get(ctx, pk)
 		if err != nil {
-			return fmt.Errorf("put part %d of %s: %w", p.Number, u.ID, err)
+			return fmt.Errorf("put part %d of %s: %w", num, u.ID, err)
 		}
 		var rev int64
 		ops := []clientv3.Op{clientv3.OpPut(pk, val), clientv3.OpDelete(IntentPrefix + intent)}
@@ -58,7 +68,7 @@ func (s *Store) PutPart(ctx context.Context, u *Upload, p *Part, intent string, 
 		tx, err := s.cli.Txn(ctx).If(versionGT0(uk), versionGT0(IntentPrefix+intent), clientv3.Compare(clientv3.ModRevision(pk), "=", rev)).
 			Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(IntentPrefix+intent, clientv3.WithCountOnly())).Commit()
 		if err != nil {
-			return fmt.Errorf("put part %d of %s: %w", p.Number, u.ID, err)
+			return fmt.Errorf("put part %d of %s: %w", num, u.ID, err)
 		}
 		if tx.Succeeded {
 			return nil
@@ -70,7 +80,7 @@ func (s *Store) PutPart(ctx context.Context, u *Upload, p *Part, intent string, 
 			return fmt.Errorf("write %s: %w", intent, ErrIntentLost)
 		}
 	}
-	return fmt.Errorf("put part %d of %s: too many concurrent writers", p.Number, u.ID)
+	return fmt.Errorf("put part %d of %s: %w", num, u.ID, errTooManyWriters)
 }
 
 // ListParts returns the parts after part number `after`, at most max, and whether more follow.
@@ -130,12 +140,23 @@ func (s *Store) AllParts(ctx context.Context, id string) ([]*Part, int64, error)
 // the upload and its parts, and queues the replaced object's and the unused parts' chunks. A
 // record over recordLimit, or a transaction over etcd's request limit, is refused with
 // ErrTooLarge before anything is written: the upload stays as it was, for an abort.
+//
+// A failed commit is settled before it returns: nil means the object is committed.
 func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused []Chunk, partsRev int64, grace time.Duration) error {
-	ok, uk, pp := ObjectKey(u.Bucket, u.Key), uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
-	val := string(EncodeObject(o))
-	if err := s.recordFits(val); err != nil {
+	ok := ObjectKey(u.Bucket, u.Key)
+	val := EncodeObject(o)
+	if err := s.completeUpload(ctx, u, ok, val, unused, partsRev, grace); err != nil {
+		return s.resolvePut(ctx, ok, val, err)
+	}
+	return nil
+}
+
+func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value []byte, unused []Chunk, partsRev int64, grace time.Duration) error {
+	uk, pp := uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
+	if err := s.recordFits(value); err != nil {
 		return fmt.Errorf("complete upload %s: %w", u.ID, err)
 	}
+	val := string(value)
 	for range maxConflictRetries {
 		old, rev, err := s.getRaw(ctx, ok)
 		if err != nil {
@@ -173,7 +194,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused
 			return fmt.Errorf("upload %s: a part was uploaded again while completing: %w", u.ID, ErrConflict)
 		}
 	}
-	return fmt.Errorf("complete upload %s: too many concurrent writers", u.ID)
+	return fmt.Errorf("complete upload %s: %w", u.ID, errTooManyWriters)
 }
 
 // ListUploads lists uploads in progress in key order (then upload id), starting after

@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ func New(cli *clientv3.Client) *Store {
 // maxConflictRetries bounds optimistic retries when a concurrent writer changed a key between
 // our read and our transaction; each retry means another writer made progress.
 const maxConflictRetries = 64
+
+// errTooManyWriters: maxConflictRetries transactions all lost to concurrent writers.
+var errTooManyWriters = errors.New("too many concurrent writers")
 
 func versionGT0(key string) clientv3.Cmp { return clientv3.Compare(clientv3.Version(key), ">", 0) }
 
@@ -174,8 +178,10 @@ func (s *Store) TouchWrite(ctx context.Context, in Intent) error {
 	return nil
 }
 
-// AbortWrite gives up a write: its intent is replaced by a garbage record naming the chunks
-// it may have stored, to be deleted at once.
+// AbortWrite gives up a write whose commit was never sent: its intent is replaced by a garbage
+// record naming the chunks it may have stored, to be deleted at once. It is unconditional (the
+// intent may not have reached etcd), so it must never follow a commit attempt: a failed commit
+// is settled by the commit call itself (commit.go).
 func (s *Store) AbortWrite(ctx context.Context, id string, chunks []Chunk) error {
 	g := &Garbage{After: s.now().UTC(), Chunks: chunks, Intent: id}
 	_, err := s.cli.Txn(ctx).Then(clientv3.OpDelete(IntentPrefix+id), clientv3.OpPut(GCPrefix+id, string(EncodeGarbage(g)))).Commit()
@@ -197,12 +203,33 @@ func (s *Store) garbageOp(chunks []Chunk, grace time.Duration) (clientv3.Op, boo
 // PutObject commits a written object: in one transaction it checks that the bucket exists and
 // the write's intent is still there, replaces whatever was stored under the key, deletes the
 // intent, and queues the replaced object's chunks for collection after grace.
+//
+// A failure is settled before PutObject returns (see commit.go): nil means the object is
+// committed, even when a call on the way failed; any other error means the write is aborted and
+// its chunks queued as garbage, or ErrCommitUnknown. The caller never aborts after it.
 func (s *Store) PutObject(ctx context.Context, bucket, key string, o *Object, intent string, grace time.Duration) error {
 	ok := ObjectKey(bucket, key)
-	val := string(EncodeObject(o))
-	if err := s.recordFits(val); err != nil {
+	val := EncodeObject(o)
+	err := s.putObject(ctx, bucket, ok, val, intent, grace)
+	if err == nil {
+		return nil
+	}
+	if intent == "" {
+		err = s.resolvePut(ctx, ok, val, err)
+	} else {
+		err = s.resolveWrite(ctx, intent, ok, val, err)
+	}
+	if err != nil {
 		return fmt.Errorf("put object %s/%s: %w", bucket, key, err)
 	}
+	return nil
+}
+
+func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, intent string, grace time.Duration) error {
+	if err := s.recordFits(value); err != nil {
+		return err
+	}
+	val := string(value)
 	// Optimistic: first assume the key is new (one round trip). When it is not, the failed
 	// transaction returns the current record, and the next attempt replaces exactly that one.
 	var old *Object
@@ -221,7 +248,7 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, o *Object, in
 		}
 		done, cur, err := s.commit(ctx, conds, ops, bucket, intent, ok)
 		if err != nil {
-			return fmt.Errorf("put object %s/%s: %w", bucket, key, err)
+			return err
 		}
 		if done {
 			return nil
@@ -233,11 +260,27 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, o *Object, in
 			old, _ = DecodeObject(cur.Value)
 		}
 	}
-	return fmt.Errorf("put object %s/%s: too many concurrent writers", bucket, key)
+	return errTooManyWriters
 }
 
 // DeleteObject removes an object and queues its chunks; deleting a missing key succeeds (S3).
+// A delete transaction whose call fails is settled by deleting again from a fresh read (a
+// delete is idempotent): the key is then either gone, whoever removed it having queued its
+// chunks, or deleted now.
 func (s *Store) DeleteObject(ctx context.Context, bucket, key string, grace time.Duration) error {
+	err := s.deleteObject(ctx, bucket, key, grace)
+	if err == nil || isDefinite(err) || errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
+	defer cancel()
+	if rerr := s.deleteObject(rctx, bucket, key, grace); rerr != nil {
+		return fmt.Errorf("%w: %w; deleting again failed too: %v", ErrCommitUnknown, err, rerr)
+	}
+	return nil
+}
+
+func (s *Store) deleteObject(ctx context.Context, bucket, key string, grace time.Duration) error {
 	ok := ObjectKey(bucket, key)
 	for range maxConflictRetries {
 		old, rev, err := s.getRaw(ctx, ok)
@@ -262,7 +305,7 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string, grace time
 			return nil
 		}
 	}
-	return fmt.Errorf("delete object %s/%s: too many concurrent writers", bucket, key)
+	return fmt.Errorf("delete object %s/%s: %w", bucket, key, errTooManyWriters)
 }
 
 // getRaw reads an object key, returning its decoded record (nil if absent) and mod revision.
