@@ -392,7 +392,13 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 		}
 	} else {
 		after = q.Get("marker")
-		afterIsPrefix = delim != "" && strings.HasSuffix(after, delim) && strings.HasPrefix(after, prefix)
+		// A marker that is one of this listing's common prefixes (a NextMarker returned for
+		// one: the prefix, then the first delimiter, at the end) continues after everything
+		// under it; any other marker, the prefix itself included, is a key.
+		if rest, ok := strings.CutPrefix(after, prefix); ok && delim != "" {
+			i := strings.Index(rest, delim)
+			afterIsPrefix = i >= 0 && i+len(delim) == len(rest)
+		}
 	}
 	res, err := c.meta.ListObjects(rq.r.Context(), rq.bucket, prefix, delim, after, afterIsPrefix, maxKeys)
 	if err != nil {
