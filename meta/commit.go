@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -86,7 +87,7 @@ func (s *Store) resolvePut(ctx context.Context, key string, want []byte, cause e
 // isDefinite reports whether err says a transaction was evaluated and refused, as opposed to a
 // call whose outcome is open.
 func isDefinite(err error) bool {
-	for _, e := range []error{ErrNoSuchBucket, ErrNoSuchUpload, ErrIntentLost, ErrConflict, errTooManyWriters} {
+	for _, e := range []error{ErrNoSuchBucket, ErrNoSuchUpload, ErrIntentLost, ErrConflict, errTooManyWriters, ErrTooLarge, rpctypes.ErrRequestTooLarge} {
 		if errors.Is(err, e) {
 			return true
 		}

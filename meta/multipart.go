@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -103,27 +104,42 @@ func (s *Store) ListParts(ctx context.Context, id string, after, max int) ([]*Pa
 	return out, resp.More, nil
 }
 
-// AllParts returns every part of an upload and the revision they were read at.
+// AllParts returns every part of an upload and the revision they were read at. The parts of an
+// upload that can complete fit one transaction (the used ones' chunks become the object's
+// record, the others' are queued as garbage), so it reads no more than that: beyond etcd's
+// request limit it stops with ErrTooLarge.
 func (s *Store) AllParts(ctx context.Context, id string) ([]*Part, int64, error) {
 	pre := PartPrefix + id + "/"
-	resp, err := s.cli.Get(ctx, pre, clientv3.WithPrefix())
+	// The current revision, to read every part as of one revision.
+	head, err := s.cli.Get(ctx, pre, clientv3.WithCountOnly(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, fmt.Errorf("read parts of %s: %w", id, err)
 	}
-	out := make([]*Part, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+	rev := head.Header.Revision
+	var out []*Part
+	n := 0
+	err = s.rangeStream(ctx, pre, clientv3.GetPrefixRangeEnd(pre), rev, false, func(kv *mvccpb.KeyValue) (bool, error) {
+		if n += len(kv.Value); n > s.lim.request-txnSlack {
+			return false, fmt.Errorf("%w: the parts' records take more than %d bytes", ErrTooLarge, s.lim.request-txnSlack)
+		}
 		p, err := DecodePart(kv.Value)
 		if err != nil {
-			return nil, 0, fmt.Errorf("part %s: %w", kv.Key, err)
+			return false, fmt.Errorf("part %s: %w", kv.Key, err)
 		}
 		out = append(out, p)
+		return true, nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read parts of %s: %w", id, err)
 	}
-	return out, resp.Header.Revision, nil
+	return out, rev, nil
 }
 
 // CompleteUpload makes the object built from an upload's parts visible, in one transaction
 // that requires the upload to still exist and no part to have changed since partsRev, removes
-// the upload and its parts, and queues the replaced object's and the unused parts' chunks.
+// the upload and its parts, and queues the replaced object's and the unused parts' chunks. A
+// record over recordLimit, or a transaction over etcd's request limit, is refused with
+// ErrTooLarge before anything is written: the upload stays as it was, for an abort.
 //
 // A failed commit is settled before it returns: nil means the object is committed.
 func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused []Chunk, partsRev int64, grace time.Duration) error {
@@ -137,6 +153,9 @@ func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused
 
 func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value []byte, unused []Chunk, partsRev int64, grace time.Duration) error {
 	uk, pp := uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
+	if err := s.recordFits(value); err != nil {
+		return fmt.Errorf("complete upload %s: %w", u.ID, err)
+	}
 	val := string(value)
 	for range maxConflictRetries {
 		old, rev, err := s.getRaw(ctx, ok)
@@ -152,12 +171,16 @@ func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value 
 		if op, ok := s.garbageOp(garbage, grace); ok {
 			ops = append(ops, op)
 		}
-		tx, err := s.cli.Txn(ctx).If(
+		conds := []clientv3.Cmp{
 			versionGT0(uk),
 			versionGT0(BucketKey(u.Bucket)),
 			clientv3.Compare(clientv3.ModRevision(ok), "=", rev),
 			clientv3.Compare(clientv3.ModRevision(pp), "<", partsRev+1).WithPrefix(),
-		).Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithMinModRev(partsRev+1))).Commit()
+		}
+		if err := s.fits(conds, ops); err != nil {
+			return fmt.Errorf("complete upload %s: %w", u.ID, err)
+		}
+		tx, err := s.cli.Txn(ctx).If(conds...).Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithMinModRev(partsRev+1))).Commit()
 		if err != nil {
 			return fmt.Errorf("complete upload %s: %w", u.ID, err)
 		}
@@ -172,34 +195,6 @@ func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value 
 		}
 	}
 	return fmt.Errorf("complete upload %s: %w", u.ID, errTooManyWriters)
-}
-
-// AbortUpload deletes an upload and its parts and queues their chunks at once.
-func (s *Store) AbortUpload(ctx context.Context, u *Upload) error {
-	parts, rev, err := s.AllParts(ctx, u.ID)
-	if err != nil {
-		return err
-	}
-	var chunks []Chunk
-	for _, p := range parts {
-		chunks = append(chunks, p.Chunks...)
-	}
-	uk, pp := uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
-	ops := []clientv3.Op{clientv3.OpDelete(uk), clientv3.OpDelete(pp, clientv3.WithPrefix())}
-	if op, ok := s.garbageOp(chunks, 0); ok {
-		ops = append(ops, op)
-	}
-	tx, err := s.cli.Txn(ctx).If(versionGT0(uk), clientv3.Compare(clientv3.ModRevision(pp), "<", rev+1).WithPrefix()).Then(ops...).Commit()
-	if err != nil {
-		return fmt.Errorf("abort upload %s: %w", u.ID, err)
-	}
-	if !tx.Succeeded {
-		if _, err := s.GetUpload(ctx, u.Bucket, u.Key, u.ID); err != nil {
-			return err
-		}
-		return fmt.Errorf("abort upload %s: %w", u.ID, ErrConflict)
-	}
-	return nil
 }
 
 // ListUploads lists uploads in progress in key order (then upload id), starting after
