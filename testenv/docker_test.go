@@ -206,18 +206,31 @@ func TestDockerLab(t *testing.T) {
 	// The commands a user runs from the env file answer from the other machines: the admin
 	// client races past the silent controller, the S3 client past the cut-off machine's proxy
 	// and coordinator (HANODE_S3_ENDPOINTS names every machine's), and status probes the lost
-	// etcd member briefly. The bound is no performance figure (docs/benchmarks.md has those):
-	// it holds on a loaded 2-core machine, and a command that waits out a connection or request
-	// timeout on the cut-off machine (10 s and more before the clients raced) exceeds it.
-	for _, args := range [][]string{{"leader"}, {"status"}, {"cp", "-q", src, "s3://dlab/during"}, {"cp", "-q", "s3://dlab/before", dst}, {"ls", "s3://dlab"}} {
-		out, took, err := envCmd(l, hostBin, args...)
+	// etcd member briefly. The 5 s bound is no performance figure (docs/benchmarks.md has
+	// those): it holds on a loaded 2-core machine, and a command that waits out a client's
+	// connection or request timeout on the cut-off machine (10 s and more before the clients
+	// raced) exceeds it. An upload is only required to succeed: right after a partition the
+	// data path itself can still wait on m1 (a chunk placed on its datanode, a request a proxy
+	// forwarded to its coordinator; docs/benchmarks.md), which no client can race past.
+	for _, c := range []struct {
+		args    []string
+		bounded bool
+	}{
+		{[]string{"leader"}, true},
+		{[]string{"status"}, true},
+		{[]string{"cp", "-q", src, "s3://dlab/during"}, false},
+		{[]string{"cp", "-q", "s3://dlab/before", dst}, true},
+		{[]string{"ls", "s3://dlab"}, true},
+	} {
+		cmd := strings.Join(c.args, " ")
+		out, took, err := envCmd(l, hostBin, c.args...)
 		if err != nil {
-			t.Errorf("hanode %s with %s partitioned: %v after %s\n%s", strings.Join(args, " "), old.Name, err, took, out)
+			t.Errorf("hanode %s with %s partitioned: %v after %s\n%s", cmd, old.Name, err, took, out)
 			continue
 		}
-		t.Logf("hanode %s with %s partitioned: %s", strings.Join(args, " "), old.Name, took.Round(time.Millisecond))
-		if took > 5*time.Second {
-			t.Errorf("hanode %s with %s partitioned took %s: it waited on the cut-off machine", strings.Join(args, " "), old.Name, took)
+		t.Logf("hanode %s with %s partitioned: %s", cmd, old.Name, took.Round(time.Millisecond))
+		if c.bounded && took > 5*time.Second {
+			t.Errorf("hanode %s with %s partitioned took %s: it waited on the cut-off machine", cmd, old.Name, took)
 		}
 	}
 	if got, err := os.ReadFile(dst); err != nil || !bytes.Equal(got, labData(1<<20, 5)) {
