@@ -40,14 +40,14 @@ type Config struct {
 	Clients int
 	// Keys is how many keys all clients share (default 4); each client also creates its own.
 	Keys int
-	// OpTimeout bounds one operation (default 10 s); one that runs out has an unknown outcome.
+	// OpTimeout bounds one operation (default 5 s); one that runs out has an unknown outcome.
 	OpTimeout time.Duration
 	// FinalTimeout bounds the final phase's retries to read each key (default 2 min).
 	FinalTimeout time.Duration
 	// CheckTimeout bounds porcupine's check of one history (default 2 min).
 	CheckTimeout time.Duration
 	// Hold and Quiet are the longest a fault lasts and the longest pause between faults
-	// (defaults 5 s and 3 s); each is drawn between half and all of it.
+	// (defaults 6 s and 3 s); each is drawn between half and all of it.
 	Hold, Quiet time.Duration
 	// OutDir receives, for a family whose check fails, a directory with the history, the
 	// fault timeline and porcupine's visualisation.
@@ -92,7 +92,7 @@ func (c *Config) defaults() {
 		c.Keys = 4
 	}
 	if c.OpTimeout <= 0 {
-		c.OpTimeout = 10 * time.Second
+		c.OpTimeout = 5 * time.Second
 	}
 	if c.FinalTimeout <= 0 {
 		c.FinalTimeout = 2 * time.Minute
@@ -101,7 +101,7 @@ func (c *Config) defaults() {
 		c.CheckTimeout = 2 * time.Minute
 	}
 	if c.Hold <= 0 {
-		c.Hold = 5 * time.Second
+		c.Hold = 6 * time.Second
 	}
 	if c.Quiet <= 0 {
 		c.Quiet = 3 * time.Second
