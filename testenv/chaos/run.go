@@ -196,10 +196,9 @@ func runFamily(ctx context.Context, cfg Config, eps []endpoint, f Family, bucket
 	cfg.logf("  %d operations during the faults; final phase", done.Load())
 
 	// The final phase: every key read back, then the listing.
-	final := newRecorder(h, eps, 0, bucket, cfg.OpTimeout)
 	keys := touchedKeys(h.Ops())
 	rep.Keys = len(keys)
-	found, problems := finalReads(ctx, final, keys, time.Now().Add(cfg.FinalTimeout))
+	found, problems := finalReads(ctx, h, eps, bucket, cfg.Clients, cfg.OpTimeout, keys, time.Now().Add(cfg.FinalTimeout))
 	problems = append(problems, checkListing(ctx, eps, bucket, found, cfg.OpTimeout, time.Now().Add(cfg.FinalTimeout))...)
 
 	// The check.
@@ -262,29 +261,48 @@ func touchedKeys(ops []Op) []string {
 	return keys
 }
 
-// finalReads reads every key until a read has a definite outcome or the deadline passes. It
-// returns the version found per key (absent ones are not in the map) and, for each key that
-// never read back, a problem: after the faults, on a healthy lab, every GET must answer.
-func finalReads(ctx context.Context, r *recorder, keys []string, deadline time.Time) (map[string]string, []string) {
+// finalReads reads every key, with n clients in parallel, each retrying a key until a read
+// has a definite outcome or the deadline passes. It returns the version found per key (absent
+// ones are not in the map) and, for each key that never read back, a problem: after the
+// faults, on a healthy lab, every GET must answer.
+func finalReads(ctx context.Context, h *History, eps []endpoint, bucket string, n int, timeout time.Duration, keys []string, deadline time.Time) (map[string]string, []string) {
+	var mu sync.Mutex
 	found := map[string]string{}
 	var problems []string
-	for _, k := range keys {
-		var last Output
-		for {
-			last = r.do(ctx, Input{Op: OpGet, Key: k})
-			if last.Result != ResultUnknown || time.Now().After(deadline) || ctx.Err() != nil {
-				break
+	next := make(chan string)
+	var wg sync.WaitGroup
+	for i := range n {
+		r := newRecorder(h, eps, i, bucket, timeout)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				var last Output
+				for {
+					last = r.do(ctx, Input{Op: OpGet, Key: k})
+					if last.Result != ResultUnknown || time.Now().After(deadline) || ctx.Err() != nil {
+						break
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				mu.Lock()
+				switch last.Result {
+				case ResultFound:
+					found[k] = last.Version
+				case ResultNotFound, ResultCorrupt: // a corrupt read is reported with the others
+				default:
+					problems = append(problems, fmt.Sprintf("key %s: no GET succeeded in the final phase; the last: %s", k, last.Detail))
+				}
+				mu.Unlock()
 			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		switch last.Result {
-		case ResultFound:
-			found[k] = last.Version
-		case ResultNotFound, ResultCorrupt: // a corrupt read is reported with the others
-		default:
-			problems = append(problems, fmt.Sprintf("key %s: no GET succeeded in the final phase; the last: %s", k, last.Detail))
-		}
+		}()
 	}
+	for _, k := range keys {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	slices.Sort(problems)
 	return found, problems
 }
 
