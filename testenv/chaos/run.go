@@ -218,7 +218,7 @@ func runFamily(ctx context.Context, cfg Config, eps []endpoint, f Family, bucket
 		rep.Verdict = VerdictOK
 	case porcupine.Illegal:
 		rep.Verdict = VerdictViolation
-		problems = append(problems, "porcupine: the history is not linearizable")
+		problems = append(problems, "porcupine: the history is not linearizable; keys: "+strings.Join(illegalKeys(ops, cfg.CheckTimeout), ", "))
 	default:
 		rep.Verdict = VerdictUnknown
 		problems = append(problems, fmt.Sprintf("porcupine could not decide within %s", cfg.CheckTimeout))
@@ -245,6 +245,22 @@ func runFamily(ctx context.Context, cfg Config, eps []endpoint, f Family, bucket
 		cfg.logf("    history, timeline and visualisation in %s", rep.Dir)
 	}
 	return rep, nil
+}
+
+// illegalKeys names the keys whose own histories porcupine rejects.
+func illegalKeys(ops []Op, timeout time.Duration) []string {
+	byKey := map[string][]Op{}
+	for _, op := range ops {
+		byKey[op.Input.Key] = append(byKey[op.Input.Key], op)
+	}
+	var keys []string
+	for k, kops := range byKey {
+		if Check(kops, timeout) == porcupine.Illegal {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // touchedKeys is every key an operation of ops named, sorted.
