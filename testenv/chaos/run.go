@@ -69,16 +69,18 @@ const (
 
 // Report is one family's outcome.
 type Report struct {
-	Family   string        `json:"family"`
-	Bucket   string        `json:"bucket"`
-	Ops      int           `json:"ops"`     // operations checked, final reads included
-	Unknown  int           `json:"unknown"` // of them, failed or timed out (indeterminate)
-	Faults   []Event       `json:"faults"`
-	Keys     int           `json:"keys"` // keys read back in the final phase
-	Verdict  Verdict       `json:"verdict"`
-	Problems []string      `json:"problems,omitempty"`
-	Dir      string        `json:"dir,omitempty"` // where the history and visualisation are, when written
-	Elapsed  time.Duration `json:"elapsed"`
+	Family  string `json:"family"`
+	Bucket  string `json:"bucket"`
+	Ops     int    `json:"ops"`     // operations checked, final reads included
+	Unknown int    `json:"unknown"` // of them, failed or timed out (indeterminate) during the faults
+	// FinalUnknown counts the final phase's failed reads (each retried until the key reads back).
+	FinalUnknown int           `json:"final_unknown"`
+	Faults       []Event       `json:"faults"`
+	Keys         int           `json:"keys"` // keys read back in the final phase
+	Verdict      Verdict       `json:"verdict"`
+	Problems     []string      `json:"problems,omitempty"`
+	Dir          string        `json:"dir,omitempty"` // where the history and visualisation are, when written
+	Elapsed      time.Duration `json:"elapsed"`
 }
 
 func (c *Config) defaults() {
@@ -193,9 +195,13 @@ func runFamily(ctx context.Context, cfg Config, eps []endpoint, f Family, bucket
 	if nemErr != nil {
 		return rep, nemErr
 	}
+	if err := ctx.Err(); err != nil { // interrupted: the lab is restored, the run is not checked
+		return rep, err
+	}
 	cfg.logf("  %d operations during the faults; final phase", done.Load())
 
 	// The final phase: every key read back, then the listing.
+	finalStart := h.Now()
 	keys := touchedKeys(h.Ops())
 	rep.Keys = len(keys)
 	found, problems := finalReads(ctx, h, eps, bucket, cfg.Clients, cfg.OpTimeout, keys, time.Now().Add(cfg.FinalTimeout))
@@ -206,7 +212,11 @@ func runFamily(ctx context.Context, cfg Config, eps []endpoint, f Family, bucket
 	rep.Ops = len(ops)
 	for _, op := range ops {
 		if op.Output.Result == ResultUnknown {
-			rep.Unknown++
+			if op.Call < finalStart {
+				rep.Unknown++
+			} else {
+				rep.FinalUnknown++
+			}
 		}
 		if op.Output.Result == ResultCorrupt {
 			problems = append(problems, fmt.Sprintf("corrupt read at %.3fs from %s: %s", float64(op.Call)/1e9, op.Endpoint, describeOperation(op.Input, op.Output)))
@@ -237,7 +247,8 @@ func runFamily(ctx context.Context, cfg Config, eps []endpoint, f Family, bucket
 		removeBucket(ctx, eps, bucket, keys, cfg.OpTimeout)
 	}
 	rep.Elapsed = time.Since(start)
-	cfg.logf("  %s: %d ops checked, %d unknown, %d faults, %d keys read back: %s", f.Name, rep.Ops, rep.Unknown, len(events), rep.Keys, rep.Verdict)
+	cfg.logf("  %s: %d ops checked, %d failed requests during the faults, %d faults, %d keys read back (%d failed reads retried): %s",
+		f.Name, rep.Ops, rep.Unknown, len(events), rep.Keys, rep.FinalUnknown, rep.Verdict)
 	for _, p := range rep.Problems {
 		cfg.logf("    %s", p)
 	}
@@ -307,7 +318,7 @@ func finalReads(ctx context.Context, h *History, eps []endpoint, bucket string, 
 					found[k] = last.Version
 				case ResultNotFound, ResultCorrupt: // a corrupt read is reported with the others
 				default:
-					problems = append(problems, fmt.Sprintf("key %s: no GET succeeded in the final phase; the last: %s", k, last.Detail))
+					problems = append(problems, fmt.Sprintf("key %s: no GET succeeded in the final phase; the last: %s", k, strings.ReplaceAll(last.Detail, "\n", " / ")))
 				}
 				mu.Unlock()
 			}
