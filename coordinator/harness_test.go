@@ -15,6 +15,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/datanode"
@@ -51,7 +52,9 @@ type clusterOpts struct {
 	chunkSize int64
 	minFree   int64
 	etcdHost  string
-	domains   []string
+	// wrapKV, when set, wraps the coordinator's etcd KV (the test keeps a clean client).
+	wrapKV  func(clientv3.KV) clientv3.KV
+	domains []string
 }
 
 func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
@@ -76,8 +79,18 @@ func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
 		}
 		return "", sigv4.ErrUnknownAccessKey
 	}
+	coordCli := cli
+	if o.wrapKV != nil {
+		cc, err := clientv3.New(clientv3.Config{Endpoints: cli.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		cc.KV = o.wrapKV(cc.KV)
+		coordCli = cc
+	}
 	c, err := New(Options{
-		Name: "m1", Etcd: cli, Datanodes: &datanode.Client{HTTP: &http.Client{}}, Lookup: lookup,
+		Name: "m1", Etcd: coordCli, Datanodes: &datanode.Client{HTTP: &http.Client{}}, Lookup: lookup,
 		ChunkSize: o.chunkSize, Replicas: o.replicas, Memory: 64 << 20, GCGrace: 0, WriteTimeout: time.Minute, Log: log, Domains: o.domains,
 	})
 	if err != nil {
