@@ -19,6 +19,7 @@ var ErrTooSlow = errors.New("request body arrived too slowly")
 
 // Body is a request body under the rule; Stop must be called when the handler is done reading.
 type Body struct {
+	r        *http.Request
 	rc       io.ReadCloser
 	ctl      *http.ResponseController
 	window   time.Duration
@@ -32,7 +33,7 @@ type Body struct {
 
 // Guard puts r.Body under the rule: at least minBytes within every window of reading.
 func Guard(w http.ResponseWriter, r *http.Request, window time.Duration, minBytes int64) *Body {
-	b := &Body{rc: r.Body, ctl: http.NewResponseController(w), window: window, minBytes: minBytes}
+	b := &Body{r: r, rc: r.Body, ctl: http.NewResponseController(w), window: window, minBytes: minBytes}
 	r.Body = b
 	return b
 }
@@ -69,7 +70,8 @@ func (b *Body) Read(p []byte) (int, error) {
 		_ = b.ctl.SetReadDeadline(time.Time{})
 	case err != nil && (timedOut || isTimeout(err)):
 		b.err = b.tooSlow()
-		b.Stop()
+		b.cleared = true // the connection is done for: the expired deadline stays
+		b.r.Body = b.rc
 		return n, b.err
 	}
 	return n, err
@@ -79,14 +81,16 @@ func (b *Body) tooSlow() error {
 	return fmt.Errorf("%w: less than %d bytes in %v", ErrTooSlow, b.minBytes, b.window)
 }
 
-// Stop ends the rule when the handler is done with the body. A body read to EOF has already
-// lifted the connection's read deadline (the server's next reads of the connection must not
-// inherit it). A body the handler gave up on is cut at once: the server would otherwise wait,
-// before sending the response, for the rest of a body nobody will read.
+// Stop ends the rule when the handler is done with the body, and gives the request its own
+// body back (the server treats the rest of a body it knows by type). A body read to EOF has
+// already lifted the connection's read deadline: the server's next reads of the connection must
+// not inherit it. For a body the handler gave up on, the server reads what remains (up to 256
+// KiB) before it answers; that read gets one more window, so a stalled client cannot hold it.
 func (b *Body) Stop() {
+	b.r.Body = b.rc
 	if !b.cleared {
 		b.cleared = true
-		_ = b.ctl.SetReadDeadline(time.Now())
+		_ = b.ctl.SetReadDeadline(time.Now().Add(b.window))
 	}
 }
 
