@@ -184,7 +184,19 @@ func (c *Coordinator) storeChunk(ctx context.Context, id string, data []byte, re
 		return ch, unavailable(err)
 	}
 	var slow <-chan time.Time
+	var slowOnes []string // in flight when the slow timer fired
 	hedged := false
+	// Replicas found slow and still unanswered when the chunk is stored lost the race.
+	defer func() {
+		if len(ch.Replicas) < replicas {
+			return
+		}
+		for _, m := range slowOnes {
+			if slices.Contains(inflight, m) {
+				c.health.lostRace(m, "write")
+			}
+		}
+	}()
 	for len(ch.Replicas) < replicas {
 		select {
 		case r := <-results:
@@ -228,10 +240,11 @@ func (c *Coordinator) storeChunk(ctx context.Context, id string, data []byte, re
 				continue
 			}
 			hedged = true
+			slowOnes = slices.Clone(inflight)
 			k := min(replicas-len(ch.Replicas), len(inflight), maxWrites-writes)
 			if k > 0 && launch(k) == nil {
 				c.metrics.slowReplicaWrites.Add(float64(k))
-				c.log.Info("chunk replica writes slow; writing more copies elsewhere", "chunk", id, "slow", inflight[:len(inflight)-k])
+				c.log.Info("chunk replica writes slow; writing more copies elsewhere", "chunk", id, "slow", slowOnes)
 			}
 		case <-ctx.Done():
 			return ch, ctx.Err()
@@ -415,21 +428,34 @@ func (c *Coordinator) openReplica(ctx context.Context, ref objectRef, ch meta.Ch
 		return nil, errs
 	}
 	results := make(chan *replicaStream, len(cands))
-	cancels := make(map[string]context.CancelFunc, len(cands))
+	type attempt struct {
+		cancel  context.CancelFunc
+		started time.Time
+		delay   time.Duration
+		done    bool
+	}
+	attempts := make(map[string]*attempt, len(cands))
 	next, pending := 0, 0
-	start := func() {
+	start := func() time.Duration {
 		m := cands[next]
 		next++
 		pending++
 		actx, cancel := context.WithCancel(ctx)
-		cancels[m] = cancel
+		a := &attempt{cancel: cancel, started: time.Now(), delay: c.health.hedgeDelay(m)}
+		attempts[m] = a
 		go func() { results <- c.tryReplica(actx, ch, m, off, n, cancel) }()
+		return a.delay
 	}
-	// abandon cancels the attempts still running and releases them when they return.
-	abandon := func(keep string) {
-		for m, cancel := range cancels {
-			if m != keep {
-				cancel()
+	// abandon cancels the attempts still running and releases them when they return. One
+	// overtaken after waiting past its hedging delay lost a race.
+	abandon := func(winner string) {
+		for m, a := range attempts {
+			if m == winner || a.done {
+				continue
+			}
+			a.cancel()
+			if winner != "" && time.Since(a.started) >= a.delay {
+				c.health.lostRace(m, "read")
 			}
 		}
 		if pending > 0 {
@@ -440,13 +466,13 @@ func (c *Coordinator) openReplica(ctx context.Context, ref objectRef, ch meta.Ch
 			}(pending)
 		}
 	}
-	start()
-	hedge := time.NewTimer(c.health.hedgeDelay(cands[0]))
+	hedge := time.NewTimer(start())
 	defer hedge.Stop()
 	for {
 		select {
 		case s := <-results:
 			pending--
+			attempts[s.machine].done = true
 			if s.err == nil {
 				abandon(s.machine)
 				return s, errs
@@ -457,16 +483,14 @@ func (c *Coordinator) openReplica(ctx context.Context, ref objectRef, ch meta.Ch
 				errs = append(errs, &replicaError{s.machine, s.err})
 			}
 			if next < len(cands) {
-				start()
-				hedge.Reset(c.health.hedgeDelay(cands[next-1]))
+				hedge.Reset(start())
 			} else if pending == 0 {
 				return nil, errs
 			}
 		case <-hedge.C:
 			if next < len(cands) {
 				c.metrics.hedgedReads.Inc()
-				start()
-				hedge.Reset(c.health.hedgeDelay(cands[next-1]))
+				hedge.Reset(start())
 			}
 		case <-ctx.Done():
 			abandon("")

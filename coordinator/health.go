@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -31,13 +32,17 @@ const (
 	// Suspect datanodes are probed every probeEvery, each probe bounded by probeTimeout.
 	probeEvery   = 500 * time.Millisecond
 	probeTimeout = time.Second
+	// A datanode that lost maxLostRaces races in a row (a read or write of it overtaken, after
+	// its adaptive delay, by another replica) without answering anything meanwhile is suspect.
+	maxLostRaces = 3
 )
 
 // health is the coordinator's view of how each datanode answers: the recent times to first
 // byte of its reads (which set the hedging delay and the stall limit), and whether it is
-// suspect. A datanode that misses a deadline or cannot be connected to becomes suspect: new
-// chunks avoid it and reads try it last. It stops being suspect when it answers again: a
-// successful call, or a probe (GET /v1/usage) every probeEvery.
+// suspect. A datanode that misses a deadline, cannot be connected to, or loses maxLostRaces
+// hedged races in a row becomes suspect: new chunks avoid it and reads try it last. It stops
+// being suspect when it answers again: a successful call, or a probe (GET /v1/usage) every
+// probeEvery.
 type health struct {
 	dn  *datanode.Client
 	log *slog.Logger
@@ -57,6 +62,7 @@ type nodeHealth struct {
 	suspect bool
 	since   time.Time
 	probing bool
+	lost    int // races lost in a row
 }
 
 func newHealth(dn *datanode.Client, log *slog.Logger, addr func(string) (string, bool), reg prometheus.Registerer) *health {
@@ -129,11 +135,28 @@ func (h *health) isSuspect(machine string) bool {
 }
 
 // failed takes note of a failed call to machine: one that missed a deadline or could not
-// connect makes it suspect (logged once per transition).
+// connect makes it suspect.
 func (h *health) failed(machine, op string, err error) {
-	if !datanode.Unreachable(err) {
-		return
+	if datanode.Unreachable(err) {
+		h.suspectNow(machine, op, err.Error())
 	}
+}
+
+// lostRace takes note of a call to machine overtaken by another replica after waiting longer
+// than its adaptive delay, and cancelled unanswered.
+func (h *health) lostRace(machine, op string) {
+	h.mu.Lock()
+	nh := h.node(machine)
+	nh.lost++
+	lost := nh.lost
+	h.mu.Unlock()
+	if lost >= maxLostRaces {
+		h.suspectNow(machine, op, fmt.Sprintf("overtaken by other replicas %d times in a row", lost))
+	}
+}
+
+// suspectNow makes machine suspect (logged once per transition).
+func (h *health) suspectNow(machine, op, why string) {
 	h.mu.Lock()
 	nh := h.node(machine)
 	was := nh.suspect
@@ -143,7 +166,7 @@ func (h *health) failed(machine, op string, err error) {
 	h.mu.Unlock()
 	if !was {
 		h.suspect.WithLabelValues(machine).Set(1)
-		h.log.Warn("datanode is suspect: new chunks avoid it and reads try it last until it answers", "machine", machine, "op", op, "err", err)
+		h.log.Warn("datanode is suspect: new chunks avoid it and reads try it last until it answers", "machine", machine, "op", op, "why", why)
 	}
 }
 
@@ -153,6 +176,9 @@ func (h *health) answered(machine string) {
 	nh := h.nodes[machine]
 	was := nh != nil && nh.suspect
 	var since time.Time
+	if nh != nil {
+		nh.lost = 0
+	}
 	if was {
 		nh.suspect, since = false, nh.since
 	}
