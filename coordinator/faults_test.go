@@ -30,6 +30,9 @@ func within(t *testing.T, d time.Duration, what string, op func(ctx context.Cont
 	if err := op(ctx); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
+	if ctx.Err() != nil {
+		t.Fatalf("%s: not done within %v", what, d)
+	}
 }
 
 func getExact(ctx context.Context, mc *minio.Client, bucket, key string, want []byte) error {
@@ -281,5 +284,42 @@ func TestLongGetAfterOverwriteRecordsNothingBad(t *testing.T) {
 	bad, err := meta.New(tc.etcd).BadReplicas(context.Background(), 100)
 	if err != nil || len(bad) != 0 {
 		t.Fatalf("collected chunks recorded as damaged replicas: %v %+v", err, bad)
+	}
+}
+
+// The collector's calls to a hung datanode end at their deadline: a round finishes, leaving the
+// records that need that datanode for a later round, which completes them once it answers.
+func TestCollectorSkipsAHungDatanode(t *testing.T) {
+	tc := newTestCluster(t, clusterOpts{machines: 3, replicas: 2, etcdHost: "127.0.88.25"})
+	mc := tc.minio()
+	mustBucket(t, mc, "gch")
+	for i := range 4 {
+		d := randData(600<<10, uint64(i))
+		within(t, 20*time.Second, "put", func(ctx context.Context) error {
+			_, err := mc.PutObject(ctx, "gch", fmt.Sprintf("k%d", i), bytes.NewReader(d), int64(len(d)), minio.PutObjectOptions{})
+			return err
+		})
+		within(t, 20*time.Second, "delete", func(ctx context.Context) error {
+			return mc.RemoveObject(ctx, "gch", fmt.Sprintf("k%d", i), minio.RemoveObjectOptions{})
+		})
+	}
+	tc.nodes["m2"].fz.Freeze()
+	col := &gc.Collector{Etcd: tc.etcd, Meta: meta.New(tc.etcd), Datanodes: tc.coord.o.Datanodes, Log: tc.coord.log, WriteTimeout: time.Hour, GiveUp: time.Hour}
+	var done int
+	within(t, 30*time.Second, "a collection round with m2 hung", func(ctx context.Context) (err error) {
+		done, err = col.Round(ctx)
+		return err
+	})
+	if done == 4 {
+		t.Fatal("every record collected although m2, which holds replicas, was hung")
+	}
+	tc.nodes["m2"].fz.Thaw()
+	within(t, 30*time.Second, "a collection round after m2 answers", func(ctx context.Context) (err error) {
+		n, err := col.Round(ctx)
+		done += n
+		return err
+	})
+	if done != 4 || tc.chunkCount() != 0 {
+		t.Fatalf("%d of 4 records collected, %d chunks left", done, tc.chunkCount())
 	}
 }
