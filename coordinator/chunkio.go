@@ -211,28 +211,25 @@ func (c *Coordinator) storeChunk(ctx context.Context, id string, data []byte, re
 				c.metrics.replicaErrors.WithLabelValues(m, "write").Inc()
 				c.health.failed(m, "write", r.err)
 				c.log.Warn("chunk replica write failed; placing it elsewhere", "chunk", id, "machine", m, "err", r.err)
-				need := replicas - len(ch.Replicas) - len(inflight)
-				if need <= 0 {
-					continue
+			} else {
+				ch.Replicas = append(ch.Replicas, m)
+				c.health.answered(m)
+				if slow == nil && len(ch.Replicas) < replicas {
+					wait := min(putHedgeFactor*r.took+putHedgeSlack, c.o.Datanodes.TransferTimeout(ch.Size))
+					t := time.NewTimer(wait)
+					defer t.Stop()
+					slow = t.C
 				}
-				if writes+need > maxWrites {
-					if len(inflight) == 0 {
-						return ch, unavailable(fmt.Errorf("%d replica writes failed", len(failed)))
-					}
-					continue
+			}
+			// Replace what failed; fail once nothing is in flight that could make up R.
+			if need := replicas - len(ch.Replicas) - len(inflight); need > 0 {
+				err := fmt.Errorf("%d replica writes failed, at most %d may be started", len(failed), maxWrites)
+				if writes+need <= maxWrites {
+					err = launch(need)
 				}
-				if err := launch(need); err != nil && len(inflight) == 0 {
+				if err != nil && len(inflight) == 0 {
 					return ch, unavailable(err)
 				}
-				continue
-			}
-			ch.Replicas = append(ch.Replicas, m)
-			c.health.answered(m)
-			if slow == nil && len(ch.Replicas) < replicas {
-				wait := min(putHedgeFactor*r.took+putHedgeSlack, c.o.Datanodes.TransferTimeout(ch.Size))
-				t := time.NewTimer(wait)
-				defer t.Stop()
-				slow = t.C
 			}
 		case <-slow:
 			// The replicas still in flight are slow: one more machine for each, once.

@@ -144,6 +144,27 @@ func TestWriteFailsCleanlyWhenADatanodeHangs(t *testing.T) {
 	}
 }
 
+// With R = 3 on three machines and one refusing connections (dead, still registered), the
+// others acknowledge and no machine is left to replace it: the write fails with 503 at once.
+func TestWriteFailsWhenNoMachineCanReplace(t *testing.T) {
+	tc := newTestCluster(t, clusterOpts{machines: 3, replicas: 3, etcdHost: "127.0.88.26"})
+	u, _ := url.Parse(tc.s3.URL)
+	mc, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(tc.access, tc.secret, ""), MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustBucket(t, mc, "dead")
+	tc.kill("m3")
+	data := randData(300<<10, 2)
+	within(t, 20*time.Second, "PUT with 2 of R=3 machines answering", func(ctx context.Context) error {
+		_, err := mc.PutObject(ctx, "dead", "k", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+		if s3code(err) != "ServiceUnavailable" {
+			return fmt.Errorf("%v, want ServiceUnavailable", err)
+		}
+		return nil
+	})
+}
+
 // A replica that stops sending in the middle of a chunk is abandoned after its stall limit and
 // the read resumes at the same byte on another replica: the client gets every byte, once.
 func TestStalledStreamResumes(t *testing.T) {
