@@ -93,6 +93,7 @@ type Config struct {
 	CoordinatorMemory int64         `yaml:"coordinator-memory" name:"coordinator-memory" help:"Bytes a coordinator may hold in write buffers; more concurrent writes wait." default:"536870912"`
 	GCGrace           time.Duration `yaml:"gc-grace" name:"gc-grace" help:"How long chunks of deleted or overwritten objects are kept for reads already under way." default:"5m"`
 	WriteTimeout      time.Duration `yaml:"write-timeout" name:"write-timeout" help:"A write whose intent has not been refreshed for this long is abandoned and its chunks collected." default:"1h"`
+	MultipartExpiry   time.Duration `yaml:"multipart-expiry" name:"multipart-expiry" help:"A multipart upload neither completed nor aborted this long after it began is aborted and its parts collected." default:"168h"`
 	S3Region          string        `yaml:"s3-region" name:"s3-region" help:"Region name in S3 signatures." default:"us-east-1"`
 	S3Domains         []string      `yaml:"s3-domains" name:"s3-domains" sep:"," placeholder:"DOMAIN,..." help:"Domains for virtual-host style S3 requests (BUCKET.DOMAIN); path style always works." default:""`
 	RootAccessKey     string        `yaml:"root-access-key" name:"root-access-key" help:"Access key of the S3 root user (default: from data-dir/credentials)." default:""`
@@ -344,6 +345,9 @@ func (c *Config) Check() error {
 	}
 	if c.WriteTimeout < time.Second {
 		return keyErr("write-timeout", c.WriteTimeout.String(), "a duration of at least 1s")
+	}
+	if c.MultipartExpiry < time.Minute {
+		return keyErr("multipart-expiry", c.MultipartExpiry.String(), "a duration of at least 1m")
 	}
 	if (c.RootAccessKey == "") != (c.RootSecretKey == "") {
 		return keyErr("root-access-key", c.RootAccessKey, "set together with root-secret-key, or neither")

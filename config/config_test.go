@@ -48,6 +48,7 @@ func TestPrecedence(t *testing.T) {
 		{"datanode-port", c.DatanodePort, 8911, "default"},
 		{"role", strings.Join(c.Role, ","), "controller,datanode", "file " + file},
 		{"heartbeat-interval", c.HeartbeatInterval, 100 * time.Millisecond, "default"},
+		{"multipart-expiry", c.MultipartExpiry, 7 * 24 * time.Hour, "default"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -104,6 +105,8 @@ func TestBadInput(t *testing.T) {
 		{"http peer", "name: m1\ninitial-cluster: m1=http://127.0.0.1:2380\n", nil, "https://host:port"},
 		{"controller not listed", "name: m9\ninitial-cluster: m1=https://127.0.0.1:2380\n", nil, `includes this controller "m9"`},
 		{"bad log format", "log-format: xml\n", nil, "text or json"},
+		{"multipart expiry too short", "multipart-expiry: 10s\n", nil, "multipart-expiry: allowed: a duration of at least 1m"},
+		{"bad multipart expiry env", "", map[string]string{"HANODE_MULTIPART_EXPIRY": "a week"}, "HANODE_MULTIPART_EXPIRY"},
 		{"nested value", "name: {a: b}\n", nil, "single value"},
 		{"bad name", "name: Has_Upper\n", nil, "for name"},
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/datanode"
@@ -53,6 +54,8 @@ type clusterOpts struct {
 	chunkSize int64
 	minFree   int64
 	etcdHost  string
+	// wrapKV, when set, wraps the coordinator's etcd KV (the test keeps a clean client).
+	wrapKV    func(clientv3.KV) clientv3.KV
 	domains   []string
 	memory    int64            // write-buffer budget (default 64 MiB)
 	body      time.Duration    // BodyWindow (default the coordinator's)
@@ -81,6 +84,16 @@ func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
 		}
 		return "", sigv4.ErrUnknownAccessKey
 	}
+	coordCli := cli
+	if o.wrapKV != nil {
+		cc, err := clientv3.New(clientv3.Config{Endpoints: cli.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		cc.KV = o.wrapKV(cc.KV)
+		coordCli = cc
+	}
 	if o.memory == 0 {
 		o.memory = 64 << 20
 	}
@@ -88,7 +101,7 @@ func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
 		o.datanodes = &datanode.Client{HTTP: &http.Client{}, HeaderTimeout: 2 * time.Second, TransferBase: 2 * time.Second}
 	}
 	c, err := New(Options{
-		Name: "m1", Etcd: cli, Datanodes: o.datanodes, Lookup: lookup, BodyWindow: o.body,
+		Name: "m1", Etcd: coordCli, Datanodes: o.datanodes, Lookup: lookup, BodyWindow: o.body,
 		ChunkSize: o.chunkSize, Replicas: o.replicas, Memory: o.memory, GCGrace: 0, WriteTimeout: time.Minute, Log: log, Domains: o.domains,
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -61,8 +62,8 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 		return err
 	}
 	p := &meta.Part{Number: num, Size: w.size, ETag: hex.EncodeToString(w.md5), Modified: time.Now().UTC(), Chunks: w.chunks}
+	// PutPart settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutPart(ctx, u, p, writeID, c.o.GCGrace); err != nil {
-		c.abort(writeID)
 		return err
 	}
 	if copy {
@@ -138,7 +139,10 @@ func (c *Coordinator) abortUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.meta.AbortUpload(rq.r.Context(), u); err != nil {
+	switch err := c.meta.AbortUpload(rq.r.Context(), u); {
+	case errors.Is(err, meta.ErrPartsPending):
+		c.log.Warn("aborted upload's parts not all deleted; the active master finishes", "upload", u.ID, "err", err)
+	case err != nil:
 		return err
 	}
 	rq.w.WriteHeader(http.StatusNoContent)

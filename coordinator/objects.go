@@ -95,7 +95,7 @@ func (c *Coordinator) checkCapacity(replicas int) error {
 // The intent is written while the first chunks are already on their way (saving an etcd round
 // trip per small object) and the write cannot commit before it is in etcd. A coordinator killed
 // in that window can leave chunks no intent names: a leak of at most two chunks, never a
-// visible effect; the repair loop's scrub is what reclaims such orphans.
+// visible effect, which nothing reclaims yet (an orphan sweep of the datanodes would).
 func (c *Coordinator) writeData(ctx context.Context, bucket, key string, body io.Reader, size int64, replicas int) (*written, string, error) {
 	in := meta.Intent{ID: meta.NewWriteID(), Bucket: bucket, Key: key, Writer: c.o.Name}
 	begun := make(chan error, 1)
@@ -131,7 +131,7 @@ func (c *Coordinator) touch(ctx context.Context, in meta.Intent) {
 	}
 }
 
-// abort hands a failed write's chunks to the collector.
+// abort hands the chunks of a failed write whose commit was never sent to the collector.
 func (c *Coordinator) abort(writeID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -191,8 +191,8 @@ func (c *Coordinator) putObject(rq *request) error {
 		return err
 	}
 	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
+	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutObject(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace); err != nil {
-		c.abort(writeID)
 		return err
 	}
 	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
@@ -434,8 +434,8 @@ func (c *Coordinator) copyObject(rq *request) error {
 		return err
 	}
 	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
+	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutObject(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace); err != nil {
-		c.abort(writeID)
 		return err
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CopyObjectResult{LastModified: s3.Timestamp{Time: obj.Modified}, ETag: s3.QuoteETag(obj.ETag)})

@@ -139,6 +139,11 @@ func toS3(err error) *s3.Error {
 		return s3.ErrorFor(s3.CodeRequestTimeout, "")
 	case errors.Is(err, errUnavailable):
 		return s3.ErrorFor(s3.CodeServiceUnavailable, err.Error())
+	case errors.Is(err, meta.ErrTooLarge), errors.Is(err, rpctypes.ErrRequestTooLarge):
+		return s3.ErrorFor(s3.CodeEntityTooLarge, "the object's metadata would exceed what one etcd request holds: it lists too many chunks "+
+			"(about 512 GiB at the default 8 MiB chunk size), or it replaces an object that does (delete that first); an upload that cannot complete can be aborted")
+	case errors.Is(err, meta.ErrCommitUnknown):
+		return s3.ErrorFor(s3.CodeServiceUnavailable, "the metadata commit was interrupted and its outcome could not be established; retry the request")
 	case errors.Is(err, meta.ErrIntentLost), errors.Is(err, meta.ErrConflict):
 		return s3.ErrorFor(s3.CodeServiceUnavailable, "the write was interrupted by a concurrent change; retry it")
 	case isUnavailable(err):
@@ -395,7 +400,13 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 		}
 	} else {
 		after = q.Get("marker")
-		afterIsPrefix = delim != "" && strings.HasSuffix(after, delim) && strings.HasPrefix(after, prefix)
+		// A marker that is one of this listing's common prefixes (a NextMarker returned for
+		// one: the prefix, then the first delimiter, at the end) continues after everything
+		// under it; any other marker, the prefix itself included, is a key.
+		if rest, ok := strings.CutPrefix(after, prefix); ok && delim != "" {
+			i := strings.Index(rest, delim)
+			afterIsPrefix = i >= 0 && i+len(delim) == len(rest)
+		}
 	}
 	res, err := c.meta.ListObjects(rq.r.Context(), rq.bucket, prefix, delim, after, afterIsPrefix, maxKeys)
 	if err != nil {

@@ -25,6 +25,8 @@ import (
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/hanode/hanode/meta"
 )
 
 const (
@@ -64,9 +66,6 @@ type Member struct {
 // Start starts the member and returns once its listeners are up. It does
 // not wait for quorum: use Ready/ReadyNotify. ctx bounds only the startup
 // work (lost-data probe, join/rejoin membership calls).
-// maxRequestBytes is the largest etcd request (and so object record) accepted.
-const maxRequestBytes = 8 << 20
-
 func Start(ctx context.Context, cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -190,7 +189,8 @@ func embedConfig(cfg Config, tlsInfo transport.TLSInfo, zl *zap.Logger) (*embed.
 	// An object's record lists its chunks (~63 bytes each) in one value, and replacing an object
 	// writes the new record and the old one's garbage record in one transaction: 8 MiB carries
 	// a 512 GiB object at the default 8 MiB chunk size (etcd's default 1.5 MiB, under 100 GiB).
-	ec.MaxRequestBytes = maxRequestBytes
+	// The metadata store checks its transactions against the same limit before sending them.
+	ec.MaxRequestBytes = meta.MaxRequestBytes
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = cfg.AutoCompactionRetention
 	ec.CorruptCheckTime = corruptCheckTime

@@ -65,7 +65,7 @@ type Options struct {
 	Machine   string
 	Roles     []string
 	Addresses []string
-	PKIDir    string // where to write ca.crt, node.crt, node.key (and keyring.json)
+	PKIDir    string // where to write ca.crt, node.pem (and keyring.json)
 }
 
 // ErrCAMismatch means the server's CA is not the one the token pins: the secret was not sent.

@@ -8,6 +8,7 @@
 //	o/<bucket>/<key>                object record (one per key; bucket names have no '/')
 //	u/<bucket>/<key>\x00<upload>    multipart upload in progress
 //	p/<upload>/<part, 5 digits>     uploaded part
+//	a/<upload>                      an aborted upload whose parts are still being deleted
 //	i/<write id>                    write intent: chunks named <write id>-<n> may exist
 //	g/<write id>                    chunks to delete once their grace period has passed
 //	bad/<chunk id>/<machine>        a replica found damaged, for the repair loop
@@ -37,6 +38,7 @@ const (
 	ObjectPrefix  = Prefix + "o/"
 	UploadPrefix  = Prefix + "u/"
 	PartPrefix    = Prefix + "p/"
+	AbortPrefix   = Prefix + "a/"
 	IntentPrefix  = Prefix + "i/"
 	GCPrefix      = Prefix + "g/"
 	BadPrefix     = Prefix + "bad/"
@@ -56,6 +58,9 @@ var (
 	ErrIntentLost     = errors.New("write intent expired before commit")
 	ErrCorrupt        = errors.New("corrupt metadata record")
 	ErrConflict       = errors.New("conflicting concurrent change")
+	// ErrPartsPending: an aborted upload is gone, but deleting its parts stopped part way;
+	// the active master finishes it.
+	ErrPartsPending = errors.New("upload aborted; its parts are still being deleted")
 )
 
 // Bucket is a bucket's record.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -35,14 +36,24 @@ func (s *Store) GetUpload(ctx context.Context, bucket, key, id string) (*Upload,
 }
 
 // PutPart commits an uploaded part, replacing (and collecting) an earlier upload of the same
-// part number.
+// part number. Like PutObject it settles a failed commit before returning: nil means the part
+// is committed; otherwise the write is aborted, or the error wraps ErrCommitUnknown.
 func (s *Store) PutPart(ctx context.Context, u *Upload, p *Part, intent string, grace time.Duration) error {
-	pk, uk := partKey(u.ID, p.Number), uploadKey(u.Bucket, u.Key, u.ID)
-	val := string(EncodePart(p))
+	pk := partKey(u.ID, p.Number)
+	val := EncodePart(p)
+	if err := s.putPart(ctx, u, p.Number, pk, val, intent, grace); err != nil {
+		return s.resolveWrite(ctx, intent, pk, val, err)
+	}
+	return nil
+}
+
+func (s *Store) putPart(ctx context.Context, u *Upload, num int, pk string, value []byte, intent string, grace time.Duration) error {
+	uk := uploadKey(u.Bucket, u.Key, u.ID)
+	val := string(value)
 	for range maxConflictRetries {
 		resp, err := s.cli.Get(ctx, pk)
 		if err != nil {
-			return fmt.Errorf("put part %d of %s: %w", p.Number, u.ID, err)
+			return fmt.Errorf("put part %d of %s: %w", num, u.ID, err)
 		}
 		var rev int64
 		ops := []clientv3.Op{clientv3.OpPut(pk, val), clientv3.OpDelete(IntentPrefix + intent)}
@@ -57,7 +68,7 @@ func (s *Store) PutPart(ctx context.Context, u *Upload, p *Part, intent string, 
 		tx, err := s.cli.Txn(ctx).If(versionGT0(uk), versionGT0(IntentPrefix+intent), clientv3.Compare(clientv3.ModRevision(pk), "=", rev)).
 			Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(IntentPrefix+intent, clientv3.WithCountOnly())).Commit()
 		if err != nil {
-			return fmt.Errorf("put part %d of %s: %w", p.Number, u.ID, err)
+			return fmt.Errorf("put part %d of %s: %w", num, u.ID, err)
 		}
 		if tx.Succeeded {
 			return nil
@@ -69,7 +80,7 @@ func (s *Store) PutPart(ctx context.Context, u *Upload, p *Part, intent string, 
 			return fmt.Errorf("write %s: %w", intent, ErrIntentLost)
 		}
 	}
-	return fmt.Errorf("put part %d of %s: too many concurrent writers", p.Number, u.ID)
+	return fmt.Errorf("put part %d of %s: %w", num, u.ID, errTooManyWriters)
 }
 
 // ListParts returns the parts after part number `after`, at most max, and whether more follow.
@@ -93,30 +104,59 @@ func (s *Store) ListParts(ctx context.Context, id string, after, max int) ([]*Pa
 	return out, resp.More, nil
 }
 
-// AllParts returns every part of an upload and the revision they were read at.
+// AllParts returns every part of an upload and the revision they were read at. The parts of an
+// upload that can complete fit one transaction (the used ones' chunks become the object's
+// record, the others' are queued as garbage), so it reads no more than that: beyond etcd's
+// request limit it stops with ErrTooLarge.
 func (s *Store) AllParts(ctx context.Context, id string) ([]*Part, int64, error) {
 	pre := PartPrefix + id + "/"
-	resp, err := s.cli.Get(ctx, pre, clientv3.WithPrefix())
+	// The current revision, to read every part as of one revision.
+	head, err := s.cli.Get(ctx, pre, clientv3.WithCountOnly(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, fmt.Errorf("read parts of %s: %w", id, err)
 	}
-	out := make([]*Part, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+	rev := head.Header.Revision
+	var out []*Part
+	n := 0
+	err = s.rangeStream(ctx, pre, clientv3.GetPrefixRangeEnd(pre), rev, false, func(kv *mvccpb.KeyValue) (bool, error) {
+		if n += len(kv.Value); n > s.lim.request-txnSlack {
+			return false, fmt.Errorf("%w: the parts' records take more than %d bytes", ErrTooLarge, s.lim.request-txnSlack)
+		}
 		p, err := DecodePart(kv.Value)
 		if err != nil {
-			return nil, 0, fmt.Errorf("part %s: %w", kv.Key, err)
+			return false, fmt.Errorf("part %s: %w", kv.Key, err)
 		}
 		out = append(out, p)
+		return true, nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read parts of %s: %w", id, err)
 	}
-	return out, resp.Header.Revision, nil
+	return out, rev, nil
 }
 
 // CompleteUpload makes the object built from an upload's parts visible, in one transaction
 // that requires the upload to still exist and no part to have changed since partsRev, removes
-// the upload and its parts, and queues the replaced object's and the unused parts' chunks.
+// the upload and its parts, and queues the replaced object's and the unused parts' chunks. A
+// record over recordLimit, or a transaction over etcd's request limit, is refused with
+// ErrTooLarge before anything is written: the upload stays as it was, for an abort.
+//
+// A failed commit is settled before it returns: nil means the object is committed.
 func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused []Chunk, partsRev int64, grace time.Duration) error {
-	ok, uk, pp := ObjectKey(u.Bucket, u.Key), uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
-	val := string(EncodeObject(o))
+	ok := ObjectKey(u.Bucket, u.Key)
+	val := EncodeObject(o)
+	if err := s.completeUpload(ctx, u, ok, val, unused, partsRev, grace); err != nil {
+		return s.resolvePut(ctx, ok, val, err)
+	}
+	return nil
+}
+
+func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value []byte, unused []Chunk, partsRev int64, grace time.Duration) error {
+	uk, pp := uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
+	if err := s.recordFits(value); err != nil {
+		return fmt.Errorf("complete upload %s: %w", u.ID, err)
+	}
+	val := string(value)
 	for range maxConflictRetries {
 		old, rev, err := s.getRaw(ctx, ok)
 		if err != nil {
@@ -131,12 +171,16 @@ func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused
 		if op, ok := s.garbageOp(garbage, grace); ok {
 			ops = append(ops, op)
 		}
-		tx, err := s.cli.Txn(ctx).If(
+		conds := []clientv3.Cmp{
 			versionGT0(uk),
 			versionGT0(BucketKey(u.Bucket)),
 			clientv3.Compare(clientv3.ModRevision(ok), "=", rev),
 			clientv3.Compare(clientv3.ModRevision(pp), "<", partsRev+1).WithPrefix(),
-		).Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithMinModRev(partsRev+1))).Commit()
+		}
+		if err := s.fits(conds, ops); err != nil {
+			return fmt.Errorf("complete upload %s: %w", u.ID, err)
+		}
+		tx, err := s.cli.Txn(ctx).If(conds...).Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithMinModRev(partsRev+1))).Commit()
 		if err != nil {
 			return fmt.Errorf("complete upload %s: %w", u.ID, err)
 		}
@@ -150,35 +194,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused
 			return fmt.Errorf("upload %s: a part was uploaded again while completing: %w", u.ID, ErrConflict)
 		}
 	}
-	return fmt.Errorf("complete upload %s: too many concurrent writers", u.ID)
-}
-
-// AbortUpload deletes an upload and its parts and queues their chunks at once.
-func (s *Store) AbortUpload(ctx context.Context, u *Upload) error {
-	parts, rev, err := s.AllParts(ctx, u.ID)
-	if err != nil {
-		return err
-	}
-	var chunks []Chunk
-	for _, p := range parts {
-		chunks = append(chunks, p.Chunks...)
-	}
-	uk, pp := uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
-	ops := []clientv3.Op{clientv3.OpDelete(uk), clientv3.OpDelete(pp, clientv3.WithPrefix())}
-	if op, ok := s.garbageOp(chunks, 0); ok {
-		ops = append(ops, op)
-	}
-	tx, err := s.cli.Txn(ctx).If(versionGT0(uk), clientv3.Compare(clientv3.ModRevision(pp), "<", rev+1).WithPrefix()).Then(ops...).Commit()
-	if err != nil {
-		return fmt.Errorf("abort upload %s: %w", u.ID, err)
-	}
-	if !tx.Succeeded {
-		if _, err := s.GetUpload(ctx, u.Bucket, u.Key, u.ID); err != nil {
-			return err
-		}
-		return fmt.Errorf("abort upload %s: %w", u.ID, ErrConflict)
-	}
-	return nil
+	return fmt.Errorf("complete upload %s: %w", u.ID, errTooManyWriters)
 }
 
 // ListUploads lists uploads in progress in key order (then upload id), starting after

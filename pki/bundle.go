@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -34,32 +35,46 @@ type bundleState struct {
 	id   Identity
 }
 
-// LoadBundle loads ca.crt, node.crt and node.key from dir and checks that the
-// node certificate is a currently valid hanode leaf chaining to ca.crt and that
-// node.key matches it.
+// LoadBundle loads ca.crt and node.pem from dir and checks that the node
+// certificate is a currently valid hanode leaf chaining to ca.crt and that the
+// key matches it. A directory of an earlier version, with node.crt and node.key
+// instead of node.pem, gets its node.pem written from them first, so that
+// everything (etcd included) reads the one file renewals replace; where that
+// cannot be written, the two files are read.
 func LoadBundle(dir string) (*Bundle, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("pki: resolve %s: %w", dir, err)
 	}
-	b := &Bundle{
-		dir:      abs,
-		caFile:   filepath.Join(abs, CACertFile),
-		certFile: filepath.Join(abs, NodeCertFile),
-		keyFile:  filepath.Join(abs, NodeKeyFile),
-	}
+	migrated := migrateNode(abs)
+	certFile, keyFile := nodeFiles(abs)
+	b := &Bundle{dir: abs, caFile: filepath.Join(abs, CACertFile), certFile: certFile, keyFile: keyFile}
 	if err := b.Reload(); err != nil {
+		if migrated != nil {
+			return nil, fmt.Errorf("%w (and writing %s from %s and %s: %v)", err, NodePairFile, NodeCertFile, NodeKeyFile, migrated)
+		}
 		return nil, err
 	}
 	return b, nil
 }
 
+// nodeFiles names the files holding dir's node certificate and key: node.pem
+// twice, or an earlier version's node.crt and node.key when only they exist.
+func nodeFiles(dir string) (certFile, keyFile string) {
+	pair := filepath.Join(dir, NodePairFile)
+	if !fileExists(pair) && fileExists(filepath.Join(dir, NodeCertFile)) {
+		return filepath.Join(dir, NodeCertFile), filepath.Join(dir, NodeKeyFile)
+	}
+	return pair, pair
+}
+
 // Reload re-reads and re-validates the files. On error the previous state is
-// kept, so a half-written renewal never takes a working node down.
+// kept, so a broken file on disk never takes a working node down.
 func (b *Bundle) Reload() error {
 	b.reloadMu.Lock()
 	defer b.reloadMu.Unlock()
-	st, err := loadState(b.caFile, b.certFile, b.keyFile, time.Now())
+	certFile, keyFile := nodeFiles(b.dir)
+	st, err := loadState(b.caFile, certFile, keyFile, time.Now())
 	if err != nil {
 		return err
 	}
@@ -87,26 +102,16 @@ func loadCAPool(caFile string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// loadState reads the CA pool and the node pair: from one file (node.pem) when
+// certFile and keyFile are the same, else from an earlier version's two files.
 func loadState(caFile, certFile, keyFile string, now time.Time) (*bundleState, error) {
 	pool, err := loadCAPool(caFile)
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := readFile(certFile)
+	leaf, key, err := readNode(certFile, keyFile)
 	if err != nil {
 		return nil, err
-	}
-	leaf, err := parseLeafPEM(certPEM)
-	if err != nil {
-		return nil, fmt.Errorf("pki: parse %s: %w", certFile, err)
-	}
-	keyPEM, err := readFile(keyFile)
-	if err != nil {
-		return nil, err
-	}
-	key, err := parseKeyPEM(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("pki: parse %s: %w", keyFile, err)
 	}
 	if !keyMatches(leaf, key) {
 		return nil, fmt.Errorf("pki: private key %s does not match certificate %s", keyFile, certFile)
@@ -129,16 +134,46 @@ func loadState(caFile, certFile, keyFile string, now time.Time) (*bundleState, e
 	}, nil
 }
 
+func readNode(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
+	certPEM, err := readFile(certFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if certFile == keyFile {
+		leaf, key, err := parsePairPEM(certPEM)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pki: parse %s: %w", certFile, err)
+		}
+		return leaf, key, nil
+	}
+	leaf, err := parseLeafPEM(certPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: parse %s: %w", certFile, err)
+	}
+	keyPEM, err := readFile(keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := parseKeyPEM(keyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: parse %s: %w", keyFile, err)
+	}
+	return leaf, key, nil
+}
+
 // Dir returns the absolute pki directory.
 func (b *Bundle) Dir() string { return b.dir }
 
 // CAFile returns the absolute path of ca.crt.
 func (b *Bundle) CAFile() string { return b.caFile }
 
-// CertFile returns the absolute path of node.crt.
+// CertFile returns the absolute path of the file holding the node certificate
+// as the bundle was loaded: node.pem, which holds the key too (TLS libraries
+// that take a certificate file and a key file read the right block of each).
 func (b *Bundle) CertFile() string { return b.certFile }
 
-// KeyFile returns the absolute path of node.key.
+// KeyFile returns the absolute path of the file holding the node's private key:
+// node.pem, as CertFile.
 func (b *Bundle) KeyFile() string { return b.keyFile }
 
 // Identity returns the identity of the current node certificate (a copy).
@@ -194,7 +229,7 @@ func ClientTLSForCA(caFile string) (*tls.Config, error) {
 }
 
 // EnsureSelfSigned bootstraps a single machine (appliance, lab): it creates a
-// CA in dir if there is none, issues a node certificate for id if node.crt is
+// CA in dir if there is none, issues a node certificate for id if node.pem is
 // missing, invalid, expired, or lacks any of id's machine name, roles, IPs or
 // DNS names, and returns the loaded Bundle. It never overwrites an existing
 // CA. It is not safe to run concurrently against the same dir from two
@@ -248,7 +283,8 @@ func EnsureSelfSigned(dir, clusterName string, id Identity, caValidity, nodeVali
 // nodeReissueReason returns why the node certificate in dir cannot serve id,
 // or nil if it can.
 func nodeReissueReason(dir string, want Identity, now time.Time) error {
-	st, err := loadState(filepath.Join(dir, CACertFile), filepath.Join(dir, NodeCertFile), filepath.Join(dir, NodeKeyFile), now)
+	certFile, keyFile := nodeFiles(dir)
+	st, err := loadState(filepath.Join(dir, CACertFile), certFile, keyFile, now)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -179,11 +180,10 @@ func fileExists(path string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// WriteNode atomically writes node.crt (0644) and node.key (0600) into dir.
-// The pair is validated first so a bad issuance can't replace a working
-// identity. The key is written before the certificate: a reader racing the two
-// renames sees a mismatched pair, which LoadBundle/Reload reject, keeping the
-// old certificate in memory rather than serving a broken one.
+// WriteNode atomically replaces the node's certificate and key: both go into node.pem (0600),
+// written to a temporary file, synced and renamed over the old one, so a reader or a crash
+// sees the old pair or the new one. The pair is validated first so a bad issuance can't
+// replace a working identity. The two files of earlier versions are removed afterwards.
 func WriteNode(dir string, certPEM, keyPEM []byte) error {
 	cert, err := parseLeafPEM(certPEM)
 	if err != nil {
@@ -199,10 +199,120 @@ func WriteNode(dir string, certPEM, keyPEM []byte) error {
 	if err := ensureDir(dir); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(dir, NodeKeyFile, keyPEM, 0o600); err != nil {
+	if err := writeFileAtomic(dir, NodePairFile, encodePair(certPEM, keyPEM), 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, NodeCertFile, certPEM, 0o644)
+	removed := false
+	for _, name := range []string{NodeCertFile, NodeKeyFile} {
+		switch err := os.Remove(filepath.Join(dir, name)); {
+		case err == nil:
+			removed = true
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("pki: remove the old %s: %w", name, err)
+		}
+	}
+	if removed {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+func encodePair(certPEM, keyPEM []byte) []byte {
+	out := make([]byte, 0, len(certPEM)+len(keyPEM)+2)
+	out = append(append(out, bytes.TrimSpace(certPEM)...), '\n')
+	return append(append(out, bytes.TrimSpace(keyPEM)...), '\n')
+}
+
+// parsePairPEM parses node.pem: exactly one certificate and one PKCS#8 private key.
+func parsePairPEM(data []byte) (*x509.Certificate, crypto.Signer, error) {
+	var certs, keys [][]byte
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		switch block.Type {
+		case pemTypeCert:
+			certs = append(certs, pem.EncodeToMemory(block))
+		case pemTypeKey:
+			keys = append(keys, pem.EncodeToMemory(block))
+		default:
+			return nil, nil, fmt.Errorf("unexpected PEM block %q, want one %q and one %q", block.Type, pemTypeCert, pemTypeKey)
+		}
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, nil, errors.New("trailing data after the last PEM block")
+	}
+	if len(certs) != 1 || len(keys) != 1 {
+		return nil, nil, fmt.Errorf("want exactly one certificate and one private key, found %d and %d", len(certs), len(keys))
+	}
+	cert, err := parseLeafPEM(certs[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := parseKeyPEM(keys[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+// migrateNode writes node.pem from the node.crt and node.key of an earlier version, unless
+// node.pem exists (it is created, never replaced: a renewal may have written it meanwhile).
+func migrateNode(dir string) error {
+	pair := filepath.Join(dir, NodePairFile)
+	if fileExists(pair) || !fileExists(filepath.Join(dir, NodeCertFile)) {
+		return nil
+	}
+	certPEM, err := readFile(filepath.Join(dir, NodeCertFile))
+	if err != nil {
+		return err
+	}
+	keyPEM, err := readFile(filepath.Join(dir, NodeKeyFile))
+	if err != nil {
+		return err
+	}
+	cert, err := parseLeafPEM(certPEM)
+	if err != nil {
+		return fmt.Errorf("pki: %s: %w", NodeCertFile, err)
+	}
+	key, err := parseKeyPEM(keyPEM)
+	if err != nil {
+		return fmt.Errorf("pki: %s: %w", NodeKeyFile, err)
+	}
+	if !keyMatches(cert, key) {
+		return fmt.Errorf("pki: %s does not match %s", NodeKeyFile, NodeCertFile)
+	}
+	return createFileAtomic(dir, NodePairFile, encodePair(certPEM, keyPEM), 0o600)
+}
+
+// createFileAtomic creates dir/name with data unless it exists, never showing a partial file:
+// a synced temporary file is hard-linked to the name, which fails if the name exists.
+func createFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("pki: write %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(perm)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("pki: write %s: %w", name, err)
+	}
+	if err := os.Link(tmp.Name(), filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("pki: create %s: %w", name, err)
+	}
+	return syncDir(dir)
 }
 
 // WriteCACert atomically writes ca.crt (0644) for a machine that trusts the
@@ -224,12 +334,13 @@ func WriteCACert(dir string, certPEM []byte) error {
 	return writeFileAtomic(dir, CACertFile, certPEM, 0o644)
 }
 
-// Exists reports whether dir holds what a node needs to run TLS: ca.crt,
-// node.crt and node.key. It does not validate them; LoadBundle does.
+// Exists reports whether dir holds what a node needs to run TLS: ca.crt and
+// node.pem (or an earlier version's node.crt and node.key). It does not validate
+// them; LoadBundle does.
 func Exists(dir string) bool {
 	return fileExists(filepath.Join(dir, CACertFile)) &&
-		fileExists(filepath.Join(dir, NodeCertFile)) &&
-		fileExists(filepath.Join(dir, NodeKeyFile))
+		(fileExists(filepath.Join(dir, NodePairFile)) ||
+			fileExists(filepath.Join(dir, NodeCertFile)) && fileExists(filepath.Join(dir, NodeKeyFile)))
 }
 
 // ParseCertsPEM decodes a bundle of PEM certificates (strictly: nothing but CERTIFICATE blocks).

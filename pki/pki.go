@@ -26,8 +26,15 @@ import (
 
 // File names inside the pki directory.
 const (
-	CACertFile   = "ca.crt"
-	CAKeyFile    = "ca.key"
+	CACertFile = "ca.crt"
+	CAKeyFile  = "ca.key"
+	// NodePairFile holds the node's certificate and its private key together (PEM: the
+	// certificate, then the PKCS#8 key), so that a renewal replaces both with one rename: no
+	// reader, and no crash, ever finds a key of one issue beside a certificate of another.
+	NodePairFile = "node.pem"
+	// NodeCertFile and NodeKeyFile are where earlier versions kept the pair as two files.
+	// LoadBundle reads them when node.pem is missing (and writes node.pem from them);
+	// WriteNode removes them.
 	NodeCertFile = "node.crt"
 	NodeKeyFile  = "node.key"
 )

@@ -446,20 +446,36 @@ func TestLoadBundleErrors(t *testing.T) {
 			}
 		}
 	}
+	certPEM, keyPEM := mustIssue(t, ca, localhost)
+	pair := func(blocks ...[]byte) func(string) {
+		return write(NodePairFile, bytes.Join(blocks, nil))
+	}
+	// An earlier version's two files, without node.pem.
+	legacy := func(certPEM, keyPEM []byte) func(string) {
+		return func(dir string) {
+			os.Remove(filepath.Join(dir, NodePairFile))
+			write(NodeCertFile, certPEM)(dir)
+			write(NodeKeyFile, keyPEM)(dir)
+		}
+	}
 	tests := []struct {
 		name    string
 		setup   func(dir string)
 		wantSub []string
 		wantIs  error
 	}{
-		{"key mismatch", write(NodeKeyFile, otherKey), []string{NodeKeyFile, NodeCertFile, "does not match"}, nil},
-		{"missing key", func(dir string) { os.Remove(filepath.Join(dir, NodeKeyFile)) }, []string{NodeKeyFile}, fs.ErrNotExist},
+		{"key mismatch", pair(certPEM, otherKey), []string{NodePairFile, "does not match"}, nil},
+		{"missing pair", func(dir string) { os.Remove(filepath.Join(dir, NodePairFile)) }, []string{NodePairFile}, fs.ErrNotExist},
 		{"missing ca", func(dir string) { os.Remove(filepath.Join(dir, CACertFile)) }, []string{CACertFile}, fs.ErrNotExist},
-		{"garbage cert", write(NodeCertFile, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")), []string{NodeCertFile}, nil},
-		{"two certs in node.crt", write(NodeCertFile, append(append([]byte{}, foreignCert...), ca.CertPEM...)), []string{NodeCertFile, "exactly one"}, nil},
-		{"foreign CA", func(dir string) { write(NodeCertFile, foreignCert)(dir); write(NodeKeyFile, foreignKey)(dir) }, []string{NodeCertFile, CACertFile}, nil},
-		{"expired", func(dir string) { write(NodeCertFile, expiredCert)(dir); write(NodeKeyFile, expiredKey)(dir) }, []string{NodeCertFile, "expired"}, nil},
-		{"CA as node cert", write(NodeCertFile, ca.CertPEM), []string{NodeCertFile}, nil},
+		{"garbage cert", pair([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), keyPEM), []string{NodePairFile}, nil},
+		{"two certs", pair(certPEM, ca.CertPEM, keyPEM), []string{NodePairFile, "exactly one"}, nil},
+		{"no key", pair(certPEM), []string{NodePairFile, "exactly one"}, nil},
+		{"foreign CA", pair(foreignCert, foreignKey), []string{NodePairFile, CACertFile}, nil},
+		{"expired", pair(expiredCert, expiredKey), []string{NodePairFile, "expired"}, nil},
+		{"CA as node cert", pair(ca.CertPEM, keyPEM), []string{NodePairFile}, nil},
+		// A pair torn by an earlier version's renewal is refused, not migrated.
+		{"torn legacy pair", legacy(certPEM, otherKey), []string{NodeKeyFile, NodeCertFile, "does not match"}, nil},
+		{"two certs in node.crt", legacy(append(append([]byte{}, foreignCert...), ca.CertPEM...), keyPEM), []string{NodeCertFile, "exactly one"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -493,8 +509,10 @@ func TestBundleAccessors(t *testing.T) {
 			t.Errorf("%s is not absolute", p)
 		}
 	}
-	checkMode(t, b.CertFile(), 0o644)
-	checkMode(t, b.KeyFile(), 0o600)
+	if b.CertFile() != b.KeyFile() || filepath.Base(b.CertFile()) != NodePairFile {
+		t.Errorf("CertFile %s, KeyFile %s: want both %s", b.CertFile(), b.KeyFile(), NodePairFile)
+	}
+	checkMode(t, b.CertFile(), 0o600)
 	checkMode(t, b.CAFile(), 0o644)
 	checkMode(t, b.Dir(), 0o700)
 	if id := b.Identity(); !identityEqual(id, Identity{Machine: "m1", Roles: []string{"controller"}, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}) {
@@ -507,7 +525,7 @@ func TestBundleAccessors(t *testing.T) {
 	}
 	os.Remove(b.KeyFile())
 	if Exists(dir) {
-		t.Error("Exists = true without node.key")
+		t.Error("Exists = true without node.pem")
 	}
 	if Exists(t.TempDir()) {
 		t.Error("Exists = true for empty dir")
@@ -522,7 +540,7 @@ func TestWriteNodeRejectsMismatch(t *testing.T) {
 	if err := WriteNode(dir, c1, k2); err == nil {
 		t.Fatal("WriteNode accepted a mismatched pair")
 	}
-	if Exists(dir) || fileExists(filepath.Join(dir, NodeKeyFile)) {
+	if Exists(dir) || fileExists(filepath.Join(dir, NodePairFile)) {
 		t.Error("WriteNode wrote files despite mismatch")
 	}
 	if err := WriteCACert(dir, c1); err == nil {

@@ -158,7 +158,8 @@ func (c *controller) handleLocate(w http.ResponseWriter, r *http.Request) {
 }
 
 // leadS3 is the active master's object-store work: it makes sure the root user exists and runs
-// the garbage collector, every write fenced by the term.
+// the garbage collector and the expiry of abandoned multipart uploads, every write fenced by
+// the term.
 func (c *controller) leadS3(term *election.Term) {
 	ctx := term.Context()
 	for ctx.Err() == nil {
@@ -176,6 +177,9 @@ func (c *controller) leadS3(term *election.Term) {
 	col := &gc.Collector{Etcd: c.cli, Meta: meta.New(c.cli), Datanodes: c.datanodes, Log: c.log.With("loop", "gc"),
 		WriteTimeout: c.o.Config.WriteTimeout, GiveUp: 7 * 24 * time.Hour}
 	col.Metrics(nil)
+	ups := &gc.Uploads{Meta: col.Meta, Log: c.log.With("loop", "uploads"), Expiry: c.o.Config.MultipartExpiry}
+	ups.Metrics(nil)
+	go ups.Run(ctx, c.gcInterval(), term.Guard())
 	col.Run(ctx, c.gcInterval(), term.Guard())
 }
 

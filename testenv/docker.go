@@ -273,7 +273,7 @@ func copyPKI(ctx context.Context, l *Lab, m *Machine) error {
 	}
 	// Only the certificate the lab presents and the CA it trusts: the CA key and the keyring
 	// stay in the container.
-	for _, f := range []string{pki.CACertFile, pki.NodeCertFile, pki.NodeKeyFile} {
+	for _, f := range []string{pki.CACertFile, pki.NodePairFile} {
 		if _, err := docker(ctx, "cp", container(l, m)+":"+dockerDataDir+"/"+pki.DirName+"/"+f, filepath.Join(l.ClientPKI, f)); err != nil {
 			return fmt.Errorf("copy %s's certificate for the lab: %w", m.Name, err)
 		}

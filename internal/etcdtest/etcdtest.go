@@ -26,6 +26,7 @@ func Start(t testing.TB, host string) *clientv3.Client {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = "t=" + pu.String()
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cfg.MaxRequestBytes = 8 << 20 // as etcdembed configures the controllers' members
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatalf("start etcd on %s: %v", host, err)
@@ -36,7 +37,9 @@ func Start(t testing.TB, host string) *clientv3.Client {
 	case <-time.After(20 * time.Second):
 		t.Fatal("etcd not ready after 20s")
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		MaxCallSendMsgSize: 10 << 20}) // as the roles' clients, for the largest transactions
+
 	if err != nil {
 		t.Fatal(err)
 	}
