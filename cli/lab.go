@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hanode/hanode/testenv"
+	"github.com/hanode/hanode/testenv/chaos"
 )
 
 type labCmd struct {
@@ -22,6 +24,7 @@ type labCmd struct {
 	Failover  labFailoverCmd  `cmd:"" help:"Measure active-master failover: kill -9 the master (also the Raft leader) N times."`
 	Partition labPartitionCmd `cmd:"" help:"Cut a machine off the lab network (docker driver)."`
 	Heal      labHealCmd      `cmd:"" help:"Reconnect partitioned machines (all, or MACHINE) with their addresses (docker driver)."`
+	Chaos     labChaosCmd     `cmd:"" help:"Record S3 histories under faults, one fault family at a time, and check them for linearizability."`
 }
 
 type labDir struct {
@@ -179,5 +182,49 @@ func (c labHealCmd) Run(e *Env) error {
 		return err
 	}
 	fmt.Fprintln(e.Stdout, "healed", map[bool]string{true: "every machine", false: c.Machine}[c.Machine == ""])
+	return nil
+}
+
+type labChaosCmd struct {
+	labDir
+	Duration time.Duration `default:"60s" help:"How long each fault family's fault phase lasts."`
+	Faults   string        `default:"all" help:"Fault families to run in turn, comma-separated: all, or kill-master, kill-leader, kill-datanode, kill-coordinator, pause-master, pause-leader, pause-datanode, pause-coordinator, partition (docker driver)."`
+	Clients  int           `default:"6" help:"Concurrent S3 clients."`
+	Keys     int           `default:"4" help:"Keys shared by all clients (each also writes keys of its own)."`
+	Hold     time.Duration `default:"6s" help:"The longest a fault lasts (a killed process stays down, a paused one frozen, a machine cut off); each lasts half to all of it."`
+	Quiet    time.Duration `default:"3s" help:"The longest pause between two faults."`
+	Out      string        `help:"Where a failed family's history, timeline and visualisation go (default DIR/chaos)." type:"path"`
+	Seed     uint64        `help:"Seed of the workload's and the faults' choices (default: random, printed)."`
+}
+
+func (c labChaosCmd) Run(e *Env) error {
+	l, drv, err := c.load()
+	if err != nil {
+		return err
+	}
+	fams, err := chaos.ParseFamilies(c.Faults, drv)
+	if err != nil {
+		return usagef("--faults: %v", err)
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	reports, err := chaos.Run(ctx, chaos.Config{Lab: l, Driver: drv, Families: fams, Duration: c.Duration,
+		Clients: c.Clients, Keys: c.Keys, Hold: c.Hold, Quiet: c.Quiet, OutDir: c.Out, Log: e.Stdout, Seed: c.Seed})
+	tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FAMILY\tOPS\tFAULTS\tFAILED REQUESTS\tKEYS READ BACK\tVERDICT\tHISTORY")
+	failed := 0
+	for _, r := range reports {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.Family, r.Ops, len(r.Faults), r.Unknown, r.Keys, r.Verdict, r.Dir)
+		if r.Verdict != chaos.VerdictOK {
+			failed++
+		}
+	}
+	_ = tw.Flush()
+	if err != nil {
+		return fmt.Errorf("lab chaos: %w", err)
+	}
+	if failed > 0 {
+		return fmt.Errorf("lab chaos: %d of %d fault families failed the check (see the problems above)", failed, len(reports))
+	}
 	return nil
 }

@@ -591,6 +591,7 @@ type benchCmd struct {
 	Bucket      string        `default:"hanode-bench" help:"Bucket, created if missing."`
 	Prefix      string        `default:"bench/" help:"Key prefix."`
 	Keys        int           `default:"64" help:"Key space: PREFIX0 to PREFIX(N-1); get and mixed write them all first."`
+	Prepared    bool          `help:"get and mixed: the key space was written by an earlier run (same --size, --keys, --seed, --prefix, --bucket); do not write it again."`
 	Seed        uint64        `default:"1" help:"Seed of the objects' contents, which GETs verify byte by byte."`
 	PartSize    sizeFlag      `default:"16MiB" help:"Objects larger than this are uploaded in parts of this size."`
 	Cleanup     bool          `help:"Delete the key space at the end."`
@@ -682,7 +683,7 @@ func (c benchCmd) run(e *Env) error {
 	if err := cl.EnsureBucket(ctx, c.Bucket); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	if c.Op != "put" {
+	if c.Op != "put" && !c.Prepared {
 		// GETs need every key written, with this size and seed.
 		var next atomic.Int64
 		var firstErr error

@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/meta"
@@ -37,6 +36,11 @@ type Options struct {
 	GCGrace   time.Duration
 	// WriteTimeout: a write's intent is refreshed every third of it while the write runs.
 	WriteTimeout time.Duration
+	// A request body must deliver BodyMinBytes within every BodyWindow of time spent waiting
+	// for it, or the request fails with RequestTimeout (400) and its buffers are released
+	// (defaults 30 s and 32 KiB).
+	BodyWindow   time.Duration
+	BodyMinBytes int64
 	Region       string
 	Domains      []string
 	Log          *slog.Logger
@@ -61,6 +65,12 @@ func (o *Options) check() error {
 	if o.Region == "" {
 		o.Region = "us-east-1"
 	}
+	if o.BodyWindow <= 0 {
+		o.BodyWindow = 30 * time.Second
+	}
+	if o.BodyMinBytes <= 0 {
+		o.BodyMinBytes = 32 << 10
+	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -73,6 +83,7 @@ type Coordinator struct {
 	log      *slog.Logger
 	meta     *meta.Store
 	nodes    *nodes
+	health   *health
 	keys     *keyCache
 	verifier *sigv4.Verifier
 	bufs     *bufferPool
@@ -90,7 +101,7 @@ func New(o Options) (*Coordinator, error) {
 		log:   o.Log,
 		meta:  meta.New(o.Etcd),
 		nodes: newNodes(o.Etcd, o.Log),
-		bufs:  &bufferPool{sem: semaphore.NewWeighted(o.Memory), size: o.ChunkSize},
+		bufs:  newBufferPool(o.Memory, o.ChunkSize),
 	}
 	c.copyBufs.New = func() any { b := make([]byte, 256<<10); return &b }
 	c.keys = newKeyCache(o.Etcd, o.Lookup, o.Log)
@@ -98,15 +109,18 @@ func New(o Options) (*Coordinator, error) {
 	// disagree on its name (s3cmd signs for "US", others for us-east-1 or what they were told).
 	c.verifier = &sigv4.Verifier{Lookup: c.keys.lookup}
 	c.metrics = newMetrics(o.Registry)
+	c.health = newHealth(o.Datanodes, o.Log, c.nodes.addr, o.Registry)
 	return c, nil
 }
 
-// Run keeps the datanode view and the key cache current until ctx ends.
+// Run keeps the datanode view and the key cache current, and probes suspect datanodes, until
+// ctx ends.
 func (c *Coordinator) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); c.nodes.run(ctx) }()
 	go func() { defer wg.Done(); c.keys.run(ctx) }()
+	go func() { defer wg.Done(); c.health.run(ctx) }()
 	wg.Wait()
 }
 
@@ -132,12 +146,14 @@ func (c *Coordinator) Ready(ctx context.Context) error {
 func (c *Coordinator) Handler() http.Handler { return http.HandlerFunc(c.serveS3) }
 
 type metrics struct {
-	requests      *prometheus.CounterVec
-	duration      *prometheus.HistogramVec
-	bytesIn       prometheus.Counter
-	bytesOut      prometheus.Counter
-	replicaErrors *prometheus.CounterVec
-	readFailures  prometheus.Counter
+	requests          *prometheus.CounterVec
+	duration          *prometheus.HistogramVec
+	bytesIn           prometheus.Counter
+	bytesOut          prometheus.Counter
+	replicaErrors     *prometheus.CounterVec
+	readFailures      prometheus.Counter
+	hedgedReads       prometheus.Counter
+	slowReplicaWrites prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -149,9 +165,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		bytesOut:      prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_sent_bytes_total", Help: "Object bytes sent."}),
 		replicaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_s3_replica_errors_total", Help: "Failed chunk replica reads and writes, by datanode machine."}, []string{"machine", "op"}),
 		readFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_chunk_read_failures_total", Help: "Chunk reads that failed on every replica."}),
+		hedgedReads: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_hedged_reads_total",
+			Help: "Chunk reads that started another replica because the first had sent nothing within its hedging delay."}),
+		slowReplicaWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_slow_replica_writes_total",
+			Help: "Extra chunk copies written elsewhere because a replica write was slow to acknowledge."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.replicaErrors, m.readFailures)
+		reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.replicaErrors, m.readFailures, m.hedgedReads, m.slowReplicaWrites)
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/internal/etcdtest"
+	"github.com/hanode/hanode/internal/faults"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3/sigv4"
 )
@@ -42,6 +43,7 @@ type testNode struct {
 	machine string
 	dir     string
 	store   *datanode.Store
+	fz      *faults.Freezer // freezes the datanode as SIGSTOP would
 	srv     *httptest.Server
 	reg     *cluster.Registrar
 }
@@ -53,8 +55,11 @@ type clusterOpts struct {
 	minFree   int64
 	etcdHost  string
 	// wrapKV, when set, wraps the coordinator's etcd KV (the test keeps a clean client).
-	wrapKV  func(clientv3.KV) clientv3.KV
-	domains []string
+	wrapKV    func(clientv3.KV) clientv3.KV
+	domains   []string
+	memory    int64            // write-buffer budget (default 64 MiB)
+	body      time.Duration    // BodyWindow (default the coordinator's)
+	datanodes *datanode.Client // default: short deadlines for tests
 }
 
 func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
@@ -93,9 +98,15 @@ func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
 		cc.KV = o.wrapKV(cc.KV)
 		coordCli = cc
 	}
+	if o.memory == 0 {
+		o.memory = 64 << 20
+	}
+	if o.datanodes == nil {
+		o.datanodes = &datanode.Client{HTTP: &http.Client{}, HeaderTimeout: 2 * time.Second, TransferBase: 2 * time.Second}
+	}
 	c, err := New(Options{
-		Name: "m1", Etcd: coordCli, Datanodes: &datanode.Client{HTTP: &http.Client{}}, Lookup: lookup,
-		ChunkSize: o.chunkSize, Replicas: o.replicas, Memory: 64 << 20, GCGrace: 0, WriteTimeout: time.Minute, Log: log, Domains: o.domains,
+		Name: "m1", Etcd: coordCli, Datanodes: o.datanodes, Lookup: lookup, BodyWindow: o.body,
+		ChunkSize: o.chunkSize, Replicas: o.replicas, Memory: o.memory, GCGrace: 0, WriteTimeout: time.Minute, Log: log, Domains: o.domains,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,14 +127,16 @@ func (tc *testCluster) addNode(ctx context.Context, machine string, minFree int6
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := httptest.NewServer(datanode.Handler(st))
+	fz := faults.NewFreezer(datanode.Handler(st))
+	srv := httptest.NewServer(fz)
 	t.Cleanup(srv.Close)
+	t.Cleanup(fz.Thaw) // first: handlers waiting on a freeze return before the server closes
 	reg, err := cluster.Register(ctx, tc.etcd, cluster.Registration{Machine: machine, Role: "datanode", Address: srv.URL, Free: 100 << 30}, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	tc.nodes[machine] = &testNode{machine: machine, dir: dir, store: st, srv: srv, reg: reg}
+	tc.nodes[machine] = &testNode{machine: machine, dir: dir, store: st, fz: fz, srv: srv, reg: reg}
 }
 
 // waitLive waits until the coordinator sees n writable datanodes.

@@ -85,18 +85,7 @@ func startKeyCache(t *testing.T, k *keyCache) {
 	done := make(chan struct{})
 	go func() { defer close(done); k.run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitUntil(t, "the key watch to start", func() bool { return k.revision() > 0 })
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the key watch to start", func() bool { return k.revision() > 0 })
 }
 
 // Requests with access keys that do not exist cost no controller call, however many distinct
@@ -159,7 +148,7 @@ func TestKeyCacheUnknownKeys(t *testing.T) {
 		t.Fatalf("AKNEW before it exists: %v", err)
 	}
 	ks.put("AKNEW", "new-secret")
-	waitUntil(t, "the new key to be accepted", func() bool {
+	waitUntil(t, 10*time.Second, "the new key to be accepted", func() bool {
 		sec, err := k.lookup(ctx, "AKNEW")
 		return err == nil && sec == "new-secret"
 	})
@@ -259,8 +248,8 @@ func TestKeyCacheWatchResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	resume()
-	waitUntil(t, "the watch to resume", func() bool { return bw.watches.Load() >= 2 })
-	waitUntil(t, "the changes made while the watch was down", func() bool {
+	waitUntil(t, 10*time.Second, "the watch to resume", func() bool { return bw.watches.Load() >= 2 })
+	waitUntil(t, 10*time.Second, "the changes made while the watch was down", func() bool {
 		_, err := k.lookup(ctx, "AKREVOKED")
 		sec, err2 := k.lookup(ctx, "AKREPLACED")
 		return errors.Is(err, sigv4.ErrUnknownAccessKey) && err2 == nil && sec == "AKREPLACED-new-secret"

@@ -284,7 +284,7 @@ func (c *Coordinator) getObject(rq *request) error {
 		return nil
 	}
 	lw := &lazyWriter{w: rq.w, status: status}
-	err = c.readRange(ctx, lw, obj, off, n)
+	err = c.readRange(ctx, lw, objectRef{rq.bucket, rq.key}, obj, off, n)
 	c.metrics.bytesOut.Add(float64(lw.n))
 	if err == nil {
 		if !lw.started {
@@ -404,7 +404,7 @@ func (c *Coordinator) copyData(ctx context.Context, rq *request, src *meta.Objec
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(c.readRange(ctx, pw, src, off, n)) }()
+	go func() { pw.CloseWithError(c.readRange(ctx, pw, copySourceRef(rq), src, off, n)) }()
 	w, id, err := c.writeData(ctx, rq.bucket, rq.key, pr, n, replicas)
 	pr.CloseWithError(errors.New("copy ended"))
 	return w, id, err

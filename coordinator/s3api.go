@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hanode/hanode/internal/progress"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3"
 	"github.com/hanode/hanode/s3/sigv4"
@@ -91,6 +92,11 @@ func (c *Coordinator) serveS3(w http.ResponseWriter, r *http.Request) {
 		c.metrics.duration.WithLabelValues(rq.op).Observe(time.Since(start).Seconds())
 	}()
 	rq.op = "unknown"
+	if r.ContentLength != 0 {
+		// A client that stops sending its body releases what it holds (write buffers).
+		body := progress.Guard(sw, r, c.o.BodyWindow, c.o.BodyMinBytes)
+		defer body.Stop()
+	}
 	if err := c.route(rq); err != nil {
 		c.fail(rq, err)
 	}
@@ -129,6 +135,8 @@ func toS3(err error) *s3.Error {
 		return s3.ErrorFor(s3.CodeBucketNotEmpty, "")
 	case errors.Is(err, errIncomplete):
 		return s3.ErrorFor(s3.CodeIncompleteBody, err.Error())
+	case errors.Is(err, progress.ErrTooSlow):
+		return s3.ErrorFor(s3.CodeRequestTimeout, "")
 	case errors.Is(err, errUnavailable):
 		return s3.ErrorFor(s3.CodeServiceUnavailable, err.Error())
 	case errors.Is(err, meta.ErrTooLarge), errors.Is(err, rpctypes.ErrRequestTooLarge):

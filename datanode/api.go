@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/hanode/hanode/internal/progress"
 )
 
 // HeaderSHA256 carries a chunk's hex SHA-256 on PUT (optional, checked) and
@@ -19,6 +22,12 @@ const HeaderSHA256 = "X-Hanode-SHA256"
 const (
 	defaultListLimit = 1000
 	maxListLimit     = 10000
+	// A hung caller (a stopped coordinator) must not hold a stream for ever: a PUT body must
+	// deliver putMinBytes within every putWindow, and each block of a GET must be taken
+	// within getBlockTimeout (generous: a coordinator reads at its S3 client's pace).
+	putWindow       = time.Minute
+	putMinBytes     = 64 << 10
+	getBlockTimeout = 5 * time.Minute
 )
 
 // ListResponse is the body of GET /v1/chunks. Next is the id to pass as
@@ -77,6 +86,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, progress.ErrTooSlow):
+		return http.StatusRequestTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -108,6 +119,8 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want := strings.ToLower(strings.TrimSpace(r.Header.Get(HeaderSHA256)))
+	body := progress.Guard(w, r, putWindow, putMinBytes)
+	defer body.Stop()
 	info, existed, err := h.s.put(r.Context(), id, r.Body, r.ContentLength, want)
 	if err != nil {
 		writeErr(w, statusOf(err), err)
@@ -189,13 +202,20 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	}
 	setHeaders(info, off, n)
 	w.WriteHeader(status())
-	if _, err := w.Write(buf[:k]); err != nil {
+	ctl := http.NewResponseController(w)
+	defer ctl.SetWriteDeadline(time.Time{}) // the connection's next response must not inherit it
+	write := func(p []byte) error {
+		_ = ctl.SetWriteDeadline(time.Now().Add(getBlockTimeout))
+		_, err := w.Write(p)
+		return err
+	}
+	if err := write(buf[:k]); err != nil {
 		return // client gone
 	}
 	for {
 		k, err := rc.Read(buf)
 		if k > 0 {
-			if _, werr := w.Write(buf[:k]); werr != nil {
+			if werr := write(buf[:k]); werr != nil {
 				return
 			}
 		}

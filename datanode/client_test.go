@@ -11,6 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/hanode/hanode/internal/faults"
 )
 
 func TestClient(t *testing.T) {
@@ -118,5 +121,85 @@ func TestClientCorrupt(t *testing.T) {
 	}
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("get of a corrupt chunk: %v, want ErrCorrupt", err)
+	}
+}
+
+// A hung datanode (its process stopped: connections accepted, nothing answered) fails every call
+// with ErrDeadline within its deadline instead of blocking the caller.
+func TestClientDeadlines(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), MinFreeBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	fz := faults.NewFreezer(Handler(s))
+	srv := httptest.NewServer(fz)
+	t.Cleanup(srv.Close)
+	t.Cleanup(fz.Thaw) // before the server closes: handlers waiting on the freeze return
+	c := &Client{HTTP: srv.Client(), HeaderTimeout: 200 * time.Millisecond, TransferBase: 200 * time.Millisecond,
+		MinRate: 100 << 20, IdleTimeout: 200 * time.Millisecond}
+	ctx := context.Background()
+	data := randBytes(1<<20, 5)
+	if _, err := c.PutBuffers(ctx, srv.URL, "d1", [][]byte{data[:1000], data[1000:]}, shaHex(data)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Mid-stream: the datanode stops after 100,000 bytes; the body fails after the idle limit.
+	fz.FreezeAfter(100000)
+	rc, err := c.Read(ctx, srv.URL, "d1", 0, -1, ReadOptions{Idle: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if !errors.Is(err, ErrDeadline) || !Unreachable(err) || len(got) < 100000 || !bytes.Equal(got, data[:len(got)]) {
+		t.Fatalf("stream stalled mid-way: %d bytes, %v; want the first bytes, then ErrDeadline", len(got), err)
+	}
+
+	// Frozen from the start: every call fails with ErrDeadline.
+	fz.Freeze()
+	calls := map[string]func() error{
+		"get": func() error { _, err := c.Get(ctx, srv.URL, "d1", 0, -1); return err },
+		"put": func() error {
+			_, err := c.PutBuffers(ctx, srv.URL, "d2", [][]byte{data}, "")
+			return err
+		},
+		"delete": func() error { return c.Delete(ctx, srv.URL, "d1") },
+		"list":   func() error { _, _, err := c.List(ctx, srv.URL, "", 10); return err },
+		"usage":  func() error { _, err := c.Usage(ctx, srv.URL); return err },
+	}
+	for name, call := range calls {
+		t0 := time.Now()
+		err := call()
+		if !errors.Is(err, ErrDeadline) {
+			t.Errorf("%s on a frozen datanode: %v, want ErrDeadline", name, err)
+		}
+		if d := time.Since(t0); d > 5*time.Second {
+			t.Errorf("%s on a frozen datanode returned after %v", name, d)
+		}
+	}
+	// The caller's own cancellation is not a missed deadline.
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Get(cctx, srv.URL, "d1", 0, -1); err == nil || errors.Is(err, ErrDeadline) {
+		t.Fatalf("get cancelled by the caller: %v, want the caller's error", err)
+	}
+	fz.Thaw()
+	if _, err := c.Usage(ctx, srv.URL); err != nil {
+		t.Fatalf("after thaw: %v", err)
+	}
+}
+
+// PutBuffers never reads its buffers after it returns, even when the call failed while the
+// transport was still sending them.
+func TestPutBuffersDetaches(t *testing.T) {
+	r := &buffersReader{bufs: [][]byte{[]byte("abc"), []byte("de")}}
+	p := make([]byte, 4)
+	if n, err := r.Read(p); n != 4 || err != nil || string(p) != "abcd" {
+		t.Fatalf("read %q %v", p[:n], err)
+	}
+	r.detach()
+	if n, err := r.Read(p); n != 0 || err == nil {
+		t.Fatalf("read after detach: %d %v", n, err)
 	}
 }

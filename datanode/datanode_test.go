@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func openTest(t *testing.T, o Options) *Store {
@@ -544,9 +545,9 @@ func TestConcurrentSameID(t *testing.T) {
 }
 
 func TestConcurrencyLimitWaitsOnContext(t *testing.T) {
-	s := openTest(t, Options{MaxConcurrent: 1})
+	s := openTest(t, Options{MaxStreams: 1})
 	mustPut(t, s, "held", []byte("hello"))
-	rc, _, err := s.Get(context.Background(), "held", 0, -1) // holds the only slot
+	rc, _, err := s.Get(context.Background(), "held", 0, -1) // holds the only stream
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,6 +563,38 @@ func TestConcurrencyLimitWaitsOnContext(t *testing.T) {
 	rc.Close() // idempotent
 	if _, err := readRange(s, "held", 0, -1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Readers that stop consuming hold their stream, never a disk slot: more of them than there
+// are disk slots leave a new Get (and Put) free to run.
+func TestSlowReadersDoNotBlockGets(t *testing.T) {
+	s := openTest(t, Options{MaxConcurrent: 2})
+	data := randBytes(3*BlockSize+100, 11)
+	mustPut(t, s, "slow", data)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 6 { // three times the disk slots
+		rc, _, err := s.Get(ctx, "slow", int64(i), -1)
+		if err != nil {
+			t.Fatalf("stalled reader %d: %v", i, err)
+		}
+		t.Cleanup(func() { rc.Close() })
+		if _, err := io.ReadFull(rc, make([]byte, 10)); err != nil { // reads a block, then stops
+			t.Fatal(err)
+		}
+	}
+	rc, _, err := s.Get(ctx, "slow", 0, -1)
+	if err != nil {
+		t.Fatalf("Get with 6 stalled readers and 2 disk slots: %v", err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read with stalled readers: %v (equal %v)", err, bytes.Equal(got, data))
+	}
+	if _, err := s.Put(ctx, "new", bytes.NewReader(data), int64(len(data)), ""); err != nil {
+		t.Fatalf("Put with stalled readers: %v", err)
 	}
 }
 

@@ -85,6 +85,7 @@ const (
 
 	defaultMaxChunkSize  = 64 << 20
 	defaultMaxConcurrent = 64
+	defaultMaxStreams    = 512
 	defaultMinFreeBytes  = 64 << 20
 )
 
@@ -92,7 +93,8 @@ const (
 type Options struct {
 	Dir           string // chunk directory (created 0750)
 	MaxChunkSize  int64  // default 64 MiB: larger puts are refused with ErrTooLarge
-	MaxConcurrent int    // puts+gets in flight (default 64); beyond it Put/Get wait (ctx)
+	MaxConcurrent int    // disk reads and writes of a block (and fsyncs) in flight (default 64); beyond it they wait (ctx)
+	MaxStreams    int    // open Get readers plus puts in progress (default 512); beyond it Put/Get wait (ctx)
 	MinFreeBytes  int64  // refuse puts (ErrNoSpace) that would leave less free (default 64 MiB)
 }
 
@@ -118,7 +120,8 @@ type Store struct {
 	dir     string
 	maxSize int64
 	minFree int64
-	sem     chan struct{}
+	sem     chan struct{} // disk I/O slots, held for one block (or one fsync)
+	streams chan struct{} // open readers and puts in progress
 	crc     *crc32.Table
 	bufs    sync.Pool // *[]byte of BlockSize
 	stripes [lockStripes]sync.Mutex
@@ -142,6 +145,9 @@ func Open(o Options) (*Store, error) {
 	if o.MaxConcurrent <= 0 {
 		o.MaxConcurrent = defaultMaxConcurrent
 	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = defaultMaxStreams
+	}
 	if o.MinFreeBytes <= 0 {
 		o.MinFreeBytes = defaultMinFreeBytes
 	}
@@ -161,6 +167,7 @@ func Open(o Options) (*Store, error) {
 		maxSize: o.MaxChunkSize,
 		minFree: o.MinFreeBytes,
 		sem:     make(chan struct{}, o.MaxConcurrent),
+		streams: make(chan struct{}, o.MaxStreams),
 		crc:     crc32.MakeTable(crc32.Castagnoli),
 		lock:    lf,
 	}
@@ -255,21 +262,31 @@ func (s *Store) stripe(id string) *sync.Mutex {
 	return &s.stripes[crc32.Checksum([]byte(id), s.crc)%lockStripes]
 }
 
-func (s *Store) acquire(ctx context.Context) error {
+// acquire takes a disk I/O slot: held for one block read or write (or one fsync), never for a
+// whole stream, so a slow peer cannot keep others from the disk.
+func (s *Store) acquire(ctx context.Context) error { return take(ctx, s.sem) }
+
+func (s *Store) release() { <-s.sem }
+
+// openStream takes a stream slot, held by a Get reader until Close and by a put until it ends:
+// it bounds open files and buffers, not disk I/O.
+func (s *Store) openStream(ctx context.Context) error { return take(ctx, s.streams) }
+
+func (s *Store) closeStream() { <-s.streams }
+
+func take(ctx context.Context, sem chan struct{}) error {
 	select {
-	case s.sem <- struct{}{}:
+	case sem <- struct{}{}:
 		return nil
 	default:
 	}
 	select {
-	case s.sem <- struct{}{}:
+	case sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
-
-func (s *Store) release() { <-s.sem }
 
 func (s *Store) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
 func (s *Store) putBuf(b *[]byte) { s.bufs.Put(b) }
@@ -443,10 +460,10 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, size int64, wan
 			return Info{}, false, wrap(ErrExists)
 		}
 	}
-	if err := s.acquire(ctx); err != nil {
+	if err := s.openStream(ctx); err != nil {
 		return Info{}, false, wrap(err)
 	}
-	defer s.release()
+	defer s.closeStream()
 
 	if err := s.checkFree(max(size, 0)); err != nil {
 		return Info{}, false, wrap(err)
@@ -479,17 +496,8 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, size int64, wan
 	}
 	ft.tableCRC = crc32.Checksum(table, s.crc)
 	ft.created = time.Now().UnixNano()
-	if _, err := tmp.Write(table); err != nil {
-		return Info{}, false, wrap(s.ioErr(err))
-	}
-	if _, err := tmp.Write(s.encodeFooter(ft)); err != nil {
-		return Info{}, false, wrap(s.ioErr(err))
-	}
-	if err := tmp.Sync(); err != nil {
-		return Info{}, false, wrap(s.ioErr(err))
-	}
-	if err := tmp.Close(); err != nil {
-		return Info{}, false, wrap(s.ioErr(err))
+	if err := s.finish(ctx, tmp, table, s.encodeFooter(ft)); err != nil {
+		return Info{}, false, wrap(err)
 	}
 
 	mu := s.stripe(id)
@@ -513,6 +521,24 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, size int64, wan
 		return Info{}, false, wrap(err)
 	}
 	return ft.info(id), false, nil
+}
+
+// finish writes the table and footer of a chunk file and fsyncs and closes it, in one disk slot.
+func (s *Store) finish(ctx context.Context, f *os.File, table, footer []byte) error {
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release()
+	if _, err := f.Write(table); err != nil {
+		return s.ioErr(err)
+	}
+	if _, err := f.Write(footer); err != nil {
+		return s.ioErr(err)
+	}
+	if err := f.Sync(); err != nil {
+		return s.ioErr(err)
+	}
+	return s.ioErr(f.Close())
 }
 
 // writeData streams the body to w block by block, returning the footer (size,
@@ -547,7 +573,13 @@ func (s *Store) writeData(ctx context.Context, w io.Writer, r io.Reader, size in
 			}
 			table = binary.LittleEndian.AppendUint32(table, crc32.Checksum(buf[:n], s.crc))
 			h.Write(buf[:n])
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			// The body is read without a disk slot: a slow sender holds only its stream.
+			if err := s.acquire(ctx); err != nil {
+				return ft, nil, err
+			}
+			_, werr := w.Write(buf[:n])
+			s.release()
+			if werr != nil {
 				return ft, nil, s.ioErr(werr)
 			}
 			ft.size += int64(n)

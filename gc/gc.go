@@ -36,6 +36,10 @@ type Collector struct {
 	records prometheus.Counter
 }
 
+// callTimeout bounds each datanode call of a round; a datanode that misses it is left alone
+// for the rest of the round (its records stay for the next one).
+const callTimeout = 10 * time.Second
+
 // Metrics registers the collector's counters.
 func (c *Collector) Metrics(reg prometheus.Registerer) {
 	c.deleted = prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_chunks_deleted_total", Help: "Chunk replicas deleted by the garbage collector."})
@@ -82,6 +86,9 @@ func (c *Collector) Round(ctx context.Context, guard ...clientv3.Cmp) (int, erro
 	done := 0
 	for _, g := range due {
 		complete := c.collect(ctx, g, live)
+		if ctx.Err() != nil {
+			return done, ctx.Err()
+		}
 		if !complete && time.Since(g.After) < c.GiveUp {
 			continue
 		}
@@ -124,13 +131,18 @@ func (c *Collector) collect(ctx context.Context, g meta.GarbageEntry, live map[s
 			complete = false
 			return
 		}
-		err := c.Datanodes.Delete(ctx, addr, id)
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := c.Datanodes.Delete(cctx, addr, id)
+		cancel()
 		switch {
 		case err == nil:
 			c.deleted.Inc()
 		case errors.Is(err, datanode.ErrNotFound):
 		default:
 			complete = false
+			if cctx.Err() != nil || datanode.Unreachable(err) {
+				delete(live, machine) // hung or gone: not again this round
+			}
 			c.Log.Debug("deleting a chunk", "chunk", id, "machine", machine, "err", err)
 		}
 	}
@@ -146,9 +158,14 @@ func (c *Collector) collect(ctx context.Context, g meta.GarbageEntry, live map[s
 		for m, addr := range live {
 			after := prefix
 			for {
-				infos, next, err := c.Datanodes.List(ctx, addr, after, 1000)
+				cctx, cancel := context.WithTimeout(ctx, callTimeout)
+				infos, next, err := c.Datanodes.List(cctx, addr, after, 1000)
+				cancel()
 				if err != nil {
 					complete = false
+					if cctx.Err() != nil || datanode.Unreachable(err) {
+						delete(live, m)
+					}
 					break
 				}
 				more := next != ""

@@ -1,5 +1,6 @@
 // Package placement chooses the datanodes a chunk's replicas go to. Rules, in order: every
-// replica on a distinct machine (always); spread across zone labels when machines have them
+// replica on a distinct machine (always); no suspect datanode (one that recently missed a
+// deadline) unless the others are too few; spread across zone labels when machines have them
 // (a machine without a label is its own zone); then favour free space, at random weighted by
 // free bytes so that concurrent writers do not all pile onto the emptiest machine.
 package placement
@@ -16,6 +17,9 @@ type Node struct {
 	Address string // base URL of its chunk API
 	Zone    string
 	Free    int64
+	// Suspect: the datanode missed a deadline and has not answered since; it is chosen only
+	// when the others cannot make up the replicas.
+	Suspect bool
 }
 
 // NotEnoughError says why a placement is impossible.
@@ -50,9 +54,26 @@ func Choose(nodes []Node, n int, exclude []string, minFree int64, rng *rand.Rand
 	if len(cands) < n {
 		return nil, &NotEnoughError{Want: n, Have: len(cands), Excluded: excluded}
 	}
+	// Healthy nodes first; suspects only for what the healthy ones cannot cover.
+	healthy, suspect := make([]Node, 0, len(cands)), []Node(nil)
+	for _, c := range cands {
+		if c.Suspect {
+			suspect = append(suspect, c)
+		} else {
+			healthy = append(healthy, c)
+		}
+	}
 	out := make([]Node, 0, n)
 	var zones []string
-	for len(out) < n {
+	out, zones = pick(out, zones, healthy, min(n, len(healthy)), rng)
+	out, _ = pick(out, zones, suspect, n-len(out), rng)
+	return out, nil
+}
+
+// pick appends k of cands to out, spreading over zones not yet in zones, weighted by free space.
+func pick(out []Node, zones []string, cands []Node, k int, rng *rand.Rand) ([]Node, []string) {
+	cands = slices.Clone(cands)
+	for ; k > 0; k-- {
 		// Prefer machines in zones that hold no replica yet; once every zone has one, any.
 		pool := make([]int, 0, len(cands))
 		for i, c := range cands {
@@ -70,7 +91,7 @@ func Choose(nodes []Node, n int, exclude []string, minFree int64, rng *rand.Rand
 		zones = append(zones, zoneOf(cands[i]))
 		cands = slices.Delete(cands, i, i+1)
 	}
-	return out, nil
+	return out, zones
 }
 
 func zoneOf(n Node) string {

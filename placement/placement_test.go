@@ -3,6 +3,7 @@ package placement
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -81,5 +82,31 @@ func TestFreeSpaceWeighting(t *testing.T) {
 	// Expect about 90 % on the big node; a wide margin keeps this from flaking.
 	if count["big"] < 8500 || count["big"] > 9500 {
 		t.Fatalf("big node got %d of 10000 placements, want about 9000", count["big"])
+	}
+}
+
+func TestSuspectsLast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	nodes := []Node{
+		{Machine: "m1", Free: 1 << 30}, {Machine: "m2", Free: 1 << 40, Suspect: true}, {Machine: "m3", Free: 1 << 30},
+	}
+	for range 500 {
+		got, err := Choose(nodes, 2, nil, 0, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range got {
+			if g.Suspect {
+				t.Fatalf("a suspect datanode chosen although two healthy ones have room: %v", got)
+			}
+		}
+	}
+	// Not enough healthy nodes: the suspect one makes up the rest rather than failing the write.
+	got, err := Choose(nodes, 3, nil, 0, rng)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("three of two healthy and one suspect: %v %v", got, err)
+	}
+	if got, err := Choose(nodes, 2, []string{"m1"}, 0, rng); err != nil || !slices.ContainsFunc(got, func(n Node) bool { return n.Suspect }) {
+		t.Fatalf("two with one healthy excluded: %v %v", got, err)
 	}
 }

@@ -290,15 +290,20 @@ func (o Options) controllerClient(ctx context.Context, cli *clientv3.Client) *ad
 }
 
 // newDatanodeClient is a client of the datanodes' chunk API with this machine's certificate.
+// Connecting is bounded here (a stopped datanode's kernel still accepts TCP connections, so the
+// TLS handshake is what hangs); each call's own deadlines are the client's defaults.
 func newDatanodeClient(o Options) *datanode.Client {
 	tr := &http.Transport{
 		TLSClientConfig:     o.Bundle.ClientConfig(""),
 		MaxIdleConnsPerHost: 128,
 		IdleConnTimeout:     90 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
-		WriteBufferSize:     256 << 10,
-		ReadBufferSize:      256 << 10,
-		ForceAttemptHTTP2:   false, // HTTP/1.1: one TCP stream per transfer, no head-of-line blocking
+		TLSHandshakeTimeout: 2 * time.Second,
+		// A backstop only: every call of datanode.Client has a tighter deadline of its own.
+		ResponseHeaderTimeout: time.Minute,
+		WriteBufferSize:       256 << 10,
+		ReadBufferSize:        256 << 10,
+		ForceAttemptHTTP2:     false, // HTTP/1.1: one TCP stream per transfer, no head-of-line blocking
 	}
 	return &datanode.Client{HTTP: &http.Client{Transport: tr}}
 }

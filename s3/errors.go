@@ -44,6 +44,7 @@ const (
 	CodeNotImplemented               = "NotImplemented"
 	CodePreconditionFailed           = "PreconditionFailed"
 	CodeRequestHeaderSectionTooLarge = "RequestHeaderSectionTooLarge"
+	CodeRequestTimeout               = "RequestTimeout"
 	CodeRequestTimeTooSkewed         = "RequestTimeTooSkewed"
 	CodeServiceUnavailable           = "ServiceUnavailable"
 	CodeSignatureDoesNotMatch        = "SignatureDoesNotMatch"
@@ -144,6 +145,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusPreconditionFailed, "At least one of the pre-conditions you specified did not hold", true
 	case CodeRequestHeaderSectionTooLarge:
 		return http.StatusBadRequest, "Your request header section exceeds the maximum allowed size.", true
+	case CodeRequestTimeout:
+		return http.StatusBadRequest, "Your socket connection to the server was not read from or written to within the timeout period.", true
 	case CodeRequestTimeTooSkewed:
 		return http.StatusForbidden, "The difference between the request time and the current time is too large.", true
 	case CodeServiceUnavailable:

@@ -41,6 +41,7 @@ func TestErrorForStatuses(t *testing.T) {
 		{CodeNotImplemented, 501},
 		{CodePreconditionFailed, 412},
 		{CodeRequestHeaderSectionTooLarge, 400},
+		{CodeRequestTimeout, 400},
 		{CodeServiceUnavailable, 503},
 		{CodeSignatureDoesNotMatch, 403},
 		{CodeSlowDown, 503},
