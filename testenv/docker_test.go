@@ -210,9 +210,9 @@ func TestDockerLab(t *testing.T) {
 	// those): it holds on a loaded 2-core machine, and a command that waits out a client's
 	// connection or request timeout on the cut-off machine (10 s and more before the clients
 	// raced) exceeds it. An upload is only required to succeed: right after a partition the
-	// data path itself can still wait on m1 (a coordinator's chunk PUT to m1's datanode on a
-	// kept-alive connection has no answer deadline; docs/benchmarks.md), which no client can
-	// race past.
+	// data path itself can still wait on m1 (a chunk placed on its datanode waits out the
+	// datanode client's deadlines before it goes elsewhere, and the survivors' registrations
+	// churn while the new master is elected: docs/benchmarks.md), which no client can race past.
 	for _, c := range []struct {
 		args    []string
 		bounded bool
