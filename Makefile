@@ -41,8 +41,8 @@ test: build fmt-check vet
 	$(GO) test -count=1 -timeout 25m ./...
 
 # Fuzz every parser of outside input for FUZZTIME each (the seed corpora run in `make test`).
-FUZZ_TARGETS := config:FuzzParseYAML pki:FuzzLoadPEM pki:FuzzIdentityOf pki:FuzzParseCSR \
-	secrets:FuzzOpen tokens:FuzzParse join:FuzzParseRequest datanode:FuzzParseRange meta:FuzzDecodeObject \
+FUZZ_TARGETS := config:FuzzParseYAML security/pki:FuzzLoadPEM security/pki:FuzzIdentityOf security/pki:FuzzParseCSR \
+	security/secrets:FuzzOpen security/tokens:FuzzParse security/join:FuzzParseRequest datanode:FuzzParseRange meta:FuzzDecodeObject \
 	s3:FuzzParseRange s3:FuzzDecodeXML s3:FuzzParseCopySource s3:FuzzParseRequest \
 	s3/sigv4:FuzzParseAuthorization s3/sigv4:FuzzPresignQuery s3/sigv4:FuzzChunkedBody
 fuzz: deps

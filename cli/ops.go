@@ -10,15 +10,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hanode/hanode/adminclient"
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // adminClient builds the failover admin client from the configuration: the machine's own
 // certificate when it has one (a controller machine), else trust in the CA file alone.
-func adminClient(cfg *config.Config) (*adminclient.Client, error) {
+func adminClient(cfg *config.Config) (*adminapi.Client, error) {
 	var tlsCfg *tls.Config
 	if pki.Exists(cfg.PKIDir()) {
 		b, err := pki.LoadBundle(cfg.PKIDir())
@@ -32,7 +32,7 @@ func adminClient(cfg *config.Config) (*adminclient.Client, error) {
 			return nil, usagef("cannot trust the controllers: %v (set --ca-cert or HANODE_CA_CERT)", err)
 		}
 	}
-	return adminclient.New(cfg.Controllers, tlsCfg, cfg.Credential)
+	return adminapi.New(cfg.Controllers, tlsCfg, cfg.Credential)
 }
 
 type leaderCmd struct {

@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/roles"
-	"github.com/hanode/hanode/s3users"
-	"github.com/hanode/hanode/sdnotify"
+	"github.com/hanode/hanode/security/s3users"
+	"github.com/hanode/hanode/internal/sdnotify"
 	"github.com/hanode/hanode/version"
 )
 

@@ -48,7 +48,7 @@ import (
 	"github.com/hanode/hanode/client"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/roles"
-	"github.com/hanode/hanode/s3users"
+	"github.com/hanode/hanode/security/s3users"
 )
 
 // s3Cmds are the S3 data commands, embedded in CLI as top-level commands.

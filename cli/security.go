@@ -13,12 +13,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hanode/hanode/access"
+	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/join"
-	"github.com/hanode/hanode/pki"
-	"github.com/hanode/hanode/secrets"
-	"github.com/hanode/hanode/tokens"
+	"github.com/hanode/hanode/security/join"
+	"github.com/hanode/hanode/security/pki"
+	"github.com/hanode/hanode/security/secrets"
+	"github.com/hanode/hanode/security/tokens"
 )
 
 // ClusterFile records, at join, where the cluster's etcd and controllers are, so that a machine

@@ -14,7 +14,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/hanode/hanode/gc"
+	"github.com/hanode/hanode/controller/gc"
 	"github.com/hanode/hanode/meta"
 )
 

@@ -21,7 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/hanode/hanode/gc"
+	"github.com/hanode/hanode/controller/gc"
 	"github.com/hanode/hanode/meta"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/hanode/hanode/gc"
+	"github.com/hanode/hanode/controller/gc"
 	"github.com/hanode/hanode/meta"
 )
 

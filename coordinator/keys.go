@@ -13,7 +13,7 @@ import (
 
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3/sigv4"
-	"github.com/hanode/hanode/s3users"
+	"github.com/hanode/hanode/security/s3users"
 )
 
 // keyCache caches access keys' secrets so that a signed request costs no round trip to a

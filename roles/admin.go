@@ -16,13 +16,13 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/hanode/hanode/access"
+	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/join"
-	"github.com/hanode/hanode/pki"
-	"github.com/hanode/hanode/secrets"
-	"github.com/hanode/hanode/tokens"
+	"github.com/hanode/hanode/security/join"
+	"github.com/hanode/hanode/security/pki"
+	"github.com/hanode/hanode/security/secrets"
+	"github.com/hanode/hanode/security/tokens"
 )
 
 // CAKey is where the cluster CA (certificate and key) is kept in etcd, sealed with the cluster

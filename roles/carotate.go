@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/cluster"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // CA rotation keeps both CAs trusted while every machine moves from the old to the new. etcd

@@ -18,7 +18,7 @@ import (
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/datanode"
-	"github.com/hanode/hanode/election"
+	"github.com/hanode/hanode/controller/election"
 	"github.com/hanode/hanode/etcdembed"
 	"github.com/hanode/hanode/meta"
 )

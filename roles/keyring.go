@@ -13,8 +13,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/hanode/hanode/cluster"
-	"github.com/hanode/hanode/join"
-	"github.com/hanode/hanode/secrets"
+	"github.com/hanode/hanode/security/join"
+	"github.com/hanode/hanode/security/secrets"
 )
 
 // Keyring rotation runs through etcd in two acknowledged steps, so that no controller is ever

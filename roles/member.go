@@ -13,8 +13,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/hanode/hanode/access"
-	"github.com/hanode/hanode/adminclient"
+	"github.com/hanode/hanode/security/access"
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/coordinator"
@@ -202,7 +202,7 @@ func (m *member) lookupS3Key(ctx context.Context, accessKey string) (string, err
 		SecretKey string `json:"secret_key"`
 	}
 	_, err := m.o.controllerClient(ctx, m.cli).Get(ctx, "/v1/s3/keys/"+url.PathEscape(accessKey), &out)
-	var ae *adminclient.APIError
+	var ae *adminapi.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		return "", fmt.Errorf("access key %s: %w", accessKey, sigv4.ErrUnknownAccessKey)
 	}

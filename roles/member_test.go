@@ -16,11 +16,11 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 
-	"github.com/hanode/hanode/adminclient"
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/internal/etcdtest"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/s3/sigv4"
 )
 
@@ -161,7 +161,7 @@ func TestAllStatus(t *testing.T) {
 				pool.AddCert(s.Certificate())
 				urls = append(urls, s.URL)
 			}
-			ac, err := adminclient.New(urls, &tls.Config{RootCAs: pool}, "")
+			ac, err := adminapi.New(urls, &tls.Config{RootCAs: pool}, "")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,11 +18,11 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/hanode/hanode/access"
+	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/pki"
-	"github.com/hanode/hanode/secrets"
+	"github.com/hanode/hanode/security/pki"
+	"github.com/hanode/hanode/security/secrets"
 )
 
 // What the controllers do for the proxies, which hold neither the cluster CA nor the cluster

@@ -25,14 +25,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/hanode/hanode/adminclient"
-	"github.com/hanode/hanode/certstore"
+	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/security/certstore"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/join"
-	"github.com/hanode/hanode/pki"
-	"github.com/hanode/hanode/proxy"
-	"github.com/hanode/hanode/secrets"
+	"github.com/hanode/hanode/security/join"
+	"github.com/hanode/hanode/security/pki"
+	"github.com/hanode/hanode/balancer"
+	"github.com/hanode/hanode/security/secrets"
 )
 
 // Where the proxies keep what they share in etcd, sealed with the proxy keyring (see
@@ -59,7 +59,7 @@ type proxyRole struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	srv     *server // the role's server: health endpoints, registry, the bound HTTPS listener
-	engine  *proxy.Proxy
+	engine  *balancer.Proxy
 	https   *http.Server // also srv.http, which drain shuts down
 	plain   *http.Server
 	plainLn net.Listener
@@ -67,7 +67,7 @@ type proxyRole struct {
 	trusted []netip.Prefix
 	bundle  *pki.Bundle
 	machine *tls.Config                                                 // serves this machine's certificate while no managed one fits
-	admin   func(context.Context, *clientv3.Client) *adminclient.Client // the process's client of the controllers
+	admin   func(context.Context, *clientv3.Client) *adminapi.Client // the process's client of the controllers
 	statics []config.ProxyUpstream
 
 	fileCert atomic.Pointer[tls.Certificate]
@@ -98,7 +98,7 @@ func newProxyRole(o Options, log *slog.Logger, srv *server) (*proxyRole, error) 
 	px := &proxyRole{cfg: c, log: log, srv: srv, names: c.ProxyCertNames(), trusted: trusted, statics: statics,
 		bundle: o.Bundle, machine: o.Bundle.ServerConfig(), admin: o.controllerClient,
 	}
-	pcfg := proxy.Config{
+	pcfg := balancer.Config{
 		AffinityHeader: c.ProxyAffinityHeader,
 		TrustedProxies: trusted,
 		HealthInterval: c.ProxyHealthInterval,
@@ -113,7 +113,7 @@ func newProxyRole(o Options, log *slog.Logger, srv *server) (*proxyRole, error) 
 	if c.ProxyAccessLog {
 		pcfg.AccessLog = log.With("log", "access")
 	}
-	if px.engine, err = proxy.New(pcfg); err != nil {
+	if px.engine, err = balancer.New(pcfg); err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	if c.ProxyCertFile != "" {
@@ -123,7 +123,7 @@ func newProxyRole(o Options, log *slog.Logger, srv *server) (*proxyRole, error) 
 		}
 		px.fileCert.Store(&cert)
 	}
-	px.https = proxy.NewServer(px.handler(), &tls.Config{
+	px.https = balancer.NewServer(px.handler(), &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: px.getCertificate,
 		// Cluster certificates are verified when offered (the /metrics endpoint takes them),
@@ -157,9 +157,9 @@ func (px *proxyRole) start(ctx context.Context, cli *clientv3.Client) {
 	ctx, px.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	_ = px.engine.Start(ctx) // fails only when started twice
 	if len(px.statics) > 0 {
-		ups := make([]proxy.Upstream, len(px.statics))
+		ups := make([]balancer.Upstream, len(px.statics))
 		for i, u := range px.statics {
-			ups[i] = proxy.Upstream{ID: u.ID, URL: u.URL}
+			ups[i] = balancer.Upstream{ID: u.ID, URL: u.URL}
 		}
 		if err := px.engine.SetUpstreams(ups); err != nil {
 			px.log.Error("proxy: proxy-upstreams", "err", err) // config.Check validated them
@@ -177,7 +177,7 @@ func (px *proxyRole) start(ctx context.Context, cli *clientv3.Client) {
 	px.srv.addCheck("upstreams", px.upstreamsReady)
 	px.srv.addCheck("certificate", px.certReady)
 
-	ln := tls.NewListener(proxy.Listen(px.srv.ln, px.trusted), px.https.TLSConfig)
+	ln := tls.NewListener(balancer.Listen(px.srv.ln, px.trusted), px.https.TLSConfig)
 	go func() {
 		err := px.https.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -274,7 +274,7 @@ func (px *proxyRole) upstreamsReady() error {
 		return errors.New("no upstream: no coordinator is registered")
 	}
 	for _, u := range st.Upstreams {
-		if u.State == proxy.StateHealthy {
+		if u.State == balancer.StateHealthy {
 			return nil
 		}
 	}
@@ -389,14 +389,14 @@ func (px *proxyRole) applyCoordinators(regs map[string]cluster.Registration) {
 		entries = append(entries, r.Machine+"="+r.Address)
 	}
 	slices.Sort(entries)
-	var ups []proxy.Upstream
+	var ups []balancer.Upstream
 	for _, e := range entries {
 		parsed, err := config.ParseProxyUpstreams([]string{e})
 		if err != nil {
 			px.log.Warn("proxy: ignoring a coordinator registration", "entry", e, "err", err)
 			continue
 		}
-		ups = append(ups, proxy.Upstream{ID: parsed[0].ID, URL: parsed[0].URL})
+		ups = append(ups, balancer.Upstream{ID: parsed[0].ID, URL: parsed[0].URL})
 	}
 	if err := px.engine.SetUpstreams(ups); err != nil {
 		px.log.Warn("proxy: cannot set the upstreams", "err", err)
@@ -627,7 +627,7 @@ func (px *proxyRole) callControllers(ctx context.Context, cli *clientv3.Client, 
 
 // allStatus reports whether err holds answers of the controllers and every one was code.
 func allStatus(err error, code int) bool {
-	var ae *adminclient.APIError
+	var ae *adminapi.APIError
 	if !errors.As(err, &ae) {
 		return false
 	}

@@ -23,9 +23,9 @@ import (
 
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/join"
-	"github.com/hanode/hanode/pki"
-	"github.com/hanode/hanode/secrets"
+	"github.com/hanode/hanode/security/join"
+	"github.com/hanode/hanode/security/pki"
+	"github.com/hanode/hanode/security/secrets"
 )
 
 // servedCert handshakes with addr (no SNI when serverName is empty) and returns the leaf.

@@ -17,12 +17,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/hanode/hanode/adminclient"
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/datanode"
-	"github.com/hanode/hanode/join"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/join"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // Options are what a process needs to run its roles.
@@ -42,7 +42,7 @@ type Options struct {
 	// admin is the process's one client of the controllers' admin API (access-key lookups,
 	// the proxy's certificates and keyring): one transport, and the controller that answered
 	// last is asked first. See controllerClient.
-	admin *adminclient.Client
+	admin *adminapi.Client
 }
 
 // Endpoints says where the roles of this process listen.
@@ -263,14 +263,14 @@ func (r *registration) hold(ctx context.Context, held *cluster.Registrar) bool {
 }
 
 // newAdminClient is the process's client of the controllers, with this machine's certificate.
-func newAdminClient(b *pki.Bundle) *adminclient.Client {
-	return adminclient.NewEmpty(adminclient.Options{TLS: b.ClientConfig("")})
+func newAdminClient(b *pki.Bundle) *adminapi.Client {
+	return adminapi.NewEmpty(adminapi.Options{TLS: b.ClientConfig("")})
 }
 
 // controllerClient returns the process's admin API client with its controllers brought up to
 // date: those registered in etcd, then the configured ones. When etcd cannot be read the last
 // known list stays.
-func (o Options) controllerClient(ctx context.Context, cli *clientv3.Client) *adminclient.Client {
+func (o Options) controllerClient(ctx context.Context, cli *clientv3.Client) *adminapi.Client {
 	var urls []string
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	regs, err := cluster.Nodes(rctx, cli)

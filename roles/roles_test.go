@@ -16,7 +16,7 @@ import (
 
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // setup makes an appliance configuration on its own loopback address with a fresh CA.

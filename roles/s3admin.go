@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hanode/hanode/access"
+	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/election"
-	"github.com/hanode/hanode/gc"
+	"github.com/hanode/hanode/controller/election"
+	"github.com/hanode/hanode/controller/gc"
 	"github.com/hanode/hanode/meta"
-	"github.com/hanode/hanode/s3users"
+	"github.com/hanode/hanode/security/s3users"
 )
 
 // CredentialsFile is the S3 root user's key pair, written on the machine whose controller

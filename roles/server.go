@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/hanode/hanode/access"
+	"github.com/hanode/hanode/security/access"
 )
 
 // server is one role's HTTPS listener with the endpoints every role has: /healthz (the process

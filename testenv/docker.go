@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // The docker driver: machine i is the container hanode-lab-<id>-m<i> (hostname m<i>) made from

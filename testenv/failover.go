@@ -13,9 +13,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/hanode/hanode/adminclient"
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // FailoverResult is the outcome of MeasureFailover.
@@ -37,13 +37,13 @@ func Percentile(ds []time.Duration, q float64) time.Duration {
 }
 
 // AdminClient is a failover admin client for the given controller URLs (all when nil).
-func (l *Lab) AdminClient(controllers []string) (*adminclient.Client, error) {
+func (l *Lab) AdminClient(controllers []string) (*adminapi.Client, error) {
 	return l.adminClient(controllers, 0)
 }
 
 // adminClient is AdminClient going over the controllers rounds times when each fails (0: the
 // default).
-func (l *Lab) adminClient(controllers []string, rounds int) (*adminclient.Client, error) {
+func (l *Lab) adminClient(controllers []string, rounds int) (*adminapi.Client, error) {
 	b, err := pki.LoadBundle(l.ClientPKI)
 	if err != nil {
 		return nil, err
@@ -51,7 +51,7 @@ func (l *Lab) adminClient(controllers []string, rounds int) (*adminclient.Client
 	if controllers == nil {
 		controllers = l.Endpoints.Controllers
 	}
-	return adminclient.NewWithOptions(adminclient.Options{Endpoints: controllers, TLS: b.ClientConfig(""), Rounds: rounds})
+	return adminapi.NewWithOptions(adminapi.Options{Endpoints: controllers, TLS: b.ClientConfig(""), Rounds: rounds})
 }
 
 // EtcdClient is an etcd client for the lab's etcd with the lab's client certificate.

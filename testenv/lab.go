@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // Files in the lab directory.

@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // HTTPClient is a client that trusts the lab's CA and presents the lab's client certificate.

@@ -19,9 +19,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/hanode/hanode/adminclient"
-	"github.com/hanode/hanode/pki"
-	"github.com/hanode/hanode/secrets"
+	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/security/pki"
+	"github.com/hanode/hanode/security/secrets"
 )
 
 // TestLabSecurity checks the lab's every listening port and the admin API's access control,
@@ -136,7 +136,7 @@ func TestLabSecurity(t *testing.T) {
 	if _, err := ac.Do(ctx, http.MethodPost, "/v1/credentials", map[string]any{"level": "readonly"}, &cred); err != nil {
 		t.Fatal(err)
 	}
-	ro, err := adminclient.New([]string{admin}, anon, cred.Credential)
+	ro, err := adminapi.New([]string{admin}, anon, cred.Credential)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestLabSecurity(t *testing.T) {
 		t.Errorf("readonly status: %v", err)
 	}
 	for _, w := range []struct{ method, path string }{{http.MethodPost, "/v1/nodes/m2/drain"}, {http.MethodPost, "/v1/tokens"}, {http.MethodPost, "/v1/credentials"}} {
-		var apiErr *adminclient.APIError
+		var apiErr *adminapi.APIError
 		if _, err := ro.Do(ctx, w.method, w.path, map[string]any{}, nil); !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
 			t.Errorf("readonly %s %s: %v, want 403", w.method, w.path, err)
 		}

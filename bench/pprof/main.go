@@ -14,7 +14,7 @@ import (
 	"syscall"
 
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/roles"
 )
 

@@ -19,10 +19,10 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/join"
-	"github.com/hanode/hanode/pki"
+	"github.com/hanode/hanode/security/join"
+	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/roles"
-	"github.com/hanode/hanode/secrets"
+	"github.com/hanode/hanode/security/secrets"
 )
 
 // Appliance is a running single-machine cluster.
