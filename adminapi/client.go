@@ -1,6 +1,6 @@
 // Package adminapi is the controllers' admin API as its callers see it: the wire types and a
-// client. The client holds every controller's address,
-// starts with the one that answered last, and fails over without waiting on a silent one:
+// client. The client holds every controller's address, starts with the one that answered
+// last, and fails over without waiting on a silent one:
 //
 //   - A read (GET) that has no answer after HedgeDelay is sent to the next controller too, and
 //     the first answer wins (the others are cancelled). A connection error or a 5xx answer moves
@@ -33,8 +33,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hanode/hanode/cluster"
 )
 
 // Defaults of Options' zero values.
@@ -373,8 +371,8 @@ func (c *Client) doOne(ctx context.Context, method, url string, payload []byte) 
 }
 
 // Leader returns the active master.
-func (c *Client) Leader(ctx context.Context) (*cluster.LeaderInfo, error) {
-	var l cluster.LeaderInfo
+func (c *Client) Leader(ctx context.Context) (*LeaderInfo, error) {
+	var l LeaderInfo
 	if _, err := c.Get(ctx, "/v1/cluster/leader", &l); err != nil {
 		return nil, err
 	}
@@ -382,8 +380,8 @@ func (c *Client) Leader(ctx context.Context) (*cluster.LeaderInfo, error) {
 }
 
 // Status returns the cluster status as one controller sees it.
-func (c *Client) Status(ctx context.Context) (*cluster.Status, error) {
-	var s cluster.Status
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
 	if _, err := c.Get(ctx, "/v1/cluster/status", &s); err != nil {
 		return nil, err
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/adminapi"
-	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/security/pki"
 )
@@ -40,7 +39,7 @@ type leaderCmd struct {
 }
 
 func (c leaderCmd) Run(e *Env) error {
-	var l cluster.LeaderInfo
+	var l adminapi.LeaderInfo
 	if err := adminCall(e, http.MethodGet, "/v1/cluster/leader", nil, &l); err != nil {
 		return err
 	}
@@ -57,7 +56,7 @@ type statusCmd struct {
 }
 
 func (c statusCmd) Run(e *Env) error {
-	var st cluster.Status
+	var st adminapi.Status
 	if err := adminCall(e, http.MethodGet, "/v1/cluster/status", nil, &st); err != nil {
 		return err
 	}

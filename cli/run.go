@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/security/pki"
-	"github.com/hanode/hanode/roles"
-	"github.com/hanode/hanode/security/s3users"
 	"github.com/hanode/hanode/internal/sdnotify"
+	"github.com/hanode/hanode/roles"
+	"github.com/hanode/hanode/security/pki"
+	"github.com/hanode/hanode/security/s3users"
 	"github.com/hanode/hanode/version"
 )
 
@@ -166,7 +166,7 @@ func printReady(w io.Writer, cfg *config.Config, b *pki.Bundle, eps roles.Endpoi
 	}
 	fmt.Fprintf(tw, "  CA certificate\t%s\n", b.CAFile())
 	if cfg.Has(config.RoleCoordinator) {
-		creds := filepath.Join(cfg.DataDir, roles.CredentialsFile)
+		creds := filepath.Join(cfg.DataDir, s3users.CredentialsFile)
 		if cfg.RootAccessKey != "" {
 			creds = "access key " + cfg.RootAccessKey + " (from the configuration)"
 		}
@@ -199,10 +199,10 @@ func (initCmd) Run(e *Env) error {
 	fmt.Fprintf(e.Stdout, "cluster %q initialised: CA %s, certificate for %s (%s)\n", cfg.ClusterName, b.CAFile(), cfg.Name, b.CertFile())
 	// The S3 root user: from the configuration when set, else a fresh pair the first active
 	// master registers from this file.
-	creds := filepath.Join(cfg.DataDir, roles.CredentialsFile)
+	creds := filepath.Join(cfg.DataDir, s3users.CredentialsFile)
 	if _, err := os.Stat(creds); cfg.RootAccessKey == "" && errors.Is(err, os.ErrNotExist) {
 		ak, sk := s3users.NewKeyPair()
-		if err := roles.WriteCredentials(creds, ak, sk); err != nil {
+		if err := s3users.WriteCredentials(creds, ak, sk); err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
 		fmt.Fprintf(e.Stdout, "S3 root credentials: %s\n", creds)

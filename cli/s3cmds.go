@@ -45,9 +45,9 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/client"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/roles"
 	"github.com/hanode/hanode/security/s3users"
 )
 
@@ -140,18 +140,18 @@ func s3Credentials(cfg *config.Config) (ak, sk, token string, err error) {
 	if v := os.Getenv("AWS_SHARED_CREDENTIALS_FILE"); v != "" {
 		files = append(files, v)
 	}
-	files = append(files, filepath.Join(cfg.DataDir, roles.CredentialsFile))
+	files = append(files, filepath.Join(cfg.DataDir, s3users.CredentialsFile))
 	for _, p := range files {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		ak, sk, err := roles.ReadCredentials(p)
+		ak, sk, err := s3users.ReadCredentials(p)
 		if err != nil {
 			return "", "", "", usagef("S3 credentials: %v", err)
 		}
 		return ak, sk, "", nil
 	}
-	return "", "", "", usagef("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or --data-dir of a machine holding %s", roles.CredentialsFile)
+	return "", "", "", usagef("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or --data-dir of a machine holding %s", s3users.CredentialsFile)
 }
 
 // s3TLS trusts --ca-cert alone when it was given; otherwise both AWS_CA_BUNDLE (often set
@@ -1011,7 +1011,7 @@ func (c locateCmd) Run(e *Env) error {
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
 	}
-	var l roles.Locate
+	var l adminapi.Locate
 	if err := adminCall(e, http.MethodGet, "/v1/locate/"+url.PathEscape(bucket)+"/"+strings.Join(segs, "/"), nil, &l); err != nil {
 		return fmt.Errorf("locate s3://%s/%s: %w", bucket, key, err)
 	}
@@ -1056,8 +1056,8 @@ func (c userAddCmd) Run(e *Env) error {
 	if c.AccessKey != "" && !s3users.ValidAccessKey(c.AccessKey) {
 		return usagef("user add: --access-key %q: want 3 to 128 of A-Z a-z 0-9 . _ -", c.AccessKey)
 	}
-	var out roles.UserCreated
-	if err := adminCall(e, http.MethodPost, "/v1/s3/users", roles.UserCreate{AccessKey: c.AccessKey, Description: c.Description}, &out); err != nil {
+	var out adminapi.UserCreated
+	if err := adminCall(e, http.MethodPost, "/v1/s3/users", adminapi.UserCreate{AccessKey: c.AccessKey, Description: c.Description}, &out); err != nil {
 		return fmt.Errorf("user add: %w", err)
 	}
 	if c.JSON {

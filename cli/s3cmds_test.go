@@ -16,9 +16,9 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/internal/appliance"
-	"github.com/hanode/hanode/roles"
 )
 
 func TestS3Commands(t *testing.T) {
@@ -123,7 +123,7 @@ func TestS3Commands(t *testing.T) {
 	t.Run("locate", func(t *testing.T) {
 		out := ok(t, append([]string{"locate", "cli-test/dir/big.bin"}, admin...)...)
 		rows := regexp.MustCompile(`(?m)^\d+ +\d+ +\d+ +[0-9a-f]{12} +solo \(live\)$`).FindAllString(out, -1)
-		var l roles.Locate
+		var l adminapi.Locate
 		if err := json.Unmarshal([]byte(ok(t, append([]string{"locate", "--json", "s3://cli-test/dir/big.bin"}, admin...)...)), &l); err != nil {
 			t.Fatal(err)
 		}

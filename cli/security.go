@@ -13,8 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/security/join"
 	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/security/secrets"

@@ -18,17 +18,18 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hanode/hanode/internal/keyspace"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // Keys and prefixes of the keyspace.
 const (
-	Root        = "/hanode/"
-	MasterKey   = Root + "master"
-	NodesPrefix = Root + "nodes/"
+	Root        = keyspace.Root
+	MasterKey   = keyspace.Master
+	NodesPrefix = keyspace.Nodes
 	// DrainPrefix marks machines being drained (hanode node drain): placement avoids them.
-	DrainPrefix = Root + "drain/"
+	DrainPrefix = keyspace.Drain
 )
 
 // Registration is what a role process publishes about itself.
@@ -110,6 +111,17 @@ func Nodes(ctx context.Context, cli *clientv3.Client) ([]Registration, error) {
 		return out[i].Role < out[j].Role
 	})
 	return out, nil
+}
+
+// Addresses returns the addresses of the registrations of role, in the order of regs.
+func Addresses(regs []Registration, role string) []string {
+	var out []string
+	for _, r := range regs {
+		if r.Role == role {
+			out = append(out, r.Address)
+		}
+	}
+	return out
 }
 
 // Machine groups a machine's registrations.

@@ -2,6 +2,7 @@ package datanode
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,26 @@ const (
 	DefaultMinRate       = 1 << 20 // bytes per second
 	DefaultIdleTimeout   = 5 * time.Second
 )
+
+// NewClient returns a client of the datanodes' chunk API that presents tlsCfg's certificate (a
+// coordinator's or controller's: the API takes no other). Connecting is bounded here (a stopped
+// datanode's kernel still accepts TCP connections, so the TLS handshake is what hangs); each
+// call's own deadlines are the Client's.
+func NewClient(tlsCfg *tls.Config) *Client {
+	tr := &http.Transport{
+		TLSClientConfig:     tlsCfg,
+		MaxIdleConnsPerHost: 128,
+		IdleConnTimeout:     90 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 2 * time.Second,
+		// A backstop only: every call has a tighter deadline of its own.
+		ResponseHeaderTimeout: time.Minute,
+		WriteBufferSize:       256 << 10,
+		ReadBufferSize:        256 << 10,
+		ForceAttemptHTTP2:     false, // HTTP/1.1: one TCP stream per transfer, no head-of-line blocking
+	}
+	return &Client{HTTP: &http.Client{Transport: tr}}
+}
 
 // Client calls datanodes' chunk API on behalf of a coordinator or controller. It maps the API's
 // statuses back to the store's errors (ErrNotFound, ErrExists, ErrChecksum, ErrNoSpace, ...), so

@@ -29,21 +29,23 @@ import (
 	"errors"
 	"strconv"
 	"time"
+
+	"github.com/hanode/hanode/internal/keyspace"
 )
 
 // Key prefixes.
 const (
-	Prefix        = "/hanode/s3/"
-	BucketPrefix  = Prefix + "b/"
-	ObjectPrefix  = Prefix + "o/"
-	UploadPrefix  = Prefix + "u/"
-	PartPrefix    = Prefix + "p/"
-	AbortPrefix   = Prefix + "a/"
-	IntentPrefix  = Prefix + "i/"
-	GCPrefix      = Prefix + "g/"
-	BadPrefix     = Prefix + "bad/"
-	UserPrefix    = Prefix + "users/"
-	SettingsKey   = Prefix + "settings"
+	Prefix        = keyspace.S3
+	BucketPrefix  = keyspace.S3Buckets
+	ObjectPrefix  = keyspace.S3Objects
+	UploadPrefix  = keyspace.S3Uploads
+	PartPrefix    = keyspace.S3Parts
+	AbortPrefix   = keyspace.S3Aborts
+	IntentPrefix  = keyspace.S3Intents
+	GCPrefix      = keyspace.S3Garbage
+	BadPrefix     = keyspace.S3Bad
+	UserPrefix    = keyspace.S3Users
+	SettingsKey   = keyspace.S3Settings
 	MaxObjectKey  = 1024
 	MaxPartNumber = 10000
 )

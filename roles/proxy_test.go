@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,10 +18,13 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/controller"
+	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/security/join"
 	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/security/secrets"
@@ -81,8 +83,8 @@ func TestProxyManagedCertificate(t *testing.T) {
 	if len(leaf.URIs) != 0 || len(leaf.ExtKeyUsage) != 1 || leaf.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth {
 		t.Fatalf("proxy certificate: URIs %v, usages %v; want a server-only certificate without machine identity", leaf.URIs, leaf.ExtKeyUsage)
 	}
-	if d := time.Until(leaf.NotAfter); d > proxyCertValidity || d < proxyCertValidity-time.Hour {
-		t.Errorf("proxy certificate valid for %v, want %v", d, proxyCertValidity)
+	if d := time.Until(leaf.NotAfter); d > controller.ProxyCertValidity || d < controller.ProxyCertValidity-time.Hour {
+		t.Errorf("proxy certificate valid for %v, want %v", d, controller.ProxyCertValidity)
 	}
 	if byName := servedCert(t, addr, "solo", b.Pool()); byName.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
 		t.Error("one certificate for both names: certmagic keeps one per name")
@@ -105,14 +107,14 @@ func TestProxyManagedCertificate(t *testing.T) {
 	}
 
 	// Everything shared is in etcd, sealed: no private key in the clear.
-	cli, err := etcdClient(Options{Bundle: b}, cfg.EtcdEndpoints)
+	cli, err := service.NewMachine(cfg, b, "test").EtcdClient(cfg.EtcdEndpoints)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, p := range []string{proxyKeyringKey, proxyPinKeysKey, proxyTicketKeysKey, proxyCertPrefix} {
+	for _, p := range []string{keyspace.ProxyKeyring, keyspace.ProxyPinKeys, keyspace.ProxyTicketKeys, keyspace.ProxyCerts} {
 		resp, err := cli.Get(ctx, p, clientv3.WithPrefix())
 		if err != nil || len(resp.Kvs) == 0 {
 			t.Fatalf("nothing under %s in etcd (%v)", p, err)
@@ -143,11 +145,11 @@ func TestProxyManagedCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := json.Marshal(PKISignRequest{CSR: string(csrPEM)})
+		body, _ := json.Marshal(adminapi.PKISignRequest{CSR: string(csrPEM)})
 		return string(body)
 	}
 	post := func(hc *http.Client, name string) (int, string) {
-		resp, err := hc.Post(admin+PKISignPath, "application/json", strings.NewReader(csr(name)))
+		resp, err := hc.Post(admin+adminapi.PKISignPath, "application/json", strings.NewReader(csr(name)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +181,7 @@ func TestProxyManagedCertificate(t *testing.T) {
 		}
 	}
 	for hc, want := range map[*http.Client]int{asDatanode: http.StatusForbidden, asProxy: http.StatusOK} {
-		resp, err := hc.Get(admin + ProxyKeyringPath)
+		resp, err := hc.Get(admin + adminapi.ProxyKeyringPath)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,42 +274,5 @@ func TestProxyStandalone(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `"ready":true`) {
 		t.Errorf("standalone /readyz: %s", body)
-	}
-}
-
-func TestProxyNamePolicy(t *testing.T) {
-	regs := []cluster.Registration{
-		{Machine: "m1", Role: config.RoleCoordinator, Address: "https://10.0.0.1:9000"},
-		{Machine: "m1", Role: config.RoleProxy, Address: "https://10.0.0.1:8443"},
-		{Machine: "m2", Role: config.RoleCoordinator, Address: "https://10.0.0.2:9000"},
-		{Machine: "p3", Role: config.RoleProxy, Address: "https://P3.example.test:8443"},
-	}
-	for _, tt := range []struct {
-		caller string
-		names  []string
-		ok     bool
-	}{
-		{"p3", []string{"s3.example.test", "10.0.0.1", "m1", "p3.example.test"}, true},
-		{"m2", []string{"10.0.0.2", "m2"}, true}, // its own names
-		{"p3", []string{"s3.example.test", "10.0.0.2"}, false},
-		{"p3", []string{"M2"}, false},
-	} {
-		err := proxyNamePolicy(tt.caller, tt.names, regs)
-		if (err == nil) != tt.ok {
-			t.Errorf("%s asks for %v: %v, want ok=%v", tt.caller, tt.names, err, tt.ok)
-		}
-	}
-}
-
-func TestSlogCore(t *testing.T) {
-	var buf bytes.Buffer
-	core := slogCore{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	zl := zap.New(core).Named("obtain").With(zap.String("identifier", "a.test"))
-	zl.Debug("hidden")
-	zl.Warn("could not obtain", zap.String("issuer", "ca"))
-	out := buf.String()
-	if strings.Contains(out, "hidden") || !strings.Contains(out, "level=WARN") || !strings.Contains(out, "identifier=a.test") ||
-		!strings.Contains(out, "issuer=ca") || !strings.Contains(out, "logger=obtain") {
-		t.Errorf("slog output %q", out)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/security/pki"
 )
@@ -102,7 +102,7 @@ func TestApplianceServesEveryRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st cluster.Status
+	var st adminapi.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
@@ -228,14 +228,14 @@ func start(t *testing.T, cfg *config.Config, b *pki.Bundle) (Endpoints, func()) 
 func TestApplianceRestartKeepsCluster(t *testing.T) {
 	cfg, b := setup(t, "127.0.79.3")
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: b.ClientConfig("")}}
-	leader := func(eps Endpoints) cluster.LeaderInfo {
+	leader := func(eps Endpoints) adminapi.LeaderInfo {
 		t.Helper()
 		resp, err := hc.Get(eps[config.RoleController] + "/v1/cluster/leader")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var li cluster.LeaderInfo
+		var li adminapi.LeaderInfo
 		if err := json.NewDecoder(resp.Body).Decode(&li); err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hanode/hanode/adminapi"
-	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/security/pki"
 )
 
@@ -67,7 +66,7 @@ func (l *Lab) EtcdClient(endpoints []string) (*clientv3.Client, error) {
 }
 
 // WaitHealthy polls until every controller is healthy and an active master is elected.
-func (l *Lab) WaitHealthy(ctx context.Context, timeout time.Duration) (*cluster.Status, error) {
+func (l *Lab) WaitHealthy(ctx context.Context, timeout time.Duration) (*adminapi.Status, error) {
 	ac, err := l.AdminClient(nil)
 	if err != nil {
 		return nil, err
@@ -132,7 +131,7 @@ func (l *Lab) MeasureFailover(ctx context.Context, drv Driver, runs int, sig str
 		if err := l.Signal(drv, master+"/controller", sig); err != nil {
 			return nil, fmt.Errorf("run %d: %w", run, err)
 		}
-		var newMaster *cluster.LeaderInfo
+		var newMaster *adminapi.LeaderInfo
 		for newMaster == nil {
 			if time.Since(start) > 60*time.Second {
 				return nil, fmt.Errorf("run %d: no new active master 60s after killing %s", run, master)
@@ -168,7 +167,7 @@ func (l *Lab) MeasureFailover(ctx context.Context, drv Driver, runs int, sig str
 }
 
 // moveRaftLeader makes the etcd member on machine name the Raft leader.
-func (l *Lab) moveRaftLeader(ctx context.Context, st *cluster.Status, name string) error {
+func (l *Lab) moveRaftLeader(ctx context.Context, st *adminapi.Status, name string) error {
 	var target uint64
 	var leaderURL string
 	for _, c := range st.Controllers {

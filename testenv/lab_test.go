@@ -18,6 +18,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 )
 
@@ -84,7 +85,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func healthy(t *testing.T, l *Lab) *cluster.Status {
+func healthy(t *testing.T, l *Lab) *adminapi.Status {
 	t.Helper()
 	st, err := l.WaitHealthy(context.Background(), 60*time.Second)
 	if err != nil {
@@ -104,13 +105,13 @@ func controllerURLsExcept(l *Lab, name string) []string {
 }
 
 // newLeaderOtherThan polls the other controllers until they name a master other than old.
-func newLeaderOtherThan(t *testing.T, l *Lab, old *cluster.LeaderInfo) *cluster.LeaderInfo {
+func newLeaderOtherThan(t *testing.T, l *Lab, old *adminapi.LeaderInfo) *adminapi.LeaderInfo {
 	t.Helper()
 	ac, err := l.AdminClient(controllerURLsExcept(l, old.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got *cluster.LeaderInfo
+	var got *adminapi.LeaderInfo
 	waitFor(t, "a new active master", 30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
@@ -145,7 +146,7 @@ func TestLabKillLeader(t *testing.T) {
 	if err != nil {
 		t.Fatalf("hanode leader: %v\n%s", err, out)
 	}
-	var li cluster.LeaderInfo
+	var li adminapi.LeaderInfo
 	if err := json.Unmarshal(out, &li); err != nil || li.Name != nl.Name {
 		t.Fatalf("hanode leader printed %s (%v), want %s", out, err, nl.Name)
 	}

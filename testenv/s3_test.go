@@ -21,8 +21,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
-	"github.com/hanode/hanode/roles"
 )
 
 // labS3 returns a minio-go client of a lab coordinator with the lab's S3 user.
@@ -110,7 +110,7 @@ func TestLabS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var loc roles.Locate
+	var loc adminapi.Locate
 	if _, err := ac.Get(ctx, "/v1/locate/lab/big", &loc); err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,8 @@ import (
 	"syscall"
 
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/roles"
+	"github.com/hanode/hanode/security/pki"
 )
 
 func main() {

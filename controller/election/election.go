@@ -25,13 +25,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hanode/hanode/internal/keyspace"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // DefaultPrefix is the etcd key prefix of the active-master election.
-const DefaultPrefix = "/hanode/election/master/"
+const DefaultPrefix = keyspace.Election
 
 // ErrFenced is returned for a leader-only write by a leader that is no longer the leader.
 var ErrFenced = errors.New("fenced: this controller is no longer the active master")

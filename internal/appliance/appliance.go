@@ -19,9 +19,9 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/roles"
 	"github.com/hanode/hanode/security/join"
 	"github.com/hanode/hanode/security/pki"
-	"github.com/hanode/hanode/roles"
 	"github.com/hanode/hanode/security/secrets"
 )
 

@@ -8,11 +8,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hanode/hanode/internal/keyspace"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // AuditPrefix holds the audit trail, one key per mutating admin action, in time order.
-const AuditPrefix = "/hanode/audit/"
+const AuditPrefix = keyspace.Audit
 
 // AuditEntry is one audited action.
 type AuditEntry struct {

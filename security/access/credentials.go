@@ -11,11 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hanode/hanode/internal/keyspace"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // CredentialPrefix is where bearer credentials are kept in etcd, by id, secrets hashed.
-const CredentialPrefix = "/hanode/credentials/"
+const CredentialPrefix = keyspace.Credentials
 
 // Credential is a stored bearer credential.
 type Credential struct {

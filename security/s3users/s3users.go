@@ -15,12 +15,13 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/internal/keyspace"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/security/secrets"
 )
 
 // SecretPrefix holds the sealed secret keys.
-const SecretPrefix = "/hanode/secrets/s3/"
+const SecretPrefix = keyspace.S3Secrets
 
 // ErrUnknown is returned for an access key that does not exist.
 var ErrUnknown = errors.New("unknown access key")

@@ -10,12 +10,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hanode/hanode/internal/keyspace"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // DefaultPrefix is the etcd prefix under which NewStore keeps records, one
 // key per token id.
-const DefaultPrefix = "/hanode/tokens/"
+const DefaultPrefix = keyspace.Tokens
 
 // Record is a join token as stored in etcd: the secret only as a hash.
 type Record struct {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/testenv"
 )
@@ -150,7 +150,7 @@ func sleepUntil(ctx context.Context, t, deadline time.Time) bool {
 }
 
 // target picks the machine and role of the next fault from the cluster's status.
-func (n *nemesis) target(st *cluster.Status) (machine, role, why string, err error) {
+func (n *nemesis) target(st *adminapi.Status) (machine, role, why string, err error) {
 	switch n.family.Target {
 	case "master":
 		if st.Leader == nil {
@@ -180,7 +180,7 @@ func (n *nemesis) target(st *cluster.Status) (machine, role, why string, err err
 
 // inject applies one fault, holds it, and undoes it; the undo runs even when ctx ends, so
 // that the lab is never left broken.
-func (n *nemesis) inject(ctx context.Context, st *cluster.Status) (Event, error) {
+func (n *nemesis) inject(ctx context.Context, st *adminapi.Status) (Event, error) {
 	machine, role, why, err := n.target(st)
 	if err != nil {
 		return Event{}, fmt.Errorf("%s: %w", n.family.Name, err)

@@ -1,4 +1,4 @@
-package roles
+package controller
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/security/join"
 	"github.com/hanode/hanode/security/secrets"
 )
@@ -27,11 +29,11 @@ import (
 // then it re-seals every value under /hanode/secrets/ with the new key and deletes the rotation
 // state, so the new key does not stay in etcd.
 const (
-	keyringPrefix  = cluster.Root + "keyring/"
-	keyringNext    = keyringPrefix + "next"
-	keyringPrimary = keyringPrefix + "primary"
-	keyringAcks    = keyringPrefix + "acks/"
-	secretsPrefix  = cluster.Root + "secrets/"
+	keyringPrefix  = keyspace.Keyring
+	keyringNext    = keyspace.KeyringNext
+	keyringPrimary = keyspace.KeyringPrimary
+	keyringAcks    = keyspace.KeyringAcks
+	secretsPrefix  = keyspace.Secrets
 )
 
 func (s *security) keyringPath() string { return filepath.Join(s.pkiDir, join.KeyringFile) }
@@ -106,16 +108,9 @@ func (s *security) applyKeyringStep(ctx context.Context, cli *clientv3.Client, n
 	log.Info("keyring rotation step applied", "stage", stage, "key", id)
 }
 
-// RotateResult is the answer of POST /v1/secrets/rotate.
-type RotateResult struct {
-	KeyID       string   `json:"key_id"`
-	Controllers []string `json:"controllers"`
-	Resealed    int      `json:"resealed"`
-}
-
-func (c *controller) handleSecretsRotate(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleSecretsRotate(w http.ResponseWriter, r *http.Request) {
 	if c.sec.keyring == nil {
-		writeError(w, http.StatusServiceUnavailable, errors.New("this controller holds no keyring"))
+		service.WriteError(w, http.StatusServiceUnavailable, errors.New("this controller holds no keyring"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
@@ -127,13 +122,13 @@ func (c *controller) handleSecretsRotate(w http.ResponseWriter, r *http.Request)
 	defer dcancel()
 	_, _ = c.cli.Delete(dctx, keyringPrefix, clientv3.WithPrefix())
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	service.WriteJSON(w, http.StatusOK, res)
 }
 
-func (c *controller) rotateKeyring(ctx context.Context) (*RotateResult, error) {
+func (c *Role) rotateKeyring(ctx context.Context) (*adminapi.RotateResult, error) {
 	ring := c.sec.keyring
 	next := ring.Clone()
 	id, err := next.Rotate()
@@ -180,11 +175,11 @@ func (c *controller) rotateKeyring(ctx context.Context) (*RotateResult, error) {
 		return nil, fmt.Errorf("re-seal the secrets: %w", err)
 	}
 	c.log.Info("keyring rotated", "key", id, "controllers", voters, "resealed", n)
-	return &RotateResult{KeyID: id, Controllers: voters, Resealed: n}, nil
+	return &adminapi.RotateResult{KeyID: id, Controllers: voters, Resealed: n}, nil
 }
 
 // waitAcks waits until every controller acknowledged stage for key id.
-func (c *controller) waitAcks(ctx context.Context, stage, id string, controllers []string) error {
+func (c *Role) waitAcks(ctx context.Context, stage, id string, controllers []string) error {
 	for {
 		resp, err := c.cli.Get(ctx, keyringAcks+stage+"/", clientv3.WithPrefix())
 		if err == nil {

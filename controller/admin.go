@@ -1,4 +1,4 @@
-package roles
+package controller
 
 import (
 	"context"
@@ -16,9 +16,12 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/hanode/hanode/security/access"
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/internal/service"
+	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/security/join"
 	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/security/secrets"
@@ -27,7 +30,7 @@ import (
 
 // CAKey is where the cluster CA (certificate and key) is kept in etcd, sealed with the cluster
 // keyring, so that every controller can sign certificates for joining machines.
-const CAKey = cluster.Root + "secrets/ca"
+const CAKey = keyspace.CA
 
 // DrainPrefix marks machines being drained; placement avoids them.
 const DrainPrefix = cluster.DrainPrefix
@@ -42,9 +45,9 @@ type security struct {
 	tokens  *tokens.Store
 }
 
-func newSecurity(o Options, cli *clientv3.Client, log *slog.Logger) (*security, error) {
-	s := &security{pkiDir: o.Bundle.Dir(), creds: access.NewCredentials(cli), tokens: tokens.NewStore(cli)}
-	s.audit = access.NewAuditor(cli, log, o.Config.Name)
+func newSecurity(m *service.Machine, cli *clientv3.Client, log *slog.Logger) (*security, error) {
+	s := &security{pkiDir: m.Bundle.Dir(), creds: access.NewCredentials(cli), tokens: tokens.NewStore(cli)}
+	s.audit = access.NewAuditor(cli, log, m.Config.Name)
 	ring, err := secrets.Load(filepath.Join(s.pkiDir, join.KeyringFile))
 	switch {
 	case err == nil:
@@ -146,13 +149,13 @@ func (s *security) publishCA(ctx context.Context, cli *clientv3.Client, log *slo
 // adminRoutes registers the admin API. Reads need readonly, draining operator, tokens and
 // credentials admin; every mutation is audited. Nothing is reachable without a credential except
 // the health endpoints and the join flow (which authenticates with its token).
-func (c *controller) adminRoutes() {
-	v, mux, sec := c.sec.creds, c.srv.mux, c.sec
+func (c *Role) adminRoutes() {
+	v, mux, sec := c.sec.creds, c.srv.Mux, c.sec
 	read := func(level string, h http.HandlerFunc) http.Handler { return access.Require(v, level, h) }
 	write := func(level string, h http.HandlerFunc) http.Handler {
 		return sec.audit.Mutation(v, level, func(r *http.Request) string { return r.PathValue("id") }, h)
 	}
-	c.srv.metricsAuth = func(h http.Handler) http.Handler { return access.Require(v, access.ReadOnly, h) }
+	c.srv.MetricsAuth = func(h http.Handler) http.Handler { return access.Require(v, access.ReadOnly, h) }
 	mux.Handle("GET /v1/cluster/leader", read(access.ReadOnly, c.handleLeader))
 	mux.Handle("GET /v1/cluster/status", read(access.ReadOnly, c.handleStatus))
 	mux.Handle("GET /v1/nodes", read(access.ReadOnly, c.handleNodes))
@@ -175,7 +178,7 @@ func (c *controller) adminRoutes() {
 		CABundle:     func() ([]byte, error) { return sec.caBundle(c.cli) },
 		Keyring:      func() *secrets.Keyring { return sec.keyring },
 		Cluster:      c.clusterInfo,
-		CertValidity: c.o.Config.CertValidity,
+		CertValidity: c.m.Config.CertValidity,
 		Log:          c.log,
 		Audit: func(ctx context.Context, who, machine string, status int, remote string) {
 			sec.audit.Record(ctx, access.AuditEntry{Who: who, Action: "POST " + join.JoinPath, Target: machine, Result: status, Remote: remote})
@@ -186,7 +189,7 @@ func (c *controller) adminRoutes() {
 }
 
 // clusterInfo tells a joining machine where etcd and the controllers are.
-func (c *controller) clusterInfo(ctx context.Context) (string, []string, []string, error) {
+func (c *Role) clusterInfo(ctx context.Context) (string, []string, []string, error) {
 	ml, err := c.cli.MemberList(ctx)
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("list etcd members: %w", err)
@@ -201,13 +204,7 @@ func (c *controller) clusterInfo(ctx context.Context) (string, []string, []strin
 	if err != nil {
 		return "", nil, nil, err
 	}
-	var controllers []string
-	for _, r := range regs {
-		if r.Role == config.RoleController {
-			controllers = append(controllers, r.Address)
-		}
-	}
-	return c.o.Config.ClusterName, etcd, controllers, nil
+	return c.m.Config.ClusterName, etcd, cluster.Addresses(regs, config.RoleController), nil
 }
 
 func decodeBody(r *http.Request, v any) error {
@@ -226,53 +223,39 @@ func principal(r *http.Request) string {
 	return ""
 }
 
-// TokenCreate is the body of POST /v1/tokens.
-type TokenCreate struct {
-	Roles       []string `json:"roles"`
-	TTL         string   `json:"ttl"`  // Go duration; "" or "0" never expires
-	Uses        int      `json:"uses"` // 0 = unlimited
-	Description string   `json:"description"`
-}
-
-// TokenCreated is its answer: the only time the token string is shown.
-type TokenCreated struct {
-	tokens.Record
-	Token string `json:"token"`
-}
-
-func (c *controller) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
-	var req TokenCreate
+func (c *Role) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
+	var req adminapi.TokenCreate
 	if err := decodeBody(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		service.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	var ttl time.Duration
 	if req.TTL != "" && req.TTL != "0" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil || d < 0 {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("ttl %q: want a duration such as 1h", req.TTL))
+			service.WriteError(w, http.StatusBadRequest, fmt.Errorf("ttl %q: want a duration such as 1h", req.TTL))
 			return
 		}
 		ttl = d
 	}
 	if req.Uses < 0 {
-		writeError(w, http.StatusBadRequest, errors.New("uses must be >= 0"))
+		service.WriteError(w, http.StatusBadRequest, errors.New("uses must be >= 0"))
 		return
 	}
 	for _, role := range req.Roles {
 		if role != config.RoleAll && !slices.Contains(config.AllRoles, role) {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("role %q: allowed: controller, datanode, coordinator, proxy, agent", role))
+			service.WriteError(w, http.StatusBadRequest, fmt.Errorf("role %q: allowed: controller, datanode, coordinator, proxy, agent", role))
 			return
 		}
 	}
 	ca, err := c.sec.caBundle(c.cli)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	tok, err := tokens.Generate(ca)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		service.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	now := time.Now().UTC()
@@ -282,99 +265,93 @@ func (c *controller) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
 		rec.Expires = now.Add(ttl)
 	}
 	if err := c.sec.tokens.Create(r.Context(), rec); err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, TokenCreated{Record: rec, Token: tok.String()})
+	service.WriteJSON(w, http.StatusOK, adminapi.TokenCreated{Record: rec, Token: tok.String()})
 }
 
-func (c *controller) handleTokenList(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleTokenList(w http.ResponseWriter, r *http.Request) {
 	list, err := c.sec.tokens.List(r.Context())
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": list})
+	service.WriteJSON(w, http.StatusOK, map[string]any{"tokens": list})
 }
 
-func (c *controller) handleTokenRevoke(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleTokenRevoke(w http.ResponseWriter, r *http.Request) {
 	err := c.sec.tokens.Revoke(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, tokens.ErrUnknown):
-		writeError(w, http.StatusNotFound, err)
+		service.WriteError(w, http.StatusNotFound, err)
 	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "revoked": true})
+		service.WriteJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "revoked": true})
 	}
 }
 
-// CredentialCreate is the body of POST /v1/credentials.
-type CredentialCreate struct {
-	Level       string `json:"level"`
-	Description string `json:"description"`
-}
-
-func (c *controller) handleCredentialCreate(w http.ResponseWriter, r *http.Request) {
-	var req CredentialCreate
+func (c *Role) handleCredentialCreate(w http.ResponseWriter, r *http.Request) {
+	var req adminapi.CredentialCreate
 	if err := decodeBody(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		service.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	cred, secret, err := c.sec.creds.Create(r.Context(), req.Level, req.Description, principal(r))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		service.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": cred.ID, "level": cred.Level, "credential": secret})
+	service.WriteJSON(w, http.StatusOK, map[string]any{"id": cred.ID, "level": cred.Level, "credential": secret})
 }
 
-func (c *controller) handleCredentialList(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleCredentialList(w http.ResponseWriter, r *http.Request) {
 	list, err := c.sec.creds.List(r.Context())
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"credentials": list})
+	service.WriteJSON(w, http.StatusOK, map[string]any{"credentials": list})
 }
 
-func (c *controller) handleCredentialRevoke(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleCredentialRevoke(w http.ResponseWriter, r *http.Request) {
 	err := c.sec.creds.Revoke(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, access.ErrUnknownCredential):
-		writeError(w, http.StatusNotFound, err)
+		service.WriteError(w, http.StatusNotFound, err)
 	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "revoked": true})
+		service.WriteJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "revoked": true})
 	}
 }
 
-func (c *controller) handleAudit(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleAudit(w http.ResponseWriter, r *http.Request) {
 	limit := 100
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 10000 {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want 1 to 10000", s))
+			service.WriteError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want 1 to 10000", s))
 			return
 		}
 		limit = n
 	}
 	list, err := c.sec.audit.List(r.Context(), limit)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": list})
+	service.WriteJSON(w, http.StatusOK, map[string]any{"entries": list})
 }
 
 // handleDrain marks a machine as draining: it keeps serving what it has while placement sends
 // nothing new to it.
-func (c *controller) handleDrain(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleDrain(w http.ResponseWriter, r *http.Request) {
 	machine := r.PathValue("id")
 	regs, err := cluster.Nodes(r.Context(), c.cli)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	known := false
@@ -382,25 +359,25 @@ func (c *controller) handleDrain(w http.ResponseWriter, r *http.Request) {
 		known = known || reg.Machine == machine
 	}
 	if !known {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no machine %q is registered", machine))
+		service.WriteError(w, http.StatusNotFound, fmt.Errorf("no machine %q is registered", machine))
 		return
 	}
 	val, _ := json.Marshal(map[string]any{"machine": machine, "by": principal(r), "since": time.Now().UTC()})
 	if _, err := c.cli.Put(r.Context(), DrainPrefix+machine, string(val)); err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"machine": machine, "draining": true})
+	service.WriteJSON(w, http.StatusOK, map[string]any{"machine": machine, "draining": true})
 }
 
 // handleNodeRemove forgets a machine that has left for good: its drain mark and, if it was a
 // controller, its etcd member. A machine that still runs any role is refused: stop it first.
-func (c *controller) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 	machine := r.PathValue("id")
 	ctx := r.Context()
 	regs, err := cluster.Nodes(ctx, c.cli)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	var running []string
@@ -410,12 +387,12 @@ func (c *controller) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(running) > 0 {
-		writeError(w, http.StatusConflict, fmt.Errorf("machine %s still runs %v: stop hanode there first", machine, running))
+		service.WriteError(w, http.StatusConflict, fmt.Errorf("machine %s still runs %v: stop hanode there first", machine, running))
 		return
 	}
 	ml, err := c.cli.MemberList(ctx)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("list etcd members: %w", err))
+		service.WriteError(w, http.StatusServiceUnavailable, fmt.Errorf("list etcd members: %w", err))
 		return
 	}
 	removedMember := false
@@ -424,19 +401,19 @@ func (c *controller) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if _, err := c.cli.MemberRemove(ctx, m.ID); err != nil {
-			writeError(w, http.StatusConflict, fmt.Errorf("remove controller %s from etcd: %w", machine, err))
+			service.WriteError(w, http.StatusConflict, fmt.Errorf("remove controller %s from etcd: %w", machine, err))
 			return
 		}
 		removedMember = true
 	}
 	resp, err := c.cli.Delete(ctx, DrainPrefix+machine)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	if !removedMember && resp.Deleted == 0 {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no machine %q is known to the cluster", machine))
+		service.WriteError(w, http.StatusNotFound, fmt.Errorf("no machine %q is known to the cluster", machine))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"machine": machine, "removed_controller": removedMember})
+	service.WriteJSON(w, http.StatusOK, map[string]any{"machine": machine, "removed_controller": removedMember})
 }

@@ -1,4 +1,4 @@
-package roles
+package controller
 
 import (
 	"context"
@@ -18,9 +18,12 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/hanode/hanode/security/access"
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/internal/service"
+	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/security/secrets"
 )
@@ -37,38 +40,18 @@ import (
 // request and kept sealed with the cluster keyring under /hanode/secrets/, so a keyring
 // rotation re-seals it like every other secret.
 const (
-	// PKISignPath signs a CSR for a proxy's public names.
-	PKISignPath = "/v1/pki/sign"
-	// ProxyKeyringPath hands out the proxy keyring.
-	ProxyKeyringPath = "/v1/proxy/keyring"
-
-	proxyKeyringKey = secretsPrefix + "proxy-keyring"
-	// proxyCertValidity is short, as public certificates are these days: certmagic renews at a
+	proxyKeyringKey = keyspace.ProxyKeyring
+	// ProxyCertValidity is short, as public certificates are these days: certmagic renews at a
 	// third of the lifetime left, so a proxy renews every 20 days.
-	proxyCertValidity = 30 * 24 * time.Hour
+	ProxyCertValidity = 30 * 24 * time.Hour
 	maxProxyCertNames = 100
 )
 
-// PKISignRequest is the body of POST /v1/pki/sign.
-type PKISignRequest struct {
-	CSR string `json:"csr"` // PEM
-}
-
-// PKISignResponse is its answer.
-type PKISignResponse struct {
-	Certificate string `json:"certificate"` // PEM
-}
-
-// ProxyKeyringResponse is the answer of GET /v1/proxy/keyring.
-type ProxyKeyringResponse struct {
-	Keyring *secrets.Keyring `json:"keyring"`
-}
-
 // proxyRoutes registers the proxies' endpoints on the admin API.
-func (c *controller) proxyRoutes() {
-	mux := c.srv.mux
-	mux.Handle("POST "+PKISignPath, access.RequireRoles(http.HandlerFunc(c.handlePKISign), config.RoleProxy))
-	mux.Handle("GET "+ProxyKeyringPath, access.RequireRoles(http.HandlerFunc(c.handleProxyKeyring), config.RoleProxy))
+func (c *Role) proxyRoutes() {
+	mux := c.srv.Mux
+	mux.Handle("POST "+adminapi.PKISignPath, access.RequireRoles(http.HandlerFunc(c.handlePKISign), config.RoleProxy))
+	mux.Handle("GET "+adminapi.ProxyKeyringPath, access.RequireRoles(http.HandlerFunc(c.handleProxyKeyring), config.RoleProxy))
 }
 
 // handlePKISign signs a server certificate for the DNS names and IPs of a proxy's CSR. The
@@ -76,17 +59,17 @@ func (c *controller) proxyRoutes() {
 // cluster API and no etcd. Names that are another machine's address or name are refused unless
 // that machine runs a proxy too, so a proxy cannot get a certificate to pose as, say, a
 // coordinator on another machine.
-func (c *controller) handlePKISign(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handlePKISign(w http.ResponseWriter, r *http.Request) {
 	p, _ := access.PrincipalFrom(r.Context())
 	status, target := http.StatusOK, ""
 	defer func() {
-		c.sec.audit.Record(r.Context(), access.AuditEntry{Who: p.String(), Action: "POST " + PKISignPath, Target: target, Result: status, Remote: r.RemoteAddr})
+		c.sec.audit.Record(r.Context(), access.AuditEntry{Who: p.String(), Action: "POST " + adminapi.PKISignPath, Target: target, Result: status, Remote: r.RemoteAddr})
 	}()
 	fail := func(code int, err error) {
 		status = code
-		writeError(w, code, err)
+		service.WriteError(w, code, err)
 	}
-	var req PKISignRequest
+	var req adminapi.PKISignRequest
 	if err := decodeBody(r, &req); err != nil {
 		fail(http.StatusBadRequest, err)
 		return
@@ -121,8 +104,8 @@ func (c *controller) handlePKISign(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusInternalServerError, err)
 		return
 	}
-	c.log.Info("signed a proxy certificate", "proxy", p.Name, "names", names, "valid_for", proxyCertValidity)
-	writeJSON(w, http.StatusOK, PKISignResponse{Certificate: string(certPEM)})
+	c.log.Info("signed a proxy certificate", "proxy", p.Name, "names", names, "valid_for", ProxyCertValidity)
+	service.WriteJSON(w, http.StatusOK, adminapi.PKISignResponse{Certificate: string(certPEM)})
 }
 
 // proxyCSRNames returns the CSR's names after checking them: 1 to maxProxyCertNames DNS names
@@ -179,7 +162,7 @@ func signProxyCert(ca *pki.CA, csr *x509.CertificateRequest, now time.Time) ([]b
 		return nil, fmt.Errorf("proxy certificate serial: %w", err)
 	}
 	serial.Add(serial, big.NewInt(1)) // positive
-	notAfter := now.Add(proxyCertValidity)
+	notAfter := now.Add(ProxyCertValidity)
 	if notAfter.After(ca.Cert.NotAfter) {
 		notAfter = ca.Cert.NotAfter
 	}
@@ -207,22 +190,22 @@ func signProxyCert(ca *pki.CA, csr *x509.CertificateRequest, now time.Time) ([]b
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
-func (c *controller) handleProxyKeyring(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleProxyKeyring(w http.ResponseWriter, r *http.Request) {
 	if c.sec.keyring == nil {
 		// 501, not 503: this lasts, and a proxy that hears it from every controller runs
 		// without shared state rather than waiting for ever.
-		writeError(w, http.StatusNotImplemented, errors.New("this controller holds no cluster keyring"))
+		service.WriteError(w, http.StatusNotImplemented, errors.New("this controller holds no cluster keyring"))
 		return
 	}
 	ring, err := proxyKeyring(r.Context(), c.cli, c.sec.keyring)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	p, _ := access.PrincipalFrom(r.Context())
 	c.log.Info("handed the proxy keyring to a proxy", "proxy", p.Name)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, ProxyKeyringResponse{Keyring: ring})
+	service.WriteJSON(w, http.StatusOK, adminapi.ProxyKeyringResponse{Keyring: ring})
 }
 
 // proxyKeyring reads the proxy keyring, creating it if it does not exist yet; when controllers

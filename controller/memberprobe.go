@@ -1,4 +1,4 @@
-package roles
+package controller
 
 import (
 	"context"
@@ -7,10 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hanode/hanode/adminapi"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/hanode/hanode/cluster"
 )
 
 // Budgets of one etcd member's status probe: the probes run in parallel, so an unreachable
@@ -42,19 +41,19 @@ func (p *memberProbes) budget(id uint64) time.Duration {
 
 // probe asks every member that has a client URL for its status, in parallel, and returns the
 // controllers' status in the members' order once every probe has ended.
-func (p *memberProbes) probe(ctx context.Context, cli *clientv3.Client, members []*etcdserverpb.Member) []cluster.ControllerStatus {
-	out := make([]cluster.ControllerStatus, len(members))
+func (p *memberProbes) probe(ctx context.Context, cli *clientv3.Client, members []*etcdserverpb.Member) []adminapi.ControllerStatus {
+	out := make([]adminapi.ControllerStatus, len(members))
 	listed := map[uint64]bool{}
 	var wg sync.WaitGroup
 	for i, m := range members {
 		listed[m.ID] = true
-		out[i] = cluster.ControllerStatus{Name: m.Name, ID: strconv.FormatUint(m.ID, 16), PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner}
+		out[i] = adminapi.ControllerStatus{Name: m.Name, ID: strconv.FormatUint(m.ID, 16), PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner}
 		if len(m.ClientURLs) == 0 {
 			out[i].Error = "not started"
 			continue
 		}
 		wg.Add(1)
-		go func(cs *cluster.ControllerStatus, id uint64, ep string) {
+		go func(cs *adminapi.ControllerStatus, id uint64, ep string) {
 			defer wg.Done()
 			budget := p.budget(id)
 			sctx, cancel := context.WithTimeout(ctx, budget)

@@ -1,4 +1,4 @@
-package roles
+package controller
 
 import (
 	"context"
@@ -15,25 +15,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/controller/election"
+	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/etcdembed"
+	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/meta"
 )
 
-// controller is an embedded etcd member, a candidate for active master, and the admin API.
-type controller struct {
-	o      Options
+// Role is the controller role: an embedded etcd member, a candidate for active master
+// (whose term runs the cluster's loops), and the admin API.
+type Role struct {
+	m      *service.Machine
 	log    *slog.Logger
 	failed chan<- error
 
-	srv     *server
+	srv     *service.Server
 	member  *etcdembed.Member
 	cli     *clientv3.Client
 	elector *election.Elector
-	reg     *registration
+	reg     *service.Registration
 	sec     *security
 	// datanodes is the controller's client of the chunk API (garbage collection).
 	datanodes *datanode.Client
@@ -43,27 +46,29 @@ type controller struct {
 	probes *memberProbes
 }
 
-func newController(o Options, log *slog.Logger, failed chan<- error) *controller {
-	return &controller{o: o, log: log, failed: failed, probes: newMemberProbes()}
+// NewRole returns the controller role of machine m; a failure of its etcd member while it runs is
+// sent to failed.
+func NewRole(m *service.Machine, log *slog.Logger, failed chan<- error) *Role {
+	return &Role{m: m, log: log, failed: failed, probes: newMemberProbes()}
 }
 
-func (c *controller) name() string { return config.RoleController }
-func (c *controller) endpoint() string {
-	return c.o.Config.URL(c.o.Config.Address, c.o.Config.AdminPort)
+func (c *Role) Name() string { return config.RoleController }
+func (c *Role) Endpoint() string {
+	return c.m.Config.URL(c.m.Config.Address, c.m.Config.AdminPort)
 }
-func (c *controller) ready() error { return c.srv.ready() }
+func (c *Role) Ready() error { return c.srv.Ready() }
 
-func (c *controller) start(ctx context.Context) error {
-	cfg := c.o.Config
+func (c *Role) Start(ctx context.Context) error {
+	cfg := c.m.Config
 	// Bind every port before etcd touches the data dir: a port in use must change nothing on disk.
-	c.srv = newServer(config.RoleController, cfg.Listen(cfg.AdminPort), c.o.serverTLS, c.log, prometheus.DefaultGatherer)
-	if err := c.srv.listen(); err != nil {
+	c.srv = service.NewServer(config.RoleController, cfg.Listen(cfg.AdminPort), c.m.ServerTLS, c.log, prometheus.DefaultGatherer)
+	if err := c.srv.Listen(); err != nil {
 		return err
 	}
 	for _, p := range []int{cfg.EtcdClientPort, cfg.EtcdPeerPort} {
 		ln, err := net.Listen("tcp", cfg.Listen(p))
 		if err != nil {
-			c.srv.ln.Close()
+			c.srv.Close()
 			return fmt.Errorf("controller: etcd port %s: %w", cfg.Listen(p), err)
 		}
 		ln.Close()
@@ -83,7 +88,7 @@ func (c *controller) start(ctx context.Context) error {
 		Join:                    cfg.Join,
 		Rejoin:                  cfg.Rejoin,
 		ClusterToken:            cfg.ClusterName,
-		TLS:                     etcdembed.TLSFiles{CAFile: c.o.Bundle.CAFile(), CertFile: c.o.Bundle.CertFile(), KeyFile: c.o.Bundle.KeyFile()},
+		TLS:                     etcdembed.TLSFiles{CAFile: c.m.Bundle.CAFile(), CertFile: c.m.Bundle.CertFile(), KeyFile: c.m.Bundle.KeyFile()},
 		HeartbeatInterval:       cfg.HeartbeatInterval,
 		ElectionTimeout:         cfg.ElectionTimeout,
 		QuotaBackendBytes:       cfg.EtcdQuotaBytes,
@@ -91,36 +96,36 @@ func (c *controller) start(ctx context.Context) error {
 		Logger:                  c.log,
 	})
 	if err != nil {
-		c.srv.ln.Close()
+		c.srv.Close()
 		return err // etcdembed names the controller already
 	}
 	c.member = member
-	cli, err := etcdClient(c.o, []string{cfg.URL(cfg.Address, cfg.EtcdClientPort)})
+	cli, err := c.m.EtcdClient([]string{cfg.URL(cfg.Address, cfg.EtcdClientPort)})
 	if err != nil {
 		member.Close()
-		c.srv.ln.Close()
+		c.srv.Close()
 		return err
 	}
 	c.cli = cli
-	if c.sec, err = newSecurity(c.o, cli, c.log); err != nil {
+	if c.sec, err = newSecurity(c.m, cli, c.log); err != nil {
 		cli.Close()
 		member.Close()
-		c.srv.ln.Close()
+		c.srv.Close()
 		return err
 	}
 	c.elector, err = election.New(election.Config{
 		Client:     cli,
-		Self:       election.Candidate{Name: cfg.Name, Address: c.endpoint()},
+		Self:       election.Candidate{Name: cfg.Name, Address: c.Endpoint()},
 		TTL:        cfg.LeaderTTL,
 		Probe:      cfg.LeaderProbe,
-		HTTP:       &http.Client{Transport: &http.Transport{TLSClientConfig: c.o.Bundle.ClientConfig("")}},
+		HTTP:       &http.Client{Transport: &http.Transport{TLSClientConfig: c.m.Bundle.ClientConfig("")}},
 		Logger:     c.log,
-		Registerer: c.srv.registry,
+		Registerer: c.srv.Registry,
 	})
 	if err != nil {
 		cli.Close()
 		member.Close()
-		c.srv.ln.Close()
+		c.srv.Close()
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -148,24 +153,24 @@ func (c *controller) start(ctx context.Context) error {
 		case <-runCtx.Done():
 		}
 	}()
-	c.reg = startRegistration(runCtx, cli, cluster.Registration{
-		Machine: cfg.Name, Role: config.RoleController, Address: c.endpoint(), PID: os.Getpid(), Version: c.o.Version, Started: time.Now().UTC(),
+	c.reg = service.Register(runCtx, cli, cluster.Registration{
+		Machine: cfg.Name, Role: config.RoleController, Address: c.Endpoint(), PID: os.Getpid(), Version: c.m.Version, Started: time.Now().UTC(),
 	}, cfg.LeaderTTL, c.log, nil)
-	c.srv.addCheck("etcd member", member.Ready)
-	c.srv.addCheck("etcd registration", c.reg.err)
-	c.datanodes = newDatanodeClient(c.o)
+	c.srv.AddCheck("etcd member", member.Ready)
+	c.srv.AddCheck("etcd registration", c.reg.Err)
+	c.datanodes = datanode.NewClient(c.m.Bundle.ClientConfig(""))
 	c.adminRoutes()
 	c.s3Routes()
-	c.srv.serve()
+	c.srv.Serve()
 	return nil
 }
 
 // lead is the active master's work for one term. Every write it makes is fenced by the term.
 // The cluster loops (placement, repair, rebalance, garbage collection) run here as they arrive.
-func (c *controller) lead(term *election.Term) {
+func (c *Role) lead(term *election.Term) {
 	ctx := term.Context()
 	go c.leadS3(term)
-	rec := cluster.MasterRecord{Name: c.o.Config.Name, Epoch: term.Epoch, Since: term.Since}
+	rec := cluster.MasterRecord{Name: c.m.Config.Name, Epoch: term.Epoch, Since: term.Since}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -189,45 +194,43 @@ func (c *controller) lead(term *election.Term) {
 	}
 }
 
-func (c *controller) stop(ctx context.Context) {
-	c.srv.mu.Lock()
-	c.srv.draining = true
-	c.srv.mu.Unlock()
+func (c *Role) Stop(ctx context.Context) {
+	c.srv.MarkDraining()
 	c.cancel() // resigns leadership and deregisters while etcd is still up
 	waited := make(chan struct{})
-	go func() { c.wg.Wait(); <-c.reg.done; close(waited) }()
+	go func() { c.wg.Wait(); <-c.reg.Done(); close(waited) }()
 	select {
 	case <-waited:
 	case <-ctx.Done():
 	}
-	c.srv.drain(ctx)
+	c.srv.Drain(ctx)
 	c.cli.Close()
 	c.member.Close()
 }
 
-func (c *controller) handleLeader(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleLeader(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	l, err := election.CurrentLeader(ctx, c.cli, "")
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, cluster.LeaderInfo{Name: l.Name, Address: l.Address, Epoch: l.Epoch, Since: l.Since})
+	service.WriteJSON(w, http.StatusOK, adminapi.LeaderInfo{Name: l.Name, Address: l.Address, Epoch: l.Epoch, Since: l.Since})
 }
 
-func (c *controller) handleStatus(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	st := cluster.Status{Cluster: c.o.Config.ClusterName, AnsweredBy: c.o.Config.Name}
+	st := adminapi.Status{Cluster: c.m.Config.ClusterName, AnsweredBy: c.m.Config.Name}
 	if l, err := election.CurrentLeader(ctx, c.cli, ""); err == nil {
-		st.Leader = &cluster.LeaderInfo{Name: l.Name, Address: l.Address, Epoch: l.Epoch, Since: l.Since}
+		st.Leader = &adminapi.LeaderInfo{Name: l.Name, Address: l.Address, Epoch: l.Epoch, Since: l.Since}
 	} else {
 		st.Problems = append(st.Problems, err.Error())
 	}
 	ml, err := c.cli.MemberList(ctx)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("list etcd members: %w", err))
+		service.WriteError(w, http.StatusServiceUnavailable, fmt.Errorf("list etcd members: %w", err))
 		return
 	}
 	st.Controllers = c.probes.probe(ctx, c.cli, ml.Members)
@@ -242,13 +245,13 @@ func (c *controller) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	st.Machines = cluster.Machines(regs)
 	st.Replication = c.replication(ctx, regs, &st)
-	writeJSON(w, http.StatusOK, st)
+	service.WriteJSON(w, http.StatusOK, st)
 }
 
 // replication summarises the data path for status: live datanodes against the replication
 // factor, damaged replicas awaiting repair, queued deletions and writes in flight.
-func (c *controller) replication(ctx context.Context, regs []cluster.Registration, st *cluster.Status) *cluster.Replication {
-	rep := &cluster.Replication{Replicas: c.o.Config.Replicas}
+func (c *Role) replication(ctx context.Context, regs []cluster.Registration, st *adminapi.Status) *adminapi.Replication {
+	rep := &adminapi.Replication{Replicas: c.m.Config.Replicas}
 	for _, r := range regs {
 		if r.Role == config.RoleDatanode {
 			rep.DatanodesLive++
@@ -271,13 +274,13 @@ func (c *controller) replication(ctx context.Context, regs []cluster.Registratio
 	return rep
 }
 
-func (c *controller) handleNodes(w http.ResponseWriter, r *http.Request) {
+func (c *Role) handleNodes(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	regs, err := cluster.Nodes(ctx, c.cli)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"machines": cluster.Machines(regs)})
+	service.WriteJSON(w, http.StatusOK, map[string]any{"machines": cluster.Machines(regs)})
 }

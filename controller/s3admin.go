@@ -1,0 +1,188 @@
+package controller
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/controller/election"
+	"github.com/hanode/hanode/controller/gc"
+	"github.com/hanode/hanode/internal/service"
+	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/security/access"
+	"github.com/hanode/hanode/security/s3users"
+)
+
+func (c *Role) s3Routes() {
+	v, mux, sec := c.sec.creds, c.srv.Mux, c.sec
+	users := s3users.New(c.cli, sec.keyring)
+	write := func(level string, h http.HandlerFunc) http.Handler {
+		return sec.audit.Mutation(v, level, func(r *http.Request) string { return r.PathValue("id") }, h)
+	}
+	mux.Handle("GET /v1/s3/users", access.Require(v, access.Admin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		list, err := users.List(r.Context())
+		if err != nil {
+			service.WriteError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		service.WriteJSON(w, http.StatusOK, map[string]any{"users": list})
+	})))
+	mux.Handle("POST /v1/s3/users", write(access.Admin, func(w http.ResponseWriter, r *http.Request) {
+		var req adminapi.UserCreate
+		if err := decodeBody(r, &req); err != nil {
+			service.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		if sec.keyring == nil {
+			service.WriteError(w, http.StatusServiceUnavailable, errors.New("this controller has no cluster keyring"))
+			return
+		}
+		u, secret, err := users.Create(r.Context(), s3users.User{AccessKey: req.AccessKey, Description: req.Description, CreatedBy: principal(r)}, req.SecretKey)
+		switch {
+		case errors.Is(err, s3users.ErrExists):
+			service.WriteError(w, http.StatusConflict, err)
+		case err != nil && strings.Contains(err.Error(), "characters"):
+			service.WriteError(w, http.StatusBadRequest, err)
+		case err != nil:
+			service.WriteError(w, http.StatusServiceUnavailable, err)
+		default:
+			service.WriteJSON(w, http.StatusCreated, adminapi.UserCreated{User: u, SecretKey: secret})
+		}
+	}))
+	mux.Handle("DELETE /v1/s3/users/{id}", write(access.Admin, func(w http.ResponseWriter, r *http.Request) {
+		err := users.Remove(r.Context(), r.PathValue("id"))
+		switch {
+		case errors.Is(err, s3users.ErrUnknown):
+			service.WriteError(w, http.StatusNotFound, err)
+		case err != nil:
+			service.WriteError(w, http.StatusServiceUnavailable, err)
+		default:
+			service.WriteJSON(w, http.StatusOK, map[string]any{"access_key": r.PathValue("id"), "removed": true})
+		}
+	}))
+	// Coordinators verify signatures with the secret; only their certificates may read it.
+	mux.Handle("GET /v1/s3/keys/{id}", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sec.keyring == nil {
+			service.WriteError(w, http.StatusServiceUnavailable, errors.New("this controller has no cluster keyring"))
+			return
+		}
+		secret, err := users.Secret(r.Context(), r.PathValue("id"))
+		switch {
+		case errors.Is(err, s3users.ErrUnknown):
+			service.WriteError(w, http.StatusNotFound, err)
+		case err != nil:
+			service.WriteError(w, http.StatusServiceUnavailable, err)
+		default:
+			service.WriteJSON(w, http.StatusOK, map[string]string{"secret_key": secret})
+		}
+	}), config.RoleCoordinator))
+	mux.Handle("GET /v1/locate/{bucket}/{key...}", access.Require(v, access.ReadOnly, http.HandlerFunc(c.handleLocate)))
+}
+
+func (c *Role) handleLocate(w http.ResponseWriter, r *http.Request) {
+	bucket, key := r.PathValue("bucket"), r.PathValue("key")
+	o, err := meta.New(c.cli).GetObject(r.Context(), bucket, key)
+	switch {
+	case errors.Is(err, meta.ErrNoSuchBucket), errors.Is(err, meta.ErrNoSuchKey):
+		service.WriteError(w, http.StatusNotFound, err)
+		return
+	case err != nil:
+		service.WriteError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	regs, err := cluster.Nodes(r.Context(), c.cli)
+	if err != nil {
+		service.WriteError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	live := map[string]bool{}
+	for _, reg := range regs {
+		if reg.Role == config.RoleDatanode {
+			live[reg.Machine] = true
+		}
+	}
+	res := adminapi.Locate{Bucket: bucket, Key: key, Size: o.Size, ETag: o.ETag, Modified: o.Modified, Chunks: []adminapi.LocatedChunk{}, Machines: map[string]bool{}}
+	var off int64
+	for _, ch := range o.Chunks {
+		res.Chunks = append(res.Chunks, adminapi.LocatedChunk{ID: ch.ID, Offset: off, Size: ch.Size, SHA256: hex.EncodeToString(ch.SHA256[:]), Replicas: ch.Replicas})
+		off += ch.Size
+		for _, m := range ch.Replicas {
+			res.Machines[m] = live[m]
+		}
+	}
+	service.WriteJSON(w, http.StatusOK, res)
+}
+
+// leadS3 is the active master's object-store work: it makes sure the root user exists and runs
+// the garbage collector and the expiry of abandoned multipart uploads, every write fenced by
+// the term.
+func (c *Role) leadS3(term *election.Term) {
+	ctx := term.Context()
+	for ctx.Err() == nil {
+		err := c.ensureRoot(ctx)
+		if err == nil {
+			break
+		}
+		c.log.Warn("creating the S3 root user", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+	col := &gc.Collector{Etcd: c.cli, Meta: meta.New(c.cli), Datanodes: c.datanodes, Log: c.log.With("loop", "gc"),
+		WriteTimeout: c.m.Config.WriteTimeout, GiveUp: 7 * 24 * time.Hour}
+	col.Metrics(nil)
+	ups := &gc.Uploads{Meta: col.Meta, Log: c.log.With("loop", "uploads"), Expiry: c.m.Config.MultipartExpiry}
+	ups.Metrics(nil)
+	go ups.Run(ctx, c.gcInterval(), term.Guard())
+	col.Run(ctx, c.gcInterval(), term.Guard())
+}
+
+func (c *Role) gcInterval() time.Duration {
+	return min(max(c.m.Config.GCGrace/4, time.Second), 30*time.Second)
+}
+
+// ensureRoot creates the S3 root user on the first term of a new cluster, from the
+// configuration (root-access-key/root-secret-key, HANODE_ROOT_ACCESS_KEY/...) or else a
+// generated pair written to <data-dir>/credentials; a configured pair is re-applied on every
+// term so that changing it in the configuration takes effect.
+func (c *Role) ensureRoot(ctx context.Context) error {
+	if c.sec.keyring == nil {
+		return errors.New("this controller has no cluster keyring")
+	}
+	cfg := c.m.Config
+	users := s3users.New(c.cli, c.sec.keyring)
+	if cfg.RootAccessKey != "" {
+		return users.Ensure(ctx, s3users.User{AccessKey: cfg.RootAccessKey, Description: "root (configured)", Root: true}, cfg.RootSecretKey)
+	}
+	list, err := users.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range list {
+		if u.Root {
+			return nil
+		}
+	}
+	path := filepath.Join(cfg.DataDir, s3users.CredentialsFile)
+	if ak, sk, err := s3users.ReadCredentials(path); err == nil {
+		return users.Ensure(ctx, s3users.User{AccessKey: ak, Description: "root (" + path + ")", Root: true}, sk)
+	}
+	ak, sk := s3users.NewKeyPair()
+	if err := s3users.WriteCredentials(path, ak, sk); err != nil {
+		return err
+	}
+	if _, _, err := users.Create(ctx, s3users.User{AccessKey: ak, Description: "root (generated on " + cfg.Name + ")", CreatedBy: "controller:" + cfg.Name, Root: true}, sk); err != nil {
+		return err
+	}
+	c.log.Info("S3 root user created", "access_key", ak, "credentials", path)
+	return nil
+}

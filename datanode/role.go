@@ -1,0 +1,78 @@
+package datanode
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/internal/service"
+	"github.com/hanode/hanode/security/access"
+)
+
+// Role is the datanode role: this machine's chunk store, served on the internal port to the
+// roles that write and read chunks (coordinators, and controllers for collection and repair),
+// registered in etcd with its capacity and free space.
+type Role struct {
+	m      *service.Machine
+	log    *slog.Logger
+	srv    *service.Server
+	store  *Store
+	member *service.Member
+}
+
+// NewRole returns the datanode role of machine m.
+func NewRole(m *service.Machine, log *slog.Logger) *Role { return &Role{m: m, log: log} }
+
+// Name is the role's name.
+func (r *Role) Name() string { return config.RoleDatanode }
+
+// Endpoint is the chunk API's base URL.
+func (r *Role) Endpoint() string {
+	c := r.m.Config
+	return c.URL(c.Address, c.RolePort(config.RoleDatanode))
+}
+
+// Start binds the port, opens the store and registers the datanode.
+func (r *Role) Start(ctx context.Context) error {
+	c := r.m.Config
+	r.srv = service.NewServer(config.RoleDatanode, c.Listen(c.RolePort(config.RoleDatanode)), r.m.InternalTLS, r.log, nil)
+	if err := r.srv.Listen(); err != nil {
+		return err
+	}
+	store, err := Open(Options{Dir: c.RoleDir(config.RoleDatanode)})
+	if err != nil {
+		r.srv.Close()
+		return fmt.Errorf("datanode: %w", err)
+	}
+	api := access.RequireRoles(Handler(store), config.RoleCoordinator, config.RoleController)
+	r.srv.Mux.Handle("/v1/chunks", api)
+	r.srv.Mux.Handle("/v1/chunks/", api)
+	r.srv.Mux.Handle("/v1/usage", api)
+	member, _, err := r.m.Join(ctx, config.RoleDatanode, r.Endpoint(), r.log, func(reg cluster.Registration) cluster.Registration {
+		if u, err := store.Usage(); err == nil {
+			reg.Capacity, reg.Free = u.Capacity, u.Free
+		}
+		return reg
+	})
+	if err != nil {
+		store.Close()
+		r.srv.Close()
+		return err
+	}
+	r.store, r.member = store, member
+	r.srv.AddCheck("etcd registration", member.Registered)
+	r.srv.Serve()
+	return nil
+}
+
+// Ready is nil while the datanode serves and is registered.
+func (r *Role) Ready() error { return r.srv.Ready() }
+
+// Stop drains the API, deregisters and closes the store.
+func (r *Role) Stop(ctx context.Context) {
+	r.srv.Drain(ctx)
+	r.member.Leave(ctx)
+	_ = r.store.Close()
+}

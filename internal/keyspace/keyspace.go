@@ -1,0 +1,105 @@
+// Package keyspace declares every key and prefix hanode keeps in etcd, what lives there and
+// who writes it. Packages take their keys from here, so the whole layout reads in one place.
+//
+// Everything lives under Root. Values are JSON unless said otherwise; "sealed" values are
+// encrypted with a keyring (security/secrets) and bound to their key.
+package keyspace
+
+// Root is the prefix of every hanode key.
+const Root = "/hanode/"
+
+// The cluster: who runs where, and who leads.
+const (
+	// Election holds one key per controller campaigning for active master, on its session's
+	// lease: <Election><lease id> = {name, address, since}. The lowest create revision leads;
+	// its create revision is the master's epoch (controller/election).
+	Election = Root + "election/master/"
+	// Master = {name, epoch, since, heartbeat}, rewritten every second by the active master
+	// under its fence.
+	Master = Root + "master"
+	// Nodes holds every role process's registration, on the process's own lease:
+	// <Nodes><machine>/<role> = {machine, role, address, pid, version, started, zone, ...}.
+	// Written by each role process; absence means the role is down.
+	Nodes = Root + "nodes/"
+	// Drain marks machines being drained: <Drain><machine>. Written by the admin API;
+	// placement avoids them.
+	Drain = Root + "drain/"
+)
+
+// Security: credentials, tokens, the audit trail, the CA and the keyrings (security/...,
+// controller).
+const (
+	// Credentials holds bearer credentials of the admin API: <Credentials><id> = {secret
+	// hash, level, ...}. Written by the admin API.
+	Credentials = Root + "credentials/"
+	// Audit holds one entry per audited admin action: <Audit><unix nanos>-<machine>. Written
+	// by every controller.
+	Audit = Root + "audit/"
+	// Tokens holds join tokens, stored hashed: <Tokens><id>. Written by the admin API,
+	// redeemed by joins.
+	Tokens = Root + "tokens/"
+	// Secrets holds sealed values (cluster keyring). Only controllers hold the keyring.
+	Secrets = Root + "secrets/"
+	// CA is the signing CA, sealed; CANext and CAPrev exist during a CA rotation.
+	CA     = Secrets + "ca"
+	CANext = Secrets + "ca-next"
+	CAPrev = Secrets + "ca-prev"
+	// S3Secrets holds the S3 users' secret keys, sealed: <S3Secrets><access key>. Written by
+	// the admin API and the first active master (the root user).
+	S3Secrets = Secrets + "s3/"
+	// ProxyKeyring is the proxy keyring, sealed with the cluster keyring; controllers create it
+	// and hand it to proxy certificates.
+	ProxyKeyring = Secrets + "proxy-keyring"
+	// PKIBundle is the CA bundle handed to machines (both CAs during a rotation). Written by
+	// `hanode ca rotate`.
+	PKIBundle = Root + "pki/bundle"
+	// Keyring holds the transient state of a cluster keyring rotation (`hanode secrets
+	// rotate`), deleted when it ends: next, primary and acks/<controller>.
+	Keyring        = Root + "keyring/"
+	KeyringNext    = Keyring + "next"
+	KeyringPrimary = Keyring + "primary"
+	KeyringAcks    = Keyring + "acks/"
+)
+
+// The proxies' shared state, sealed with the proxy keyring. Outside Secrets on purpose: a
+// cluster keyring rotation re-seals that prefix and cannot open values sealed with another
+// keyring.
+const (
+	Proxy = Root + "proxy/"
+	// ProxyCerts is certmagic's storage (certificates, keys, ACME state, locks).
+	ProxyCerts = Proxy + "certmagic/"
+	// ProxyTicketKeys and ProxyPinKeys are the TLS session ticket keys and the affinity pin
+	// keys every proxy shares.
+	ProxyTicketKeys = Proxy + "keys/tickets"
+	ProxyPinKeys    = Proxy + "keys/pins"
+)
+
+// The object store's metadata (meta), written by coordinators and the active master. Values are
+// meta's compact binary records unless said otherwise.
+const (
+	S3 = Root + "s3/"
+	// S3Buckets: <S3Buckets><bucket> = {name, created, replicas} (JSON).
+	S3Buckets = S3 + "b/"
+	// S3Objects: <S3Objects><bucket>/<key> = the object record; keys sort as S3 lists them.
+	S3Objects = S3 + "o/"
+	// S3Uploads: <S3Uploads><bucket>/<key>\x00<upload id> = a multipart upload in progress.
+	S3Uploads = S3 + "u/"
+	// S3Parts: <S3Parts><upload id>/<part, 5 digits> = an uploaded part.
+	S3Parts = S3 + "p/"
+	// S3Aborts: <S3Aborts><upload id> marks an abort too large for one transaction, finished
+	// in batches (by the caller or the active master).
+	S3Aborts = S3 + "a/"
+	// S3Intents: <S3Intents><write id> = a write in progress (JSON): chunks named
+	// <write id>-<n> may exist. Refreshed by the writing coordinator; expired by the master.
+	S3Intents = S3 + "i/"
+	// S3Garbage: <S3Garbage><id> = chunks to delete once their grace has passed; consumed by
+	// the active master's collector.
+	S3Garbage = S3 + "g/"
+	// S3Bad: <S3Bad><chunk id>/<machine> = a replica found damaged (JSON), for repair.
+	S3Bad = S3 + "bad/"
+	// S3Users: <S3Users><access key> = the public index of S3 users (JSON, no secret).
+	S3Users = S3 + "users/"
+	// S3Settings is never written: coordinators read it (count only) as a cheap probe that
+	// etcd answers.
+	S3Settings = S3 + "settings"
+)
