@@ -2,17 +2,17 @@ package datanode
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hanode/hanode/internal/httprange"
 	"github.com/hanode/hanode/internal/progress"
+	"github.com/hanode/hanode/internal/service"
 )
 
 // HeaderSHA256 carries a chunk's hex SHA-256 on PUT (optional, checked) and
@@ -80,9 +80,9 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrNoSpace):
 		return http.StatusInsufficientStorage
-	case errors.Is(err, ErrBadRange), errors.Is(err, errRangeUnsatisfiable):
+	case errors.Is(err, ErrBadRange), errors.Is(err, httprange.ErrUnsatisfiable):
 		return http.StatusRequestedRangeNotSatisfiable
-	case errors.Is(err, errRangeSyntax):
+	case errors.Is(err, httprange.ErrSyntax):
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
@@ -92,12 +92,6 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func writeErr(w http.ResponseWriter, status int, err error) {
 	h := w.Header()
 	h.Del("Content-Length")
@@ -105,7 +99,7 @@ func writeErr(w http.ResponseWriter, status int, err error) {
 	if status != http.StatusRequestedRangeNotSatisfiable {
 		h.Del("Content-Range")
 	}
-	writeJSON(w, status, map[string]string{"error": err.Error()})
+	service.WriteJSON(w, status, map[string]string{"error": err.Error()})
 }
 
 func (h *handler) put(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +124,7 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request) {
 	if existed {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, info)
+	service.WriteJSON(w, status, info)
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
@@ -141,9 +135,9 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 		if rangeHdr == "" {
 			return 0, size, nil
 		}
-		off, n, err := parseRange(rangeHdr, size)
+		off, n, err := httprange.Parse(rangeHdr, size)
 		if err != nil {
-			if errors.Is(err, errRangeUnsatisfiable) {
+			if errors.Is(err, httprange.ErrUnsatisfiable) {
 				w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 			}
 			return 0, 0, fmt.Errorf("datanode: chunk %q: %w", id, err)
@@ -267,7 +261,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	if resp.Chunks == nil {
 		resp.Chunks = []Info{}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	service.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
@@ -276,78 +270,5 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, statusOf(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
-}
-
-var (
-	errRangeSyntax        = errors.New("malformed or multiple Range")
-	errRangeUnsatisfiable = errors.New("range not satisfiable")
-)
-
-// parseRange parses a single-range Range header ("bytes=a-b", "bytes=a-",
-// "bytes=-n") against a chunk of size bytes, returning the offset and length
-// (n >= 1, off+n <= size). A last position beyond the end is clamped; a
-// first position at or beyond the end, a zero suffix, or any range of an
-// empty chunk is errRangeUnsatisfiable; anything else malformed, or several
-// ranges, is errRangeSyntax.
-func parseRange(h string, size int64) (off, n int64, err error) {
-	unit, spec, ok := strings.Cut(h, "=")
-	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
-		return 0, 0, errRangeSyntax
-	}
-	spec = strings.Trim(spec, " \t")
-	if strings.Contains(spec, ",") {
-		return 0, 0, errRangeSyntax
-	}
-	first, last, ok := strings.Cut(spec, "-")
-	if !ok {
-		return 0, 0, errRangeSyntax
-	}
-	if first == "" { // suffix
-		sfx, ok := parseDigits(last)
-		if !ok {
-			return 0, 0, errRangeSyntax
-		}
-		if sfx == 0 || size <= 0 {
-			return 0, 0, errRangeUnsatisfiable
-		}
-		sfx = min(sfx, size)
-		return size - sfx, sfx, nil
-	}
-	a, ok := parseDigits(first)
-	if !ok {
-		return 0, 0, errRangeSyntax
-	}
-	b := int64(math.MaxInt64)
-	if last != "" {
-		if b, ok = parseDigits(last); !ok || b < a {
-			return 0, 0, errRangeSyntax
-		}
-	}
-	if a >= size {
-		return 0, 0, errRangeUnsatisfiable
-	}
-	b = min(b, size-1)
-	return a, b - a + 1, nil
-}
-
-// parseDigits parses 1+ ASCII digits, saturating at MaxInt64.
-func parseDigits(s string) (int64, bool) {
-	if s == "" {
-		return 0, false
-	}
-	var v int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := int64(c - '0')
-		if v > (math.MaxInt64-d)/10 {
-			v = math.MaxInt64
-		} else {
-			v = v*10 + d
-		}
-	}
-	return v, true
+	service.WriteJSON(w, http.StatusOK, u)
 }

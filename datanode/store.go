@@ -55,6 +55,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hanode/hanode/internal/fsutil"
 )
 
 // Errors returned (wrapped, naming the chunk id) by Store methods.
@@ -517,7 +519,7 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, size int64, wan
 	}
 	committed = true
 	s.chunks.Add(1)
-	if err := syncDir(sub); err != nil {
+	if err := fsutil.SyncDir(sub); err != nil {
 		return Info{}, false, wrap(err)
 	}
 	return ft.info(id), false, nil
@@ -632,16 +634,7 @@ func (s *Store) mkdirSynced(dir string) error {
 	if err != nil {
 		return s.ioErr(err)
 	}
-	return syncDir(filepath.Dir(dir))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsutil.SyncDir(filepath.Dir(dir))
 }
 
 // Delete removes chunk id (ErrNotFound if absent).
@@ -659,7 +652,7 @@ func (s *Store) Delete(id string) error {
 		return fmt.Errorf("datanode: delete chunk %q: %w", id, err)
 	}
 	s.chunks.Add(-1)
-	if err := syncDir(filepath.Dir(s.path(id))); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(s.path(id))); err != nil {
 		return fmt.Errorf("datanode: delete chunk %q: %w", id, err)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hanode/hanode/internal/fsutil"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/types"
@@ -107,12 +108,8 @@ func writeMarker(dir string, mk marker) error {
 	if err != nil {
 		return fmt.Errorf("encode member marker %s: %w", p, err)
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write member marker %s: %w", p, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("write member marker %s: %w", p, err)
+	if err := fsutil.WriteFile(p, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("member marker: %w", err)
 	}
 	return nil
 }

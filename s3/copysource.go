@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/hanode/hanode/internal/httprange"
 )
 
 // ParseCopySource parses x-amz-copy-source: "/bucket/key" or "bucket/key",
@@ -50,7 +52,7 @@ func invalidCopySource() error {
 // suffix ranges, several ranges) and a range outside the source are both
 // InvalidArgument, with the messages AWS uses.
 func ParseCopySourceRange(header string, size int64) (off, length int64, err error) {
-	spec, ok := cutBytesUnit(header)
+	spec, ok := httprange.CutBytesUnit(header)
 	if !ok {
 		return 0, 0, invalidCopySourceRange()
 	}
@@ -58,8 +60,8 @@ func ParseCopySourceRange(header string, size int64) (off, length int64, err err
 	if !ok {
 		return 0, 0, invalidCopySourceRange()
 	}
-	start, ok1 := parseDigits(first)
-	end, ok2 := parseDigits(last)
+	start, ok1 := httprange.ParseDigits(first)
+	end, ok2 := httprange.ParseDigits(last)
 	if !ok1 || !ok2 || start > end {
 		return 0, 0, invalidCopySourceRange()
 	}

@@ -180,13 +180,11 @@ func (s *Server) Close() {
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.addr }
 
-// WriteJSON writes v as an indented JSON reply with status.
+// WriteJSON writes v as a JSON reply with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // WriteError writes {"error": err} with status.

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/hanode/hanode/internal/fsutil"
 )
 
 const (
@@ -31,54 +33,6 @@ func ensureDir(dir string) error {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("pki: chmod directory %s: %w", dir, err)
 		}
-	}
-	return nil
-}
-
-// writeFileAtomic replaces dir/name with data so that a reader (or a crash)
-// sees either the old or the new content, never a torn file: temp file in the
-// same directory, fsync, rename, fsync the directory.
-func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) (err error) {
-	path := filepath.Join(dir, name)
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	// Chmod is not subject to umask, so the final mode is exactly perm.
-	if err = tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("pki: fsync %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("pki: rename into %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("pki: fsync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("pki: fsync directory %s: %w", dir, err)
 	}
 	return nil
 }
@@ -199,7 +153,7 @@ func WriteNode(dir string, certPEM, keyPEM []byte) error {
 	if err := ensureDir(dir); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(dir, NodePairFile, encodePair(certPEM, keyPEM), 0o600); err != nil {
+	if err := writeAtomic(dir, NodePairFile, encodePair(certPEM, keyPEM), 0o600); err != nil {
 		return err
 	}
 	removed := false
@@ -212,7 +166,7 @@ func WriteNode(dir string, certPEM, keyPEM []byte) error {
 		}
 	}
 	if removed {
-		return syncDir(dir)
+		return fsutil.SyncDir(dir)
 	}
 	return nil
 }
@@ -312,7 +266,7 @@ func createFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
 	if err := os.Link(tmp.Name(), filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("pki: create %s: %w", name, err)
 	}
-	return syncDir(dir)
+	return fsutil.SyncDir(dir)
 }
 
 // WriteCACert atomically writes ca.crt (0644) for a machine that trusts the
@@ -331,7 +285,7 @@ func WriteCACert(dir string, certPEM []byte) error {
 	if err := ensureDir(dir); err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, CACertFile, certPEM, 0o644)
+	return writeAtomic(dir, CACertFile, certPEM, 0o644)
 }
 
 // Exists reports whether dir holds what a node needs to run TLS: ca.crt and
@@ -345,3 +299,12 @@ func Exists(dir string) bool {
 
 // ParseCertsPEM decodes a bundle of PEM certificates (strictly: nothing but CERTIFICATE blocks).
 func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) { return parseCertsPEM(data) }
+
+// writeAtomic replaces dir/name with data, atomically and durably (a reader or a crash sees the
+// old content or the new, never a torn file).
+func writeAtomic(dir, name string, data []byte, perm os.FileMode) error {
+	if err := fsutil.WriteFile(filepath.Join(dir, name), data, perm); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	return nil
+}

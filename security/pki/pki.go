@@ -307,10 +307,10 @@ func (ca *CA) Save(dir string) error {
 	if err := ensureDir(dir); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(dir, CAKeyFile, keyPEM, 0o600); err != nil {
+	if err := writeAtomic(dir, CAKeyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, CACertFile, certPEM, 0o644)
+	return writeAtomic(dir, CACertFile, certPEM, 0o644)
 }
 
 // Issue signs a leaf certificate for id with a fresh ECDSA P-256 key. The leaf

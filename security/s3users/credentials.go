@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/hanode/hanode/internal/fsutil"
 )
 
 // CredentialsFile is the S3 root user's key pair, written on the machine whose controller
@@ -13,12 +15,8 @@ const CredentialsFile = "credentials"
 // WriteCredentials writes an AWS shared-credentials file readable by its owner only.
 func WriteCredentials(path, accessKey, secretKey string) error {
 	body := fmt.Sprintf("# hanode S3 root user. Use with AWS_SHARED_CREDENTIALS_FILE=%s\n[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", path, accessKey, secretKey)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
-		return fmt.Errorf("write S3 credentials %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write S3 credentials %s: %w", path, err)
+	if err := fsutil.WriteFile(path, []byte(body), 0o600); err != nil {
+		return fmt.Errorf("write S3 credentials: %w", err)
 	}
 	return nil
 }

@@ -16,9 +16,10 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/hanode/hanode/internal/fsutil"
 )
 
 // Sealed value layout: magic | 1-byte id length | id | nonce | ciphertext+tag.
@@ -296,49 +297,13 @@ func Load(path string) (*Keyring, error) {
 // Save writes the keyring to path with mode 0600, atomically (temp file in the
 // same directory, fsync, rename, fsync directory) so a crash never leaves a
 // torn keyring, which would make every sealed value unreadable.
-func (k *Keyring) Save(path string) (err error) {
+func (k *Keyring) Save(path string) error {
 	data, err := k.MarshalJSON()
 	if err != nil {
 		return err
 	}
-	dir, name := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("secrets: save keyring %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	// CreateTemp already uses 0600; Chmod makes it explicit and umask-proof.
-	if err = tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("secrets: save keyring %s: %w", path, err)
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("secrets: save keyring %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("secrets: save keyring %s: fsync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("secrets: save keyring %s: %w", path, err)
-	}
-	if err = os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("secrets: save keyring %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("secrets: save keyring %s: fsync directory: %w", path, err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("secrets: save keyring %s: fsync directory: %w", path, err)
+	if err := fsutil.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("secrets: save keyring: %w", err)
 	}
 	return nil
 }
