@@ -96,7 +96,7 @@ func (c statusCmd) Run(e *Env) error {
 	}
 	tw.Flush()
 	if r := st.Replication; r != nil {
-		fmt.Fprintf(w, "\nreplication: %d copies per chunk; %d datanodes live (%d draining); %d damaged replicas awaiting repair; %d deletions queued; %d writes in flight\n",
+		fmt.Fprintf(w, "\nreplication: %d copies per chunk; %d datanodes live (%d draining); %d damaged replicas recorded (not repaired yet); %d deletions queued; %d writes in flight\n",
 			r.Replicas, r.DatanodesLive, r.Draining, r.BadReplicas, r.GarbageRecords, r.Writes)
 	}
 	if len(st.Problems) > 0 {

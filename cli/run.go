@@ -153,7 +153,7 @@ func printReady(w io.Writer, cfg *config.Config, b *pki.Bundle, eps roles.Endpoi
 	for _, row := range []struct{ role, what string }{
 		{config.RoleCoordinator, "S3 API"},
 		{config.RoleProxy, "HTTPS proxy"},
-		{config.RoleController, "admin API and web UI"},
+		{config.RoleController, "admin API"},
 		{config.RoleDatanode, "datanode chunk API"},
 		{config.RoleAgent, "agent API"},
 	} {

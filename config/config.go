@@ -58,7 +58,7 @@ type Config struct {
 
 	EtcdClientPort int `yaml:"etcd-client-port" name:"etcd-client-port" help:"etcd client port." default:"2379"`
 	EtcdPeerPort   int `yaml:"etcd-peer-port" name:"etcd-peer-port" help:"etcd peer port." default:"2380"`
-	AdminPort      int `yaml:"admin-port" name:"admin-port" help:"Controller admin API and web UI port." default:"8900"`
+	AdminPort      int `yaml:"admin-port" name:"admin-port" help:"Controller admin API port." default:"8900"`
 	AgentPort      int `yaml:"agent-port" name:"agent-port" help:"Agent API port." default:"8901"`
 	DatanodePort   int `yaml:"datanode-port" name:"datanode-port" help:"Datanode chunk API port." default:"8911"`
 	S3Port         int `yaml:"s3-port" name:"s3-port" help:"Coordinator S3 API port." default:"9000"`

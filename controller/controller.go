@@ -19,6 +19,7 @@ import (
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/controller/election"
+	"github.com/hanode/hanode/controller/gc"
 	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/etcdembed"
 	"github.com/hanode/hanode/internal/service"
@@ -40,6 +41,8 @@ type Role struct {
 	sec     *security
 	// datanodes is the controller's client of the chunk API (garbage collection).
 	datanodes *datanode.Client
+	// gcMetrics count the collection loops of every term this controller leads.
+	gcMetrics *gc.Metrics
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	// probes remembers which etcd members did not answer hanode status's last probe.
@@ -159,14 +162,15 @@ func (c *Role) Start(ctx context.Context) error {
 	c.srv.AddCheck("etcd member", member.Ready)
 	c.srv.AddCheck("etcd registration", c.reg.Err)
 	c.datanodes = datanode.NewClient(c.m.Bundle.ClientConfig(""))
+	c.gcMetrics = gc.NewMetrics(c.srv.Registry)
 	c.adminRoutes()
 	c.s3Routes()
 	c.srv.Serve()
 	return nil
 }
 
-// lead is the active master's work for one term. Every write it makes is fenced by the term.
-// The cluster loops (placement, repair, rebalance, garbage collection) run here as they arrive.
+// lead is the active master's work for one term: its heartbeat record, and the S3 loops
+// (garbage collection, multipart expiry). Every write it makes is fenced by the term.
 func (c *Role) lead(term *election.Term) {
 	ctx := term.Context()
 	go c.leadS3(term)

@@ -138,10 +138,8 @@ func (c *Role) leadS3(term *election.Term) {
 		}
 	}
 	col := &gc.Collector{Etcd: c.cli, Meta: meta.New(c.cli), Datanodes: c.datanodes, Log: c.log.With("loop", "gc"),
-		WriteTimeout: c.m.Config.WriteTimeout, GiveUp: 7 * 24 * time.Hour}
-	col.Metrics(nil)
-	ups := &gc.Uploads{Meta: col.Meta, Log: c.log.With("loop", "uploads"), Expiry: c.m.Config.MultipartExpiry}
-	ups.Metrics(nil)
+		WriteTimeout: c.m.Config.WriteTimeout, GiveUp: 7 * 24 * time.Hour, Metrics: c.gcMetrics}
+	ups := &gc.Uploads{Meta: col.Meta, Log: c.log.With("loop", "uploads"), Expiry: c.m.Config.MultipartExpiry, Metrics: c.gcMetrics}
 	go ups.Run(ctx, c.gcInterval(), term.Guard())
 	col.Run(ctx, c.gcInterval(), term.Guard())
 }

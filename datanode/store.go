@@ -660,7 +660,7 @@ func (s *Store) Delete(id string) error {
 
 // List returns up to limit chunks with ids > after, sorted by id (limit <= 0:
 // 1000). A chunk whose footer cannot be read is listed with Size -1 so that a
-// scrubber still sees it.
+// caller checking chunks (Verify) still sees it.
 func (s *Store) List(ctx context.Context, after string, limit int) ([]Info, error) {
 	if limit <= 0 {
 		limit = 1000
@@ -738,7 +738,7 @@ func (s *Store) statfs() (Usage, error) {
 }
 
 // Verify reads all of chunk id and checks the footer, the CRC table, every
-// block CRC32C and the SHA-256 (for a scrubber). Failures wrap ErrCorrupt.
+// block CRC32C and the SHA-256. Failures wrap ErrCorrupt.
 func (s *Store) Verify(id string) error {
 	if err := s.acquire(context.Background()); err != nil {
 		return err

@@ -532,7 +532,7 @@ func (s *Store) scan(ctx context.Context, from, end string, fn func(kv *mvccpb.K
 	return nil
 }
 
-// MarkBad records a damaged replica for the repair loop.
+// MarkBad records a damaged replica (hanode status counts them; nothing repairs them yet).
 func (s *Store) MarkBad(ctx context.Context, chunkID, machine, reason string) error {
 	val, _ := json.Marshal(map[string]any{"chunk": chunkID, "machine": machine, "reason": reason, "at": s.now().UTC()})
 	if _, err := s.cli.Put(ctx, BadPrefix+chunkID+"/"+machine, string(val)); err != nil {

@@ -85,14 +85,14 @@ func TestApplianceServesEveryRole(t *testing.T) {
 			}
 		}
 	}
-	// The controller's metrics include etcd's and the election's.
+	// The controller's metrics include etcd's, the election's and the collector's.
 	resp, err := hc.Get(eps[config.RoleController] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"etcd_server_has_leader", "hanode_election_leading 1"} {
+	for _, want := range []string{"etcd_server_has_leader", "hanode_election_leading 1", "hanode_gc_chunks_deleted_total", "hanode_gc_uploads_expired_total"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("controller metrics lack %q", want)
 		}

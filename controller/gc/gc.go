@@ -32,21 +32,33 @@ type Collector struct {
 	// (the chunks leak on a machine that never came back) rather than kept for ever.
 	GiveUp time.Duration
 
-	deleted prometheus.Counter
-	records prometheus.Counter
+	// Metrics are where the collector counts; nil counts nowhere.
+	Metrics *Metrics
 }
 
 // callTimeout bounds each datanode call of a round; a datanode that misses it is left alone
 // for the rest of the round (its records stay for the next one).
 const callTimeout = 10 * time.Second
 
-// Metrics registers the collector's counters.
-func (c *Collector) Metrics(reg prometheus.Registerer) {
-	c.deleted = prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_chunks_deleted_total", Help: "Chunk replicas deleted by the garbage collector."})
-	c.records = prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_records_done_total", Help: "Garbage records fully collected."})
-	if reg != nil {
-		reg.MustRegister(c.deleted, c.records)
+// Metrics are the counters of the active master's collection loops. A controller makes one
+// set and hands it to the loops of every term it leads (a registry takes a metric once).
+type Metrics struct {
+	ChunksDeleted  prometheus.Counter
+	RecordsDone    prometheus.Counter
+	UploadsExpired prometheus.Counter
+}
+
+// NewMetrics makes the counters and registers them with reg (nil: registered nowhere).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		ChunksDeleted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_chunks_deleted_total", Help: "Chunk replicas deleted by the garbage collector."}),
+		RecordsDone:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_records_done_total", Help: "Garbage records fully collected."}),
+		UploadsExpired: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_uploads_expired_total", Help: "Abandoned multipart uploads aborted by the active master."}),
 	}
+	if reg != nil {
+		reg.MustRegister(m.ChunksDeleted, m.RecordsDone, m.UploadsExpired)
+	}
+	return m
 }
 
 // Run collects every interval until ctx ends. guard is the master's fence.
@@ -67,8 +79,8 @@ func (c *Collector) Run(ctx context.Context, interval time.Duration, guard clien
 
 // Round runs one collection round and returns how many records it finished.
 func (c *Collector) Round(ctx context.Context, guard ...clientv3.Cmp) (int, error) {
-	if c.deleted == nil {
-		c.Metrics(nil)
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
 	}
 	if ids, err := c.Meta.ExpireIntents(ctx, time.Now().Add(-c.WriteTimeout), guard...); err != nil {
 		return 0, err
@@ -101,7 +113,7 @@ func (c *Collector) Round(ctx context.Context, guard ...clientv3.Cmp) (int, erro
 			}
 			return done, err
 		}
-		c.records.Inc()
+		c.Metrics.RecordsDone.Inc()
 		done++
 	}
 	return done, nil
@@ -136,7 +148,7 @@ func (c *Collector) collect(ctx context.Context, g meta.GarbageEntry, live map[s
 		cancel()
 		switch {
 		case err == nil:
-			c.deleted.Inc()
+			c.Metrics.ChunksDeleted.Inc()
 		case errors.Is(err, datanode.ErrNotFound):
 		default:
 			complete = false

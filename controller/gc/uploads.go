@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/hanode/hanode/meta"
@@ -23,8 +22,9 @@ type Uploads struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	cursor  string // where the next scan of the uploads continues
-	aborted prometheus.Counter
+	cursor string // where the next scan of the uploads continues
+	// Metrics are where expiries are counted; nil counts nowhere.
+	Metrics *Metrics
 }
 
 // Bounds of one round's work: a round scans a slice of the uploads and the next continues
@@ -34,14 +34,6 @@ const (
 	uploadsAborted = 100
 	abortsResumed  = 100
 )
-
-// Metrics registers the expiry's counter.
-func (x *Uploads) Metrics(reg prometheus.Registerer) {
-	x.aborted = prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_uploads_expired_total", Help: "Abandoned multipart uploads aborted by the active master."})
-	if reg != nil {
-		reg.MustRegister(x.aborted)
-	}
-}
 
 // Run expires uploads every interval until ctx ends. guard is the master's fence.
 func (x *Uploads) Run(ctx context.Context, interval time.Duration, guard clientv3.Cmp) {
@@ -62,8 +54,8 @@ func (x *Uploads) Run(ctx context.Context, interval time.Duration, guard clientv
 // Round finishes interrupted aborts, then scans the next slice of uploads and aborts the
 // expired ones; it returns how many uploads it aborted.
 func (x *Uploads) Round(ctx context.Context, guard ...clientv3.Cmp) (int, error) {
-	if x.aborted == nil {
-		x.Metrics(nil)
+	if x.Metrics == nil {
+		x.Metrics = NewMetrics(nil)
 	}
 	now := time.Now
 	if x.Now != nil {
@@ -86,7 +78,7 @@ func (x *Uploads) Round(ctx context.Context, guard ...clientv3.Cmp) (int, error)
 		err := x.Meta.AbortUpload(ctx, u, guard...)
 		switch {
 		case err == nil, errors.Is(err, meta.ErrPartsPending):
-			x.aborted.Inc()
+			x.Metrics.UploadsExpired.Inc()
 			done++
 			x.Log.Info("aborted an abandoned multipart upload", "bucket", u.Bucket, "key", u.Key, "upload", u.ID, "initiated", u.Initiated)
 		case errors.Is(err, meta.ErrNoSuchUpload): // completed or aborted meanwhile

@@ -95,7 +95,8 @@ const (
 	// S3Garbage: <S3Garbage><id> = chunks to delete once their grace has passed; consumed by
 	// the active master's collector.
 	S3Garbage = S3 + "g/"
-	// S3Bad: <S3Bad><chunk id>/<machine> = a replica found damaged (JSON), for repair.
+	// S3Bad: <S3Bad><chunk id>/<machine> = a replica found damaged (JSON). Written by
+	// coordinators; hanode status counts them; nothing repairs them yet.
 	S3Bad = S3 + "bad/"
 	// S3Users: <S3Users><access key> = the public index of S3 users (JSON, no secret).
 	S3Users = S3 + "users/"
