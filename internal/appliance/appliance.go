@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,27 +47,61 @@ func (a *Appliance) TLS() *tls.Config { return &tls.Config{RootCAs: a.CAPool} }
 // HANODE_* settings (e.g. HANODE_CHUNK_SIZE).
 func Start(t testing.TB, addr string, env map[string]string) *Appliance {
 	t.Helper()
-	e := map[string]string{"HANODE_NAME": "solo", "HANODE_ADDRESS": addr, "HANODE_DATA_DIR": t.TempDir(), "HANODE_SHUTDOWN_TIMEOUT": "5s",
+	a, stop, err := start(t.TempDir(), addr, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("appliance shutdown: %v", err)
+		}
+	})
+	return a
+}
+
+// Run is Start for code that has no testing.TB, such as an Example: stop shuts the roles down,
+// removes the data directory and returns the shutdown's error.
+func Run(addr string, env map[string]string) (a *Appliance, stop func() error, err error) {
+	dir, err := os.MkdirTemp("", "appliance-")
+	if err != nil {
+		return nil, nil, err
+	}
+	a, stopRoles, err := start(dir, addr, env)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return a, func() error {
+		err := stopRoles()
+		os.RemoveAll(dir)
+		return err
+	}, nil
+}
+
+// start runs every role on addr with its data under dir and returns once the root key is
+// accepted; stop shuts the roles down.
+func start(dir, addr string, env map[string]string) (*Appliance, func() error, error) {
+	e := map[string]string{"HANODE_NAME": "solo", "HANODE_ADDRESS": addr, "HANODE_DATA_DIR": dir, "HANODE_SHUTDOWN_TIMEOUT": "5s",
 		"HANODE_REPLICAS": "1", "HANODE_ROOT_ACCESS_KEY": "testroot", "HANODE_ROOT_SECRET_KEY": "testsecret-123456"}
 	for k, v := range env {
 		e[k] = v
 	}
 	cfg, _, err := config.Load(config.Sources{Env: func(k string) (string, bool) { v, ok := e[k]; return v, ok }})
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	b, err := pki.EnsureSelfSigned(cfg.PKIDir(), cfg.ClusterName,
 		pki.Identity{Machine: cfg.Name, Roles: cfg.Roles(), IPs: []net.IP{net.ParseIP(addr), net.IPv4(127, 0, 0, 1)}},
 		pki.DefaultCAValidity, pki.DefaultNodeValidity)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	ring, err := secrets.NewKeyring()
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	if err := ring.Save(filepath.Join(cfg.PKIDir(), join.KeyringFile)); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan roles.Endpoints, 1)
@@ -77,22 +113,20 @@ func Start(t testing.TB, addr string, env map[string]string) *Appliance {
 	go func() {
 		done <- roles.Run(ctx, roles.Options{Config: cfg, Bundle: b, Logger: log, OnReady: func(eps roles.Endpoints) { ready <- eps }})
 	}()
+	stop := func() error {
+		cancel()
+		return <-done
+	}
 	var eps roles.Endpoints
 	select {
 	case eps = <-ready:
 	case err := <-done:
 		cancel()
-		t.Fatalf("appliance stopped before ready: %v", err)
+		return nil, nil, fmt.Errorf("appliance stopped before ready: %w", err)
 	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("appliance not ready within 60s")
+		stop()
+		return nil, nil, errors.New("appliance not ready within 60s")
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("appliance shutdown: %v", err)
-		}
-	})
 	a := &Appliance{
 		Config: cfg, Bundle: b, Endpoints: eps,
 		S3: net.JoinHostPort(addr, "9000"), S3URL: eps[config.RoleCoordinator],
@@ -100,7 +134,11 @@ func Start(t testing.TB, addr string, env map[string]string) *Appliance {
 		CAPool: b.Pool(), CAFile: b.CAFile(),
 	}
 	// The active master registers the root key just after the roles report ready.
-	mc := a.Minio(t)
+	mc, err := a.minio()
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := mc.ListBuckets(context.Background())
@@ -108,20 +146,25 @@ func Start(t testing.TB, addr string, env map[string]string) *Appliance {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("root key not accepted within 30s: %v", err)
+			stop()
+			return nil, nil, fmt.Errorf("root key not accepted within 30s: %w", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return a
+	return a, stop, nil
 }
 
 // Minio returns a minio-go client of the appliance's S3 API with the root key.
 func (a *Appliance) Minio(t testing.TB) *minio.Client {
 	t.Helper()
-	mc, err := minio.New(a.S3, &minio.Options{Creds: credentials.NewStaticV4(a.AccessKey, a.SecretKey, ""), Secure: true,
-		Transport: &http.Transport{TLSClientConfig: a.TLS(), MaxIdleConnsPerHost: 64}, Region: a.Config.S3Region})
+	mc, err := a.minio()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return mc
+}
+
+func (a *Appliance) minio() (*minio.Client, error) {
+	return minio.New(a.S3, &minio.Options{Creds: credentials.NewStaticV4(a.AccessKey, a.SecretKey, ""), Secure: true,
+		Transport: &http.Transport{TLSClientConfig: a.TLS(), MaxIdleConnsPerHost: 64}, Region: a.Config.S3Region})
 }

@@ -4,7 +4,10 @@
 package etcdtest
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
@@ -17,9 +20,34 @@ import (
 // because it never leaves the test process.
 func Start(t testing.TB, host string) *clientv3.Client {
 	t.Helper()
+	cli, stop, err := start(t.TempDir(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return cli
+}
+
+// Run is Start for code that has no testing.TB, such as an Example: it returns a client and a
+// stop function that closes the client and the member and removes the member's data.
+func Run(host string) (cli *clientv3.Client, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "etcdtest-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cli, stopMember, err := start(dir, host)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return cli, func() { stopMember(); os.RemoveAll(dir) }, nil
+}
+
+// start runs the member on host with its data in dir.
+func start(dir, host string) (*clientv3.Client, func(), error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "t"
-	cfg.Dir = t.TempDir()
+	cfg.Dir = dir
 	cu, _ := url.Parse("http://" + host + ":2379")
 	pu, _ := url.Parse("http://" + host + ":2380")
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
@@ -29,20 +57,19 @@ func Start(t testing.TB, host string) *clientv3.Client {
 	cfg.MaxRequestBytes = 8 << 20 // as etcdembed configures the controllers' members
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		t.Fatalf("start etcd on %s: %v", host, err)
+		return nil, nil, fmt.Errorf("start etcd on %s: %w", host, err)
 	}
-	t.Cleanup(e.Close)
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(20 * time.Second):
-		t.Fatal("etcd not ready after 20s")
+		e.Close()
+		return nil, nil, errors.New("etcd not ready after 20s")
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
 		MaxCallSendMsgSize: 10 << 20}) // as the roles' clients, for the largest transactions
-
 	if err != nil {
-		t.Fatal(err)
+		e.Close()
+		return nil, nil, err
 	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return cli, func() { cli.Close(); e.Close() }, nil
 }
