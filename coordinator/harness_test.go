@@ -29,7 +29,7 @@ import (
 // a real etcd, all in this process. The S3 side is plain HTTP, so minio-go signs with the
 // streaming (aws-chunked) payload mode that SDKs use without TLS.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	etcd   *clientv3.Client
 	coord  *Coordinator
 	s3     *httptest.Server
@@ -62,7 +62,7 @@ type clusterOpts struct {
 	datanodes *datanode.Client // default: short deadlines for tests
 }
 
-func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
+func newTestCluster(t testing.TB, o clusterOpts) *testCluster {
 	t.Helper()
 	if o.chunkSize == 0 {
 		o.chunkSize = 256 << 10
