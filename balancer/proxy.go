@@ -1,17 +1,18 @@
-// Package proxy is the HTTP reverse-proxy engine of hanode's proxy role: a
-// sticky load balancer in front of the stateless S3 coordinators.
+// Package balancer is hanode's proxy role (role.go: its lifecycle, certificates, shared keys
+// and upstreams from etcd) and the HTTP reverse-proxy engine under it: a sticky load balancer
+// in front of the stateless S3 coordinators.
 //
-// Placement is done by package balancer (weighted rendezvous hashing with
-// bounded loads and slow start). This package adds what makes that usable as
+// Placement is done by package rendezvous (weighted rendezvous hashing with
+// bounded loads and slow start). The engine adds what makes that usable as
 // a proxy: session affinity (signed pins, an affinity header, the client IP),
 // a session table that feeds the balancer's open-session counts, active and
 // passive health checking with a draining state, retries that never replay a
 // non-idempotent request that may have reached a coordinator, streaming in
 // both directions, metrics and an access log.
 //
-// The caller owns listeners, TLS certificates and the upstream list (fed from
-// the cluster's view of coordinators through SetUpstreams); see Listen and
-// NewServer for the listener and server hardening helpers.
+// The engine's caller (the Role) owns listeners, TLS certificates and the upstream list (fed
+// from the cluster's view of coordinators through SetUpstreams); see Listen and NewServer for
+// the listener and server hardening helpers.
 package balancer
 
 import (
@@ -144,7 +145,7 @@ func (p *Proxy) SetUpstreams(list []Upstream) error {
 	defer p.setMu.Unlock()
 	old := p.ups.Load()
 	next := &upstreamSet{byID: make(map[string]*upstream, len(list))}
-	bl := make([]rendezvous.Upstream, 0, len(list))
+	bl := make([]rendezvous.Node, 0, len(list))
 	for _, u := range list {
 		cur := old.byID[u.ID]
 		if cur == nil {
@@ -157,7 +158,7 @@ func (p *Proxy) SetUpstreams(list []Upstream) error {
 		}
 		next.byID[u.ID] = cur
 		next.list = append(next.list, cur)
-		bl = append(bl, rendezvous.Upstream{ID: u.ID, Weight: u.Weight})
+		bl = append(bl, rendezvous.Node{ID: u.ID, Weight: u.Weight})
 	}
 	slices.SortFunc(next.list, func(a, b *upstream) int { return strings.Compare(a.id, b.id) })
 	// Publish the map before the Picker learns new IDs, so a Pick never

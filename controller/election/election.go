@@ -266,6 +266,9 @@ func (e *Elector) probeLeader(ctx context.Context, own clientv3.LeaseID) {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err = e.cfg.Client.Revoke(rctx, clientv3.LeaseID(known.Lease))
 		cancel()
+		if err != nil && ctx.Err() == nil && e.leaseGone(ctx, clientv3.LeaseID(known.Lease)) {
+			err = nil // the revoke applied though its answer was lost (a timeout, a leader change)
+		}
 		if err != nil && ctx.Err() == nil {
 			e.cfg.Logger.Warn("revoking the unresponsive master's lease failed", "master", known.Name, "epoch", known.Epoch, "err", err)
 			continue
@@ -276,6 +279,14 @@ func (e *Elector) probeLeader(ctx context.Context, own clientv3.LeaseID) {
 		}
 		known, failures = nil, 0
 	}
+}
+
+// leaseGone reports whether etcd says lease no longer exists.
+func (e *Elector) leaseGone(ctx context.Context, lease clientv3.LeaseID) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := e.cfg.Client.TimeToLive(ctx, lease)
+	return err == nil && resp.TTL == -1
 }
 
 func (e *Elector) healthy(ctx context.Context, base string) bool {

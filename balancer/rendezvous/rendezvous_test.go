@@ -19,7 +19,7 @@ const window = 30 * time.Second
 
 // newPicker returns a Picker over ups whose initial slow start has already
 // elapsed, plus its clock.
-func newPicker(t testing.TB, ups []Upstream) (*Picker, *clock) {
+func newPicker(t testing.TB, ups []Node) (*Picker, *clock) {
 	t.Helper()
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	p := New(Options{SlowStart: window, Now: clk.Now})
@@ -28,10 +28,10 @@ func newPicker(t testing.TB, ups []Upstream) (*Picker, *clock) {
 	return p, clk
 }
 
-func equal(ids ...string) []Upstream {
-	ups := make([]Upstream, len(ids))
+func equal(ids ...string) []Node {
+	ups := make([]Node, len(ids))
 	for i, id := range ids {
-		ups[i] = Upstream{ID: id, Weight: 1}
+		ups[i] = Node{ID: id, Weight: 1}
 	}
 	return ups
 }
@@ -78,11 +78,11 @@ func TestHashGolden(t *testing.T) {
 func TestDeterminism(t *testing.T) {
 	tests := []struct {
 		name  string
-		ups   []Upstream
-		order []Upstream // same set, different listing order for the second picker
+		ups   []Node
+		order []Node // same set, different listing order for the second picker
 	}{
 		{"equal", equal("a", "b", "c"), equal("c", "a", "b")},
-		{"weighted", []Upstream{{"a", 1}, {"b", 2}, {"c", 3}}, []Upstream{{"c", 3}, {"b", 2}, {"a", 1}}},
+		{"weighted", []Node{{"a", 1}, {"b", 2}, {"c", 3}}, []Node{{"c", 3}, {"b", 2}, {"a", 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -348,12 +348,12 @@ func TestSlowStart(t *testing.T) {
 func TestWeights(t *testing.T) {
 	tests := []struct {
 		name string
-		ups  []Upstream
+		ups  []Node
 	}{
-		{"2 vs 1", []Upstream{{"a", 2}, {"b", 1}}},
-		{"2 vs 1 vs 1", []Upstream{{"a", 2}, {"b", 1}, {"c", 1}}},
-		{"3 vs 2 vs 1", []Upstream{{"a", 3}, {"b", 2}, {"c", 1}}},
-		{"zero weight means 1", []Upstream{{"a", 2}, {"b", 0}}},
+		{"2 vs 1", []Node{{"a", 2}, {"b", 1}}},
+		{"2 vs 1 vs 1", []Node{{"a", 2}, {"b", 1}, {"c", 1}}},
+		{"3 vs 2 vs 1", []Node{{"a", 3}, {"b", 2}, {"c", 1}}},
+		{"zero weight means 1", []Node{{"a", 2}, {"b", 0}}},
 	}
 	const n = 30000
 	for _, tt := range tests {
@@ -430,7 +430,7 @@ func TestBookkeeping(t *testing.T) {
 		}
 	}
 	before := p.Loads()
-	p.Set([]Upstream{{"b", 1}, {"a", 1}, {"a", 5}, {"", 1}})
+	p.Set([]Node{{"b", 1}, {"a", 1}, {"a", 5}, {"", 1}})
 	if got := p.Loads(); got["a"] != before["a"] || got["b"] != before["b"] || len(got) != 2 {
 		t.Fatalf("Loads after Set = %v, want %v", got, before)
 	}

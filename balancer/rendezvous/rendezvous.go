@@ -1,4 +1,4 @@
-// Package balancer is the placement core of hanode's proxy: it decides which
+// Package rendezvous is the placement core of hanode's proxy: it decides which
 // stateless coordinator a new client session goes to.
 //
 // It combines weighted rendezvous hashing (HRW) with consistent hashing with
@@ -44,11 +44,11 @@ const (
 	minRamp = 0.01
 )
 
-// Upstream is a coordinator. ID must be a stable node identity, never its
+// Node is a coordinator. ID must be a stable node identity, never its
 // network address: hashing addresses would reshuffle every session whenever a
 // node is re-addressed. Weight <= 0 (or NaN/Inf) is treated as 1, so the zero
 // Weight is usable.
-type Upstream struct {
+type Node struct {
 	ID     string
 	Weight float64
 }
@@ -112,7 +112,7 @@ func New(o Options) *Picker {
 // open-session count and slow-start state (only the weight is updated); new
 // ones start healthy and in slow start; removed ones are forgotten, including
 // their load. Duplicate IDs keep the first occurrence; empty IDs are ignored.
-func (p *Picker) Set(ups []Upstream) {
+func (p *Picker) Set(ups []Node) {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
