@@ -64,4 +64,3 @@ func benchData(n int) []byte {
 	rand.NewChaCha8([32]byte{byte(n >> 20)}).Read(b)
 	return b
 }
-

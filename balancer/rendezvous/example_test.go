@@ -11,7 +11,7 @@ import (
 // its next choice.
 func Example() {
 	p := rendezvous.New(rendezvous.Options{SlowStart: -1}) // no ramp: placement depends on the keys alone
-	p.Set([]rendezvous.Upstream{{ID: "coord-a"}, {ID: "coord-b"}, {ID: "coord-c"}})
+	p.Set([]rendezvous.Node{{ID: "coord-a"}, {ID: "coord-b"}, {ID: "coord-c"}})
 
 	clients := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"}
 	before := map[string]string{}
@@ -19,7 +19,7 @@ func Example() {
 		before[c] = p.Order(c)[0]
 	}
 
-	p.Set([]rendezvous.Upstream{{ID: "coord-a"}, {ID: "coord-c"}}) // coord-b is gone
+	p.Set([]rendezvous.Node{{ID: "coord-a"}, {ID: "coord-c"}}) // coord-b is gone
 	for _, c := range clients {
 		fmt.Printf("%s: %s -> %s\n", c, before[c], p.Order(c)[0])
 	}
@@ -37,7 +37,7 @@ func Example() {
 // coordinator in the key's order.
 func ExamplePicker_Pick() {
 	p := rendezvous.New(rendezvous.Options{SlowStart: -1, LoadFactor: 1.25})
-	p.Set([]rendezvous.Upstream{{ID: "coord-a"}, {ID: "coord-b"}, {ID: "coord-c"}})
+	p.Set([]rendezvous.Node{{ID: "coord-a"}, {ID: "coord-b"}, {ID: "coord-c"}})
 
 	fmt.Println("order for the office:", p.Order("203.0.113.7"))
 	var picked []string
