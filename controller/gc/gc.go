@@ -1,7 +1,9 @@
 // Package gc is the active master's garbage collector. It deletes, from every datanode, the
 // chunks of overwritten and deleted objects once their grace period has passed, and the chunks
 // of writes that failed or were abandoned (their intent expired), then removes the queue
-// record, fenced by the master's term so a deposed master cannot act.
+// record. Expiring intents and removing records are fenced by the master's term; the deletions
+// themselves are not (a deposed master may still delete chunks of a due record, which no record
+// references any more: the transaction that queued them took them out of every record).
 package gc
 
 import (
