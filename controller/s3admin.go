@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/security/access"
+	"github.com/hanode/hanode/security/s3access"
 	"github.com/hanode/hanode/security/s3users"
 )
 
@@ -58,6 +60,11 @@ func (c *Role) s3Routes() {
 	}))
 	mux.Handle("DELETE /v1/s3/users/{id}", write(access.Admin, func(w http.ResponseWriter, r *http.Request) {
 		err := users.Remove(r.Context(), r.PathValue("id"))
+		if err == nil { // a key made again under this name starts with no grants
+			if _, gerr := s3access.New(c.cli).RevokeAll(r.Context(), r.PathValue("id")); gerr != nil {
+				err = fmt.Errorf("access key removed, but not all its grants: %w", gerr)
+			}
+		}
 		switch {
 		case errors.Is(err, s3users.ErrUnknown):
 			service.WriteError(w, http.StatusNotFound, err)
@@ -67,6 +74,7 @@ func (c *Role) s3Routes() {
 			service.WriteJSON(w, http.StatusOK, map[string]any{"access_key": r.PathValue("id"), "removed": true})
 		}
 	}))
+	c.grantRoutes()
 	// Coordinators verify signatures with the secret; only their certificates may read it.
 	mux.Handle("GET /v1/s3/keys/{id}", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if sec.keyring == nil {
