@@ -1,12 +1,10 @@
 package controller
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -154,41 +152,4 @@ func (c *Role) leadS3(term *election.Term) {
 
 func (c *Role) gcInterval() time.Duration {
 	return min(max(c.m.Config.GCGrace/4, time.Second), 30*time.Second)
-}
-
-// ensureRoot creates the S3 root user on the first term of a new cluster, from the
-// configuration (root-access-key/root-secret-key, HANODE_ROOT_ACCESS_KEY/...) or else a
-// generated pair written to <data-dir>/credentials; a configured pair is re-applied on every
-// term so that changing it in the configuration takes effect.
-func (c *Role) ensureRoot(ctx context.Context) error {
-	if c.sec.keyring == nil {
-		return errors.New("this controller has no cluster keyring")
-	}
-	cfg := c.m.Config
-	users := s3users.New(c.cli, c.sec.keyring)
-	if cfg.RootAccessKey != "" {
-		return users.Ensure(ctx, s3users.User{AccessKey: cfg.RootAccessKey, Description: "root (configured)", Root: true}, cfg.RootSecretKey)
-	}
-	list, err := users.List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, u := range list {
-		if u.Root {
-			return nil
-		}
-	}
-	path := filepath.Join(cfg.DataDir, s3users.CredentialsFile)
-	if ak, sk, err := s3users.ReadCredentials(path); err == nil {
-		return users.Ensure(ctx, s3users.User{AccessKey: ak, Description: "root (" + path + ")", Root: true}, sk)
-	}
-	ak, sk := s3users.NewKeyPair()
-	if err := s3users.WriteCredentials(path, ak, sk); err != nil {
-		return err
-	}
-	if _, _, err := users.Create(ctx, s3users.User{AccessKey: ak, Description: "root (generated on " + cfg.Name + ")", CreatedBy: "controller:" + cfg.Name, Root: true}, sk); err != nil {
-		return err
-	}
-	c.log.Info("S3 root user created", "access_key", ak, "credentials", path)
-	return nil
 }
