@@ -99,6 +99,10 @@ func (c *Coordinator) authorizeAnonymous(rq *request) error {
 		c.refuseAnonymous(rq, "operation")
 		return accessDenied()
 	}
+	if !c.authz.cached(rq.bucket) && !missAllowed(c.keys.limit, rq.r.Context()) {
+		c.refuseAnonymous(rq, "rate")
+		return errSlowDown()
+	}
 	b, err := c.authz.bucket(rq.r.Context(), rq.bucket)
 	if err != nil {
 		return err

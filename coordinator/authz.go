@@ -50,6 +50,14 @@ func newAuthzCache(cli *clientv3.Client, log *slog.Logger) *authzCache {
 	return &authzCache{store: s3access.New(cli), cli: cli, log: log, entries: map[string]authzEntry{}, ready: map[string]bool{}}
 }
 
+// cached reports whether name's entry is cached.
+func (a *authzCache) cached(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, ok := a.entries[name]
+	return ok && time.Now().Before(e.expires)
+}
+
 // bucket returns what decides access to name.
 func (a *authzCache) bucket(ctx context.Context, name string) (s3access.Bucket, error) {
 	now := time.Now()

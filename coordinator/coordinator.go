@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/hanode/hanode/datanode"
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3/sigv4"
 )
@@ -108,6 +109,7 @@ func New(o Options) (*Coordinator, error) {
 	}
 	c.copyBufs.New = func() any { b := make([]byte, 256<<10); return &b }
 	c.keys = newKeyCache(o.Etcd, o.Lookup, o.Log)
+	c.keys.limit = ratelimit.New(missRate, missBurst, maxSrc)
 	c.authz = newAuthzCache(o.Etcd, o.Log)
 	c.anonLog = rate.NewLimiter(rate.Every(anonLogEvery), 1)
 	// Any region name in the credential scope is accepted: a cluster is one region, and clients

@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3/sigv4"
 	"github.com/hanode/hanode/security/s3users"
@@ -28,13 +29,15 @@ import (
 // etcd (one read, no TLS connection, no keyring), and the answer is remembered for unknownTTL in
 // a bounded negative cache. So a flood of requests with bad keys costs no controller call at
 // all, and one etcd read per distinct key and unknownTTL; concurrent misses of the same key
-// share one lookup, and at most maxLookups lookups run at once.
+// share one lookup, at most maxLookups lookups run at once, and one client address may start
+// at most missRate a second (beyond missBurst; then SlowDown).
 type keyCache struct {
 	cli     *clientv3.Client
 	watcher clientv3.Watcher
 	lookup0 sigv4.Lookup
 	log     *slog.Logger
 	slots   chan struct{} // bounds the lookups running at once
+	limit   *ratelimit.PerSource
 
 	mu      sync.Mutex
 	known   map[string]keyEntry  // secrets
@@ -86,6 +89,10 @@ func (k *keyCache) lookup(ctx context.Context, accessKey string) (string, error)
 		return "", fmt.Errorf("access key %s: %w", accessKey, sigv4.ErrUnknownAccessKey)
 	}
 	f, waiting := k.flights[accessKey]
+	if !waiting && !missAllowed(k.limit, ctx) {
+		k.mu.Unlock()
+		return "", errSlowDown()
+	}
 	if !waiting {
 		f = &flight{done: make(chan struct{})}
 		k.flights[accessKey] = f

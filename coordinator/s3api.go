@@ -87,6 +87,7 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 func (c *Coordinator) serveS3(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	r = r.WithContext(withSource(r.Context(), clientSource(r)))
 	rq := &request{w: sw, r: r, id: newRequestID()}
 	h := sw.Header()
 	h.Set("X-Hanode-Node", c.o.Name)
