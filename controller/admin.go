@@ -159,6 +159,7 @@ func (c *Role) adminRoutes() {
 	mux.Handle("GET /v1/cluster/leader", read(access.ReadOnly, c.handleLeader))
 	mux.Handle("GET /v1/cluster/status", read(access.ReadOnly, c.handleStatus))
 	mux.Handle("GET /v1/nodes", read(access.ReadOnly, c.handleNodes))
+	mux.Handle("GET /v1/repair", read(access.ReadOnly, c.handleRepair))
 	mux.Handle("POST /v1/nodes/{id}/drain", write(access.Operator, c.handleDrain))
 	mux.Handle("DELETE /v1/nodes/{id}", write(access.Operator, c.handleNodeRemove))
 	mux.Handle("GET /v1/tokens", read(access.Admin, c.handleTokenList))
