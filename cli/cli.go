@@ -21,6 +21,7 @@ type CLI struct {
 
 	Run        runCmd        `cmd:"" default:"withargs" help:"Run the configured roles (the default: every role, a single-machine appliance)."`
 	Init       initCmd       `cmd:"" help:"Create the cluster CA and this machine's certificate in the data dir."`
+	Agent      agentCmd      `cmd:"" help:"Supervise this machine's roles as child processes, as their desired state says (the systemd unit's command)."`
 	Status     statusCmd     `cmd:"" help:"Show machines, roles, health, the active master and the controllers."`
 	Leader     leaderCmd     `cmd:"" help:"Show the active master."`
 	Join       joinCmd       `cmd:"" help:"Join a cluster: fetch and pin its CA, get this machine's certificate (--server, --token)."`
