@@ -135,7 +135,7 @@ func (r *Role) Start(ctx context.Context) error {
 	if err != nil {
 		r.srv.Close()
 		if r.sup != nil {
-			r.sup.Shutdown()
+			r.sup.Shutdown(nil)
 		}
 		return err
 	}
@@ -198,14 +198,19 @@ func (r *Role) Ready() error { return r.srv.Ready() }
 // Stop stops the machine's roles in order (a supervising agent), then drains the agent's API
 // and deregisters it.
 func (r *Role) Stop(ctx context.Context) {
-	if r.sup != nil {
-		r.srv.MarkDraining()
-		r.sup.Shutdown()
+	if r.sup == nil {
+		r.srv.Drain(ctx)
+		r.member.Leave(ctx)
+		return
+	}
+	r.srv.MarkDraining()
+	// The agent leaves etcd before the machine's controller stops, while etcd still answers.
+	r.sup.Shutdown(func() {
 		r.cancel()
 		<-r.done
-	}
+		r.member.Leave(ctx)
+	})
 	r.srv.Drain(ctx)
-	r.member.Leave(ctx)
 }
 
 // collector exports the supervised roles' state as metrics.

@@ -402,11 +402,21 @@ func (s *Supervisor) readyLoop() {
 var stopOrder = []string{config.RoleProxy, config.RoleCoordinator, config.RoleDatanode, config.RoleController}
 
 // Shutdown stops supervising and stops every role process in stopOrder, each within
-// StopTimeout (then killed).
-func (s *Supervisor) Shutdown() {
+// StopTimeout (then killed). beforeController, if set, runs before the controller stops (while
+// the machine's etcd member still answers).
+func (s *Supervisor) Shutdown(beforeController func()) {
 	s.cancel()
 	s.wg.Wait()
+	defer func() {
+		if beforeController != nil { // no controller ran
+			beforeController()
+		}
+	}()
 	for _, r := range stopOrder {
+		if r == config.RoleController && beforeController != nil {
+			beforeController()
+			beforeController = nil
+		}
 		s.mu.Lock()
 		c := s.kids[r]
 		s.mu.Unlock()
