@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -198,11 +199,18 @@ func Seed(ctx context.Context, cli *clientv3.Client, machine string, roles []str
 }
 
 // Update applies change to machine's desired state and writes it with the next version, if
-// nobody changed it meanwhile (else it reads again and retries, a few times). change may
-// refuse with an error, which Update returns unchanged.
+// nobody changed it meanwhile (else it reads again and retries, up to 20 times, after a short
+// random pause). change may refuse with an error, which Update returns unchanged.
 func Update(ctx context.Context, cli *clientv3.Client, machine, by string, change func(*Desired) error) (*Desired, error) {
 	key := DesiredKey(machine)
-	for range 5 {
+	for attempt := range 20 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(1+rand.IntN(10*attempt)) * time.Millisecond):
+			}
+		}
 		d, rev, err := ReadDesired(ctx, cli, machine)
 		if err != nil {
 			return nil, err
