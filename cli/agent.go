@@ -100,7 +100,11 @@ func (e *Env) childArgs() []string {
 			continue
 		}
 		seen[f.Name] = true
-		args = append(args, "--"+f.Name+"="+flagValue(f.Target))
+		if f.Target.Kind() == reflect.Bool {
+			args = append(args, "--"+f.Name+"="+flagValue(f.Target))
+		} else {
+			args = append(args, "--"+f.Name, flagValue(f.Target))
+		}
 	}
 	return args
 }
