@@ -3,6 +3,7 @@ package adminapi
 import (
 	"time"
 
+	"github.com/hanode/hanode/agent/state"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/security/s3users"
 	"github.com/hanode/hanode/security/secrets"
@@ -225,4 +226,15 @@ type RepairMachine struct {
 	// Replicas and Bytes recorded on the machine as of the last sweep.
 	Replicas int64 `json:"replicas"`
 	Bytes    int64 `json:"bytes"`
+}
+
+// Agents is the answer of GET /v1/agents: every machine's desired state and its agent's report.
+type Agents struct {
+	Machines []state.Machine `json:"machines"`
+}
+
+// RolesChange is the body of POST /v1/nodes/{id}/roles: roles to add (to run) and to remove.
+type RolesChange struct {
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
 }

@@ -95,6 +95,7 @@ func (c statusCmd) Run(e *Env) error {
 		fmt.Fprintf(tw, "%s\t%s\n", m.Name, strings.Join(m.Roles, ", "))
 	}
 	tw.Flush()
+	agentsSection(e, w)
 	if r := st.Replication; r != nil {
 		fmt.Fprintf(w, "\nreplication: %d copies per chunk; %d datanodes live (%d draining); %d damaged replicas awaiting repair; %d deletions queued; %d writes in flight\n",
 			r.Replicas, r.DatanodesLive, r.Draining, r.BadReplicas, r.GarbageRecords, r.Writes)

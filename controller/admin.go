@@ -173,6 +173,7 @@ func (c *Role) adminRoutes() {
 	mux.Handle("POST /v1/pki/rotate", write(access.Admin, c.handleCARotate))
 	mux.HandleFunc("GET /v1/pki/signer", c.handleSigner) // public: which CA signs now
 	c.proxyRoutes()
+	c.agentRoutes(read, write, access.ReadOnly, access.Operator)
 	js := &join.Server{
 		Tokens:       sec.tokens,
 		Signer:       func(ctx context.Context) (*pki.CA, error) { return sec.signer(ctx, c.cli) },
