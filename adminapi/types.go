@@ -153,6 +153,11 @@ type UserCreated struct {
 	SecretKey string `json:"secret_key"`
 }
 
+// GrantSet is the body of PUT /v1/s3/grants/{bucket}/{access key}: read, write or owner.
+type GrantSet struct {
+	Level string `json:"level"`
+}
+
 // Locate is the answer of GET /v1/locate/{bucket}/{key}.
 type Locate struct {
 	Bucket   string          `json:"bucket"`

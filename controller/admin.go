@@ -20,6 +20,7 @@ import (
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/security/join"
@@ -185,10 +186,18 @@ func (c *Role) adminRoutes() {
 		Audit: func(ctx context.Context, who, machine string, status int, remote string) {
 			sec.audit.Record(ctx, access.AuditEntry{Who: who, Action: "POST " + join.JoinPath, Target: machine, Result: status, Remote: remote})
 		},
+		Refused: func(remote string) { sec.audit.Refused("join", "POST "+join.JoinPath, remote) },
+		Limit:   ratelimit.New(joinRate, joinBurst, 10000),
 	}
 	js.Register(mux)
 	js.RegisterRenew(mux)
 }
+
+// Join attempts allowed per source address: joinBurst at once, then joinRate a second.
+const (
+	joinRate  = 5
+	joinBurst = 50
+)
 
 // clusterInfo tells a joining machine where etcd and the controllers are.
 func (c *Role) clusterInfo(ctx context.Context) (string, []string, []string, error) {

@@ -167,6 +167,9 @@ func (c *Role) Start(ctx context.Context) error {
 	c.datanodes = datanode.NewClient(c.m.Bundle.ClientConfig(""))
 	c.gcMetrics = gc.NewMetrics(c.srv.Registry)
 	c.repairMetrics = repair.NewMetrics(c.srv.Registry)
+	if err := c.sec.audit.Register(c.srv.Registry); err != nil {
+		c.log.Warn("audit metrics not registered", "err", err)
+	}
 	c.adminRoutes()
 	c.s3Routes()
 	c.srv.Serve()
@@ -179,6 +182,7 @@ func (c *Role) lead(term *election.Term) {
 	ctx := term.Context()
 	go c.leadS3(term)
 	go c.leadRepair(term)
+	go c.sec.audit.RunTrim(ctx, time.Minute) // the audit trail's retention
 	rec := cluster.MasterRecord{Name: c.m.Config.Name, Epoch: term.Epoch, Since: term.Since}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

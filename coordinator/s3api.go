@@ -19,6 +19,7 @@ import (
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3"
 	"github.com/hanode/hanode/s3/sigv4"
+	"github.com/hanode/hanode/security/s3access"
 )
 
 // Limits of the S3 API, as AWS documents them.
@@ -37,12 +38,20 @@ type request struct {
 	bucket string
 	key    string
 	op     string
-	auth   *sigv4.Auth
+	auth   *sigv4.Auth // nil: an anonymous request (allowed by a bucket policy)
+	root   bool        // the access key is a root user
+	access *s3access.Bucket
 	status int
 }
 
 func (rq *request) query(name string) string { return rq.r.URL.Query().Get(name) }
 func (rq *request) has(name string) bool     { _, ok := rq.r.URL.Query()[name]; return ok }
+
+// only reports whether the query is exactly the subresource name (?name or ?name=).
+func (rq *request) only(name string) bool {
+	q := rq.r.URL.Query()
+	return len(q) == 1 && len(q[name]) == 1 && q[name][0] == ""
+}
 
 func newRequestID() string {
 	var b [8]byte
@@ -78,6 +87,7 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 func (c *Coordinator) serveS3(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	r = r.WithContext(withSource(r.Context(), clientSource(r)))
 	rq := &request{w: sw, r: r, id: newRequestID()}
 	h := sw.Header()
 	h.Set("X-Hanode-Node", c.o.Name)
@@ -163,7 +173,8 @@ func isUnavailable(err error) bool {
 	return ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded)
 }
 
-// route authenticates the request and dispatches it by method, bucket, key and subresource.
+// route authenticates the request, picks its handler by method, bucket, key and subresource,
+// authorizes it (security/s3access: deny by default) and runs it.
 func (c *Coordinator) route(rq *request) error {
 	r := rq.r
 	if headerBytes(r.Header) > maxHeaderBytes {
@@ -175,92 +186,127 @@ func (c *Coordinator) route(rq *request) error {
 	}
 	rq.bucket, rq.key = bucket, key
 	auth, err := c.verifier.Verify(r)
-	if err != nil {
+	anonymous := errors.Is(err, sigv4.ErrAnonymous)
+	if err != nil && (!anonymous || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
+		if anonymous {
+			c.refuseAnonymous(rq, "method")
+		}
 		return err
 	}
 	rq.auth = auth
+	h, err := c.dispatch(rq)
+	if err != nil {
+		if anonymous { // an anonymous client learns nothing about what is implemented
+			c.refuseAnonymous(rq, "operation")
+			return s3.ErrorFor(s3.CodeAccessDenied, "")
+		}
+		return err
+	}
+	if anonymous {
+		err = c.authorizeAnonymous(rq)
+	} else {
+		err = c.authorize(rq)
+	}
+	if err != nil {
+		return err
+	}
+	return h(rq)
+}
+
+// dispatch picks the handler of the request and names its operation (rq.op).
+func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
+	r, bucket, key := rq.r, rq.bucket, rq.key
 	m := r.Method
 	switch {
 	case bucket == "":
 		if m == http.MethodGet {
 			rq.op = "ListBuckets"
-			return c.listBuckets(rq)
+			return c.listBuckets, nil
 		}
 	case key == "":
 		if err := s3.ValidBucketName(bucket); err != nil && m != http.MethodGet && m != http.MethodHead {
-			return err
+			return nil, err
 		}
 		switch {
 		case m == http.MethodPut && len(r.URL.RawQuery) == 0:
 			rq.op = "CreateBucket"
-			return c.createBucket(rq)
+			return c.createBucket, nil
+		case m == http.MethodPut && rq.only("policy"):
+			rq.op = "PutBucketPolicy"
+			return c.putBucketPolicy, nil
+		case m == http.MethodGet && rq.only("policy"):
+			rq.op = "GetBucketPolicy"
+			return c.getBucketPolicy, nil
+		case m == http.MethodDelete && rq.only("policy"):
+			rq.op = "DeleteBucketPolicy"
+			return c.deleteBucketPolicy, nil
 		case m == http.MethodHead:
 			rq.op = "HeadBucket"
-			return c.headBucket(rq)
+			return c.headBucket, nil
 		case m == http.MethodDelete && len(r.URL.RawQuery) == 0:
 			rq.op = "DeleteBucket"
-			return c.deleteBucket(rq)
+			return c.deleteBucket, nil
 		case m == http.MethodPost && rq.has("delete"):
 			rq.op = "DeleteObjects"
-			return c.deleteObjects(rq)
+			return c.deleteObjects, nil
 		case m == http.MethodGet && rq.has("location"):
 			rq.op = "GetBucketLocation"
-			return c.bucketLocation(rq)
+			return c.bucketLocation, nil
 		case m == http.MethodGet && rq.has("versioning"):
 			rq.op = "GetBucketVersioning"
-			return c.bucketVersioning(rq)
+			return c.bucketVersioning, nil
 		case m == http.MethodGet && rq.has("uploads"):
 			rq.op = "ListMultipartUploads"
-			return c.listUploads(rq)
+			return c.listUploads, nil
 		case m == http.MethodGet && rq.query("list-type") == "2":
 			rq.op = "ListObjectsV2"
-			return c.listObjects(rq, true)
+			return func(rq *request) error { return c.listObjects(rq, true) }, nil
 		case m == http.MethodGet && !hasSubresource(r):
 			rq.op = "ListObjects"
-			return c.listObjects(rq, false)
+			return func(rq *request) error { return c.listObjects(rq, false) }, nil
 		}
 	default:
 		if err := s3.ValidObjectKey(key); err != nil {
-			return err
+			return nil, err
 		}
 		upload := rq.query("uploadId")
 		switch {
 		case m == http.MethodPut && upload != "" && r.Header.Get("X-Amz-Copy-Source") != "":
 			rq.op = "UploadPartCopy"
-			return c.uploadPart(rq, true)
+			return func(rq *request) error { return c.uploadPart(rq, true) }, nil
 		case m == http.MethodPut && upload != "":
 			rq.op = "UploadPart"
-			return c.uploadPart(rq, false)
+			return func(rq *request) error { return c.uploadPart(rq, false) }, nil
 		case m == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
 			rq.op = "CopyObject"
-			return c.copyObject(rq)
+			return c.copyObject, nil
 		case m == http.MethodPut && !hasSubresource(r):
 			rq.op = "PutObject"
-			return c.putObject(rq)
+			return c.putObject, nil
 		case m == http.MethodGet && upload != "":
 			rq.op = "ListParts"
-			return c.listParts(rq)
+			return c.listParts, nil
 		case (m == http.MethodGet || m == http.MethodHead) && !hasSubresource(r):
 			rq.op = "GetObject"
 			if m == http.MethodHead {
 				rq.op = "HeadObject"
 			}
-			return c.getObject(rq)
+			return c.getObject, nil
 		case m == http.MethodDelete && upload != "":
 			rq.op = "AbortMultipartUpload"
-			return c.abortUpload(rq)
+			return c.abortUpload, nil
 		case m == http.MethodDelete && !hasSubresource(r):
 			rq.op = "DeleteObject"
-			return c.deleteObject(rq)
+			return c.deleteObject, nil
 		case m == http.MethodPost && rq.has("uploads"):
 			rq.op = "CreateMultipartUpload"
-			return c.createUpload(rq)
+			return c.createUpload, nil
 		case m == http.MethodPost && upload != "":
 			rq.op = "CompleteMultipartUpload"
-			return c.completeUpload(rq)
+			return c.completeUpload, nil
 		}
 	}
-	return s3.ErrorFor(s3.CodeNotImplemented, "this request ("+m+" with query "+strconv.Quote(r.URL.RawQuery)+") is not implemented by hanode")
+	return nil, s3.ErrorFor(s3.CodeNotImplemented, "this request ("+m+" with query "+strconv.Quote(r.URL.RawQuery)+") is not implemented by hanode")
 }
 
 // subresources this server does not implement; a request naming one must not be mistaken for
@@ -293,19 +339,28 @@ func headerBytes(h http.Header) int {
 // --- buckets
 
 func (c *Coordinator) listBuckets(rq *request) error {
-	bs, err := c.meta.ListBuckets(rq.r.Context())
+	ctx := rq.r.Context()
+	bs, err := c.meta.ListBuckets(ctx)
 	if err != nil {
 		return err
 	}
+	var granted map[string]bool
+	if !rq.root {
+		if granted, err = s3access.New(c.o.Etcd).GrantedBuckets(ctx, rq.auth.AccessKey); err != nil {
+			return err
+		}
+	}
 	res := s3.ListAllMyBucketsResult{Owner: s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}}
 	for _, b := range bs {
-		res.Buckets = append(res.Buckets, s3.Bucket{Name: b.Name, CreationDate: s3.Timestamp{Time: b.Created}})
+		if rq.root || (b.Owner != "" && b.Owner == rq.auth.AccessKey) || granted[b.Name] {
+			res.Buckets = append(res.Buckets, s3.Bucket{Name: b.Name, CreationDate: s3.Timestamp{Time: b.Created}})
+		}
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, res)
 }
 
 func (c *Coordinator) createBucket(rq *request) error {
-	b := meta.Bucket{Name: rq.bucket, Created: time.Now().UTC()}
+	b := meta.Bucket{Name: rq.bucket, Created: time.Now().UTC(), Owner: rq.auth.AccessKey}
 	if v := rq.r.Header.Get("X-Hanode-Replicas"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 7 {
@@ -327,6 +382,13 @@ func (c *Coordinator) createBucket(rq *request) error {
 		}
 	}
 	if err := c.meta.CreateBucket(rq.r.Context(), b); err != nil {
+		if errors.Is(err, meta.ErrBucketExists) {
+			// Someone else's bucket is BucketAlreadyExists; the caller's own is OwnedByYou.
+			cur, lerr := c.authz.bucket(rq.r.Context(), rq.bucket)
+			if lerr == nil && cur.Exists && cur.Owner != rq.auth.AccessKey && (cur.Owner != "" || !rq.root) {
+				return s3.ErrorFor(s3.CodeBucketAlreadyExists, "")
+			}
+		}
 		return err
 	}
 	rq.w.Header().Set("Location", "/"+rq.bucket)
@@ -416,7 +478,7 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 	for _, e := range res.Objects {
 		o := s3.Object{Key: e.Key, LastModified: s3.Timestamp{Time: e.Object.Modified}, ETag: s3.QuoteETag(e.Object.ETag), Size: e.Object.Size, StorageClass: "STANDARD"}
 		if !v2 || q.Get("fetch-owner") == "true" {
-			o.Owner = &s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}
+			o.Owner = rq.bucketOwner()
 		}
 		contents = append(contents, o)
 	}

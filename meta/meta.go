@@ -69,6 +69,9 @@ var (
 type Bucket struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Owner is the access key that created the bucket; empty for buckets made before owners
+	// existed, which belong to root (security/s3access).
+	Owner string `json:"owner,omitempty"`
 	// Replicas overrides the cluster's replication factor for new objects; 0 = cluster default.
 	Replicas int `json:"replicas,omitempty"`
 }

@@ -10,6 +10,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hanode/hanode/internal/keyspace"
 )
 
 // Store reads and writes the metadata. It holds no state besides the client, so any number of
@@ -86,7 +88,9 @@ func (s *Store) ListBuckets(ctx context.Context) ([]Bucket, error) {
 	return out, err
 }
 
-// DeleteBucket deletes an empty bucket (no objects, no uploads in progress).
+// DeleteBucket deletes an empty bucket (no objects, no uploads in progress), and with it the
+// bucket's grants and policy (keyspace.S3Access), so a bucket made again under the name starts
+// with none.
 func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	bk := BucketKey(name)
 	objs, ups := ObjectPrefix+name+"/", UploadPrefix+name+"/"
@@ -116,7 +120,8 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 		versionGT0(bk),
 		clientv3.Compare(clientv3.Version(objs), "=", 0).WithPrefix(),
 		clientv3.Compare(clientv3.Version(ups), "=", 0).WithPrefix(),
-	).Then(clientv3.OpDelete(bk)).Else(clientv3.OpGet(bk, clientv3.WithCountOnly())).Commit()
+	).Then(clientv3.OpDelete(bk), clientv3.OpDelete(keyspace.S3Access+name+"/", clientv3.WithPrefix())).
+		Else(clientv3.OpGet(bk, clientv3.WithCountOnly())).Commit()
 	if err != nil {
 		return fmt.Errorf("delete bucket %s: %w", name, err)
 	}

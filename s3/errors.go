@@ -34,11 +34,13 @@ const (
 	CodeInvalidRange                 = "InvalidRange"
 	CodeInvalidRequest               = "InvalidRequest"
 	CodeKeyTooLongError              = "KeyTooLongError"
+	CodeMalformedPolicy              = "MalformedPolicy"
 	CodeMalformedXML                 = "MalformedXML"
 	CodeMetadataTooLarge             = "MetadataTooLarge"
 	CodeMethodNotAllowed             = "MethodNotAllowed"
 	CodeMissingContentLength         = "MissingContentLength"
 	CodeNoSuchBucket                 = "NoSuchBucket"
+	CodeNoSuchBucketPolicy           = "NoSuchBucketPolicy"
 	CodeNoSuchKey                    = "NoSuchKey"
 	CodeNoSuchUpload                 = "NoSuchUpload"
 	CodeNotImplemented               = "NotImplemented"
@@ -125,6 +127,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusBadRequest, "Invalid Request", true
 	case CodeKeyTooLongError:
 		return http.StatusBadRequest, "Your key is too long", true
+	case CodeMalformedPolicy:
+		return http.StatusBadRequest, "Policies must be valid JSON and the first byte must be '{'", true
 	case CodeMalformedXML:
 		return http.StatusBadRequest, "The XML you provided was not well-formed or did not validate against our published schema.", true
 	case CodeMetadataTooLarge:
@@ -135,6 +139,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusLengthRequired, "You must provide the Content-Length HTTP header.", true
 	case CodeNoSuchBucket:
 		return http.StatusNotFound, "The specified bucket does not exist", true
+	case CodeNoSuchBucketPolicy:
+		return http.StatusNotFound, "The bucket policy does not exist", true
 	case CodeNoSuchKey:
 		return http.StatusNotFound, "The specified key does not exist.", true
 	case CodeNoSuchUpload:
