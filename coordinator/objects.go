@@ -153,8 +153,8 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string) (*wr
 		return nil, "", s3.ErrorFor(s3.CodeEntityTooLarge, tooLarge)
 	}
 	var wantMD5 []byte
-	if v := r.Header.Get("Content-Md5"); v != "" {
-		if wantMD5, err = s3.ContentMD5(v); err != nil {
+	if vs, ok := r.Header["Content-Md5"]; ok { // present but empty is InvalidDigest, as in S3
+		if wantMD5, err = s3.ContentMD5(vs[0]); err != nil {
 			return nil, "", err
 		}
 	}
@@ -221,11 +221,18 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 
 func (c *Coordinator) getObject(rq *request) error {
 	ctx, r := rq.r.Context(), rq.r
+	version, err := versionID(rq)
+	if err != nil {
+		return err
+	}
 	obj, err := c.meta.GetObject(ctx, rq.bucket, rq.key)
 	if err != nil {
 		return err
 	}
 	h := rq.w.Header()
+	if version != "" {
+		h.Set("X-Amz-Version-Id", version)
+	}
 	if st := s3.CheckPreconditions(r.Header, obj.ETag, obj.Modified); st != 0 {
 		if st == http.StatusNotModified {
 			h.Set("ETag", s3.QuoteETag(obj.ETag))
@@ -260,8 +267,8 @@ func (c *Coordinator) getObject(rq *request) error {
 		}
 	}
 	for k, v := range obj.Headers {
-		if strings.HasPrefix(k, "x-amz-meta-") {
-			h[http.CanonicalHeaderKey(k)] = []string{v}
+		if strings.HasPrefix(k, s3.MetaHeaderPrefix) {
+			h[k] = []string{v} // lower case, as S3 sends it (SDKs keep the name's case)
 		} else {
 			h.Set(k, v)
 		}
@@ -328,6 +335,13 @@ func partRange(obj *meta.Object, pn string) (int64, int64, error) {
 }
 
 func (c *Coordinator) deleteObject(rq *request) error {
+	version, err := versionID(rq)
+	if err != nil {
+		return err
+	}
+	if version != "" {
+		rq.w.Header().Set("X-Amz-Version-Id", version)
+	}
 	if err := c.meta.DeleteObject(rq.r.Context(), rq.bucket, rq.key, c.o.GCGrace); err != nil {
 		return err
 	}
@@ -354,16 +368,19 @@ func (c *Coordinator) deleteObjects(rq *request) error {
 	var res s3.DeleteResult
 	for _, o := range del.Objects {
 		err := s3.ValidObjectKey(o.Key)
+		if err == nil && o.VersionID != "" && o.VersionID != s3.NullVersion {
+			err = s3.ErrorFor(s3.CodeNoSuchVersion, "") // only the null version exists (versions.go)
+		}
 		if err == nil {
 			err = c.meta.DeleteObject(ctx, rq.bucket, o.Key, c.o.GCGrace)
 		}
 		if err != nil {
 			e := toS3(err)
-			res.Errors = append(res.Errors, s3.DeleteError{Key: o.Key, Code: e.Code, Message: e.Message})
+			res.Errors = append(res.Errors, s3.DeleteError{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})
 			continue
 		}
 		if !del.Quiet {
-			res.Deleted = append(res.Deleted, s3.Deleted{Key: o.Key})
+			res.Deleted = append(res.Deleted, s3.Deleted{Key: o.Key, VersionID: o.VersionID})
 		}
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, res)

@@ -141,9 +141,12 @@ func (s *Store) AllParts(ctx context.Context, id string) ([]*Part, int64, error)
 // record over recordLimit, or a transaction over etcd's request limit, is refused with
 // ErrTooLarge before anything is written: the upload stays as it was, for an abort.
 //
+// The object records the upload's id (Object.Upload), so that a retried completion finds it.
+//
 // A failed commit is settled before it returns: nil means the object is committed.
 func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused []Chunk, partsRev int64, grace time.Duration) error {
 	ok := ObjectKey(u.Bucket, u.Key)
+	o.Upload = u.ID
 	val := EncodeObject(o)
 	if err := s.completeUpload(ctx, u, ok, val, unused, partsRev, grace); err != nil {
 		return s.resolvePut(ctx, ok, val, err)
