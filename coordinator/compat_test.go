@@ -382,4 +382,81 @@ func TestCompatibility(t *testing.T) {
 			t.Fatalf("bucket not empty after deleting every null version: %v", err)
 		}
 	})
+
+	t.Run("conditional writes", func(t *testing.T) {
+		put := func(key string, set func(*minio.PutObjectOptions)) (string, error) {
+			var o minio.PutObjectOptions
+			if set != nil {
+				set(&o)
+			}
+			info, err := mc.PutObject(ctx, "compat", key, bytes.NewReader(data), int64(len(data)), o)
+			return info.ETag, err
+		}
+		etag, err := put("cond", func(o *minio.PutObjectOptions) { o.SetMatchETagExcept("*") })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			set  func(*minio.PutObjectOptions)
+			code string
+		}{
+			{"if-none-match * over an object", func(o *minio.PutObjectOptions) { o.SetMatchETagExcept("*") }, s3.CodePreconditionFailed},
+			{"if-none-match its etag", func(o *minio.PutObjectOptions) { o.SetMatchETagExcept(etag) }, s3.CodePreconditionFailed},
+			{"if-match another etag", func(o *minio.PutObjectOptions) { o.SetMatchETag("0123") }, s3.CodePreconditionFailed},
+			{"if-match its etag", func(o *minio.PutObjectOptions) { o.SetMatchETag(etag) }, ""},
+			{"if-none-match another etag", func(o *minio.PutObjectOptions) { o.SetMatchETagExcept("0123") }, ""},
+		} {
+			if _, err := put("cond", c.set); s3code(err) != c.code {
+				t.Fatalf("%s: %v, want %q", c.name, err, c.code)
+			}
+		}
+		if _, err := put("absent", func(o *minio.PutObjectOptions) { o.SetMatchETag("*") }); s3code(err) != s3.CodeNoSuchKey {
+			t.Fatalf("if-match * on a missing key: %v", err)
+		}
+		if r := tc.do(http.MethodDelete, "/compat/cond", http.Header{"If-Match": {`"0123"`}}, nil); r.status != http.StatusPreconditionFailed {
+			t.Fatalf("DELETE if-match another etag: %d %s", r.status, r.body)
+		}
+		// CompleteMultipartUpload with If-None-Match: * over an existing object.
+		core := minio.Core{Client: mc}
+		id, err := core.NewMultipartUpload(ctx, "compat", "cond", minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := core.PutObjectPart(ctx, "compat", "cond", id, 1, bytes.NewReader(data), int64(len(data)), minio.PutObjectPartOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := []byte(`<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>` + p.ETag + `</ETag></Part></CompleteMultipartUpload>`)
+		if r := tc.do(http.MethodPost, "/compat/cond?uploadId="+id, http.Header{"If-None-Match": {"*"}}, body); r.status != http.StatusPreconditionFailed {
+			t.Fatalf("complete if-none-match * over an object: %d %s", r.status, r.body)
+		}
+		if r := tc.do(http.MethodPost, "/compat/cond?uploadId="+id, http.Header{"If-Match": {"*"}}, body); r.status != http.StatusOK {
+			t.Fatalf("complete if-match *: %d %s", r.status, r.body)
+		}
+		// Writers racing to create one key: exactly one wins.
+		const n = 6
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				body := append([]byte{byte(i)}, data...)
+				opts := minio.PutObjectOptions{}
+				opts.SetMatchETagExcept("*")
+				_, err := mc.PutObject(ctx, "compat", "raced", bytes.NewReader(body), int64(len(body)), opts)
+				errs <- err
+			}()
+		}
+		won := 0
+		for range n {
+			switch err := <-errs; {
+			case err == nil:
+				won++
+			case s3code(err) != s3.CodePreconditionFailed:
+				t.Fatalf("a racing writer: %v", err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d racing writers created the key, want 1", won)
+		}
+	})
 }

@@ -130,7 +130,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 		}
 	}
 	obj.ETag = s3.UnquoteETag(s3.MultipartETag(md5s))
-	if err := c.meta.CompleteUpload(ctx, u, obj, unused, rev, c.o.GCGrace); err != nil {
+	if err := c.meta.CompleteUploadIf(ctx, u, obj, unused, rev, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
 	}
 	loc := "/" + rq.bucket + "/" + rq.key

@@ -192,12 +192,19 @@ func (c *Coordinator) putObject(rq *request) error {
 	}
 	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
-	if err := c.meta.PutObject(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace); err != nil {
+	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
 	}
 	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// writeCondition is the condition of a conditional write (PutObject, CopyObject,
+// CompleteMultipartUpload): If-Match and If-None-Match on the object the key holds, checked in
+// the commit's transaction (meta.Condition).
+func writeCondition(h http.Header) meta.Condition {
+	return meta.Condition{IfMatch: s3.ETagList(h, "If-Match"), IfNoneMatch: s3.ETagList(h, "If-None-Match")}
 }
 
 // lazyWriter sends the response header with the first body byte, so that a read failing
@@ -342,7 +349,8 @@ func (c *Coordinator) deleteObject(rq *request) error {
 	if version != "" {
 		rq.w.Header().Set("X-Amz-Version-Id", version)
 	}
-	if err := c.meta.DeleteObject(rq.r.Context(), rq.bucket, rq.key, c.o.GCGrace); err != nil {
+	cond := meta.Condition{IfMatch: s3.ETagList(rq.r.Header, "If-Match")}
+	if err := c.meta.DeleteObjectIf(rq.r.Context(), rq.bucket, rq.key, c.o.GCGrace, cond); err != nil {
 		return err
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
@@ -452,7 +460,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 	}
 	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
-	if err := c.meta.PutObject(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace); err != nil {
+	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CopyObjectResult{LastModified: s3.Timestamp{Time: obj.Modified}, ETag: s3.QuoteETag(obj.ETag)})

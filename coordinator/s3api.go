@@ -131,6 +131,8 @@ func toS3(err error) *s3.Error {
 	switch {
 	case errors.Is(err, meta.ErrNoSuchBucket):
 		return s3.ErrorFor(s3.CodeNoSuchBucket, "")
+	case errors.Is(err, meta.ErrPreconditionFailed):
+		return s3.ErrorFor(s3.CodePreconditionFailed, "")
 	case errors.Is(err, meta.ErrNoSuchKey):
 		return s3.ErrorFor(s3.CodeNoSuchKey, "")
 	case errors.Is(err, meta.ErrNoSuchUpload):
