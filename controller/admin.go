@@ -160,6 +160,7 @@ func (c *Role) adminRoutes() {
 	mux.Handle("GET /v1/cluster/leader", read(access.ReadOnly, c.handleLeader))
 	mux.Handle("GET /v1/cluster/status", read(access.ReadOnly, c.handleStatus))
 	mux.Handle("GET /v1/nodes", read(access.ReadOnly, c.handleNodes))
+	mux.Handle("GET /v1/repair", read(access.ReadOnly, c.handleRepair))
 	mux.Handle("POST /v1/nodes/{id}/drain", write(access.Operator, c.handleDrain))
 	mux.Handle("DELETE /v1/nodes/{id}", write(access.Operator, c.handleNodeRemove))
 	mux.Handle("GET /v1/tokens", read(access.Admin, c.handleTokenList))
@@ -173,6 +174,7 @@ func (c *Role) adminRoutes() {
 	mux.Handle("POST /v1/pki/rotate", write(access.Admin, c.handleCARotate))
 	mux.HandleFunc("GET /v1/pki/signer", c.handleSigner) // public: which CA signs now
 	c.proxyRoutes()
+	c.agentRoutes(read, write, access.ReadOnly, access.Operator)
 	js := &join.Server{
 		Tokens:       sec.tokens,
 		Signer:       func(ctx context.Context) (*pki.CA, error) { return sec.signer(ctx, c.cli) },

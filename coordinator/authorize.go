@@ -19,6 +19,7 @@ var opLevel = map[string]s3access.Level{
 	"GetBucketVersioning":     s3access.Read,
 	"ListObjects":             s3access.Read,
 	"ListObjectsV2":           s3access.Read,
+	"ListObjectVersions":      s3access.Read,
 	"GetObject":               s3access.Read,
 	"HeadObject":              s3access.Read,
 	"ListMultipartUploads":    s3access.Write,

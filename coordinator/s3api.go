@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -130,11 +131,18 @@ func toS3(err error) *s3.Error {
 	}
 	var ve *sigv4.Error
 	if errors.As(err, &ve) {
-		return s3.ErrorFor(ve.Code, ve.Message)
+		if e := s3.ErrorFor(ve.Code, ve.Message); e.Code == ve.Code {
+			return e
+		}
+		// A code the s3 table does not know keeps the verifier's status: a client error
+		// must never become a 500.
+		return &s3.Error{Code: ve.Code, Status: ve.Status, Message: ve.Message}
 	}
 	switch {
 	case errors.Is(err, meta.ErrNoSuchBucket):
 		return s3.ErrorFor(s3.CodeNoSuchBucket, "")
+	case errors.Is(err, meta.ErrPreconditionFailed):
+		return s3.ErrorFor(s3.CodePreconditionFailed, "")
 	case errors.Is(err, meta.ErrNoSuchKey):
 		return s3.ErrorFor(s3.CodeNoSuchKey, "")
 	case errors.Is(err, meta.ErrNoSuchUpload):
@@ -185,6 +193,12 @@ func (c *Coordinator) route(rq *request) error {
 		return err
 	}
 	rq.bucket, rq.key = bucket, key
+	if r.Method == http.MethodPost && key == "" && strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "multipart/form-data") {
+		// A browser upload (POST policy) carries its signature in the form, not in headers:
+		// answer what it is before the verifier refuses it as anonymous.
+		rq.op = "PostObject"
+		return s3.ErrorFor(s3.CodeNotImplemented, "browser uploads (POST object) are not implemented by hanode")
+	}
 	auth, err := c.verifier.Verify(r)
 	anonymous := errors.Is(err, sigv4.ErrAnonymous)
 	if err != nil && (!anonymous || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
@@ -217,6 +231,7 @@ func (c *Coordinator) route(rq *request) error {
 func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 	r, bucket, key := rq.r, rq.bucket, rq.key
 	m := r.Method
+	q := r.URL.Query()
 	switch {
 	case bucket == "":
 		if m == http.MethodGet {
@@ -227,9 +242,15 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		if err := s3.ValidBucketName(bucket); err != nil && m != http.MethodGet && m != http.MethodHead {
 			return nil, err
 		}
+		if sub := s3.UnservedSubresource(q, bucketParams...); sub != "" {
+			return nil, unserved(rq, sub)
+		}
 		switch {
-		case m == http.MethodPut && len(r.URL.RawQuery) == 0:
+		case m == http.MethodPut && noParams(q):
 			rq.op = "CreateBucket"
+			if err := s3.CheckHeaders(r.Header, s3.OpCreateBucket); err != nil {
+				return nil, err
+			}
 			return c.createBucket, nil
 		case m == http.MethodPut && rq.only("policy"):
 			rq.op = "PutBucketPolicy"
@@ -243,7 +264,7 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		case m == http.MethodHead:
 			rq.op = "HeadBucket"
 			return c.headBucket, nil
-		case m == http.MethodDelete && len(r.URL.RawQuery) == 0:
+		case m == http.MethodDelete && noParams(q):
 			rq.op = "DeleteBucket"
 			return c.deleteBucket, nil
 		case m == http.MethodPost && rq.has("delete"):
@@ -258,10 +279,13 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		case m == http.MethodGet && rq.has("uploads"):
 			rq.op = "ListMultipartUploads"
 			return c.listUploads, nil
+		case m == http.MethodGet && rq.has("versions"):
+			rq.op = "ListObjectVersions"
+			return c.listVersions, nil
 		case m == http.MethodGet && rq.query("list-type") == "2":
 			rq.op = "ListObjectsV2"
 			return func(rq *request) error { return c.listObjects(rq, true) }, nil
-		case m == http.MethodGet && !hasSubresource(r):
+		case m == http.MethodGet && !hasSubresource(q):
 			rq.op = "ListObjects"
 			return func(rq *request) error { return c.listObjects(rq, false) }, nil
 		}
@@ -269,37 +293,58 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		if err := s3.ValidObjectKey(key); err != nil {
 			return nil, err
 		}
+		if sub := s3.UnservedSubresource(q, objectParams...); sub != "" {
+			return nil, unserved(rq, sub)
+		}
 		upload := rq.query("uploadId")
 		switch {
 		case m == http.MethodPut && upload != "" && r.Header.Get("X-Amz-Copy-Source") != "":
 			rq.op = "UploadPartCopy"
+			if err := s3.CheckHeaders(r.Header, s3.OpWritePart); err != nil {
+				return nil, err
+			}
 			return func(rq *request) error { return c.uploadPart(rq, true) }, nil
 		case m == http.MethodPut && upload != "":
 			rq.op = "UploadPart"
+			if err := s3.CheckHeaders(r.Header, s3.OpWritePart); err != nil {
+				return nil, err
+			}
 			return func(rq *request) error { return c.uploadPart(rq, false) }, nil
 		case m == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
 			rq.op = "CopyObject"
+			if err := s3.CheckHeaders(r.Header, s3.OpWriteObject); err != nil {
+				return nil, err
+			}
 			return c.copyObject, nil
-		case m == http.MethodPut && !hasSubresource(r):
+		case m == http.MethodPut && !hasSubresource(q):
 			rq.op = "PutObject"
+			if err := s3.CheckHeaders(r.Header, s3.OpWriteObject); err != nil {
+				return nil, err
+			}
 			return c.putObject, nil
 		case m == http.MethodGet && upload != "":
 			rq.op = "ListParts"
 			return c.listParts, nil
-		case (m == http.MethodGet || m == http.MethodHead) && !hasSubresource(r):
+		case (m == http.MethodGet || m == http.MethodHead) && !hasSubresource(q):
 			rq.op = "GetObject"
 			if m == http.MethodHead {
 				rq.op = "HeadObject"
+			}
+			if err := s3.CheckHeaders(r.Header, s3.OpReadObject); err != nil {
+				return nil, err
 			}
 			return c.getObject, nil
 		case m == http.MethodDelete && upload != "":
 			rq.op = "AbortMultipartUpload"
 			return c.abortUpload, nil
-		case m == http.MethodDelete && !hasSubresource(r):
+		case m == http.MethodDelete && !hasSubresource(q):
 			rq.op = "DeleteObject"
 			return c.deleteObject, nil
 		case m == http.MethodPost && rq.has("uploads"):
 			rq.op = "CreateMultipartUpload"
+			if err := s3.CheckHeaders(r.Header, s3.OpWriteObject); err != nil {
+				return nil, err
+			}
 			return c.createUpload, nil
 		case m == http.MethodPost && upload != "":
 			rq.op = "CompleteMultipartUpload"
@@ -309,16 +354,35 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 	return nil, s3.ErrorFor(s3.CodeNotImplemented, "this request ("+m+" with query "+strconv.Quote(r.URL.RawQuery)+") is not implemented by hanode")
 }
 
-// subresources this server does not implement; a request naming one must not be mistaken for
-// a plain object or bucket operation (PUT ?acl is not a PutObject).
-var unsupportedSub = []string{"acl", "tagging", "policy", "lifecycle", "cors", "website", "replication", "encryption",
-	"object-lock", "retention", "legal-hold", "notification", "logging", "accelerate", "requestPayment", "restore",
-	"select", "torrent", "versions", "attributes", "ownershipControls", "publicAccessBlock", "analytics", "metrics",
-	"inventory", "intelligent-tiering"}
+// The query parameters each level serves: its subresources and the parameters S3 defines for
+// its operations. Any other subresource is refused (s3.UnservedSubresource).
+var (
+	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy",
+		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
+		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
+	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker"}
+)
 
-func hasSubresource(r *http.Request) bool {
-	q := r.URL.Query()
-	for _, s := range unsupportedSub {
+// noParams reports a query with no parameter but those of a presigned URL's signature.
+func noParams(q url.Values) bool {
+	for k := range q {
+		if !strings.HasPrefix(k, "X-Amz-") && k != "x-id" {
+			return false
+		}
+	}
+	return true
+}
+
+// unserved refuses a subresource hanode does not serve.
+func unserved(rq *request, sub string) error {
+	rq.op = "Unsupported"
+	return s3.ErrorFor(s3.CodeNotImplemented, "the ?"+sub+" subresource ("+rq.r.Method+") is not implemented by hanode")
+}
+
+// hasSubresource reports a subresource that some operation serves but a plain object or
+// bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
+func hasSubresource(q url.Values) bool {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions"} {
 		if _, ok := q[s]; ok {
 			return true
 		}
@@ -378,7 +442,7 @@ func (c *Coordinator) createBucket(rq *request) error {
 			return err
 		}
 		if cfg.LocationConstraint != "" && cfg.LocationConstraint != c.o.Region {
-			return s3.ErrorFor("InvalidLocationConstraint", "this cluster's region is "+c.o.Region)
+			return s3.ErrorFor(s3.CodeInvalidLocationConstraint, "this cluster's region is "+c.o.Region)
 		}
 	}
 	if err := c.meta.CreateBucket(rq.r.Context(), b); err != nil {
@@ -487,7 +551,7 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 		cps = append(cps, s3.CommonPrefix{Prefix: p})
 	}
 	if v2 {
-		out := s3.ListBucketResult{Name: rq.bucket, Prefix: prefix, StartAfter: q.Get("start-after"), ContinuationToken: q.Get("continuation-token"),
+		out := s3.ListBucketResult{Name: rq.bucket, Prefix: prefix, StartAfter: q.Get("start-after"), ContinuationToken: echo(q, "continuation-token"),
 			KeyCount: len(contents) + len(cps), MaxKeys: maxKeys, Delimiter: delim, EncodingType: enc, IsTruncated: res.Truncated,
 			Contents: contents, CommonPrefixes: cps}
 		if res.Truncated {
@@ -503,6 +567,15 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 	}
 	out.URLEncodeKeys()
 	return s3.WriteXML(rq.w, http.StatusOK, out)
+}
+
+// echo returns a query parameter to repeat in a response, nil when the request had none: a
+// parameter sent empty is echoed empty (SDKs compare it).
+func echo(q url.Values, name string) *string {
+	if vs, ok := q[name]; ok && len(vs) > 0 {
+		return &vs[0]
+	}
+	return nil
 }
 
 // Continuation tokens are opaque to clients: the last key (or common prefix) returned.

@@ -16,6 +16,7 @@ import (
 // come from ErrorFor.
 const (
 	CodeAccessDenied                 = "AccessDenied"
+	CodeAuthorizationQueryParameters = "AuthorizationQueryParametersError"
 	CodeAuthorizationHeaderMalformed = "AuthorizationHeaderMalformed"
 	CodeBadDigest                    = "BadDigest"
 	CodeBucketAlreadyExists          = "BucketAlreadyExists"
@@ -29,6 +30,7 @@ const (
 	CodeInvalidArgument              = "InvalidArgument"
 	CodeInvalidBucketName            = "InvalidBucketName"
 	CodeInvalidDigest                = "InvalidDigest"
+	CodeInvalidLocationConstraint    = "InvalidLocationConstraint"
 	CodeInvalidPart                  = "InvalidPart"
 	CodeInvalidPartOrder             = "InvalidPartOrder"
 	CodeInvalidRange                 = "InvalidRange"
@@ -39,10 +41,12 @@ const (
 	CodeMetadataTooLarge             = "MetadataTooLarge"
 	CodeMethodNotAllowed             = "MethodNotAllowed"
 	CodeMissingContentLength         = "MissingContentLength"
+	CodeMissingSecurityHeader        = "MissingSecurityHeader"
 	CodeNoSuchBucket                 = "NoSuchBucket"
 	CodeNoSuchBucketPolicy           = "NoSuchBucketPolicy"
 	CodeNoSuchKey                    = "NoSuchKey"
 	CodeNoSuchUpload                 = "NoSuchUpload"
+	CodeNoSuchVersion                = "NoSuchVersion"
 	CodeNotImplemented               = "NotImplemented"
 	CodePreconditionFailed           = "PreconditionFailed"
 	CodeRequestHeaderSectionTooLarge = "RequestHeaderSectionTooLarge"
@@ -91,6 +95,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 	switch code {
 	case CodeAccessDenied:
 		return http.StatusForbidden, "Access Denied", true
+	case CodeAuthorizationQueryParameters:
+		return http.StatusBadRequest, "Error parsing the X-Amz-Credential parameter.", true
 	case CodeAuthorizationHeaderMalformed:
 		return http.StatusBadRequest, "The authorization header is malformed.", true
 	case CodeBadDigest:
@@ -117,6 +123,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusBadRequest, "The specified bucket is not valid.", true
 	case CodeInvalidDigest:
 		return http.StatusBadRequest, "The Content-MD5 you specified is not valid.", true
+	case CodeInvalidLocationConstraint:
+		return http.StatusBadRequest, "The specified location-constraint is not valid.", true
 	case CodeInvalidPart:
 		return http.StatusBadRequest, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.", true
 	case CodeInvalidPartOrder:
@@ -137,6 +145,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.", true
 	case CodeMissingContentLength:
 		return http.StatusLengthRequired, "You must provide the Content-Length HTTP header.", true
+	case CodeMissingSecurityHeader:
+		return http.StatusBadRequest, "Your request is missing a required header.", true
 	case CodeNoSuchBucket:
 		return http.StatusNotFound, "The specified bucket does not exist", true
 	case CodeNoSuchBucketPolicy:
@@ -145,6 +155,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusNotFound, "The specified key does not exist.", true
 	case CodeNoSuchUpload:
 		return http.StatusNotFound, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.", true
+	case CodeNoSuchVersion:
+		return http.StatusNotFound, "The specified version does not exist.", true
 	case CodeNotImplemented:
 		return http.StatusNotImplemented, "A header you provided implies functionality that is not implemented.", true
 	case CodePreconditionFailed:
