@@ -58,7 +58,9 @@ type testCluster struct {
 	admin    *http.Client // m1's machine certificate: admin on the API
 }
 
-func (c *testCluster) controller() string { return c.machines[0].cfg.URL(c.machines[0].addr, c.machines[0].cfg.AdminPort) }
+func (c *testCluster) controller() string {
+	return c.machines[0].cfg.URL(c.machines[0].addr, c.machines[0].cfg.AdminPort)
+}
 
 func startCluster(t *testing.T, prefix string, n int) *testCluster {
 	t.Helper()
