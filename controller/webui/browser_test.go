@@ -66,7 +66,7 @@ func TestBrowser(t *testing.T) {
 	exe := chromium(t)
 	c := startCluster(t, "127.0.60.", 3)
 	adminCred := c.credential(t, "admin")
-	readCred := c.credential(t, "readonly")
+	var readCred string
 	base := c.controller()
 
 	// An object of three 64 KiB chunks, two copies each, written through the S3 API.
@@ -230,6 +230,27 @@ func TestBrowser(t *testing.T) {
 	if n := b.int(`document.querySelectorAll('#audit tbody tr code').length`); n < 2 {
 		t.Errorf("access page, audit filtered on m2: %d rows, want the drain and the undrain", n)
 	}
+	// The readonly credential used below is created from the access page, shown once.
+	b.do("create a readonly credential",
+		chromedp.SetValue(chromedp.CSS(`#credential-level`), "readonly"),
+		chromedp.SetValue(chromedp.CSS(`#credential-create input[name="description"]`), "made in the web UI"),
+		chromedp.Click(chromedp.CSS(`#credential-create button`)),
+		chromedp.WaitVisible(chromedp.ID("secret")),
+	)
+	readCred = b.text("#secret")
+	if !strings.HasPrefix(readCred, "hnc_") {
+		t.Fatalf("the access page showed %q as the new credential", readCred)
+	}
+	// A join token created and revoked there.
+	b.do("create a join token", chromedp.Click(chromedp.CSS(`#token-create button`)), chromedp.WaitVisible(chromedp.ID("secret")))
+	if tok := b.text("#secret"); !strings.HasPrefix(tok, "K10") {
+		t.Fatalf("the access page showed %q as the new join token", tok)
+	}
+	b.do("revoke it",
+		chromedp.Click(chromedp.CSS(`#tokens form[action="/access/tokens/revoke"] button`)),
+		chromedp.WaitVisible(chromedp.ID("outcome")),
+		chromedp.WaitVisible(chromedp.CSS(`#tokens .st-down`)),
+	)
 
 	// A readonly credential sees the same cluster and no action at all.
 	b.do("sign out and in as readonly",

@@ -312,6 +312,9 @@ type accessData struct {
 	Audit       []access.AuditEntry // newest first, filtered
 	Filter      auditFilter
 	Scanned     int
+	Outcome     *accessOutcome
+	Levels      []string
+	Roles       []string // roles a join token may be limited to
 }
 
 type auditFilter struct {
@@ -328,12 +331,17 @@ func (f auditFilter) match(e access.AuditEntry) bool {
 const maxAuditScan = 2000
 
 func (u *UI) access(w http.ResponseWriter, r *http.Request, v *viewer) {
+	u.accessPage(w, r, v, http.StatusOK, nil)
+}
+
+// accessPage renders the access page; shown, if not nil, is the outcome of an action.
+func (u *UI) accessPage(w http.ResponseWriter, r *http.Request, v *viewer, status int, shown *accessOutcome) {
 	if !v.Admin() {
 		u.render(w, r, http.StatusForbidden, "error", v, map[string]any{"Error": "The access page is for admin credentials; " + v.Name + " is " + v.Level + "."})
 		return
 	}
 	q := r.URL.Query()
-	d := &accessData{Filter: auditFilter{Who: q.Get("who"), Action: q.Get("action"), Target: q.Get("target"), Result: q.Get("result"), Limit: 100}}
+	d := &accessData{Levels: access.Levels, Roles: tokenRoles, Filter: auditFilter{Who: q.Get("who"), Action: q.Get("action"), Target: q.Get("target"), Result: q.Get("result"), Limit: 100}}
 	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 && n <= 1000 {
 		d.Filter.Limit = n
 	}
@@ -365,5 +373,9 @@ func (u *UI) access(w http.ResponseWriter, r *http.Request, v *viewer) {
 			d.Audit = append(d.Audit, audit.Entries[i])
 		}
 	}
-	u.render(w, r, http.StatusOK, "access", v, d)
+	d.Outcome = shown
+	if shown == nil {
+		d.Outcome = doneOutcome(q.Get("done"))
+	}
+	u.render(w, r, status, "access", v, d)
 }

@@ -103,6 +103,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	mux.Handle("GET /objects", u.page(u.viewer(u.objects)))
 	mux.Handle("GET /object", u.page(u.viewer(u.object)))
 	mux.Handle("GET /access", u.page(u.viewer(u.access)))
+	mux.Handle("POST /access/{kind}/{action}", u.page(u.viewer(u.accessAction)))
 }
 
 // page wraps a page handler with the UI's security headers and refuses cross-origin requests
