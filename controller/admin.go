@@ -422,6 +422,7 @@ func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
+	c.tracker.forget(machine)
 	if !removedMember && resp.Deleted == 0 {
 		service.WriteError(w, http.StatusNotFound, fmt.Errorf("no machine %q is known to the cluster", machine))
 		return

@@ -50,6 +50,8 @@ type Role struct {
 	wg            sync.WaitGroup
 	// probes remembers which etcd members did not answer hanode status's last probe.
 	probes *memberProbes
+	// tracker remembers the role processes this controller saw, for GET /v1/machines.
+	tracker *roleTracker
 }
 
 // NewRole returns the controller role of machine m; a failure of its etcd member while it runs is
@@ -172,6 +174,7 @@ func (c *Role) Start(ctx context.Context) error {
 	}
 	c.adminRoutes()
 	c.s3Routes()
+	c.uiRoutes(runCtx)
 	c.srv.Serve()
 	return nil
 }
