@@ -86,3 +86,48 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// waitDrained polls the repair status until a sweep that began after start finds no replica
+// on machine, printing a line every `every`: replicas left, bytes left, rate, ETA.
+func waitDrained(e *Env, machine string, start time.Time, every, timeout time.Duration) error {
+	tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ELAPSED\tREPLICAS LEFT\tBYTES LEFT\tRATE\tETA")
+	tw.Flush()
+	var first *adminapi.RepairMachine
+	var firstAt time.Time
+	for {
+		var st adminapi.Repair
+		err := adminCall(e, http.MethodGet, "/v1/repair", nil, &st)
+		if err == nil && st.Sweep != nil {
+			row := adminapi.RepairMachine{Name: machine}
+			for _, m := range st.Machines {
+				if m.Name == machine {
+					row = m
+				}
+			}
+			if first == nil {
+				first, firstAt = &row, time.Now()
+			}
+			rate, etaS := 0.0, -1.0
+			if d := time.Since(firstAt).Seconds(); d > 0 && first.Bytes > row.Bytes {
+				rate = float64(first.Bytes-row.Bytes) / d
+				etaS = float64(row.Bytes) / rate
+			}
+			if row.Replicas == 0 {
+				etaS = 0
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%s\n", time.Since(start).Round(time.Second), row.Replicas, humanBytes(row.Bytes), humanBytes(int64(rate)), eta(etaS))
+			tw.Flush()
+			if row.Replicas == 0 && st.Sweep.Started.After(start) {
+				fmt.Fprintf(e.Stdout, "%s is drained: no replica left on it\n", machine)
+				return nil
+			}
+		} else if err != nil {
+			fmt.Fprintf(e.Stderr, "hanode: reading the repair status: %v\n", err)
+		}
+		if timeout > 0 && time.Since(start) > timeout {
+			return fmt.Errorf("%s not drained after %v", machine, timeout)
+		}
+		time.Sleep(every)
+	}
+}

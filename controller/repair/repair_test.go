@@ -36,7 +36,7 @@ type node struct {
 }
 
 type lab struct {
-	t     *testing.T
+	t     testing.TB
 	cli   *clientv3.Client
 	nodes map[string]*node
 }
@@ -45,7 +45,7 @@ func client() *datanode.Client {
 	return &datanode.Client{HTTP: &http.Client{}, HeaderTimeout: 5 * time.Second, TransferBase: 5 * time.Second}
 }
 
-func newLab(t *testing.T, host string, names ...string) *lab {
+func newLab(t testing.TB, host string, names ...string) *lab {
 	l := &lab{t: t, cli: etcdtest.Start(t, host), nodes: map[string]*node{}}
 	for _, n := range names {
 		l.start(n, t.TempDir())
