@@ -222,7 +222,11 @@ type RepairMachine struct {
 	// store whose recorded replicas are being checked against its inventory).
 	State     string     `json:"state"`
 	DownSince *time.Time `json:"down_since,omitempty"`
-	// Replicas and Bytes recorded on the machine as of the last sweep.
-	Replicas int64 `json:"replicas"`
-	Bytes    int64 `json:"bytes"`
+	// Replicas and Bytes recorded on the machine as of the last complete sweep; Left and
+	// LeftBytes discount the replicas repair took off it since that sweep began (an estimate
+	// between sweeps: what the sweep read after such a move is discounted too).
+	Replicas  int64 `json:"replicas"`
+	Bytes     int64 `json:"bytes"`
+	Left      int64 `json:"left"`
+	LeftBytes int64 `json:"left_bytes"`
 }

@@ -52,13 +52,13 @@ func printRepair(w io.Writer, st *adminapi.Repair) {
 	fmt.Fprintf(w, "\nqueued %d, in flight %d; repaired %d replicas (%s) this term, %d failures\n", st.Queued, st.InFlight, st.RepairedChunks, humanBytes(st.RepairedBytes), st.Failures)
 	fmt.Fprintf(w, "rate %s/s, %s left, ETA %s\n\n", humanBytes(int64(st.Rate)), humanBytes(st.BytesLeft), eta(st.ETASeconds))
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MACHINE\tSTATE\tREPLICAS\tBYTES\tDOWN SINCE")
+	fmt.Fprintln(tw, "MACHINE\tSTATE\tREPLICAS\tBYTES\tLEFT\tDOWN SINCE")
 	for _, m := range st.Machines {
 		down := ""
 		if m.DownSince != nil {
 			down = m.DownSince.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", m.Name, m.State, m.Replicas, humanBytes(m.Bytes), down)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", m.Name, m.State, m.Replicas, humanBytes(m.Bytes), m.Left, down)
 	}
 	tw.Flush()
 }
@@ -109,14 +109,14 @@ func waitDrained(e *Env, machine string, start time.Time, every, timeout time.Du
 				first, firstAt = &row, time.Now()
 			}
 			rate, etaS := 0.0, -1.0
-			if d := time.Since(firstAt).Seconds(); d > 0 && first.Bytes > row.Bytes {
-				rate = float64(first.Bytes-row.Bytes) / d
-				etaS = float64(row.Bytes) / rate
+			if d := time.Since(firstAt).Seconds(); d > 0 && first.LeftBytes > row.LeftBytes {
+				rate = float64(first.LeftBytes-row.LeftBytes) / d
+				etaS = float64(row.LeftBytes) / rate
 			}
-			if row.Replicas == 0 {
+			if row.Left == 0 {
 				etaS = 0
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%s\n", time.Since(start).Round(time.Second), row.Replicas, humanBytes(row.Bytes), humanBytes(int64(rate)), eta(etaS))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%s\n", time.Since(start).Round(time.Second), row.Left, humanBytes(row.LeftBytes), humanBytes(int64(rate)), eta(etaS))
 			tw.Flush()
 			if row.Replicas == 0 && st.Sweep.Started.After(start) {
 				fmt.Fprintf(e.Stdout, "%s is drained: no replica left on it\n", machine)

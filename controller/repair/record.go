@@ -329,6 +329,11 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 			return fmt.Errorf("record chunk %s on %s in %s: %w", id, target, t.Key, err)
 		}
 		if ok {
+			for m := range drop {
+				if slices.Contains(ch.Replicas, m) {
+					r.progress.movedOff(m, ch.Size)
+				}
+			}
 			return nil
 		}
 		if resp.Responses[0].GetResponseRange().Count > 0 {

@@ -414,3 +414,75 @@ func TestRepairFenced(t *testing.T) {
 type adminapiMachine = adminapi.RepairMachine
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// Run end to end, with sweeps far apart (an hour): a datanode that registers with a wiped store
+// and a drain mark each start a sweep at once (the watches), the workers repair and move the
+// replicas, and the published status shows the drained machine empty.
+func TestRunWatchesAndDrains(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := newLab(t, "127.0.44.4", "m1", "m2", "m3", "m4")
+	l.bucket("b")
+	for _, k := range []string{"x", "y", "z"} {
+		l.object("b", k, 1000, []string{"m1", "m2"}, []string{"m2", "m3"})
+	}
+	r := l.repairer()
+	r.Interval = time.Hour
+	done := make(chan struct{})
+	go func() { r.Run(ctx, clientv3.Compare(clientv3.Version("no-such-key"), "=", 0)); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitStatus := func(what string, cond func(*adminapi.Repair) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, err := ReadStatus(ctx, l.cli)
+			if err == nil && st != nil && cond(st) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %+v, %v", what, st, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	row := func(st *adminapi.Repair, m string) adminapi.RepairMachine {
+		for _, x := range st.Machines {
+			if x.Name == m {
+				return x
+			}
+		}
+		return adminapi.RepairMachine{}
+	}
+	waitStatus("the first sweep", func(st *adminapi.Repair) bool { return st.Sweep != nil })
+
+	// m3's store is wiped: the new registration starts a sweep.
+	l.nodes["m3"].stop()
+	l.start("m3", t.TempDir())
+	waitStatus("m3's replicas re-created", func(st *adminapi.Repair) bool {
+		return st.RepairedChunks >= 3 && row(st, "m3").State == "live"
+	})
+	for _, k := range []string{"x", "y", "z"} {
+		l.verify("b", k, 2)
+	}
+
+	// m2 drains: the mark starts a sweep; every replica leaves m2.
+	if _, err := l.cli.Put(ctx, keyspace.Drain+"m2", "{}"); err != nil {
+		t.Fatal(err)
+	}
+	drainStart := time.Now()
+	waitStatus("m2 drained", func(st *adminapi.Repair) bool {
+		m2 := row(st, "m2")
+		return st.Sweep.Started.After(drainStart) && m2.State == "draining" && m2.Replicas == 0 && m2.Left == 0
+	})
+	for _, k := range []string{"x", "y", "z"} {
+		l.verify("b", k, 2)
+		for _, ch := range l.record("b", k).Chunks {
+			if slices.Contains(ch.Replicas, "m2") {
+				t.Errorf("%s: chunk %s still on m2: %q", k, ch.ID, ch.Replicas)
+			}
+		}
+	}
+	if time.Since(drainStart) > 10*time.Second {
+		t.Errorf("the drain took %v with sweeps an hour apart: the watch did not start one", time.Since(drainStart))
+	}
+}

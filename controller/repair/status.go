@@ -68,6 +68,26 @@ type progress struct {
 	// bytesSinceLast counts bytes repaired since the last complete sweep started.
 	bytesSinceLast int64
 	bytesSinceNow  int64
+	// offLast and offNow count replicas taken out of records per machine since the last
+	// complete sweep started and since the one under way started.
+	offLast, offNow map[string]*class
+}
+
+func (p *progress) movedOff(m string, size int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, mp := range []*map[string]*class{&p.offLast, &p.offNow} {
+		if *mp == nil {
+			*mp = map[string]*class{}
+		}
+		c := (*mp)[m]
+		if c == nil {
+			c = &class{}
+			(*mp)[m] = c
+		}
+		c.chunks++
+		c.bytes += size
+	}
 }
 
 type sample struct {
@@ -79,7 +99,7 @@ const rateWindow = time.Minute
 
 func (p *progress) sweepStarted(c *counts) {
 	p.mu.Lock()
-	p.now, p.bytesSinceNow = c.clone(), 0
+	p.now, p.bytesSinceNow, p.offNow = c.clone(), 0, nil
 	p.mu.Unlock()
 }
 
@@ -104,6 +124,7 @@ func (p *progress) sweepDone(c *counts) {
 	p.mu.Lock()
 	p.last, p.now = c.clone(), nil
 	p.bytesSinceLast = p.bytesSinceNow
+	p.offLast = p.offNow
 	p.mu.Unlock()
 }
 
@@ -182,6 +203,10 @@ func (r *Repairer) Status() adminapi.Repair {
 			rm := adminapi.RepairMachine{Name: m}
 			if mc := c.machines[m]; mc != nil {
 				rm.Replicas, rm.Bytes = mc.chunks, mc.bytes
+			}
+			rm.Left, rm.LeftBytes = rm.Replicas, rm.Bytes
+			if off := p.offLast[m]; off != nil && p.last != nil {
+				rm.Left, rm.LeftBytes = max(rm.Replicas-off.chunks, 0), max(rm.Bytes-off.bytes, 0)
 			}
 			if v != nil {
 				rm.State = v.state(m)
