@@ -58,6 +58,23 @@ type Replication struct {
 	Writes         int64 `json:"writes_in_flight"`
 	// Repair summarises the active master's repair (GET /v1/repair has the whole of it).
 	Repair *RepairSummary `json:"repair,omitempty"`
+	// ScrubCorrupt sums the corrupt chunks the live datanodes' scrubs found since they started;
+	// ScrubOldestPass is the oldest of their last complete passes (zero: one has none yet).
+	ScrubCorrupt    int64      `json:"scrub_corrupt"`
+	ScrubOldestPass *time.Time `json:"scrub_oldest_pass,omitempty"`
+}
+
+// Scrub is GET /v1/scrub: every live datanode's scrub.
+type Scrub struct {
+	Interval  string          `json:"interval"` // scrub-interval of the answering controller
+	Rate      int64           `json:"rate"`
+	Datanodes []ScrubDatanode `json:"datanodes"`
+}
+
+// ScrubDatanode is one datanode's scrub progress.
+type ScrubDatanode struct {
+	Machine string `json:"machine"`
+	cluster.ScrubReport
 }
 
 // RepairSummary is the repair line of hanode status.

@@ -31,6 +31,7 @@ type CLI struct {
 	Audit      auditCmd      `cmd:"" help:"Show the audit trail of admin actions."`
 	Node       nodeCmd       `cmd:"" help:"Machines: list, drain."`
 	Repair     repairCmd     `cmd:"" help:"Show re-replication: chunks and bytes at risk by priority, rate, ETA."`
+	Scrub      scrubCmd      `cmd:"" help:"Background verification of every chunk: status."`
 	Lab        labCmd        `cmd:"" help:"A lab cluster of several machines on this host."`
 	S3         s3Cmds        `embed:"" group:"Object store"`
 	S3Admin    s3AdminCmds   `embed:"" group:"Object store"`

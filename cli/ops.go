@@ -102,6 +102,11 @@ func (c statusCmd) Run(e *Env) error {
 			fmt.Fprintf(w, "repair: %d chunks (%s) at risk, %d critical, %d waiting for repair-grace, %d unrecoverable; rate %s/s, ETA %s\n",
 				rp.AtRiskChunks, humanBytes(rp.AtRiskBytes), rp.Critical, rp.Waiting, rp.Unrecoverable, humanBytes(int64(rp.Rate)), eta(rp.ETASeconds))
 		}
+		oldest := "not every datanode has finished a pass yet"
+		if p := r.ScrubOldestPass; p != nil && !p.IsZero() {
+			oldest = "oldest last full pass " + p.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "scrub: %d corrupt chunks found (quarantined and repaired); %s\n", r.ScrubCorrupt, oldest)
 	}
 	if len(st.Problems) > 0 {
 		fmt.Fprintln(w)

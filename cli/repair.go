@@ -131,3 +131,34 @@ func waitDrained(e *Env, machine string, start time.Time, every, timeout time.Du
 		time.Sleep(every)
 	}
 }
+
+type scrubCmd struct {
+	Status scrubStatusCmd `cmd:"" help:"Show each datanode's background verification: the pass under way, the last complete pass, corrupt chunks found."`
+}
+
+type scrubStatusCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+func (c scrubStatusCmd) Run(e *Env) error {
+	var st adminapi.Scrub
+	if err := adminCall(e, http.MethodGet, "/v1/scrub", nil, &st); err != nil {
+		return err
+	}
+	if c.JSON {
+		return writeJSON(e.Stdout, st)
+	}
+	fmt.Fprintf(e.Stdout, "scrub-interval %s, scrub-rate %s/s\n\n", st.Interval, humanBytes(st.Rate))
+	tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATANODE\tPASSES\tLAST PASS FINISHED\tLAST PASS\tTHIS PASS\tCORRUPT FOUND")
+	for _, d := range st.Datanodes {
+		last := "never"
+		if !d.LastPassFinished.IsZero() {
+			last = d.LastPassFinished.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d chunks, %s in %s\t%d chunks, %s\t%d\n", d.Machine, d.Passes, last,
+			d.LastPassChunks, humanBytes(d.LastPassBytes), d.LastPassFinished.Sub(d.LastPassStarted).Round(time.Millisecond),
+			d.PassChunks, humanBytes(d.PassBytes), d.Corrupt)
+	}
+	return tw.Flush()
+}

@@ -161,6 +161,7 @@ func (c *Role) adminRoutes() {
 	mux.Handle("GET /v1/cluster/status", read(access.ReadOnly, c.handleStatus))
 	mux.Handle("GET /v1/nodes", read(access.ReadOnly, c.handleNodes))
 	mux.Handle("GET /v1/repair", read(access.ReadOnly, c.handleRepair))
+	mux.Handle("GET /v1/scrub", read(access.ReadOnly, c.handleScrub))
 	mux.Handle("POST /v1/nodes/{id}/drain", write(access.Operator, c.handleDrain))
 	mux.Handle("DELETE /v1/nodes/{id}/drain", write(access.Operator, c.handleUndrain))
 	mux.Handle("DELETE /v1/nodes/{id}", write(access.Operator, c.handleNodeRemove))

@@ -280,6 +280,15 @@ func (c *Role) replication(ctx context.Context, regs []cluster.Registration, st 
 	if rs, err := repair.ReadStatus(ctx, c.cli); err == nil && rs != nil {
 		rep.Repair = rs.Summary()
 	}
+	for _, r := range regs {
+		if r.Role != config.RoleDatanode || r.Scrub == nil {
+			continue
+		}
+		rep.ScrubCorrupt += r.Scrub.Corrupt
+		if f := r.Scrub.LastPassFinished; rep.ScrubOldestPass == nil || f.Before(*rep.ScrubOldestPass) {
+			rep.ScrubOldestPass = &f
+		}
+	}
 	if rep.DatanodesLive-rep.Draining < rep.Replicas {
 		st.Problems = append(st.Problems, fmt.Sprintf("%d writable datanodes, fewer than the replication factor %d: writes get 503", rep.DatanodesLive-rep.Draining, rep.Replicas))
 	}
@@ -315,6 +324,28 @@ func (c *Role) handleRepair(w http.ResponseWriter, r *http.Request) {
 	default:
 		service.WriteJSON(w, http.StatusOK, st)
 	}
+}
+
+// handleScrub serves GET /v1/scrub: each live datanode's scrub progress, from its registration.
+func (c *Role) handleScrub(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	regs, err := cluster.Nodes(ctx, c.cli)
+	if err != nil {
+		service.WriteError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	out := adminapi.Scrub{Interval: c.m.Config.ScrubInterval.String(), Rate: int64(c.m.Config.ScrubRate), Datanodes: []adminapi.ScrubDatanode{}}
+	for _, reg := range regs {
+		if reg.Role == config.RoleDatanode {
+			d := adminapi.ScrubDatanode{Machine: reg.Machine}
+			if reg.Scrub != nil {
+				d.ScrubReport = *reg.Scrub
+			}
+			out.Datanodes = append(out.Datanodes, d)
+		}
+	}
+	service.WriteJSON(w, http.StatusOK, out)
 }
 
 func (c *Role) handleNodes(w http.ResponseWriter, r *http.Request) {
