@@ -93,8 +93,10 @@ func waitDrained(e *Env, machine string, start time.Time, every, timeout time.Du
 	tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ELAPSED\tREPLICAS LEFT\tBYTES LEFT\tRATE\tETA")
 	tw.Flush()
-	var first *adminapi.RepairMachine
-	var firstAt time.Time
+	// The rate is measured from the most bytes seen left (the first sweep after the drain
+	// began counts them; earlier ones may predate the data).
+	var peak int64
+	var peakAt time.Time
 	for {
 		var st adminapi.Repair
 		err := adminCall(e, http.MethodGet, "/v1/repair", nil, &st)
@@ -105,20 +107,27 @@ func waitDrained(e *Env, machine string, start time.Time, every, timeout time.Du
 					row = m
 				}
 			}
-			if first == nil {
-				first, firstAt = &row, time.Now()
+			now := time.Now()
+			fresh := st.Sweep.Started.After(start)
+			if row.LeftBytes >= peak {
+				peak, peakAt = row.LeftBytes, now
 			}
-			rate, etaS := 0.0, -1.0
-			if d := time.Since(firstAt).Seconds(); d > 0 && first.LeftBytes > row.LeftBytes {
-				rate = float64(first.LeftBytes-row.LeftBytes) / d
-				etaS = float64(row.LeftBytes) / rate
+			rate := 0.0
+			if d := now.Sub(peakAt).Seconds(); d > 0 && peak > row.LeftBytes {
+				rate = float64(peak-row.LeftBytes) / d
 			}
-			if row.Left == 0 {
-				etaS = 0
+			left := "counting"
+			switch {
+			case !fresh:
+				left = "first sweep pending"
+			case row.Left == 0:
+				left = "done"
+			case rate > 0:
+				left = eta(float64(row.LeftBytes) / rate)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%s\n", time.Since(start).Round(time.Second), row.Left, humanBytes(row.LeftBytes), humanBytes(int64(rate)), eta(etaS))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%s\n", time.Since(start).Round(time.Second), row.Left, humanBytes(row.LeftBytes), humanBytes(int64(rate)), left)
 			tw.Flush()
-			if row.Replicas == 0 && st.Sweep.Started.After(start) {
+			if row.Replicas == 0 && fresh {
 				fmt.Fprintf(e.Stdout, "%s is drained: no replica left on it\n", machine)
 				return nil
 			}
