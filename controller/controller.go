@@ -302,6 +302,9 @@ func (c *Role) leadRepair(term *election.Term) {
 		Etcd: c.cli, Datanodes: c.datanodes, Log: c.log.With("loop", "repair"),
 		Grace: cfg.RepairGrace, GCGrace: cfg.GCGrace, Rate: int64(cfg.RepairRate), Replicas: cfg.Replicas,
 		Name: cfg.Name, Epoch: term.Epoch, Interval: c.repairInterval(), Metrics: c.repairMetrics,
+		// Unreferenced chunk files: each run lists every datanode, so at most hourly (12 x
+		// gc-grace when that is shorter, at least 10 s).
+		WriteTimeout: cfg.WriteTimeout, UnreferencedEvery: min(max(12*cfg.GCGrace, 10*time.Second), time.Hour),
 	}
 	r.Run(term.Context(), term.Guard())
 }

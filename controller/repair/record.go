@@ -329,6 +329,7 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 			return fmt.Errorf("record chunk %s on %s in %s: %w", id, target, t.Key, err)
 		}
 		if ok {
+			r.noteRecorded(id, target)
 			for m := range drop {
 				if slices.Contains(ch.Replicas, m) {
 					r.progress.movedOff(m, ch.Size)
@@ -341,4 +342,21 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 		}
 	}
 	return fmt.Errorf("record chunk %s in %s: %w", id, t.Key, meta.ErrConflict)
+}
+
+// noteRecorded remembers that this term recorded chunk id on m (the unreferenced-chunk
+// collection must not take a copy recorded after its sweep read the record). Entries older
+// than two collection intervals are dropped.
+func (r *Repairer) noteRecorded(id, m string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	r.recorded[id+"/"+m] = now
+	if len(r.recorded)%1024 == 0 {
+		for k, at := range r.recorded {
+			if now.Sub(at) > 2*r.UnreferencedEvery+2*r.GCGrace {
+				delete(r.recorded, k)
+			}
+		}
+	}
 }

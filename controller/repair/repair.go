@@ -53,7 +53,11 @@ type Repairer struct {
 	PageSize int
 	// QueueSize bounds the queue (default 10000).
 	QueueSize int
-	Metrics   *Metrics
+	// WriteTimeout (write-timeout) enables the collection of unreferenced chunk files older
+	// than it plus GCGrace (0: off); UnreferencedEvery spaces its runs (default 1h; each lists
+	// every datanode's chunks).
+	WriteTimeout, UnreferencedEvery time.Duration
+	Metrics                         *Metrics
 
 	guard []clientv3.Cmp
 	// afterPull, in tests, runs between a copy and its recording.
@@ -63,8 +67,12 @@ type Repairer struct {
 
 	kick chan struct{} // asks for a sweep now (a drain, a datanode come or gone, a queue done)
 
+	lastUnref  time.Time            // start of the sweep the last unreferenced run followed
+	candidates map[string]time.Time // unreferenced "<chunk>/<machine>" → sweep start it was first seen after
+
 	mu       sync.Mutex
-	busy     map[string]int // transfers in flight per machine
+	recorded map[string]time.Time // "<chunk>/<machine>" recorded by this term's repair → when
+	busy     map[string]int       // transfers in flight per machine
 	progress progress
 }
 
@@ -98,6 +106,12 @@ func (r *Repairer) defaults() {
 	}
 	if r.busy == nil {
 		r.busy = map[string]int{}
+	}
+	if r.UnreferencedEvery <= 0 {
+		r.UnreferencedEvery = time.Hour
+	}
+	if r.recorded == nil {
+		r.recorded = map[string]time.Time{}
 	}
 	if r.kick == nil {
 		r.kick = make(chan struct{}, 1)

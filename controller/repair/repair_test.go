@@ -486,3 +486,68 @@ func TestRunWatchesAndDrains(t *testing.T) {
 		t.Errorf("the drain took %v with sweeps an hour apart: the watch did not start one", time.Since(drainStart))
 	}
 }
+
+// Chunk files no record names on their machine are collected once two runs gc-grace apart
+// find them so, past write-timeout plus gc-grace: a stray copy of a referenced chunk and a
+// chunk of no record go; the referenced replicas, a chunk of a write still running (its intent
+// live) and a copy repair recorded stay.
+func TestUnreferenced(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.5", "m1", "m2", "m3")
+	l.bucket("b")
+	o := l.object("b", "k", 1000, []string{"m1", "m2"})
+	ref := o.Chunks[0]
+	put := func(id, m string) {
+		if _, err := l.nodes[m].store.Put(ctx, id, bytes.NewReader([]byte("stray")), 5, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A stray copy of the referenced chunk on m3 (same id, its own content does not matter).
+	if _, err := l.nodes["m3"].store.Put(ctx, ref.ID, bytes.NewReader(bytes.Repeat([]byte{1, 1}, 500)), 1000, ""); err != nil {
+		t.Fatal(err)
+	}
+	orphan := meta.ChunkID(meta.NewWriteID(), 0)
+	put(orphan, "m1")
+	running := meta.NewWriteID()
+	if err := meta.New(l.cli).BeginWrite(ctx, meta.Intent{ID: running, Bucket: "b", Key: "long"}); err != nil {
+		t.Fatal(err)
+	}
+	put(meta.ChunkID(running, 0), "m2")
+
+	r := l.repairer()
+	r.WriteTimeout, r.GCGrace, r.UnreferencedEvery = time.Millisecond, 200*time.Millisecond, time.Millisecond
+	time.Sleep(r.WriteTimeout + r.GCGrace) // the files are old enough
+	if err := r.Round(ctx); err != nil { // first run: candidates only
+		t.Fatal(err)
+	}
+	if err := r.Round(ctx); err != nil { // within gc-grace of the first: still nothing queued
+		t.Fatal(err)
+	}
+	if n, _ := meta.New(l.cli).GarbageCount(ctx); n != 0 {
+		t.Fatalf("%d garbage records within gc-grace of the first sighting", n)
+	}
+	time.Sleep(r.GCGrace)
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	col := &gc.Collector{Etcd: l.cli, Meta: meta.New(l.cli), Datanodes: client(), Log: r.Log, WriteTimeout: time.Hour, GiveUp: time.Hour}
+	if _, err := col.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	has := func(m, id string) bool { _, err := l.nodes[m].store.Stat(id); return err == nil }
+	for _, c := range []struct {
+		what, m, id string
+		want        bool
+	}{
+		{"referenced replica", "m1", ref.ID, true},
+		{"referenced replica", "m2", ref.ID, true},
+		{"stray copy of a referenced chunk", "m3", ref.ID, false},
+		{"chunk of no record", "m1", orphan, false},
+		{"chunk of a running write", "m2", meta.ChunkID(running, 0), true},
+	} {
+		if got := has(c.m, c.id); got != c.want {
+			t.Errorf("%s on %s: present %v, want %v", c.what, c.m, got, c.want)
+		}
+	}
+	l.verify("b", "k", 2)
+}

@@ -26,6 +26,7 @@ type Metrics struct {
 	Failures      prometheus.Counter
 	SweepSeconds  prometheus.Gauge
 	SweepRecords  prometheus.Gauge
+	Unreferenced  prometheus.Counter
 }
 
 // NewMetrics makes the metrics and registers them with reg (nil: registered nowhere).
@@ -39,9 +40,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Failures:      prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_repair_failures_total", Help: "Repairs that failed (retried by a later sweep)."}),
 		SweepSeconds:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "hanode_repair_sweep_seconds", Help: "Duration of the last complete sweep of the records."}),
 		SweepRecords:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "hanode_repair_sweep_records", Help: "Records read by the last complete sweep."}),
+		Unreferenced:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_repair_unreferenced_chunks_total", Help: "Chunk files no record references, queued for deletion."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.AtRiskChunks, m.AtRiskBytes, m.Unrecoverable, m.Chunks, m.Bytes, m.Failures, m.SweepSeconds, m.SweepRecords)
+		reg.MustRegister(m.AtRiskChunks, m.AtRiskBytes, m.Unrecoverable, m.Chunks, m.Bytes, m.Failures, m.SweepSeconds, m.SweepRecords, m.Unreferenced)
 	}
 	return m
 }

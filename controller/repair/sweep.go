@@ -166,6 +166,11 @@ func (r *Repairer) Round(ctx context.Context) error {
 		return err
 	}
 	c := &counts{started: time.Now().UTC(), machines: map[string]*class{}}
+	expect := int64(0)
+	if last := r.lastChunks(); last > 0 {
+		expect = last * 2
+	}
+	seen := newBloom(expect * 2) // (chunk, machine) pairs: about R per chunk
 	r.progress.sweepStarted(c)
 	unknown := map[string]bool{}
 	checkFailed := map[string]bool{} // machines with replicas missing or not asked about
@@ -178,6 +183,13 @@ func (r *Repairer) Round(ctx context.Context) error {
 				}
 			}
 			r.page(ctx, v, bad, recs, c, unknown, checkFailed)
+			for _, rec := range recs {
+				for _, ch := range rec.chunks {
+					for _, m := range ch.Replicas {
+						seen.add(ch.ID + "/" + m)
+					}
+				}
+			}
 			r.progress.swept(c)
 		})
 		if err != nil {
@@ -205,7 +217,20 @@ func (r *Repairer) Round(ctx context.Context) error {
 		}
 		r.cur.Store(nv)
 	}
-	return r.dropStaleBad(ctx, bad, startRev)
+	if err := r.dropStaleBad(ctx, bad, startRev); err != nil {
+		return err
+	}
+	return r.collectUnreferenced(ctx, r.cur.Load(), seen, c.started)
+}
+
+// lastChunks is the chunk count of the last complete sweep (0: none yet).
+func (r *Repairer) lastChunks() int64 {
+	r.progress.mu.Lock()
+	defer r.progress.mu.Unlock()
+	if r.progress.last == nil {
+		return 0
+	}
+	return r.progress.last.chunks
 }
 
 func (r *Repairer) revision(ctx context.Context) (int64, error) {
