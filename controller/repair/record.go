@@ -314,6 +314,9 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 			if !slices.Contains(ch.Replicas, m) {
 				continue
 			}
+			if lost(m) && !bad[m] {
+				continue // its store does not have it: nothing to delete there
+			}
 			g := &meta.Garbage{After: after, Chunks: []meta.Chunk{{ID: id, Size: ch.Size, SHA256: ch.SHA256, Replicas: []string{m}}}}
 			ops = append(ops, clientv3.OpPut(garbageKey(id, m), string(meta.EncodeGarbage(g))))
 			if bad[m] {
