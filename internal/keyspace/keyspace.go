@@ -94,9 +94,10 @@ const (
 	S3Intents = S3 + "i/"
 	// S3Garbage: <S3Garbage><id> = chunks to delete once their grace has passed; consumed by
 	// the active master's collector. Replicas that repair takes out of a record (dead, wiped,
-	// damaged or drained machines) and copies it made that no record took are queued under
-	// the fixed id S3RepairGarbage<chunk id>/<machine>, so that repair never records a
-	// replica on a machine where that replica's deletion is pending.
+	// damaged or drained machines), copies it made that no record took and chunk files no
+	// record references are queued under the fixed id S3RepairGarbage<chunk id>/<machine>, so
+	// that repair never records a replica on a machine where that replica's deletion is
+	// pending.
 	S3Garbage = S3 + "g/"
 	// S3RepairGarbage is the prefix of repair's garbage records, within S3Garbage.
 	S3RepairGarbage = S3Garbage + "r-"
