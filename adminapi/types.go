@@ -53,7 +53,7 @@ type Replication struct {
 	Replicas       int   `json:"replicas"`        // the answering controller's configured default
 	DatanodesLive  int   `json:"datanodes_live"`  // live datanode machines
 	Draining       int   `json:"draining"`        // of them, drained
-	BadReplicas    int64 `json:"bad_replicas"`    // damaged replicas recorded (not repaired yet)
+	BadReplicas    int64 `json:"bad_replicas"`    // damaged replicas recorded, awaiting repair
 	GarbageRecords int64 `json:"garbage_records"` // deletions queued for the collector
 	Writes         int64 `json:"writes_in_flight"`
 	// Repair summarises the active master's repair (GET /v1/repair has the whole of it).
