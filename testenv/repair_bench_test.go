@@ -43,6 +43,28 @@ func TestLabRepairBench(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The disk's ceiling for chunk-sized durable writes, in the same run: 8 MiB files, each
+	// fsynced, as a datanode writes a chunk.
+	probe := filepath.Join(l.Dir, "disk-probe")
+	if err := os.MkdirAll(probe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pstart := time.Now()
+	for i := range 16 {
+		f, err := os.Create(filepath.Join(probe, strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(buf[:8<<20]); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	t.Logf("disk: 128 MiB in fsynced 8 MiB files at %.1f MiB/s", 128/time.Since(pstart).Seconds())
+	os.RemoveAll(probe)
 	ec, err := l.EtcdClient(nil)
 	if err != nil {
 		t.Fatal(err)
