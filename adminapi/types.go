@@ -88,6 +88,8 @@ type RepairSummary struct {
 	ETASeconds    float64   `json:"eta_seconds"`
 	LastSweep     time.Time `json:"last_sweep,omitzero"`
 	Updated       time.Time `json:"updated"`
+	// Draining lists the draining machines with the replicas left on them.
+	Draining []RepairMachine `json:"draining,omitempty"`
 }
 
 // Summary condenses a repair status for hanode status.
@@ -102,6 +104,11 @@ func (r *Repair) Summary() *RepairSummary {
 	}
 	if r.Sweep != nil {
 		s.LastSweep = r.Sweep.Finished
+	}
+	for _, m := range r.Machines {
+		if m.State == "draining" {
+			s.Draining = append(s.Draining, m)
+		}
 	}
 	return s
 }

@@ -101,6 +101,9 @@ func (c statusCmd) Run(e *Env) error {
 		if rp := r.Repair; rp != nil {
 			fmt.Fprintf(w, "repair: %d chunks (%s) at risk, %d critical, %d waiting for repair-grace, %d unrecoverable; rate %s/s, ETA %s\n",
 				rp.AtRiskChunks, humanBytes(rp.AtRiskBytes), rp.Critical, rp.Waiting, rp.Unrecoverable, humanBytes(int64(rp.Rate)), eta(rp.ETASeconds))
+			for _, m := range rp.Draining {
+				fmt.Fprintf(w, "drain: %s has %d replicas (%s) left\n", m.Name, m.Left, humanBytes(m.LeftBytes))
+			}
 		}
 		oldest := "not every datanode has finished a pass yet"
 		if p := r.ScrubOldestPass; p != nil && !p.IsZero() {
