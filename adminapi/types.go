@@ -222,6 +222,8 @@ type Repair struct {
 	BytesLeft  int64           `json:"bytes_left"`
 	ETASeconds float64         `json:"eta_seconds"`
 	Machines   []RepairMachine `json:"machines"`
+	// Rebalance is the applied rebalance plan with the bytes moved (nil: none).
+	Rebalance *RebalancePlan `json:"rebalance,omitempty"`
 }
 
 // RepairSweep describes one pass over every object and part record.
@@ -253,4 +255,40 @@ type RepairMachine struct {
 	Bytes     int64 `json:"bytes"`
 	Left      int64 `json:"left"`
 	LeftBytes int64 `json:"left_bytes"`
+}
+
+// RebalancePlan is GET /v1/rebalance/plan and the plan `apply` stores (POST /v1/rebalance).
+type RebalancePlan struct {
+	// Threshold is the allowed distance, in percentage points of capacity, between a
+	// machine's used fraction and the cluster's.
+	Threshold float64            `json:"threshold"`
+	Mean      float64            `json:"mean"` // the cluster's used fraction, 0..1
+	Machines  []RebalanceMachine `json:"machines"`
+	Moves     []RebalanceMove    `json:"moves"`
+	Bytes     int64              `json:"bytes"`
+	// Feasible says whether the moves can be made: Problems says why not.
+	Feasible bool      `json:"feasible"`
+	Problems []string  `json:"problems,omitempty"`
+	Created  time.Time `json:"created"`
+	// Based is the finish of the sweep whose counts the plan uses.
+	Based time.Time `json:"based"`
+}
+
+// RebalanceMachine is a machine's share before and after a plan.
+type RebalanceMachine struct {
+	Name     string  `json:"name"`
+	Capacity int64   `json:"capacity"`
+	Free     int64   `json:"free"`
+	Used     int64   `json:"used"` // bytes of the replicas recorded on it
+	Before   float64 `json:"before"`
+	After    float64 `json:"after"`
+}
+
+// RebalanceMove moves Bytes of replicas from one machine to another.
+type RebalanceMove struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Bytes int64  `json:"bytes"`
+	// Moved counts the bytes moved so far (GET /v1/rebalance).
+	Moved int64 `json:"moved"`
 }

@@ -32,6 +32,7 @@ type CLI struct {
 	Node       nodeCmd       `cmd:"" help:"Machines: list, drain."`
 	Repair     repairCmd     `cmd:"" help:"Show re-replication: chunks and bytes at risk by priority, rate, ETA."`
 	Scrub      scrubCmd      `cmd:"" help:"Background verification of every chunk: status."`
+	Rebalance  rebalanceCmd  `cmd:"" help:"Even out the bytes each machine holds: plan, apply, status, cancel."`
 	Lab        labCmd        `cmd:"" help:"A lab cluster of several machines on this host."`
 	S3         s3Cmds        `embed:"" group:"Object store"`
 	S3Admin    s3AdminCmds   `embed:"" group:"Object store"`

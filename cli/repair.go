@@ -171,3 +171,96 @@ func (c scrubStatusCmd) Run(e *Env) error {
 	}
 	return tw.Flush()
 }
+
+type rebalanceCmd struct {
+	Plan   rebalancePlanCmd   `cmd:"" help:"Show the moves that would bring every machine within the threshold of the cluster's used fraction, and whether they are feasible. Nothing moves."`
+	Apply  rebalanceApplyCmd  `cmd:"" help:"Plan, and have the active master carry out the plan (throttled by repair-rate)."`
+	Status rebalanceStatusCmd `cmd:"" help:"Show the applied plan and the bytes moved."`
+	Cancel rebalanceCancelCmd `cmd:"" help:"Stop the applied plan (what moved stays)."`
+}
+
+type rebalancePlanCmd struct {
+	Threshold float64 `help:"Allowed distance from the cluster's used fraction, in percentage points." default:"10"`
+	JSON      bool    `help:"Print JSON."`
+}
+
+func (c rebalancePlanCmd) Run(e *Env) error {
+	var p adminapi.RebalancePlan
+	if err := adminCall(e, http.MethodGet, fmt.Sprintf("/v1/rebalance/plan?threshold=%g", c.Threshold), nil, &p); err != nil {
+		return err
+	}
+	if c.JSON {
+		return writeJSON(e.Stdout, p)
+	}
+	printPlan(e.Stdout, &p)
+	return nil
+}
+
+type rebalanceApplyCmd struct {
+	Threshold float64 `help:"Allowed distance from the cluster's used fraction, in percentage points." default:"10"`
+}
+
+func (c rebalanceApplyCmd) Run(e *Env) error {
+	var p adminapi.RebalancePlan
+	err := adminCall(e, http.MethodPost, fmt.Sprintf("/v1/rebalance?threshold=%g", c.Threshold), nil, &p)
+	if err != nil {
+		return err
+	}
+	printPlan(e.Stdout, &p)
+	if len(p.Moves) == 0 {
+		fmt.Fprintln(e.Stdout, "nothing to move")
+		return nil
+	}
+	fmt.Fprintln(e.Stdout, "applied: the active master moves the replicas (hanode rebalance status)")
+	return nil
+}
+
+type rebalanceStatusCmd struct{}
+
+func (rebalanceStatusCmd) Run(e *Env) error {
+	var st adminapi.Repair
+	if err := adminCall(e, http.MethodGet, "/v1/repair", nil, &st); err != nil {
+		return err
+	}
+	if st.Rebalance == nil {
+		fmt.Fprintln(e.Stdout, "no rebalance plan applied")
+		return nil
+	}
+	printPlan(e.Stdout, st.Rebalance)
+	return nil
+}
+
+type rebalanceCancelCmd struct{}
+
+func (rebalanceCancelCmd) Run(e *Env) error {
+	if err := adminCall(e, http.MethodDelete, "/v1/rebalance", nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.Stdout, "rebalance cancelled")
+	return nil
+}
+
+func printPlan(w io.Writer, p *adminapi.RebalancePlan) {
+	fmt.Fprintf(w, "cluster used %.1f%%, threshold %g points; based on the sweep of %s\n\n", 100*p.Mean, p.Threshold, p.Based.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MACHINE\tCAPACITY\tFREE\tUSED\tBEFORE\tAFTER")
+	for _, m := range p.Machines {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f%%\t%.1f%%\n", m.Name, humanBytes(m.Capacity), humanBytes(m.Free), humanBytes(m.Used), 100*m.Before, 100*m.After)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FROM\tTO\tBYTES\tMOVED")
+	for _, mv := range p.Moves {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", mv.From, mv.To, humanBytes(mv.Bytes), humanBytes(mv.Moved))
+	}
+	tw.Flush()
+	feas := "feasible"
+	if !p.Feasible {
+		feas = "NOT feasible"
+	}
+	fmt.Fprintf(w, "\n%d moves, %s in all: %s\n", len(p.Moves), humanBytes(p.Bytes), feas)
+	for _, pr := range p.Problems {
+		fmt.Fprintf(w, "problem: %s\n", pr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -349,6 +350,78 @@ func (c *Role) handleScrub(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	service.WriteJSON(w, http.StatusOK, out)
+}
+
+// handleRebalancePlan serves GET /v1/rebalance/plan?threshold=10: the moves that would even
+// out the machines, and whether they are feasible; nothing moves.
+func (c *Role) handleRebalancePlan(w http.ResponseWriter, r *http.Request) {
+	p, err := c.rebalancePlan(r)
+	if err != nil {
+		service.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	service.WriteJSON(w, http.StatusOK, p)
+}
+
+// handleRebalanceApply serves POST /v1/rebalance?threshold=10: it plans as GET
+// /v1/rebalance/plan does and, when the plan is feasible and moves anything, stores it for the
+// active master to carry out.
+func (c *Role) handleRebalanceApply(w http.ResponseWriter, r *http.Request) {
+	p, err := c.rebalancePlan(r)
+	if err != nil {
+		service.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	if !p.Feasible {
+		service.WriteJSON(w, http.StatusConflict, p)
+		return
+	}
+	if len(p.Moves) > 0 {
+		if err := repair.StorePlan(r.Context(), c.cli, &p); err != nil {
+			service.WriteError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+	}
+	service.WriteJSON(w, http.StatusOK, p)
+}
+
+// handleRebalanceCancel serves DELETE /v1/rebalance: the master stops moving (what moved stays).
+func (c *Role) handleRebalanceCancel(w http.ResponseWriter, r *http.Request) {
+	if err := repair.StorePlan(r.Context(), c.cli, nil); err != nil {
+		service.WriteError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	service.WriteJSON(w, http.StatusOK, map[string]any{"cancelled": true})
+}
+
+func (c *Role) rebalancePlan(r *http.Request) (adminapi.RebalancePlan, error) {
+	threshold := 10.0
+	if v := r.URL.Query().Get("threshold"); v != "" {
+		t, err := strconv.ParseFloat(v, 64)
+		if err != nil || t <= 0 || t >= 100 {
+			return adminapi.RebalancePlan{}, fmt.Errorf("threshold %q: want percentage points between 0 and 100", v)
+		}
+		threshold = t
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	st, err := repair.ReadStatus(ctx, c.cli)
+	if err != nil {
+		return adminapi.RebalancePlan{}, err
+	}
+	regs, err := cluster.Nodes(ctx, c.cli)
+	if err != nil {
+		return adminapi.RebalancePlan{}, err
+	}
+	resp, err := c.cli.Get(ctx, DrainPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return adminapi.RebalancePlan{}, err
+	}
+	draining := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		draining[string(kv.Key[len(DrainPrefix):])] = true
+	}
+	return repair.PlanRebalance(st, regs, draining, c.m.Config.Replicas, threshold), nil
 }
 
 func (c *Role) handleNodes(w http.ResponseWriter, r *http.Request) {

@@ -132,15 +132,25 @@ func (r *Repairer) repair(ctx context.Context, t Task) error {
 	}
 	lost := func(m string) bool { return slices.Contains(t.Lost, m) }
 	vd := v.judge(*ch, t.Want, lost, func(m string) bool { return bad[m] })
-	if !vd.work || len(vd.readable) == 0 {
+	if (!vd.work && t.Move == nil) || len(vd.readable) == 0 {
 		return nil // healed meanwhile, or nothing left to copy from
 	}
 	pending, err := r.pendingGarbage(ctx, ch.ID)
 	if err != nil {
 		return err
 	}
-	target, err := r.pickTarget(v, ch, bad, pending, lost, vd.readable)
-	if err != nil {
+	var target string
+	if mv := t.Move; mv != nil {
+		// A rebalance move: to its machine only, while that still makes sense.
+		_, live := v.live[mv.To]
+		if vd.work || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) || !live || v.draining[mv.To] || bad[mv.To] || pending[mv.To] {
+			return nil
+		}
+		if r.load(mv.To) >= r.PerMachine {
+			return errNoSlot
+		}
+		target = mv.To
+	} else if target, err = r.pickTarget(v, ch, bad, pending, lost, vd.readable); err != nil {
 		return err
 	}
 	sources := r.pickSources(v, vd.readable)
@@ -291,6 +301,11 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 		if !slices.Contains(reps, target) {
 			reps = append(reps, target)
 		}
+		// A rebalance move takes the replica off its source once enough others stay.
+		if mv := t.Move; mv != nil && target == mv.To && len(reps)-1 >= t.Want && slices.Contains(reps, mv.From) {
+			drop[mv.From] = true
+			reps = slices.DeleteFunc(reps, func(x string) bool { return x == mv.From })
+		}
 		// A replica on a draining machine leaves once enough others stay.
 		stay := 0
 		for _, m := range reps {
@@ -333,6 +348,11 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 		}
 		if ok {
 			r.noteRecorded(id, target)
+			if mv := t.Move; mv != nil && drop[mv.From] {
+				r.mu.Lock()
+				r.moved[moveKey(mv)] += ch.Size
+				r.mu.Unlock()
+			}
 			for m := range drop {
 				if slices.Contains(ch.Replicas, m) {
 					r.progress.movedOff(m, ch.Size)

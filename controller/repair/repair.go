@@ -19,6 +19,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/internal/keyspace"
@@ -70,7 +71,11 @@ type Repairer struct {
 	lastUnref  time.Time            // start of the sweep the last unreferenced run followed
 	candidates map[string]time.Time // unreferenced "<chunk>/<machine>" → sweep start it was first seen after
 
+	plan     *adminapi.RebalancePlan // the applied rebalance plan, as of the round's start
+	reserved map[string]int64        // per move: bytes moved plus bytes queued by this sweep
+
 	mu       sync.Mutex
+	moved    map[string]int64     // per move ("<from>><to>"): bytes moved under the current plan
 	recorded map[string]time.Time // "<chunk>/<machine>" recorded by this term's repair → when
 	busy     map[string]int       // transfers in flight per machine
 	progress progress

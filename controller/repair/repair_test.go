@@ -2,6 +2,7 @@ package repair
 
 import (
 	"errors"
+	"fmt"
 
 	"bytes"
 	"context"
@@ -61,7 +62,7 @@ func (l *lab) start(name, dir string) *node {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(datanode.NewHandler(st, datanode.NewRepair(datanode.RepairOptions{Peers: client(), Rate: 64 << 20})))
-	reg, err := cluster.Register(context.Background(), l.cli, cluster.Registration{Machine: name, Role: "datanode", Address: srv.URL, Store: st.Identity(), Free: 1 << 30}, 2*time.Second)
+	reg, err := cluster.Register(context.Background(), l.cli, cluster.Registration{Machine: name, Role: "datanode", Address: srv.URL, Store: st.Identity(), Capacity: 64 << 10, Free: 1 << 30}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +524,7 @@ func TestUnreferenced(t *testing.T) {
 	r := l.repairer()
 	r.WriteTimeout, r.GCGrace, r.UnreferencedEvery = time.Millisecond, 200*time.Millisecond, time.Millisecond
 	time.Sleep(r.WriteTimeout + r.GCGrace) // the files are old enough
-	if err := r.Round(ctx); err != nil { // first run: candidates only
+	if err := r.Round(ctx); err != nil {   // first run: candidates only
 		t.Fatal(err)
 	}
 	if err := r.Round(ctx); err != nil { // within gc-grace of the first: still nothing queued
@@ -556,4 +557,76 @@ func TestUnreferenced(t *testing.T) {
 		}
 	}
 	l.verify("b", "k", 2)
+}
+
+// A fourth machine joins empty: the plan moves bytes to it (feasible), apply stores it, the
+// master's rounds move replicas until each move is done and delete the plan, and every machine
+// ends within the threshold with every chunk on two distinct machines.
+func TestRebalance(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.6", "m1", "m2", "m3", "m4")
+	l.bucket("b")
+	pairs := [][]string{{"m1", "m2"}, {"m2", "m3"}, {"m3", "m1"}}
+	var keys []string
+	for i := range 12 {
+		k := fmt.Sprintf("k%02d", i)
+		keys = append(keys, k)
+		l.object("b", k, 2000, pairs[i%3])
+	}
+	r := l.repairer()
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Status()
+	regs, err := cluster.Nodes(ctx, l.cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const threshold = 5
+	plan := PlanRebalance(&st, regs, nil, 2, threshold)
+	if !plan.Feasible || len(plan.Moves) == 0 {
+		t.Fatalf("plan: %+v", plan)
+	}
+	for _, mv := range plan.Moves {
+		if mv.To != "m4" {
+			t.Errorf("move %+v: want every move to the empty m4", mv)
+		}
+	}
+	// A machine drained out of the plan, or too few machines, makes it infeasible.
+	if p := PlanRebalance(&st, regs[:1], nil, 2, threshold); p.Feasible {
+		t.Errorf("a plan with one datanode for R = 2 is feasible: %+v", p)
+	}
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := r.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range r.drain(ctx) {
+			t.Logf("repair: %v", err)
+		}
+		if p, err := readPlan(ctx, l.cli); err != nil {
+			t.Fatal(err)
+		} else if p == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plan is not done: %+v", r.rebalanceStatus())
+		}
+	}
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st = r.Status()
+	after := PlanRebalance(&st, regs, nil, 2, threshold)
+	for _, m := range after.Machines {
+		if d := 100 * (m.Before - after.Mean); d > threshold || d < -threshold {
+			t.Errorf("%s at %.1f%%, mean %.1f%%: outside %d points", m.Name, 100*m.Before, 100*after.Mean, threshold)
+		}
+	}
+	for _, k := range keys {
+		l.verify("b", k, 2)
+	}
 }

@@ -161,6 +161,7 @@ func (r *Repairer) Status() adminapi.Repair {
 		st.Rate = float64(p.bytes-s.bytes) / now.Sub(s.at).Seconds()
 	}
 	st.Queued, st.InFlight = r.queue.Len()
+	st.Rebalance = r.rebalanceStatus()
 	sweep := func(c *counts) *adminapi.RepairSweep {
 		return &adminapi.RepairSweep{Started: c.started, Finished: c.finished, Records: c.records, Chunks: c.chunks}
 	}

@@ -161,6 +161,9 @@ func (r *Repairer) Round(ctx context.Context) error {
 			want[b.Name] = b.Replicas
 		}
 	}
+	if err := r.loadPlan(ctx); err != nil {
+		return err
+	}
 	startRev, err := r.revision(ctx)
 	if err != nil {
 		return err
@@ -218,6 +221,9 @@ func (r *Repairer) Round(ctx context.Context) error {
 		r.cur.Store(nv)
 	}
 	if err := r.dropStaleBad(ctx, bad, startRev); err != nil {
+		return err
+	}
+	if err := r.finishPlan(ctx); err != nil {
 		return err
 	}
 	return r.collectUnreferenced(ctx, r.cur.Load(), seen, c.started)
@@ -338,6 +344,8 @@ func (r *Repairer) page(ctx context.Context, v *view, bad badSet, recs []record,
 			case vd.pending > 0:
 				c.waiting.chunks++
 				c.waiting.bytes += ch.Size
+			default:
+				r.queueMove(rec, ch, vd)
 			}
 		}
 	}

@@ -124,4 +124,8 @@ const (
 	// RepairStatus is the repair progress (at risk by priority, rate, ETA, per machine), as
 	// `hanode repair` and GET /v1/repair show it; rewritten every few seconds.
 	RepairStatus = Repair + "status"
+	// RepairRebalance is the rebalance plan applied (`hanode rebalance apply`, the admin API):
+	// JSON moves {from, to, bytes}; the master moves replicas until each is done, and deletes
+	// it then.
+	RepairRebalance = Repair + "rebalance"
 )
