@@ -3,6 +3,7 @@ package adminapi
 import (
 	"time"
 
+	"github.com/hanode/hanode/agent/state"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/security/s3users"
 	"github.com/hanode/hanode/security/secrets"
@@ -176,6 +177,11 @@ type UserCreated struct {
 	SecretKey string `json:"secret_key"`
 }
 
+// GrantSet is the body of PUT /v1/s3/grants/{bucket}/{access key}: read, write or owner.
+type GrantSet struct {
+	Level string `json:"level"`
+}
+
 // Locate is the answer of GET /v1/locate/{bucket}/{key}.
 type Locate struct {
 	Bucket   string          `json:"bucket"`
@@ -291,4 +297,15 @@ type RebalanceMove struct {
 	Bytes int64  `json:"bytes"`
 	// Moved counts the bytes moved so far (GET /v1/rebalance).
 	Moved int64 `json:"moved"`
+}
+
+// Agents is the answer of GET /v1/agents: every machine's desired state and its agent's report.
+type Agents struct {
+	Machines []state.Machine `json:"machines"`
+}
+
+// RolesChange is the body of POST /v1/nodes/{id}/roles: roles to add (to run) and to remove.
+type RolesChange struct {
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
 }

@@ -118,7 +118,17 @@ func loadOrInitPKI(ctx context.Context, cfg *config.Config, origins config.Origi
 	bootstrap := cfg.Has(config.RoleController) && len(cfg.InitialCluster) == 1 && len(cfg.Join) == 0 && cfg.Server == ""
 	switch {
 	case holdsCA || (!pki.Exists(dir) && bootstrap):
-		b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, identity(cfg), pki.DefaultCAValidity, cfg.CertValidity)
+		id := identity(cfg)
+		// A process of some of the machine's roles (an agent's child) keeps the roles its
+		// certificate has: reissuing it for fewer would take rights from the machine's other roles.
+		if old, err := pki.LoadBundle(dir); err == nil && old.Identity().Machine == id.Machine {
+			for _, r := range old.Identity().Roles {
+				if !slices.Contains(id.Roles, r) {
+					id.Roles = append(id.Roles, r)
+				}
+			}
+		}
+		b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, id, pki.DefaultCAValidity, cfg.CertValidity)
 		if err != nil {
 			return nil, fmt.Errorf("initialise certificates in %s: %w", dir, err)
 		}
@@ -153,11 +163,14 @@ func printReady(w io.Writer, cfg *config.Config, b *pki.Bundle, eps roles.Endpoi
 	for _, row := range []struct{ role, what string }{
 		{config.RoleCoordinator, "S3 API"},
 		{config.RoleProxy, "HTTPS proxy"},
-		{config.RoleController, "admin API"},
+		{config.RoleController, "web UI, admin API"},
 		{config.RoleDatanode, "datanode chunk API"},
 		{config.RoleAgent, "agent API"},
 	} {
 		if ep, ok := eps[row.role]; ok {
+			if row.role == config.RoleController {
+				ep += "/" // the web UI's address; the admin API is under /v1/
+			}
 			fmt.Fprintf(tw, "  %s\t%s\n", row.what, ep)
 		}
 	}
@@ -174,6 +187,9 @@ func printReady(w io.Writer, cfg *config.Config, b *pki.Bundle, eps roles.Endpoi
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "Check it with: hanode status --data-dir %s --controllers %s\n", cfg.DataDir, strings.Join(cfg.Controllers, ","))
+	if cfg.Has(config.RoleController) {
+		fmt.Fprintf(w, "Sign in to the web UI with a credential from: hanode credential create --level admin --data-dir %s --controllers %s\n", cfg.DataDir, strings.Join(cfg.Controllers, ","))
+	}
 }
 
 type initCmd struct{}

@@ -115,18 +115,18 @@ func (joinCmd) Run(e *Env) error {
 
 // adminCall sends one admin API request with the configured controllers and credentials.
 func adminCall(e *Env, method, path string, body, out any) error {
-	cfg, _, err := e.Config()
+	cfg, origins, err := e.Config()
 	if err != nil {
 		return err
 	}
-	cl, err := adminClient(cfg)
+	cl, trust, err := adminClient(cfg, origins)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err = cl.Do(ctx, method, path, body, out)
-	return err
+	return trust.explain(err)
 }
 
 type tokenCmd struct {
@@ -285,6 +285,11 @@ type nodeCmd struct {
 	Drain   nodeDrainCmd   `cmd:"" help:"Drain a machine: placement sends it nothing new and repair moves every replica off it (--wait shows the progress)."`
 	Undrain nodeUndrainCmd `cmd:"" help:"Stop draining a machine: placement may use it again; what moved stays moved."`
 	Remove  nodeRemoveCmd  `cmd:"" help:"Forget a stopped machine for good (its controller leaves etcd); refused while it holds replicas unless --force."`
+	// Through the machines' agents (cli/nodeagent.go).
+	Start   nodeRoleCmd  `cmd:"" help:"Start a role on a machine (MACHINE/ROLE) through its agent."`
+	Stop    nodeRoleCmd  `cmd:"" help:"Stop a role on a machine (MACHINE/ROLE); its agent keeps it stopped."`
+	Restart nodeRoleCmd  `cmd:"" help:"Restart a role on a machine (MACHINE/ROLE) through its agent."`
+	Roles   nodeRolesCmd `cmd:"" help:"Add (+ROLE) or remove (-ROLE) roles of a machine online, through its agent."`
 }
 
 type nodeRemoveCmd struct {
@@ -328,7 +333,11 @@ func (nodeListCmd) Run(e *Env) error {
 	for _, m := range out.Machines {
 		fmt.Fprintf(tw, "%s\t%s\n", m.Name, strings.Join(m.Roles, ", "))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	agentsSection(e, e.Stdout)
+	return nil
 }
 
 type nodeDrainCmd struct {
@@ -355,7 +364,7 @@ type nodeUndrainCmd struct {
 }
 
 func (c nodeUndrainCmd) Run(e *Env) error {
-	if err := adminCall(e, http.MethodDelete, "/v1/nodes/"+url.PathEscape(c.Machine)+"/drain", nil, nil); err != nil {
+	if err := adminCall(e, http.MethodPost, "/v1/nodes/"+url.PathEscape(c.Machine)+"/undrain", nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "%s is no longer draining\n", c.Machine)

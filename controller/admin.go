@@ -21,6 +21,7 @@ import (
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/controller/repair"
 	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/security/join"
@@ -179,6 +180,7 @@ func (c *Role) adminRoutes() {
 	mux.Handle("POST /v1/pki/rotate", write(access.Admin, c.handleCARotate))
 	mux.HandleFunc("GET /v1/pki/signer", c.handleSigner) // public: which CA signs now
 	c.proxyRoutes()
+	c.agentRoutes(read, write, access.ReadOnly, access.Operator)
 	js := &join.Server{
 		Tokens:       sec.tokens,
 		Signer:       func(ctx context.Context) (*pki.CA, error) { return sec.signer(ctx, c.cli) },
@@ -190,10 +192,18 @@ func (c *Role) adminRoutes() {
 		Audit: func(ctx context.Context, who, machine string, status int, remote string) {
 			sec.audit.Record(ctx, access.AuditEntry{Who: who, Action: "POST " + join.JoinPath, Target: machine, Result: status, Remote: remote})
 		},
+		Refused: func(remote string) { sec.audit.Refused("join", "POST "+join.JoinPath, remote) },
+		Limit:   ratelimit.New(joinRate, joinBurst, 10000),
 	}
 	js.Register(mux)
 	js.RegisterRenew(mux)
 }
+
+// Join attempts allowed per source address: joinBurst at once, then joinRate a second.
+const (
+	joinRate  = 5
+	joinBurst = 50
+)
 
 // clusterInfo tells a joining machine where etcd and the controllers are.
 func (c *Role) clusterInfo(ctx context.Context) (string, []string, []string, error) {
@@ -377,22 +387,6 @@ func (c *Role) handleDrain(w http.ResponseWriter, r *http.Request) {
 	service.WriteJSON(w, http.StatusOK, map[string]any{"machine": machine, "draining": true})
 }
 
-// handleUndrain serves DELETE /v1/nodes/{id}/drain: placement may use the machine again and
-// repair stops moving replicas off it (what moved stays moved).
-func (c *Role) handleUndrain(w http.ResponseWriter, r *http.Request) {
-	machine := r.PathValue("id")
-	resp, err := c.cli.Delete(r.Context(), DrainPrefix+machine)
-	if err != nil {
-		service.WriteError(w, http.StatusServiceUnavailable, err)
-		return
-	}
-	if resp.Deleted == 0 {
-		service.WriteError(w, http.StatusNotFound, fmt.Errorf("machine %q is not draining", machine))
-		return
-	}
-	service.WriteJSON(w, http.StatusOK, map[string]any{"machine": machine, "draining": false})
-}
-
 // holdsNoReplicas refuses the removal of a machine that the last complete repair sweep found
 // replicas on (or when no sweep has told yet).
 func (c *Role) holdsNoReplicas(ctx context.Context, machine string) error {
@@ -446,11 +440,6 @@ func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 		service.WriteError(w, http.StatusServiceUnavailable, fmt.Errorf("list etcd members: %w", err))
 		return
 	}
-	// Its replicas are lost at once: repair need not wait for repair-grace.
-	if err := repair.MarkRemoved(ctx, c.cli, machine); err != nil {
-		service.WriteError(w, http.StatusServiceUnavailable, err)
-		return
-	}
 	removedMember := false
 	for _, m := range ml.Members {
 		if m.Name != machine {
@@ -467,8 +456,14 @@ func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
+	c.tracker.forget(machine)
 	if !removedMember && resp.Deleted == 0 && !force {
 		service.WriteError(w, http.StatusNotFound, fmt.Errorf("no machine %q is known to the cluster", machine))
+		return
+	}
+	// Its replicas are lost at once: repair need not wait for repair-grace.
+	if err := repair.MarkRemoved(ctx, c.cli, machine); err != nil {
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	service.WriteJSON(w, http.StatusOK, map[string]any{"machine": machine, "removed_controller": removedMember})

@@ -51,6 +51,8 @@ type Role struct {
 	wg            sync.WaitGroup
 	// probes remembers which etcd members did not answer hanode status's last probe.
 	probes *memberProbes
+	// tracker remembers the role processes this controller saw, for GET /v1/machines.
+	tracker *roleTracker
 }
 
 // NewRole returns the controller role of machine m; a failure of its etcd member while it runs is
@@ -168,8 +170,12 @@ func (c *Role) Start(ctx context.Context) error {
 	c.datanodes = datanode.NewClient(c.m.Bundle.ClientConfig(""))
 	c.gcMetrics = gc.NewMetrics(c.srv.Registry)
 	c.repairMetrics = repair.NewMetrics(c.srv.Registry)
+	if err := c.sec.audit.Register(c.srv.Registry); err != nil {
+		c.log.Warn("audit metrics not registered", "err", err)
+	}
 	c.adminRoutes()
 	c.s3Routes()
+	c.uiRoutes(runCtx)
 	c.srv.Serve()
 	return nil
 }
@@ -180,6 +186,7 @@ func (c *Role) lead(term *election.Term) {
 	ctx := term.Context()
 	go c.leadS3(term)
 	go c.leadRepair(term)
+	go c.sec.audit.RunTrim(ctx, time.Minute) // the audit trail's retention
 	rec := cluster.MasterRecord{Name: c.m.Config.Name, Epoch: term.Epoch, Since: term.Since}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

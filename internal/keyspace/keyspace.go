@@ -24,6 +24,12 @@ const (
 	// Drain marks machines being drained: <Drain><machine>. Written by the admin API;
 	// placement avoids them.
 	Drain = Root + "drain/"
+	// Agents holds each machine's agent state (agent/state): <Agents><machine>/desired = the
+	// roles the machine runs and whether each should run, versioned; written by the admin API
+	// (the machine's agent creates it once from its configuration); <Agents><machine>/actual =
+	// each role process's pid, restarts, last exit and readiness, on the agent's lease; written
+	// by the agent.
+	Agents = Root + "agents/"
 )
 
 // Security: credentials, tokens, the audit trail, the CA and the keyrings (security/...,
@@ -47,6 +53,10 @@ const (
 	// S3Secrets holds the S3 users' secret keys, sealed: <S3Secrets><access key>. Written by
 	// the admin API and the first active master (the root user).
 	S3Secrets = Secrets + "s3/"
+	// S3Root records, sealed, which access key the active master made the S3 root user and
+	// from what ({access_key, source, secret_sha256}), so that a deleted root key stays deleted
+	// and a changed root-access-key retires the old key. Written by the active master.
+	S3Root = Secrets + "s3-root"
 	// ProxyKeyring is the proxy keyring, sealed with the cluster keyring; controllers create it
 	// and hand it to proxy certificates.
 	ProxyKeyring = Secrets + "proxy-keyring"
@@ -107,6 +117,12 @@ const (
 	S3Bad = S3 + "bad/"
 	// S3Users: <S3Users><access key> = the public index of S3 users (JSON, no secret).
 	S3Users = S3 + "users/"
+	// S3Access holds who may use a bucket besides its owner (the bucket record's owner field)
+	// and root (security/s3access): <S3Access><bucket>/grant/<access key> = {level, by,
+	// created} and <S3Access><bucket>/policy = the bucket's public-read policy. Written by the
+	// admin API (grants) and coordinators (policies, by the bucket's owner); deleted with the
+	// bucket in its delete transaction; watched by every coordinator.
+	S3Access = S3 + "access/"
 	// S3Settings is never written: coordinators read it (count only) as a cheap probe that
 	// etcd answers.
 	S3Settings = S3 + "settings"
