@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/agent/state"
 )
@@ -157,6 +159,12 @@ func TestLabAgent(t *testing.T) {
 		if pid := pidOf(m3, "coordinator"); pid == 0 || pid == old {
 			t.Fatalf("node restart: coordinator pid %d, was %d", pid, old)
 		}
+		runCLI(t, l, "node", "stop", "m3/controller")
+		if pidOf(m3, "controller") != 0 {
+			t.Fatal("node stop m3/controller returned but it runs")
+		}
+		runCLI(t, l, "node", "start", "m3/controller")
+		healthy(t, l)
 		runCLI(t, l, "node", "roles", "m3", "-proxy")
 		if d := desiredOf(t, ac, "m3"); d.Role("proxy") != nil || pidOf(m3, "proxy") != 0 {
 			t.Fatalf("after -proxy: desired %+v, proxy pid %d", d.Roles, pidOf(m3, "proxy"))
@@ -271,6 +279,68 @@ func TestLabAgent(t *testing.T) {
 		}
 	})
 
+	t.Run("node roles m4 +datanode on a machine that joined with only an agent: it stores chunks", func(t *testing.T) {
+		ctx := context.Background()
+		var tok struct {
+			Token string `json:"token"`
+		}
+		if _, err := ac.Do(ctx, http.MethodPost, "/v1/tokens", map[string]any{"uses": 1, "ttl": "10m"}, &tok); err != nil {
+			t.Fatal(err)
+		}
+		m := Machine{Name: "m4", Address: "127.0.46.4", DataDir: filepath.Join(l.Dir, "m4"), Roles: []string{"agent"}}
+		if out, err := drv.Run(ctx, l, &m, append(l.machineArgs(&m, "join"), "--server", l.Endpoints.Controllers[0]), []string{"HANODE_TOKEN=" + tok.Token}); err != nil {
+			t.Fatalf("m4: hanode join: %v\n%s", err, out)
+		}
+		m.Processes = []Process{
+			{Roles: []string{"agent"}, Args: append([]string{"agent"}, l.processArgs(m, "agent", "--etcd-endpoints", strings.Join(l.Endpoints.Etcd, ","))...),
+				Log: filepath.Join(m.DataDir, "logs", "agent.log"), URL: httpsURL(m.Address, rolePort("agent"))},
+			{Roles: []string{"datanode"}, Supervised: true, Log: filepath.Join(m.DataDir, "logs", "datanode.log"), URL: httpsURL(m.Address, rolePort("datanode"))},
+		}
+		l.Machines = append(l.Machines, m)
+		m4 := &l.Machines[len(l.Machines)-1]
+		if err := drv.Start(ctx, l, m4, &m4.Processes[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Save(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WaitReady(ctx, drv, []*Process{&m4.Processes[0]}, 60*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "m4's agent to record its (empty) desired state", 10*time.Second, func() bool {
+			var got state.Machine
+			_, err := ac.Do(ctx, http.MethodGet, "/v1/nodes/m4/roles", nil, &got)
+			return err == nil && got.Desired != nil && len(got.Desired.Roles) == 0
+		})
+		out := runCLI(t, l, "node", "roles", "m4", "+datanode")
+		if pidOf(m4, "datanode") == 0 {
+			t.Fatalf("node roles m4 +datanode returned but no datanode runs on m4:\n%s", out)
+		}
+		mc := labS3(t, l, l.Endpoints.S3[0])
+		if err := mc.MakeBucket(ctx, "agent-m4", minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		onM4 := 0
+		for i := range 16 {
+			key := fmt.Sprintf("o%d", i)
+			data := labData(64<<10, uint64(i))
+			if _, err := mc.PutObject(ctx, "agent-m4", key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			var loc adminapi.Locate
+			if _, err := ac.Do(ctx, http.MethodGet, "/v1/locate/agent-m4/"+key, nil, &loc); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := loc.Machines["m4"]; ok {
+				onM4++
+			}
+		}
+		t.Logf("m4's new datanode holds a replica of %d of 16 objects", onM4)
+		if onM4 == 0 {
+			t.Fatal("the datanode added online on m4 took no chunk")
+		}
+	})
+
 	t.Run("lab down stops the agents, which stop their roles", func(t *testing.T) {
 		if err := l.Down(drv, true); err != nil {
 			t.Fatal(err)
@@ -280,6 +350,9 @@ func TestLabAgent(t *testing.T) {
 				if n := roleProcesses(m.DataDir, r); n != 0 {
 					t.Errorf("%s: %d %s processes after lab down", m.Name, n, r)
 				}
+			}
+			if m.Name == "m4" {
+				continue // it runs a datanode alone
 			}
 			log, _ := os.ReadFile(filepath.Join(m.DataDir, "logs", "agent.log"))
 			var order []string
