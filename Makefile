@@ -11,10 +11,11 @@ LABDIR   ?= hanode-lab
 all: build
 
 # deps checks for the Go toolchain (the one thing the README asks for) and installs, through
-# apt-get, the Debian packages the targets use when they are missing.
+# apt-get, the Debian packages the targets use when they are missing (chromium: the web UI's
+# browser tests in controller/webui drive it headless).
 deps:
 	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/doc/install or apt-get install golang)"; exit 1; }
-	@missing=""; for p in git ca-certificates rpm lintian rclone s3cmd; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in git ca-certificates rpm lintian rclone s3cmd chromium; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "make: please install:$$missing"; exit 1; fi; \

@@ -32,6 +32,7 @@ type CLI struct {
 	Secrets    secretsCmd    `cmd:"" help:"Secrets at rest: rotate the keyring."`
 	Audit      auditCmd      `cmd:"" help:"Show the audit trail of admin actions."`
 	Node       nodeCmd       `cmd:"" help:"Machines: list, drain."`
+	Repair     repairCmd     `cmd:"" help:"Show re-replication: chunks and bytes at risk by priority, rate, ETA."`
 	Rollout    rolloutCmd    `cmd:"" help:"Restart a role on every machine, one at a time, through the agents."`
 	Lab        labCmd        `cmd:"" help:"A lab cluster of several machines on this host."`
 	S3         s3Cmds        `embed:"" group:"Object store"`

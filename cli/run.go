@@ -163,11 +163,14 @@ func printReady(w io.Writer, cfg *config.Config, b *pki.Bundle, eps roles.Endpoi
 	for _, row := range []struct{ role, what string }{
 		{config.RoleCoordinator, "S3 API"},
 		{config.RoleProxy, "HTTPS proxy"},
-		{config.RoleController, "admin API"},
+		{config.RoleController, "web UI, admin API"},
 		{config.RoleDatanode, "datanode chunk API"},
 		{config.RoleAgent, "agent API"},
 	} {
 		if ep, ok := eps[row.role]; ok {
+			if row.role == config.RoleController {
+				ep += "/" // the web UI's address; the admin API is under /v1/
+			}
 			fmt.Fprintf(tw, "  %s\t%s\n", row.what, ep)
 		}
 	}
@@ -184,6 +187,9 @@ func printReady(w io.Writer, cfg *config.Config, b *pki.Bundle, eps roles.Endpoi
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "Check it with: hanode status --data-dir %s --controllers %s\n", cfg.DataDir, strings.Join(cfg.Controllers, ","))
+	if cfg.Has(config.RoleController) {
+		fmt.Fprintf(w, "Sign in to the web UI with a credential from: hanode credential create --level admin --data-dir %s --controllers %s\n", cfg.DataDir, strings.Join(cfg.Controllers, ","))
+	}
 }
 
 type initCmd struct{}

@@ -153,9 +153,19 @@ func (e *Elector) runSession(ctx context.Context, lead func(*Term)) error {
 		return fmt.Errorf("create session: %w", err)
 	}
 	defer sess.Close() // revokes the lease: standbys see the key vanish at once
+	sctx, stopKeeping := context.WithCancel(ctx)
+	defer stopKeeping()
+	lost := keepLease(sctx, e.cfg.Client, sess, e.cfg.TTL, e.cfg.Logger)
 	el := concurrency.NewElection(sess, e.cfg.Prefix)
 
 	campaignCtx, stopCampaign := context.WithCancel(ctx)
+	go func() { // a campaign on a lost lease would "win" with a key that no longer exists
+		select {
+		case <-lost:
+			stopCampaign()
+		case <-campaignCtx.Done():
+		}
+	}()
 	probeDone := make(chan struct{})
 	go func() {
 		defer close(probeDone)
@@ -184,8 +194,8 @@ func (e *Elector) runSession(ctx context.Context, lead func(*Term)) error {
 			select {
 			case <-termCtx.Done():
 				return
-			case <-sess.Done():
-				e.cfg.Logger.Warn("lost the etcd session; stepping down", "epoch", term.Epoch)
+			case <-lost:
+				e.cfg.Logger.Warn("lost the etcd lease; stepping down", "epoch", term.Epoch)
 				return
 			case wr, ok := <-wch:
 				if !ok || wr.Err() != nil {
