@@ -33,8 +33,10 @@ func TestLabAgent(t *testing.T) {
 		t.Skip("multi-process lab")
 	}
 	dir := t.TempDir()
+	// A short repair-grace makes the active master sweep every 2 s: a datanode rollout waits for
+	// a sweep after each restart.
 	l, err := Up(context.Background(), Spec{Machines: 3, Dir: dir, Binary: binary, AddressPrefix: "127.0.46",
-		ReadyTimeout: 60 * time.Second, Supervised: true}, nil)
+		ReadyTimeout: 60 * time.Second, Supervised: true, ExtraArgs: []string{"--repair-grace=8s"}}, nil)
 	drv, _ := NewDriver("process")
 	if l != nil {
 		t.Cleanup(func() {
@@ -338,6 +340,23 @@ func TestLabAgent(t *testing.T) {
 		t.Logf("m4's new datanode holds a replica of %d of 16 objects", onM4)
 		if onM4 == 0 {
 			t.Fatal("the datanode added online on m4 took no chunk")
+		}
+		// A datanode rollout goes machine by machine, each time waiting until a repair sweep
+		// finds every chunk on R machines again.
+		out = runCLI(t, l, "rollout", "restart", "--role", "datanode", "--timeout", "60s")
+		if n := strings.Count(out, "no chunk below its replica count"); n != 4 {
+			t.Fatalf("datanode rollout on 4 machines waited for whole replication %d times:\n%s", n, out)
+		}
+		t.Logf("datanode rollout:\n%s", out)
+		for i := range 16 {
+			obj, err := mc.GetObject(ctx, "agent-m4", fmt.Sprintf("o%d", i), minio.GetObjectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(obj)
+			if err != nil || !bytes.Equal(got, labData(64<<10, uint64(i))) {
+				t.Fatalf("o%d after the rollout: %d bytes, %v", i, len(got), err)
+			}
 		}
 	})
 
