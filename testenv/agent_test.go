@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/agent/state"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // TestLabAgent runs a supervised lab (one agent per machine starts the roles) and checks the
@@ -140,6 +142,55 @@ func TestLabAgent(t *testing.T) {
 			defer cancel()
 			return pidOf(m3, "datanode") != 0 && l.Ready(ctx, hc, proc(m3, "datanode")) == nil
 		})
+	})
+
+	t.Run("the admin API refuses what an agent cannot do, and readonly callers", func(t *testing.T) {
+		ctx := context.Background()
+		for _, tc := range []struct {
+			path   string
+			body   any
+			status int
+		}{
+			{"/v1/nodes/m3/roles", adminapi.RolesChange{Add: []string{"controller"}}, http.StatusConflict},
+			{"/v1/nodes/m3/roles", adminapi.RolesChange{Remove: []string{"controller"}}, http.StatusConflict},
+			{"/v1/nodes/m3/roles", adminapi.RolesChange{Add: []string{"web"}}, http.StatusBadRequest},
+			{"/v1/nodes/m3/roles", adminapi.RolesChange{}, http.StatusBadRequest},
+			{"/v1/nodes/m3/roles/agent/restart", nil, http.StatusBadRequest},
+			{"/v1/nodes/m3/roles/datanode/explode", nil, http.StatusNotFound},
+			{"/v1/nodes/m9/roles/datanode/stop", nil, http.StatusNotFound},
+		} {
+			_, err := ac.Do(ctx, http.MethodPost, tc.path, tc.body, nil)
+			var ae *adminapi.APIError
+			if !errors.As(err, &ae) || ae.Status != tc.status {
+				t.Errorf("POST %s %+v: %v, want status %d", tc.path, tc.body, err, tc.status)
+			}
+		}
+		var cred struct {
+			Credential string `json:"credential"`
+		}
+		if _, err := ac.Do(ctx, http.MethodPost, "/v1/credentials", map[string]any{"level": "readonly"}, &cred); err != nil {
+			t.Fatal(err)
+		}
+		tlsCfg, err := pki.ClientTLSForCA(l.CACert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ro, err := adminapi.New(l.Endpoints.Controllers, tlsCfg, cred.Credential)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list adminapi.Agents
+		if _, err := ro.Do(ctx, http.MethodGet, "/v1/agents", nil, &list); err != nil || len(list.Machines) != 3 {
+			t.Fatalf("readonly GET /v1/agents: %d machines, %v", len(list.Machines), err)
+		}
+		_, err = ro.Do(ctx, http.MethodPost, "/v1/nodes/m3/roles/proxy/stop", nil, nil)
+		var ae *adminapi.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+			t.Fatalf("readonly stop: %v, want 403", err)
+		}
+		if d := desiredOf(t, ac, "m3"); !d.Role("proxy").Run {
+			t.Fatal("a refused stop changed the desired state")
+		}
 	})
 
 	t.Run("stop, start, restart, roles and rollout through the CLI", func(t *testing.T) {
