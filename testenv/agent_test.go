@@ -409,6 +409,23 @@ func TestLabAgent(t *testing.T) {
 				t.Fatalf("o%d after the rollout: %d bytes, %v", i, len(got), err)
 			}
 		}
+		// Removed for good, the machine's agent records go with it.
+		if err := l.Stop(drv, "m4", 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "m4's registrations to go", 10*time.Second, func() bool {
+			var nodes struct {
+				Machines []struct{ Name string } `json:"machines"`
+			}
+			_, err := ac.Do(ctx, http.MethodGet, "/v1/nodes", nil, &nodes)
+			return err == nil && !slices.ContainsFunc(nodes.Machines, func(m struct{ Name string }) bool { return m.Name == "m4" })
+		})
+		runCLI(t, l, "node", "remove", "m4")
+		_, err := ac.Do(ctx, http.MethodGet, "/v1/nodes/m4/roles", nil, nil)
+		var ae *adminapi.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+			t.Fatalf("m4's agent state after node remove: %v, want 404", err)
+		}
 	})
 
 	t.Run("lab down stops the agents, which stop their roles", func(t *testing.T) {
