@@ -108,7 +108,6 @@ func (r *Role) Start(ctx context.Context) error {
 	if err := r.srv.Listen(); err != nil {
 		return err
 	}
-
 	if r.sup != nil {
 		if err := os.MkdirAll(r.stateDir(), 0o750); err != nil {
 			r.srv.Close()
@@ -128,7 +127,6 @@ func (r *Role) Start(ctx context.Context) error {
 				}
 			}
 		}
-
 		r.sup.Apply(d, source)
 		r.srv.Registry.MustRegister(&collector{sup: r.sup})
 	}
