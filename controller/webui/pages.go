@@ -118,6 +118,7 @@ func (u *UI) overviewLive(w http.ResponseWriter, r *http.Request, v *viewer) {
 // machineData is the machine page.
 type machineData struct {
 	Machine adminapi.MachineState
+	Agent   *agentView // the roles its agent supervises (agentroles.go); nil without one
 	Audit   []access.AuditEntry
 	Done    string
 	Error   string
@@ -141,7 +142,10 @@ func (u *UI) machineData(r *http.Request, v *viewer) (*machineData, error) {
 			}
 		}
 	}
-	switch r.URL.Query().Get("done") {
+	d.Agent = u.agentState(r, v, name)
+	switch done := r.URL.Query().Get("done"); done {
+	default:
+		d.Done = roleDone(done)
 	case "drain":
 		d.Done = "Drain mark set: placement sends this machine no new chunks."
 	case "undrain":
