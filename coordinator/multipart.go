@@ -24,7 +24,11 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
-	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers}
+	tags, err := s3.ParseTaggingHeader(rq.r.Header.Get("X-Amz-Tagging"))
+	if err != nil {
+		return err
+	}
+	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags}
 	if err := c.meta.CreateUpload(rq.r.Context(), u); err != nil {
 		return err
 	}
@@ -102,7 +106,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	for _, p := range parts {
 		byNum[p.Number] = p
 	}
-	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers}
+	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers, Tags: u.Tags}
 	md5s := make([][]byte, 0, len(req.Parts))
 	used := make(map[int]bool, len(req.Parts))
 	for i, cp := range req.Parts {

@@ -182,6 +182,10 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
+	tags, err := s3.ParseTaggingHeader(rq.r.Header.Get("X-Amz-Tagging"))
+	if err != nil {
+		return err
+	}
 	replicas, err := c.replicasFor(ctx, rq.bucket)
 	if err != nil {
 		return err
@@ -190,7 +194,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
+	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
@@ -292,6 +296,9 @@ func (c *Coordinator) getObject(rq *request) error {
 	h.Set("ETag", s3.QuoteETag(obj.ETag))
 	h.Set("Last-Modified", obj.Modified.Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	if len(obj.Tags) > 0 {
+		h.Set("X-Amz-Tagging-Count", strconv.Itoa(len(obj.Tags)))
+	}
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
 	if r.Method == http.MethodHead {
 		rq.w.WriteHeader(status)
@@ -447,6 +454,12 @@ func (c *Coordinator) copyObject(rq *request) error {
 			return err
 		}
 	}
+	tags := src.Tags
+	if strings.EqualFold(rq.r.Header.Get("X-Amz-Tagging-Directive"), "REPLACE") {
+		if tags, err = s3.ParseTaggingHeader(rq.r.Header.Get("X-Amz-Tagging")); err != nil {
+			return err
+		}
+	}
 	replicas, err := c.replicasFor(ctx, rq.bucket)
 	if err != nil {
 		return err
@@ -458,7 +471,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
+	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err

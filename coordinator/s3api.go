@@ -276,6 +276,9 @@ func (c *Coordinator) route(rq *request) error {
 				return err
 			}
 			return c.putObject(rq)
+		case rq.has("tagging") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetObjectTagging", http.MethodPut: "PutObjectTagging", http.MethodDelete: "DeleteObjectTagging"}[m]
+			return c.objectTagging(rq)
 		case m == http.MethodGet && upload != "":
 			rq.op = "ListParts"
 			return c.listParts(rq)
@@ -314,7 +317,7 @@ var (
 	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete",
 		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
-	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker"}
+	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging"}
 )
 
 // noParams reports a query with no parameter but those of a presigned URL's signature.
@@ -336,7 +339,7 @@ func unserved(rq *request, sub string) error {
 // hasSubresource reports a subresource that some operation serves but a plain object or
 // bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
 func hasSubresource(q url.Values) bool {
-	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions"} {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging"} {
 		if _, ok := q[s]; ok {
 			return true
 		}
