@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"io"
@@ -538,6 +539,61 @@ func TestCompatibility(t *testing.T) {
 		}
 		if err := mc.PutObjectTagging(ctx, "compat", "missing", tg, minio.PutObjectTaggingOptions{}); s3code(err) != s3.CodeNoSuchKey {
 			t.Fatalf("tagging a missing object: %v", err)
+		}
+	})
+
+	t.Run("uploads in progress do not keep an empty bucket", func(t *testing.T) {
+		core := minio.Core{Client: mc}
+		for _, b := range []string{"mpu-only", "mpu-and-object"} {
+			mustBucket(t, mc, b)
+			if _, err := core.NewMultipartUpload(ctx, b, "pending", minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := mc.PutObject(ctx, "mpu-and-object", "obj", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.RemoveBucket(ctx, "mpu-only"); err != nil {
+			t.Fatalf("a bucket with only an upload in progress: %v", err)
+		}
+		if err := mc.RemoveBucket(ctx, "mpu-and-object"); s3code(err) != s3.CodeBucketNotEmpty {
+			t.Fatalf("a bucket with an object: %v", err)
+		}
+		// The refused delete aborted nothing.
+		res, err := core.ListMultipartUploads(ctx, "mpu-and-object", "", "", "", "", 10)
+		if err != nil || len(res.Uploads) != 1 {
+			t.Fatalf("uploads after a refused delete: %v %+v", err, res.Uploads)
+		}
+	})
+
+	t.Run("additional checksums are verified, stored and returned", func(t *testing.T) {
+		sum := sha256.Sum256(data)
+		good := base64.StdEncoding.EncodeToString(sum[:])
+		r := tc.do(http.MethodPut, "/compat/cksum", http.Header{"X-Amz-Checksum-Sha256": {good}}, data)
+		if r.status != http.StatusOK || r.header.Get("X-Amz-Checksum-Sha256") != good {
+			t.Fatalf("PUT with its sha256: %d %v %s", r.status, r.header, r.body)
+		}
+		if r := tc.do(http.MethodHead, "/compat/cksum", nil, nil); r.header.Get("X-Amz-Checksum-Sha256") != "" {
+			t.Fatal("checksum sent without x-amz-checksum-mode")
+		}
+		if r := tc.do(http.MethodHead, "/compat/cksum", http.Header{"X-Amz-Checksum-Mode": {"ENABLED"}}, nil); r.header.Get("X-Amz-Checksum-Sha256") != good {
+			t.Fatalf("HEAD with checksum mode: %v", r.header)
+		}
+		crc := base64.StdEncoding.EncodeToString([]byte{0, 0, 0, 0})
+		for _, c := range []struct {
+			h    http.Header
+			code string
+		}{
+			{http.Header{"X-Amz-Checksum-Crc32": {crc}}, s3.CodeBadDigest},
+			{http.Header{"X-Amz-Checksum-Sha256": {"bad"}}, s3.CodeBadDigest},
+			{http.Header{"X-Amz-Checksum-Sha256": {good}, "X-Amz-Checksum-Crc32": {crc}}, s3.CodeInvalidRequest},
+		} {
+			if r := tc.do(http.MethodPut, "/compat/cksum-bad", c.h, data); r.status != http.StatusBadRequest || r.code() != c.code {
+				t.Fatalf("PUT with %v: %d %s", c.h, r.status, r.body)
+			}
+		}
+		if _, err := mc.StatObject(ctx, "compat", "cksum-bad", minio.StatObjectOptions{}); s3code(err) != s3.CodeNoSuchKey {
+			t.Fatalf("stored though its checksum did not match: %v", err)
 		}
 	})
 }

@@ -73,6 +73,9 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 	if copy {
 		return s3.WriteXML(rq.w, http.StatusOK, s3.CopyPartResult{LastModified: s3.Timestamp{Time: p.Modified}, ETag: s3.QuoteETag(p.ETag)})
 	}
+	if w.checksum.Algorithm != "" {
+		rq.w.Header().Set(w.checksum.Header(), w.checksum.Value)
+	}
 	rq.w.Header().Set("ETag", s3.QuoteETag(p.ETag))
 	rq.w.WriteHeader(http.StatusOK)
 	return nil

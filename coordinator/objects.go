@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"strconv"
@@ -158,12 +159,21 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string) (*wr
 			return nil, "", err
 		}
 	}
+	ck, err := s3.RequestChecksum(r.Header)
+	if err != nil {
+		return nil, "", err
+	}
 	if err := c.checkCapacity(replicas); err != nil {
 		return nil, "", err
 	}
-	body, err := rq.auth.Body(r)
-	if err != nil {
+	var body io.Reader
+	if body, err = rq.auth.Body(r); err != nil {
 		return nil, "", err
+	}
+	var sum hash.Hash
+	if ck.Algorithm != "" {
+		sum = s3.NewChecksum(ck.Algorithm)
+		body = io.TeeReader(body, sum)
 	}
 	w, writeID, err := c.writeData(r.Context(), rq.bucket, rq.key, body, size, replicas)
 	if err != nil {
@@ -173,6 +183,11 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string) (*wr
 		c.abort(writeID)
 		return nil, "", s3.ErrorFor(s3.CodeBadDigest, "the Content-MD5 you specified did not match what was received")
 	}
+	if sum != nil && !ck.Matches(sum.Sum(nil)) {
+		c.abort(writeID)
+		return nil, "", s3.ErrorFor(s3.CodeBadDigest, "The x-amz-checksum-"+ck.Algorithm+" you specified did not match the calculated checksum.")
+	}
+	w.checksum = ck
 	return w, writeID, nil
 }
 
@@ -195,9 +210,15 @@ func (c *Coordinator) putObject(rq *request) error {
 		return err
 	}
 	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags}
+	if w.checksum.Algorithm != "" {
+		obj.Checksum = w.checksum.Algorithm + ":" + w.checksum.Value
+	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
+	}
+	if w.checksum.Algorithm != "" {
+		rq.w.Header().Set(w.checksum.Header(), w.checksum.Value)
 	}
 	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
 	rq.w.WriteHeader(http.StatusOK)
@@ -298,6 +319,10 @@ func (c *Coordinator) getObject(rq *request) error {
 	h.Set("Accept-Ranges", "bytes")
 	if len(obj.Tags) > 0 {
 		h.Set("X-Amz-Tagging-Count", strconv.Itoa(len(obj.Tags)))
+	}
+	// The stored checksum describes the whole object: sent when asked for, on a whole read.
+	if algo, v, ok := strings.Cut(obj.Checksum, ":"); ok && status == http.StatusOK && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+		h.Set(s3.Checksum{Algorithm: algo, Value: v}.Header(), v)
 	}
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
 	if r.Method == http.MethodHead {
@@ -472,6 +497,9 @@ func (c *Coordinator) copyObject(rq *request) error {
 		return err
 	}
 	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags}
+	if n == src.Size {
+		obj.Checksum = src.Checksum // the same bytes
+	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err

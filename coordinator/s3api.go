@@ -410,8 +410,35 @@ func (c *Coordinator) headBucket(rq *request) error {
 	return nil
 }
 
+// deleteBucket deletes an empty bucket. Multipart uploads in progress do not keep a bucket
+// that holds no object (as in S3): they are aborted first, and only once the bucket is seen
+// without objects, so that a refused delete aborts nothing.
 func (c *Coordinator) deleteBucket(rq *request) error {
-	if err := c.meta.DeleteBucket(rq.r.Context(), rq.bucket); err != nil {
+	ctx := rq.r.Context()
+	res, err := c.meta.ListObjects(ctx, rq.bucket, "", "", "", false, 1)
+	if err != nil {
+		return err
+	}
+	if len(res.Objects) > 0 {
+		return s3.ErrorFor(s3.CodeBucketNotEmpty, "")
+	}
+	for {
+		ups, _, err := c.meta.ListUploads(ctx, rq.bucket, "", "", "", defaultMaxKeys)
+		if err != nil {
+			return err
+		}
+		if len(ups) == 0 {
+			break
+		}
+		for _, u := range ups {
+			switch err := c.meta.AbortUpload(ctx, u); {
+			case errors.Is(err, meta.ErrPartsPending), errors.Is(err, meta.ErrNoSuchUpload):
+			case err != nil:
+				return err
+			}
+		}
+	}
+	if err := c.meta.DeleteBucket(ctx, rq.bucket); err != nil {
 		return err
 	}
 	rq.w.WriteHeader(http.StatusNoContent)

@@ -23,8 +23,9 @@ const (
 // Optional trailing fields of an object record: a tag byte, then the value. A record without
 // them has the bytes it had before they existed.
 const (
-	tagUpload = 1 // string: the multipart upload that made the object
-	tagTags   = 2 // headers-like map: the object's tag set
+	tagUpload   = 1 // string: the multipart upload that made the object
+	tagTags     = 2 // headers-like map: the object's tag set
+	tagChecksum = 3 // string: the additional checksum, "<algorithm>:<base64>"
 )
 
 // Optional trailing fields of an upload record, as for objects.
@@ -281,6 +282,10 @@ func EncodeObject(o *Object) []byte {
 		e.byte(tagTags)
 		e.headers(o.Tags)
 	}
+	if o.Checksum != "" {
+		e.byte(tagChecksum)
+		e.str(o.Checksum)
+	}
 	return e.b
 }
 
@@ -301,6 +306,8 @@ func DecodeObject(b []byte) (*Object, error) {
 			o.Upload = d.hexish()
 		case tagTags:
 			o.Tags = d.headers()
+		case tagChecksum:
+			o.Checksum = d.str()
 		default:
 			d.err = fmt.Errorf("%w: unknown object field %d", ErrCorrupt, tag)
 		}

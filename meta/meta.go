@@ -99,6 +99,9 @@ type Object struct {
 	Upload string
 	// Tags is the object's tag set (S3 object tagging), nil when it has none.
 	Tags map[string]string
+	// Checksum is the additional checksum the object was written with, "<algorithm>:<base64
+	// value>" (e.g. "crc32:AAAAAA=="), verified when the data arrived; "" when none.
+	Checksum string
 }
 
 // Upload is a multipart upload in progress.

@@ -30,6 +30,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 			o.Parts = []int64{5 << 20, 5 << 20, 2}
 			o.Upload = NewUploadID()
 			o.Tags = map[string]string{"a": "b", "empty": ""}
+			o.Checksum = "crc32:AAAAAA=="
 		}
 		got, err := DecodeObject(EncodeObject(o))
 		if err != nil {
