@@ -35,18 +35,19 @@ func objectHeaders(h http.Header) (map[string]string, error) {
 			out[strings.ToLower(k)] = v
 		}
 	}
-	// aws-chunked is a transfer detail of the upload, not the object's encoding.
-	if ce := out["content-encoding"]; ce != "" {
+	// aws-chunked is a transfer detail of the upload, not the object's encoding; any other
+	// value is kept as sent ("deflate, gzip" stays so).
+	if ce := out["content-encoding"]; ce != "" && strings.Contains(strings.ToLower(ce), "aws-chunked") {
 		var keep []string
 		for _, p := range strings.Split(ce, ",") {
-			if p = strings.TrimSpace(p); p != "" && p != "aws-chunked" {
+			if p = strings.TrimSpace(p); p != "" && !strings.EqualFold(p, "aws-chunked") {
 				keep = append(keep, p)
 			}
 		}
 		if len(keep) == 0 {
 			delete(out, "content-encoding")
 		} else {
-			out["content-encoding"] = strings.Join(keep, ",")
+			out["content-encoding"] = strings.Join(keep, ", ")
 		}
 	}
 	return out, nil
