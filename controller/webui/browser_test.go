@@ -355,6 +355,7 @@ func pageBudget(t *testing.T, c *testCluster, session string) {
 		}
 		return len(b), time.Since(start)
 	}
+	get("/") // the connection's TLS handshake is not the page's time
 	var times []time.Duration
 	size := 0
 	for range 5 {
