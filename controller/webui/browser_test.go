@@ -15,10 +15,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -104,6 +108,38 @@ func TestBrowser(t *testing.T) {
 	bctx, cancelT := context.WithTimeout(bctx, 3*time.Minute)
 	defer cancelT()
 	b := &browser{t: t, ctx: bctx, dir: shots(t)}
+	// The browser's own complaints: CSP violations, failed loads, script errors.
+	var mu sync.Mutex
+	var complaints []string
+	if err := chromedp.Listen(bctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *cdplog.EventEntryAdded:
+			if e.Entry.Level == cdplog.EntryLevelError || e.Entry.Level == cdplog.EntryLevelWarning {
+				complaints = append(complaints, e.Entry.URL+": "+e.Entry.Text)
+			}
+		case *cdpruntime.EventExceptionThrown:
+			complaints = append(complaints, "exception: "+e.ExceptionDetails.Text)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(bctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	checkQuiet := func(during string) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range complaints {
+			// The forged POST and the readonly POST are refused on purpose (403).
+			if !strings.Contains(c, "403") {
+				t.Errorf("%s: the browser reported %s", during, c)
+			}
+		}
+		complaints = nil
+	}
 
 	// Signing in: the overview redirects to the form, the credential goes in the input named
 	// credential, and the overview names the master and every machine, all up.
@@ -142,6 +178,8 @@ func TestBrowser(t *testing.T) {
 	b.do("m3 turns down", chromedp.WaitVisible(chromedp.CSS(`tr[data-machine="m3"][data-state="down"]`)))
 	t.Logf("m3 shown down %s after it stopped", time.Since(stopped).Round(100*time.Millisecond))
 	b.do("overview screenshot", b.shot("webui-overview.png"))
+
+	checkQuiet("signing in and the live overview")
 
 	// The forged cross-site POST changes nothing.
 	b.do("forged cross-site POST", chromedp.Navigate(evil))
@@ -252,6 +290,8 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#tokens .st-down`)),
 	)
 
+	checkQuiet("the machine, objects and access pages")
+
 	// A readonly credential sees the same cluster and no action at all.
 	b.do("sign out and in as readonly",
 		chromedp.Click(chromedp.ID("signout")),
@@ -281,6 +321,7 @@ func TestBrowser(t *testing.T) {
 	if ms = (adminapi.MachineState{}); c.api(t, http.MethodGet, "/v1/machines/m2", nil, &ms) != http.StatusOK || ms.Draining != nil {
 		t.Fatal("a readonly session drained m2")
 	}
+	checkQuiet("the readonly session")
 }
 
 // browser runs steps in one chromium tab.

@@ -92,6 +92,10 @@ func New(cfg Config) *UI {
 func (u *UI) Register(mux *http.ServeMux) {
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /ui/static/", u.headers(http.StripPrefix("/ui/static/", http.FileServerFS(static)), true))
+	mux.Handle("GET /favicon.ico", u.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml") // browsers ask for it on pages that name no icon
+		http.ServeFileFS(w, r, static, "icon.svg")
+	}), true))
 	mux.Handle("GET /signin", u.page(http.HandlerFunc(u.signinForm)))
 	mux.Handle("POST /signin", u.page(http.HandlerFunc(u.signin)))
 	mux.Handle("POST /signout", u.page(u.viewer(u.signout)))
