@@ -3,6 +3,7 @@ package adminapi
 import (
 	"time"
 
+	"github.com/hanode/hanode/agent/state"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/security/s3users"
 	"github.com/hanode/hanode/security/secrets"
@@ -56,6 +57,37 @@ type Replication struct {
 	BadReplicas    int64 `json:"bad_replicas"`    // damaged replicas recorded (not repaired yet)
 	GarbageRecords int64 `json:"garbage_records"` // deletions queued for the collector
 	Writes         int64 `json:"writes_in_flight"`
+	// Repair summarises the active master's repair (GET /v1/repair has the whole of it).
+	Repair *RepairSummary `json:"repair,omitempty"`
+}
+
+// RepairSummary is the repair line of hanode status.
+type RepairSummary struct {
+	AtRiskChunks  int64     `json:"at_risk_chunks"`
+	AtRiskBytes   int64     `json:"at_risk_bytes"`
+	Critical      int64     `json:"critical_chunks"`
+	Waiting       int64     `json:"waiting_chunks"`
+	Unrecoverable int64     `json:"unrecoverable_chunks"`
+	Rate          float64   `json:"rate"`
+	ETASeconds    float64   `json:"eta_seconds"`
+	LastSweep     time.Time `json:"last_sweep,omitzero"`
+	Updated       time.Time `json:"updated"`
+}
+
+// Summary condenses a repair status for hanode status.
+func (r *Repair) Summary() *RepairSummary {
+	s := &RepairSummary{Waiting: r.Waiting.Chunks, Unrecoverable: r.Unrecoverable, Rate: r.Rate, ETASeconds: r.ETASeconds, Updated: r.Updated}
+	for _, c := range r.AtRisk {
+		s.AtRiskChunks += c.Chunks
+		s.AtRiskBytes += c.Bytes
+		if c.Priority == "critical" {
+			s.Critical = c.Chunks
+		}
+	}
+	if r.Sweep != nil {
+		s.LastSweep = r.Sweep.Finished
+	}
+	return s
 }
 
 // TokenCreate is the body of POST /v1/tokens.
@@ -121,6 +153,11 @@ type UserCreated struct {
 	SecretKey string `json:"secret_key"`
 }
 
+// GrantSet is the body of PUT /v1/s3/grants/{bucket}/{access key}: read, write or owner.
+type GrantSet struct {
+	Level string `json:"level"`
+}
+
 // Locate is the answer of GET /v1/locate/{bucket}/{key}.
 type Locate struct {
 	Bucket   string          `json:"bucket"`
@@ -139,4 +176,70 @@ type LocatedChunk struct {
 	Size     int64    `json:"size"`
 	SHA256   string   `json:"sha256"`
 	Replicas []string `json:"replicas"`
+}
+
+// Repair is the active master's repair progress: GET /v1/repair, `hanode repair`.
+type Repair struct {
+	Master  string    `json:"master"`
+	Epoch   int64     `json:"epoch"`
+	Updated time.Time `json:"updated"`
+	// Sweep is the last complete sweep of the records; Sweeping the one under way.
+	Sweep    *RepairSweep `json:"sweep,omitempty"`
+	Sweeping *RepairSweep `json:"sweeping,omitempty"`
+	// AtRisk counts chunks needing repair by priority, most urgent first, as of the last sweep.
+	AtRisk []RepairClass `json:"at_risk"`
+	// Waiting: chunks with replicas on machines down for less than repair-grace (not yet
+	// repaired); Unrecoverable: chunks with no readable replica left.
+	Waiting       RepairClass `json:"waiting"`
+	Unrecoverable int64       `json:"unrecoverable"`
+	Queued        int         `json:"queued"`
+	InFlight      int         `json:"in_flight"`
+	// Repaired counts replicas created in this master's term.
+	RepairedChunks int64 `json:"repaired_chunks"`
+	RepairedBytes  int64 `json:"repaired_bytes"`
+	Failures       int64 `json:"failures"`
+	// Rate is bytes per second repaired over the last minute; ETASeconds is the bytes left
+	// at that rate (-1: unknown).
+	Rate       float64         `json:"rate"`
+	BytesLeft  int64           `json:"bytes_left"`
+	ETASeconds float64         `json:"eta_seconds"`
+	Machines   []RepairMachine `json:"machines"`
+}
+
+// RepairSweep describes one pass over every object and part record.
+type RepairSweep struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	Records  int64     `json:"records"`
+	Chunks   int64     `json:"chunks"`
+}
+
+// RepairClass counts chunks and their bytes in one repair priority.
+type RepairClass struct {
+	Priority string `json:"priority"`
+	Chunks   int64  `json:"chunks"`
+	Bytes    int64  `json:"bytes"`
+}
+
+// RepairMachine is a datanode machine as repair sees it.
+type RepairMachine struct {
+	Name string `json:"name"`
+	// State: live, draining, down (within repair-grace), dead, or checking (a new or wiped
+	// store whose recorded replicas are being checked against its inventory).
+	State     string     `json:"state"`
+	DownSince *time.Time `json:"down_since,omitempty"`
+	// Replicas and Bytes recorded on the machine as of the last sweep.
+	Replicas int64 `json:"replicas"`
+	Bytes    int64 `json:"bytes"`
+}
+
+// Agents is the answer of GET /v1/agents: every machine's desired state and its agent's report.
+type Agents struct {
+	Machines []state.Machine `json:"machines"`
+}
+
+// RolesChange is the body of POST /v1/nodes/{id}/roles: roles to add (to run) and to remove.
+type RolesChange struct {
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
 }

@@ -17,6 +17,7 @@ import (
 // Defaults for the zero Config fields.
 const (
 	DefaultSessionIdle         = 5 * time.Minute
+	DefaultPinTTL              = 24 * time.Hour
 	DefaultMaxSessions         = 1_000_000
 	DefaultHealthPath          = "/readyz"
 	DefaultHealthInterval      = time.Second
@@ -61,6 +62,10 @@ type Config struct {
 	// SessionIdle is how long a session stays open (counted by the
 	// balancer) without requests. Default 5m.
 	SessionIdle time.Duration
+	// PinTTL is how long a pin is honoured after it was issued (default 24h): an older pin is
+	// treated as no pin, and a pin past half of it is re-issued, so an active session keeps
+	// its upstream while a copied or leaked pin stops working.
+	PinTTL time.Duration
 	// MaxSessions bounds the session table; see sessionTable for the
 	// eviction policy. Default 1e6.
 	MaxSessions int
@@ -122,6 +127,7 @@ func (c *Config) applyDefaults() error {
 		v    time.Duration
 	}{
 		{&c.SessionIdle, "SessionIdle", DefaultSessionIdle},
+		{&c.PinTTL, "PinTTL", DefaultPinTTL},
 		{&c.HealthInterval, "HealthInterval", DefaultHealthInterval},
 		{&c.HealthTimeout, "HealthTimeout", DefaultHealthTimeout},
 		{&c.RetryBudget, "RetryBudget", DefaultRetryBudget},

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // A pin tells any proxy sharing the pin keys which upstream a session is on:
@@ -27,6 +28,8 @@ const (
 	maxPinLen   = 512
 	pinMACLabel = "hanode-pin-v1\x00" // domain separation from other HMAC uses of the key
 	minPinKey   = 16
+	// pinFuture is how far in the future a pin's issue time may be (clocks of proxies differ).
+	pinFuture = 5 * 60
 )
 
 // pinKeys is an immutable key set; macs pools HMAC states per key since
@@ -89,8 +92,9 @@ func (p *Proxy) signPin(node, sid string, issued int64) string {
 	return payload + "." + base64.RawURLEncoding.EncodeToString(m[:pinMACLen])
 }
 
-// verifyPin parses and authenticates a pin; nil means invalid, which callers
-// treat exactly like no pin.
+// verifyPin parses and authenticates a pin; nil means invalid or expired (older than
+// PinTTL), which callers treat exactly like no pin. A pin past half its lifetime is stale:
+// re-issued.
 func (p *Proxy) verifyPin(v string) *pinInfo {
 	if v == "" || len(v) > maxPinLen {
 		return nil
@@ -133,7 +137,11 @@ func (p *Proxy) verifyPin(v string) *pinInfo {
 	if err != nil {
 		return nil
 	}
-	return &pinInfo{node: string(node), sid: parts[1], issued: issued, raw: v, stale: idx > 0}
+	now, ttl := p.now().Unix(), int64(p.cfg.PinTTL/time.Second)
+	if issued > now+pinFuture || now-issued > ttl {
+		return nil
+	}
+	return &pinInfo{node: string(node), sid: parts[1], issued: issued, raw: v, stale: idx > 0 || now-issued > ttl/2}
 }
 
 // readPin returns the request's valid pin: the cookie first, then the

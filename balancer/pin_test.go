@@ -6,13 +6,15 @@ import (
 	"net/http/cookiejar"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPinRoundTrip(t *testing.T) {
 	p := newProxy(t, Config{})
-	v := p.signPin("node-1.example", "c2lkc2lkc2lkc2lk", 1234567)
+	issued := p.now().Unix()
+	v := p.signPin("node-1.example", "c2lkc2lkc2lkc2lk", issued)
 	pin := p.verifyPin(v)
-	if pin == nil || pin.node != "node-1.example" || pin.sid != "c2lkc2lkc2lkc2lk" || pin.issued != 1234567 || pin.stale {
+	if pin == nil || pin.node != "node-1.example" || pin.sid != "c2lkc2lkc2lkc2lk" || pin.issued != issued || pin.stale {
 		t.Fatalf("verify(sign) = %+v", pin)
 	}
 	for _, bad := range []string{
@@ -31,6 +33,27 @@ func TestPinRoundTrip(t *testing.T) {
 		b[i] ^= 1
 		if p.verifyPin(string(b)) != nil {
 			t.Errorf("tampered MAC at %d accepted", i)
+		}
+	}
+	// Pins expire: past PinTTL one is no pin; past half of it one is re-issued; one from the
+	// future (beyond clock skew) is refused.
+	ttl := int64(DefaultPinTTL / time.Second)
+	for _, c := range []struct {
+		age   int64
+		valid bool
+		stale bool
+	}{
+		{0, true, false},
+		{ttl / 2, true, false},
+		{ttl/2 + 1, true, true},
+		{ttl, true, true},
+		{ttl + 1, false, false},
+		{-pinFuture, true, false},
+		{-pinFuture - 1, false, false},
+	} {
+		got := p.verifyPin(p.signPin("node-1.example", "c2lkc2lkc2lkc2lk", issued-c.age))
+		if (got != nil) != c.valid || got != nil && got.stale != c.stale {
+			t.Errorf("a pin %d s old: %+v, want valid %v, stale %v", c.age, got, c.valid, c.stale)
 		}
 	}
 	if err := p.SetPinKeys([]byte("short")); err == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -21,6 +22,7 @@ type CLI struct {
 
 	Run        runCmd        `cmd:"" default:"withargs" help:"Run the configured roles (the default: every role, a single-machine appliance)."`
 	Init       initCmd       `cmd:"" help:"Create the cluster CA and this machine's certificate in the data dir."`
+	Agent      agentCmd      `cmd:"" help:"Supervise this machine's roles as child processes, as their desired state says (the systemd unit's command)."`
 	Status     statusCmd     `cmd:"" help:"Show machines, roles, health, the active master and the controllers."`
 	Leader     leaderCmd     `cmd:"" help:"Show the active master."`
 	Join       joinCmd       `cmd:"" help:"Join a cluster: fetch and pin its CA, get this machine's certificate (--server, --token)."`
@@ -30,6 +32,8 @@ type CLI struct {
 	Secrets    secretsCmd    `cmd:"" help:"Secrets at rest: rotate the keyring."`
 	Audit      auditCmd      `cmd:"" help:"Show the audit trail of admin actions."`
 	Node       nodeCmd       `cmd:"" help:"Machines: list, drain."`
+	Repair     repairCmd     `cmd:"" help:"Show re-replication: chunks and bytes at risk by priority, rate, ETA."`
+	Rollout    rolloutCmd    `cmd:"" help:"Restart a role on every machine, one at a time, through the agents."`
 	Lab        labCmd        `cmd:"" help:"A lab cluster of several machines on this host."`
 	S3         s3Cmds        `embed:"" group:"Object store"`
 	S3Admin    s3AdminCmds   `embed:"" group:"Object store"`
@@ -149,9 +153,16 @@ func normalizeArgs(app *kong.Application, args []string) []string {
 	}
 	walk(app.Node)
 	out := make([]string, 0, len(args))
+	node, roles := false, false
 	for i, a := range args {
 		if a == "--" {
 			return append(out, args[i:]...)
+		}
+		// hanode node roles MACHINE +ROLE -ROLE: a -ROLE is a change, not a flag.
+		node = node || a == "node"
+		roles = roles || (node && a == "roles")
+		if roles && len(a) > 1 && (a[0] == '-' || a[0] == '+') && slices.Contains(config.AllRoles, a[1:]) {
+			return append(append(out, "--"), args[i:]...)
 		}
 		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
 			name, _, _ := strings.Cut(a[1:], "=")

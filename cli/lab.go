@@ -52,13 +52,14 @@ type labUpCmd struct {
 	AddressPrefix string        `default:"127.0.10" help:"First three octets of the machines' loopback addresses (process driver)."`
 	Arg           []string      `help:"Extra flag for every lab process, e.g. --arg=--leader-ttl=5s (repeatable)."`
 	Timeout       time.Duration `default:"90s" help:"How long to wait for the lab to be ready."`
+	Agent         bool          `default:"true" negatable:"" help:"Process driver: one agent per machine starts its roles and restarts them when they die (--no-agent: the lab starts every role process itself)."`
 }
 
 func (c labUpCmd) Run(e *Env) error {
 	ctx, cancel := interruptible()
 	defer cancel()
 	_, err := testenv.Up(ctx, testenv.Spec{Machines: c.Machines, Dir: c.Dir, Driver: c.Driver,
-		AddressPrefix: c.AddressPrefix, ExtraArgs: c.Arg, ReadyTimeout: c.Timeout, Package: c.Package}, e.Stdout)
+		AddressPrefix: c.AddressPrefix, ExtraArgs: c.Arg, ReadyTimeout: c.Timeout, Package: c.Package, Supervised: c.Agent}, e.Stdout)
 	if err != nil {
 		return fmt.Errorf("lab up: %w (inspect with `hanode lab status --dir %s`, remove with `hanode lab down --dir %s`)", err, c.Dir, c.Dir)
 	}

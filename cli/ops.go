@@ -95,9 +95,14 @@ func (c statusCmd) Run(e *Env) error {
 		fmt.Fprintf(tw, "%s\t%s\n", m.Name, strings.Join(m.Roles, ", "))
 	}
 	tw.Flush()
+	agentsSection(e, w)
 	if r := st.Replication; r != nil {
-		fmt.Fprintf(w, "\nreplication: %d copies per chunk; %d datanodes live (%d draining); %d damaged replicas recorded (not repaired yet); %d deletions queued; %d writes in flight\n",
+		fmt.Fprintf(w, "\nreplication: %d copies per chunk; %d datanodes live (%d draining); %d damaged replicas awaiting repair; %d deletions queued; %d writes in flight\n",
 			r.Replicas, r.DatanodesLive, r.Draining, r.BadReplicas, r.GarbageRecords, r.Writes)
+		if rp := r.Repair; rp != nil {
+			fmt.Fprintf(w, "repair: %d chunks (%s) at risk, %d critical, %d waiting for repair-grace, %d unrecoverable; rate %s/s, ETA %s\n",
+				rp.AtRiskChunks, humanBytes(rp.AtRiskBytes), rp.Critical, rp.Waiting, rp.Unrecoverable, humanBytes(int64(rp.Rate)), eta(rp.ETASeconds))
+		}
 	}
 	if len(st.Problems) > 0 {
 		fmt.Fprintln(w)

@@ -118,7 +118,17 @@ func loadOrInitPKI(ctx context.Context, cfg *config.Config, origins config.Origi
 	bootstrap := cfg.Has(config.RoleController) && len(cfg.InitialCluster) == 1 && len(cfg.Join) == 0 && cfg.Server == ""
 	switch {
 	case holdsCA || (!pki.Exists(dir) && bootstrap):
-		b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, identity(cfg), pki.DefaultCAValidity, cfg.CertValidity)
+		id := identity(cfg)
+		// A process of some of the machine's roles (an agent's child) keeps the roles its
+		// certificate has: reissuing it for fewer would take rights from the machine's other roles.
+		if old, err := pki.LoadBundle(dir); err == nil && old.Identity().Machine == id.Machine {
+			for _, r := range old.Identity().Roles {
+				if !slices.Contains(id.Roles, r) {
+					id.Roles = append(id.Roles, r)
+				}
+			}
+		}
+		b, err := pki.EnsureSelfSigned(dir, cfg.ClusterName, id, pki.DefaultCAValidity, cfg.CertValidity)
 		if err != nil {
 			return nil, fmt.Errorf("initialise certificates in %s: %w", dir, err)
 		}

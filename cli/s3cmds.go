@@ -48,6 +48,7 @@ import (
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/client"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/security/s3access"
 	"github.com/hanode/hanode/security/s3users"
 )
 
@@ -1044,6 +1045,9 @@ type userCmd struct {
 	Add    userAddCmd    `cmd:"" help:"Create an S3 user; its secret key is printed once."`
 	List   userListCmd   `cmd:"" help:"List S3 users (never their secret keys)."`
 	Remove userRemoveCmd `cmd:"" help:"Remove an S3 user by access key."`
+	Grant  userGrantCmd  `cmd:"" help:"Give an S3 user read, write or owner access to a bucket."`
+	Revoke userRevokeCmd `cmd:"" help:"Take an S3 user's access to a bucket away."`
+	Grants userGrantsCmd `cmd:"" help:"List grants, of one user or one bucket."`
 }
 
 type userAddCmd struct {
@@ -1104,4 +1108,64 @@ func (c userRemoveCmd) Run(e *Env) error {
 	}
 	fmt.Fprintf(e.Stdout, "user %s removed\n", c.AccessKey)
 	return nil
+}
+
+type userGrantCmd struct {
+	AccessKey string `arg:"" placeholder:"ACCESS_KEY" help:"The user's access key."`
+	Bucket    string `arg:"" help:"The bucket."`
+	Level     string `arg:"" enum:"read,write,owner" help:"read (get, list), write (read plus put, delete, multipart) or owner (write plus delete the bucket and set its policy)."`
+}
+
+func (c userGrantCmd) Run(e *Env) error {
+	path := "/v1/s3/grants/" + url.PathEscape(c.Bucket) + "/" + url.PathEscape(c.AccessKey)
+	if err := adminCall(e, http.MethodPut, path, adminapi.GrantSet{Level: c.Level}, nil); err != nil {
+		return fmt.Errorf("user grant %s %s %s: %w", c.AccessKey, c.Bucket, c.Level, err)
+	}
+	fmt.Fprintf(e.Stdout, "user %s may %s bucket %s\n", c.AccessKey, c.Level, c.Bucket)
+	return nil
+}
+
+type userRevokeCmd struct {
+	AccessKey string `arg:"" placeholder:"ACCESS_KEY" help:"The user's access key."`
+	Bucket    string `arg:"" help:"The bucket."`
+}
+
+func (c userRevokeCmd) Run(e *Env) error {
+	path := "/v1/s3/grants/" + url.PathEscape(c.Bucket) + "/" + url.PathEscape(c.AccessKey)
+	if err := adminCall(e, http.MethodDelete, path, nil, nil); err != nil {
+		return fmt.Errorf("user revoke %s %s: %w", c.AccessKey, c.Bucket, err)
+	}
+	fmt.Fprintf(e.Stdout, "user %s has no grant on bucket %s any more\n", c.AccessKey, c.Bucket)
+	return nil
+}
+
+type userGrantsCmd struct {
+	AccessKey string `arg:"" optional:"" placeholder:"ACCESS_KEY" help:"Only this user's grants."`
+	Bucket    string `help:"Only this bucket's grants."`
+	JSON      bool   `help:"Print JSON."`
+}
+
+func (c userGrantsCmd) Run(e *Env) error {
+	var out struct {
+		Grants []s3access.Grant `json:"grants"`
+	}
+	q := url.Values{}
+	if c.Bucket != "" {
+		q.Set("bucket", c.Bucket)
+	}
+	if c.AccessKey != "" {
+		q.Set("user", c.AccessKey)
+	}
+	if err := adminCall(e, http.MethodGet, "/v1/s3/grants?"+q.Encode(), nil, &out); err != nil {
+		return fmt.Errorf("user grants: %w", err)
+	}
+	if c.JSON {
+		return writeJSON(e.Stdout, out.Grants)
+	}
+	tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BUCKET\tACCESS KEY\tLEVEL\tBY\tCREATED")
+	for _, g := range out.Grants {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.Bucket, g.AccessKey, g.Level, g.By, g.Created.Local().Format(time.RFC3339))
+	}
+	return tw.Flush()
 }

@@ -153,8 +153,49 @@ func TestS3Commands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := mc.ListBuckets(ctx); err != nil {
-			t.Fatalf("the new key does not work: %v", err)
+		if bs, err := mc.ListBuckets(ctx); err != nil || len(bs) != 0 {
+			t.Fatalf("the new key's ListBuckets: %v, %+v (want none: it owns nothing and has no grant)", err, bs)
+		}
+		// Deny by default; user grant opens a bucket, user revoke closes it again.
+		read := func() error {
+			o, err := mc.GetObject(ctx, "cli-test", "small.txt", minio.GetObjectOptions{})
+			if err == nil {
+				_, err = o.Stat()
+				o.Close()
+			}
+			return err
+		}
+		waitFor := func(what string, cond func() bool) {
+			t.Helper()
+			for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal(what)
+				}
+			}
+		}
+		if err := read(); minio.ToErrorResponse(err).Code != "AccessDenied" {
+			t.Fatalf("the new key reads root's bucket: %v", err)
+		}
+		if out := ok(t, append([]string{"user", "grant", "cli-user", "cli-test", "read"}, admin...)...); !strings.Contains(out, "cli-user may read bucket cli-test") {
+			t.Fatalf("user grant printed %q", out)
+		}
+		waitFor("the read grant does not open the bucket", func() bool { return read() == nil })
+		if _, err := mc.PutObject(ctx, "cli-test", "x", strings.NewReader("x"), 1, minio.PutObjectOptions{}); minio.ToErrorResponse(err).Code != "AccessDenied" {
+			t.Fatalf("a read grant lets the key write: %v", err)
+		}
+		if list := ok(t, append([]string{"user", "grants", "cli-user"}, admin...)...); !regexp.MustCompile(`cli-test +cli-user +read`).MatchString(list) {
+			t.Fatalf("user grants:\n%s", list)
+		}
+		if code, _, errOut := run(t, append([]string{"user", "grant", "cli-user", "no-such-bucket", "read"}, admin...)...); code != 1 || !strings.Contains(errOut, "404") {
+			t.Fatalf("grant on a missing bucket: exit %d: %s", code, errOut)
+		}
+		if code, _, _ := run(t, append([]string{"user", "grant", "cli-user", "cli-test", "admin"}, admin...)...); code != 2 {
+			t.Fatalf("grant of an unknown level: exit %d, want 2", code)
+		}
+		ok(t, append([]string{"user", "revoke", "cli-user", "cli-test"}, admin...)...)
+		waitFor("the revoked grant still opens the bucket", func() bool { return minio.ToErrorResponse(read()).Code == "AccessDenied" })
+		if audit := ok(t, append([]string{"audit"}, admin...)...); !strings.Contains(audit, "/v1/s3/grants/cli-test/cli-user") {
+			t.Fatalf("the grant is not in the audit trail:\n%s", audit)
 		}
 		if list := ok(t, append([]string{"user", "list"}, admin...)...); !regexp.MustCompile(`cli-user +.*from the test`).MatchString(list) {
 			t.Fatalf("user list:\n%s", list)

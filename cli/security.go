@@ -284,6 +284,11 @@ type nodeCmd struct {
 	List   nodeListCmd   `cmd:"" help:"List machines and the roles they run."`
 	Drain  nodeDrainCmd  `cmd:"" help:"Drain a machine: it keeps what it has, placement sends it nothing new."`
 	Remove nodeRemoveCmd `cmd:"" help:"Forget a stopped machine for good (its controller leaves etcd)."`
+	// Through the machines' agents (cli/nodeagent.go).
+	Start   nodeRoleCmd  `cmd:"" help:"Start a role on a machine (MACHINE/ROLE) through its agent."`
+	Stop    nodeRoleCmd  `cmd:"" help:"Stop a role on a machine (MACHINE/ROLE); its agent keeps it stopped."`
+	Restart nodeRoleCmd  `cmd:"" help:"Restart a role on a machine (MACHINE/ROLE) through its agent."`
+	Roles   nodeRolesCmd `cmd:"" help:"Add (+ROLE) or remove (-ROLE) roles of a machine online, through its agent."`
 }
 
 type nodeRemoveCmd struct {
@@ -322,7 +327,11 @@ func (nodeListCmd) Run(e *Env) error {
 	for _, m := range out.Machines {
 		fmt.Fprintf(tw, "%s\t%s\n", m.Name, strings.Join(m.Roles, ", "))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	agentsSection(e, e.Stdout)
+	return nil
 }
 
 type nodeDrainCmd struct {

@@ -44,6 +44,9 @@ type Registration struct {
 	// Datanodes: the chunk filesystem's size and free bytes, refreshed while registered.
 	Capacity int64 `json:"capacity,omitempty"`
 	Free     int64 `json:"free,omitempty"`
+	// Store is a datanode's store identity (datanode.Store.Identity): a new one under the same
+	// machine means its chunk directory was wiped or replaced.
+	Store string `json:"store,omitempty"`
 }
 
 // Key is the registration's etcd key.

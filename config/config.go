@@ -93,6 +93,8 @@ type Config struct {
 	CoordinatorMemory int64         `yaml:"coordinator-memory" name:"coordinator-memory" help:"Bytes a coordinator may hold in write buffers; more concurrent writes wait." default:"536870912"`
 	GCGrace           time.Duration `yaml:"gc-grace" name:"gc-grace" help:"How long chunks of deleted or overwritten objects are kept for reads already under way." default:"5m"`
 	WriteTimeout      time.Duration `yaml:"write-timeout" name:"write-timeout" help:"A write whose intent has not been refreshed for this long is abandoned and its chunks collected." default:"1h"`
+	RepairGrace       time.Duration `yaml:"repair-grace" name:"repair-grace" help:"A datanode silent this long is dead: its replicas are re-created elsewhere (a wiped or replaced store, a damaged replica and a drained machine need no wait)." default:"5m"`
+	RepairRate        Size          `yaml:"repair-rate" name:"repair-rate" help:"Bytes per second one datanode may send or receive for repair, drain and rebalance." default:"100MiB"`
 	MultipartExpiry   time.Duration `yaml:"multipart-expiry" name:"multipart-expiry" help:"A multipart upload neither completed nor aborted this long after it began is aborted and its parts collected." default:"168h"`
 	S3Region          string        `yaml:"s3-region" name:"s3-region" help:"Region name in S3 signatures." default:"us-east-1"`
 	S3Domains         []string      `yaml:"s3-domains" name:"s3-domains" sep:"," placeholder:"DOMAIN,..." help:"Domains for virtual-host style S3 requests (BUCKET.DOMAIN); path style always works." default:""`
@@ -345,6 +347,12 @@ func (c *Config) Check() error {
 	}
 	if c.WriteTimeout < time.Second {
 		return keyErr("write-timeout", c.WriteTimeout.String(), "a duration of at least 1s")
+	}
+	if c.RepairGrace < time.Second {
+		return keyErr("repair-grace", c.RepairGrace.String(), "a duration of at least 1s")
+	}
+	if c.RepairRate < 64<<10 {
+		return keyErr("repair-rate", c.RepairRate.String(), "at least 64KiB (bytes per second)")
 	}
 	if c.MultipartExpiry < time.Minute {
 		return keyErr("multipart-expiry", c.MultipartExpiry.String(), "a duration of at least 1m")

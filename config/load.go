@@ -60,7 +60,10 @@ func lookupKey(name string) (key, bool) {
 	return key{}, false
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	sizeType     = reflect.TypeOf(Size(0))
+)
 
 // setString parses s as the key's type and stores it in c.
 func (k key) setString(c *Config, s string) error {
@@ -72,6 +75,12 @@ func (k key) setString(c *Config, s string) error {
 			return keyErr(k.name, s, "a duration such as 500ms, 3s or 1m")
 		}
 		v.SetInt(int64(d))
+	case v.Type() == sizeType:
+		z, err := ParseSize(s)
+		if err != nil {
+			return keyErr(k.name, s, "a size such as 1048576, 512KiB, 100MiB or 1GiB")
+		}
+		v.SetInt(int64(z))
 	case v.Kind() == reflect.String:
 		v.SetString(s)
 	case v.Kind() == reflect.Bool:

@@ -20,6 +20,7 @@ import (
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/security/join"
@@ -159,6 +160,7 @@ func (c *Role) adminRoutes() {
 	mux.Handle("GET /v1/cluster/leader", read(access.ReadOnly, c.handleLeader))
 	mux.Handle("GET /v1/cluster/status", read(access.ReadOnly, c.handleStatus))
 	mux.Handle("GET /v1/nodes", read(access.ReadOnly, c.handleNodes))
+	mux.Handle("GET /v1/repair", read(access.ReadOnly, c.handleRepair))
 	mux.Handle("POST /v1/nodes/{id}/drain", write(access.Operator, c.handleDrain))
 	mux.Handle("DELETE /v1/nodes/{id}", write(access.Operator, c.handleNodeRemove))
 	mux.Handle("GET /v1/tokens", read(access.Admin, c.handleTokenList))
@@ -172,6 +174,7 @@ func (c *Role) adminRoutes() {
 	mux.Handle("POST /v1/pki/rotate", write(access.Admin, c.handleCARotate))
 	mux.HandleFunc("GET /v1/pki/signer", c.handleSigner) // public: which CA signs now
 	c.proxyRoutes()
+	c.agentRoutes(read, write, access.ReadOnly, access.Operator)
 	js := &join.Server{
 		Tokens:       sec.tokens,
 		Signer:       func(ctx context.Context) (*pki.CA, error) { return sec.signer(ctx, c.cli) },
@@ -183,10 +186,18 @@ func (c *Role) adminRoutes() {
 		Audit: func(ctx context.Context, who, machine string, status int, remote string) {
 			sec.audit.Record(ctx, access.AuditEntry{Who: who, Action: "POST " + join.JoinPath, Target: machine, Result: status, Remote: remote})
 		},
+		Refused: func(remote string) { sec.audit.Refused("join", "POST "+join.JoinPath, remote) },
+		Limit:   ratelimit.New(joinRate, joinBurst, 10000),
 	}
 	js.Register(mux)
 	js.RegisterRenew(mux)
 }
+
+// Join attempts allowed per source address: joinBurst at once, then joinRate a second.
+const (
+	joinRate  = 5
+	joinBurst = 50
+)
 
 // clusterInfo tells a joining machine where etcd and the controllers are.
 func (c *Role) clusterInfo(ctx context.Context) (string, []string, []string, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/controller/election"
 	"github.com/hanode/hanode/controller/gc"
+	"github.com/hanode/hanode/controller/repair"
 	"github.com/hanode/hanode/datanode"
 	"github.com/hanode/hanode/etcdembed"
 	"github.com/hanode/hanode/internal/service"
@@ -43,8 +44,10 @@ type Role struct {
 	datanodes *datanode.Client
 	// gcMetrics count the collection loops of every term this controller leads.
 	gcMetrics *gc.Metrics
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// repairMetrics count the repair of every term this controller leads.
+	repairMetrics *repair.Metrics
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
 	// probes remembers which etcd members did not answer hanode status's last probe.
 	probes *memberProbes
 	// tracker remembers the role processes this controller saw, for GET /v1/machines.
@@ -165,6 +168,10 @@ func (c *Role) Start(ctx context.Context) error {
 	c.srv.AddCheck("etcd registration", c.reg.Err)
 	c.datanodes = datanode.NewClient(c.m.Bundle.ClientConfig(""))
 	c.gcMetrics = gc.NewMetrics(c.srv.Registry)
+	c.repairMetrics = repair.NewMetrics(c.srv.Registry)
+	if err := c.sec.audit.Register(c.srv.Registry); err != nil {
+		c.log.Warn("audit metrics not registered", "err", err)
+	}
 	c.adminRoutes()
 	c.s3Routes()
 	c.uiRoutes(runCtx)
@@ -177,6 +184,8 @@ func (c *Role) Start(ctx context.Context) error {
 func (c *Role) lead(term *election.Term) {
 	ctx := term.Context()
 	go c.leadS3(term)
+	go c.leadRepair(term)
+	go c.sec.audit.RunTrim(ctx, time.Minute) // the audit trail's retention
 	rec := cluster.MasterRecord{Name: c.m.Config.Name, Epoch: term.Epoch, Since: term.Since}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -275,10 +284,44 @@ func (c *Role) replication(ctx context.Context, regs []cluster.Registration, st 
 	rep.BadReplicas = count(meta.BadPrefix)
 	rep.GarbageRecords = count(meta.GCPrefix)
 	rep.Writes = count(meta.IntentPrefix)
+	if rs, err := repair.ReadStatus(ctx, c.cli); err == nil && rs != nil {
+		rep.Repair = rs.Summary()
+	}
 	if rep.DatanodesLive-rep.Draining < rep.Replicas {
 		st.Problems = append(st.Problems, fmt.Sprintf("%d writable datanodes, fewer than the replication factor %d: writes get 503", rep.DatanodesLive-rep.Draining, rep.Replicas))
 	}
 	return rep
+}
+
+// leadRepair runs the active master's repair for the term.
+func (c *Role) leadRepair(term *election.Term) {
+	cfg := c.m.Config
+	r := &repair.Repairer{
+		Etcd: c.cli, Datanodes: c.datanodes, Log: c.log.With("loop", "repair"),
+		Grace: cfg.RepairGrace, GCGrace: cfg.GCGrace, Rate: int64(cfg.RepairRate), Replicas: cfg.Replicas,
+		Name: cfg.Name, Epoch: term.Epoch, Interval: c.repairInterval(), Metrics: c.repairMetrics,
+	}
+	r.Run(term.Context(), term.Guard())
+}
+
+// repairInterval is the least time between sweeps: a quarter of repair-grace, 1 to 30 s.
+func (c *Role) repairInterval() time.Duration {
+	return min(max(c.m.Config.RepairGrace/4, time.Second), 30*time.Second)
+}
+
+// handleRepair serves GET /v1/repair: the status the active master last published.
+func (c *Role) handleRepair(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	st, err := repair.ReadStatus(ctx, c.cli)
+	switch {
+	case err != nil:
+		service.WriteError(w, http.StatusServiceUnavailable, err)
+	case st == nil:
+		service.WriteError(w, http.StatusServiceUnavailable, errors.New("no repair status yet: the active master has not finished its first sweep"))
+	default:
+		service.WriteJSON(w, http.StatusOK, st)
+	}
 }
 
 func (c *Role) handleNodes(w http.ResponseWriter, r *http.Request) {

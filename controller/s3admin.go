@@ -1,11 +1,10 @@
 package controller
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/security/access"
+	"github.com/hanode/hanode/security/s3access"
 	"github.com/hanode/hanode/security/s3users"
 )
 
@@ -58,6 +58,11 @@ func (c *Role) s3Routes() {
 	}))
 	mux.Handle("DELETE /v1/s3/users/{id}", write(access.Admin, func(w http.ResponseWriter, r *http.Request) {
 		err := users.Remove(r.Context(), r.PathValue("id"))
+		if err == nil { // a key made again under this name starts with no grants
+			if _, gerr := s3access.New(c.cli).RevokeAll(r.Context(), r.PathValue("id")); gerr != nil {
+				err = fmt.Errorf("access key removed, but not all its grants: %w", gerr)
+			}
+		}
 		switch {
 		case errors.Is(err, s3users.ErrUnknown):
 			service.WriteError(w, http.StatusNotFound, err)
@@ -67,6 +72,7 @@ func (c *Role) s3Routes() {
 			service.WriteJSON(w, http.StatusOK, map[string]any{"access_key": r.PathValue("id"), "removed": true})
 		}
 	}))
+	c.grantRoutes()
 	// Coordinators verify signatures with the secret; only their certificates may read it.
 	mux.Handle("GET /v1/s3/keys/{id}", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if sec.keyring == nil {
@@ -146,41 +152,4 @@ func (c *Role) leadS3(term *election.Term) {
 
 func (c *Role) gcInterval() time.Duration {
 	return min(max(c.m.Config.GCGrace/4, time.Second), 30*time.Second)
-}
-
-// ensureRoot creates the S3 root user on the first term of a new cluster, from the
-// configuration (root-access-key/root-secret-key, HANODE_ROOT_ACCESS_KEY/...) or else a
-// generated pair written to <data-dir>/credentials; a configured pair is re-applied on every
-// term so that changing it in the configuration takes effect.
-func (c *Role) ensureRoot(ctx context.Context) error {
-	if c.sec.keyring == nil {
-		return errors.New("this controller has no cluster keyring")
-	}
-	cfg := c.m.Config
-	users := s3users.New(c.cli, c.sec.keyring)
-	if cfg.RootAccessKey != "" {
-		return users.Ensure(ctx, s3users.User{AccessKey: cfg.RootAccessKey, Description: "root (configured)", Root: true}, cfg.RootSecretKey)
-	}
-	list, err := users.List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, u := range list {
-		if u.Root {
-			return nil
-		}
-	}
-	path := filepath.Join(cfg.DataDir, s3users.CredentialsFile)
-	if ak, sk, err := s3users.ReadCredentials(path); err == nil {
-		return users.Ensure(ctx, s3users.User{AccessKey: ak, Description: "root (" + path + ")", Root: true}, sk)
-	}
-	ak, sk := s3users.NewKeyPair()
-	if err := s3users.WriteCredentials(path, ak, sk); err != nil {
-		return err
-	}
-	if _, _, err := users.Create(ctx, s3users.User{AccessKey: ak, Description: "root (generated on " + cfg.Name + ")", CreatedBy: "controller:" + cfg.Name, Root: true}, sk); err != nil {
-		return err
-	}
-	c.log.Info("S3 root user created", "access_key", ak, "credentials", path)
-	return nil
 }

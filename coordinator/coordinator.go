@@ -16,8 +16,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/time/rate"
 
 	"github.com/hanode/hanode/datanode"
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3/sigv4"
 )
@@ -85,6 +87,8 @@ type Coordinator struct {
 	nodes    *nodes
 	health   *health
 	keys     *keyCache
+	authz    *authzCache
+	anonLog  *rate.Limiter // samples refused anonymous requests into the log
 	verifier *sigv4.Verifier
 	bufs     *bufferPool
 	copyBufs sync.Pool // *[]byte for streaming reads
@@ -105,6 +109,9 @@ func New(o Options) (*Coordinator, error) {
 	}
 	c.copyBufs.New = func() any { b := make([]byte, 256<<10); return &b }
 	c.keys = newKeyCache(o.Etcd, o.Lookup, o.Log)
+	c.keys.limit = ratelimit.New(missRate, missBurst, maxSrc)
+	c.authz = newAuthzCache(o.Etcd, o.Log)
+	c.anonLog = rate.NewLimiter(rate.Every(anonLogEvery), 1)
 	// Any region name in the credential scope is accepted: a cluster is one region, and clients
 	// disagree on its name (s3cmd signs for "US", others for us-east-1 or what they were told).
 	c.verifier = &sigv4.Verifier{Lookup: c.keys.lookup}
@@ -117,9 +124,10 @@ func New(o Options) (*Coordinator, error) {
 // ctx ends.
 func (c *Coordinator) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); c.nodes.run(ctx) }()
 	go func() { defer wg.Done(); c.keys.run(ctx) }()
+	go func() { defer wg.Done(); c.authz.run(ctx) }()
 	go func() { defer wg.Done(); c.health.run(ctx) }()
 	wg.Wait()
 }
@@ -154,6 +162,7 @@ type metrics struct {
 	readFailures      prometheus.Counter
 	hedgedReads       prometheus.Counter
 	slowReplicaWrites prometheus.Counter
+	denied            *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -169,9 +178,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Chunk reads that started another replica because the first had sent nothing within its hedging delay."}),
 		slowReplicaWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_slow_replica_writes_total",
 			Help: "Extra chunk copies written elsewhere because a replica write was slow to acknowledge."}),
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_s3_denied_total",
+			Help: "S3 requests refused by authorization, by client (anonymous or authenticated) and reason."}, []string{"client", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.replicaErrors, m.readFailures, m.hedgedReads, m.slowReplicaWrites)
+		reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.replicaErrors, m.readFailures, m.hedgedReads, m.slowReplicaWrites, m.denied)
 	}
 	return m
 }

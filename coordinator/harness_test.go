@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ type testCluster struct {
 	nodes  map[string]*testNode
 	access string
 	secret string
+	users  sync.Map // access key -> secret of users made by addUser
 	cancel context.CancelFunc
 }
 
@@ -71,8 +73,9 @@ func newTestCluster(t testing.TB, o clusterOpts) *testCluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	tc := &testCluster{t: t, etcd: cli, nodes: map[string]*testNode{}, access: "AKTEST", secret: "secret-key-123", cancel: cancel}
 	t.Cleanup(cancel)
-	// The key's public index record, as s3users writes it: coordinators know a key by it.
-	if _, err := cli.Put(ctx, meta.UserPrefix+tc.access, `{"access_key":"`+tc.access+`"}`); err != nil {
+	// The key's public index record, as s3users writes it: coordinators know a key by it. The
+	// harness's key is a root user (it may do everything); addUser makes others.
+	if _, err := cli.Put(ctx, meta.UserPrefix+tc.access, `{"access_key":"`+tc.access+`","root":true}`); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= o.machines; i++ {
@@ -85,6 +88,9 @@ func newTestCluster(t testing.TB, o clusterOpts) *testCluster {
 	lookup := func(_ context.Context, ak string) (string, error) {
 		if ak == tc.access {
 			return tc.secret, nil
+		}
+		if sk, ok := tc.users.Load(ak); ok {
+			return sk.(string), nil
 		}
 		return "", sigv4.ErrUnknownAccessKey
 	}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3/sigv4"
 	"github.com/hanode/hanode/security/s3users"
@@ -27,17 +29,20 @@ import (
 // etcd (one read, no TLS connection, no keyring), and the answer is remembered for unknownTTL in
 // a bounded negative cache. So a flood of requests with bad keys costs no controller call at
 // all, and one etcd read per distinct key and unknownTTL; concurrent misses of the same key
-// share one lookup, and at most maxLookups lookups run at once.
+// share one lookup, at most maxLookups lookups run at once, and one client address may start
+// at most missRate a second (beyond missBurst; then SlowDown).
 type keyCache struct {
 	cli     *clientv3.Client
 	watcher clientv3.Watcher
 	lookup0 sigv4.Lookup
 	log     *slog.Logger
 	slots   chan struct{} // bounds the lookups running at once
+	limit   *ratelimit.PerSource
 
 	mu      sync.Mutex
 	known   map[string]keyEntry  // secrets
 	unknown map[string]time.Time // keys not in the index, until when
+	roots   map[string]bool      // whether a key's index record says root (isRoot)
 	flights map[string]*flight   // lookups under way
 	rev     int64                // the watch has delivered every change up to rev; 0: not started
 	gen     uint64               // bumped by every change the watch delivers
@@ -66,7 +71,7 @@ const (
 
 func newKeyCache(cli *clientv3.Client, lookup sigv4.Lookup, log *slog.Logger) *keyCache {
 	return &keyCache{cli: cli, watcher: cli, lookup0: lookup, log: log, slots: make(chan struct{}, maxLookups),
-		known: map[string]keyEntry{}, unknown: map[string]time.Time{}, flights: map[string]*flight{}}
+		known: map[string]keyEntry{}, unknown: map[string]time.Time{}, roots: map[string]bool{}, flights: map[string]*flight{}}
 }
 
 func (k *keyCache) lookup(ctx context.Context, accessKey string) (string, error) {
@@ -84,6 +89,10 @@ func (k *keyCache) lookup(ctx context.Context, accessKey string) (string, error)
 		return "", fmt.Errorf("access key %s: %w", accessKey, sigv4.ErrUnknownAccessKey)
 	}
 	f, waiting := k.flights[accessKey]
+	if !waiting && !missAllowed(k.limit, ctx) {
+		k.mu.Unlock()
+		return "", errSlowDown()
+	}
 	if !waiting {
 		f = &flight{done: make(chan struct{})}
 		k.flights[accessKey] = f
@@ -153,6 +162,38 @@ func (k *keyCache) fly(ctx context.Context, accessKey string, f *flight) {
 	k.known[accessKey] = keyEntry{secret: f.secret, expires: now.Add(keyTTL)}
 }
 
+// isRoot reports whether accessKey is a root user (its index record says so), remembered
+// until the watch sees the record change.
+func (k *keyCache) isRoot(ctx context.Context, accessKey string) (bool, error) {
+	k.mu.Lock()
+	root, ok := k.roots[accessKey]
+	gen, watched := k.gen, k.rev > 0
+	k.mu.Unlock()
+	if ok {
+		return root, nil
+	}
+	resp, err := k.cli.Get(ctx, meta.UserPrefix+accessKey)
+	if err != nil {
+		return false, fmt.Errorf("read access key %s: %w", accessKey, err)
+	}
+	if len(resp.Kvs) == 1 {
+		var u s3users.User
+		if err := json.Unmarshal(resp.Kvs[0].Value, &u); err != nil {
+			return false, fmt.Errorf("access key %s: %w: %v", accessKey, meta.ErrCorrupt, err)
+		}
+		root = u.Root
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if watched && k.gen == gen {
+		if len(k.roots) >= maxKeys {
+			clear(k.roots)
+		}
+		k.roots[accessKey] = root
+	}
+	return root, nil
+}
+
 // shrink drops the expired entries of a full negative cache and, if it is still full, a tenth
 // of it (Go's map order: arbitrary ones).
 func shrink(m map[string]time.Time, now time.Time) {
@@ -203,6 +244,7 @@ func (k *keyCache) follow(ctx context.Context) error {
 		k.mu.Lock()
 		clear(k.known)
 		clear(k.unknown)
+		clear(k.roots)
 		k.gen++
 		k.rev = rev
 		k.mu.Unlock()
@@ -224,6 +266,7 @@ func (k *keyCache) follow(ctx context.Context) error {
 			key := strings.TrimPrefix(string(ev.Kv.Key), meta.UserPrefix)
 			delete(k.known, key)
 			delete(k.unknown, key)
+			delete(k.roots, key)
 			k.rev = ev.Kv.ModRevision
 		}
 		if len(resp.Events) > 0 {

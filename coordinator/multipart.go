@@ -77,6 +77,9 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 func (c *Coordinator) completeUpload(rq *request) error {
 	ctx := rq.r.Context()
 	u, err := c.upload(rq)
+	if errors.Is(err, meta.ErrNoSuchUpload) {
+		return c.completedUpload(rq, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -127,8 +130,26 @@ func (c *Coordinator) completeUpload(rq *request) error {
 		}
 	}
 	obj.ETag = s3.UnquoteETag(s3.MultipartETag(md5s))
-	if err := c.meta.CompleteUpload(ctx, u, obj, unused, rev, c.o.GCGrace); err != nil {
+	if err := c.meta.CompleteUploadIf(ctx, u, obj, unused, rev, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
+	}
+	loc := "/" + rq.bucket + "/" + rq.key
+	return s3.WriteXML(rq.w, http.StatusOK, s3.CompleteMultipartUploadResult{Location: loc, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)})
+}
+
+// completedUpload answers a completion of an upload that is gone: when the key's object was
+// made by that upload, the completion already succeeded (an SDK retrying a completion whose
+// answer it lost) and S3 answers it again with the object; otherwise the upload is unknown.
+func (c *Coordinator) completedUpload(rq *request, noUpload error) error {
+	obj, err := c.meta.GetObject(rq.r.Context(), rq.bucket, rq.key)
+	if errors.Is(err, meta.ErrNoSuchKey) {
+		return noUpload
+	}
+	if err != nil {
+		return err
+	}
+	if obj.Upload != rq.query("uploadId") {
+		return noUpload
 	}
 	loc := "/" + rq.bucket + "/" + rq.key
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CompleteMultipartUploadResult{Location: loc, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)})

@@ -153,8 +153,8 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string) (*wr
 		return nil, "", s3.ErrorFor(s3.CodeEntityTooLarge, tooLarge)
 	}
 	var wantMD5 []byte
-	if v := r.Header.Get("Content-Md5"); v != "" {
-		if wantMD5, err = s3.ContentMD5(v); err != nil {
+	if vs, ok := r.Header["Content-Md5"]; ok { // present but empty is InvalidDigest, as in S3
+		if wantMD5, err = s3.ContentMD5(vs[0]); err != nil {
 			return nil, "", err
 		}
 	}
@@ -192,12 +192,19 @@ func (c *Coordinator) putObject(rq *request) error {
 	}
 	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
-	if err := c.meta.PutObject(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace); err != nil {
+	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
 	}
 	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// writeCondition is the condition of a conditional write (PutObject, CopyObject,
+// CompleteMultipartUpload): If-Match and If-None-Match on the object the key holds, checked in
+// the commit's transaction (meta.Condition).
+func writeCondition(h http.Header) meta.Condition {
+	return meta.Condition{IfMatch: s3.ETagList(h, "If-Match"), IfNoneMatch: s3.ETagList(h, "If-None-Match")}
 }
 
 // lazyWriter sends the response header with the first body byte, so that a read failing
@@ -221,11 +228,18 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 
 func (c *Coordinator) getObject(rq *request) error {
 	ctx, r := rq.r.Context(), rq.r
+	version, err := versionID(rq)
+	if err != nil {
+		return err
+	}
 	obj, err := c.meta.GetObject(ctx, rq.bucket, rq.key)
 	if err != nil {
 		return err
 	}
 	h := rq.w.Header()
+	if version != "" {
+		h.Set("X-Amz-Version-Id", version)
+	}
 	if st := s3.CheckPreconditions(r.Header, obj.ETag, obj.Modified); st != 0 {
 		if st == http.StatusNotModified {
 			h.Set("ETag", s3.QuoteETag(obj.ETag))
@@ -260,8 +274,8 @@ func (c *Coordinator) getObject(rq *request) error {
 		}
 	}
 	for k, v := range obj.Headers {
-		if strings.HasPrefix(k, "x-amz-meta-") {
-			h[http.CanonicalHeaderKey(k)] = []string{v}
+		if strings.HasPrefix(k, s3.MetaHeaderPrefix) {
+			h[k] = []string{v} // lower case, as S3 sends it (SDKs keep the name's case)
 		} else {
 			h.Set(k, v)
 		}
@@ -328,7 +342,15 @@ func partRange(obj *meta.Object, pn string) (int64, int64, error) {
 }
 
 func (c *Coordinator) deleteObject(rq *request) error {
-	if err := c.meta.DeleteObject(rq.r.Context(), rq.bucket, rq.key, c.o.GCGrace); err != nil {
+	version, err := versionID(rq)
+	if err != nil {
+		return err
+	}
+	if version != "" {
+		rq.w.Header().Set("X-Amz-Version-Id", version)
+	}
+	cond := meta.Condition{IfMatch: s3.ETagList(rq.r.Header, "If-Match")}
+	if err := c.meta.DeleteObjectIf(rq.r.Context(), rq.bucket, rq.key, c.o.GCGrace, cond); err != nil {
 		return err
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
@@ -354,16 +376,19 @@ func (c *Coordinator) deleteObjects(rq *request) error {
 	var res s3.DeleteResult
 	for _, o := range del.Objects {
 		err := s3.ValidObjectKey(o.Key)
+		if err == nil && o.VersionID != "" && o.VersionID != s3.NullVersion {
+			err = s3.ErrorFor(s3.CodeNoSuchVersion, "") // only the null version exists (versions.go)
+		}
 		if err == nil {
 			err = c.meta.DeleteObject(ctx, rq.bucket, o.Key, c.o.GCGrace)
 		}
 		if err != nil {
 			e := toS3(err)
-			res.Errors = append(res.Errors, s3.DeleteError{Key: o.Key, Code: e.Code, Message: e.Message})
+			res.Errors = append(res.Errors, s3.DeleteError{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})
 			continue
 		}
 		if !del.Quiet {
-			res.Deleted = append(res.Deleted, s3.Deleted{Key: o.Key})
+			res.Deleted = append(res.Deleted, s3.Deleted{Key: o.Key, VersionID: o.VersionID})
 		}
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, res)
@@ -435,7 +460,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 	}
 	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
-	if err := c.meta.PutObject(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace); err != nil {
+	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CopyObjectResult{LastModified: s3.Timestamp{Time: obj.Modified}, ETag: s3.QuoteETag(obj.ETag)})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3"
 	"github.com/hanode/hanode/s3/sigv4"
+	"github.com/hanode/hanode/security/s3access"
 )
 
 // Limits of the S3 API, as AWS documents them.
@@ -37,12 +39,20 @@ type request struct {
 	bucket string
 	key    string
 	op     string
-	auth   *sigv4.Auth
+	auth   *sigv4.Auth // nil: an anonymous request (allowed by a bucket policy)
+	root   bool        // the access key is a root user
+	access *s3access.Bucket
 	status int
 }
 
 func (rq *request) query(name string) string { return rq.r.URL.Query().Get(name) }
 func (rq *request) has(name string) bool     { _, ok := rq.r.URL.Query()[name]; return ok }
+
+// only reports whether the query is exactly the subresource name (?name or ?name=).
+func (rq *request) only(name string) bool {
+	q := rq.r.URL.Query()
+	return len(q) == 1 && len(q[name]) == 1 && q[name][0] == ""
+}
 
 func newRequestID() string {
 	var b [8]byte
@@ -78,6 +88,7 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 func (c *Coordinator) serveS3(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	r = r.WithContext(withSource(r.Context(), clientSource(r)))
 	rq := &request{w: sw, r: r, id: newRequestID()}
 	h := sw.Header()
 	h.Set("X-Hanode-Node", c.o.Name)
@@ -120,11 +131,18 @@ func toS3(err error) *s3.Error {
 	}
 	var ve *sigv4.Error
 	if errors.As(err, &ve) {
-		return s3.ErrorFor(ve.Code, ve.Message)
+		if e := s3.ErrorFor(ve.Code, ve.Message); e.Code == ve.Code {
+			return e
+		}
+		// A code the s3 table does not know keeps the verifier's status: a client error
+		// must never become a 500.
+		return &s3.Error{Code: ve.Code, Status: ve.Status, Message: ve.Message}
 	}
 	switch {
 	case errors.Is(err, meta.ErrNoSuchBucket):
 		return s3.ErrorFor(s3.CodeNoSuchBucket, "")
+	case errors.Is(err, meta.ErrPreconditionFailed):
+		return s3.ErrorFor(s3.CodePreconditionFailed, "")
 	case errors.Is(err, meta.ErrNoSuchKey):
 		return s3.ErrorFor(s3.CodeNoSuchKey, "")
 	case errors.Is(err, meta.ErrNoSuchUpload):
@@ -163,7 +181,8 @@ func isUnavailable(err error) bool {
 	return ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded)
 }
 
-// route authenticates the request and dispatches it by method, bucket, key and subresource.
+// route authenticates the request, picks its handler by method, bucket, key and subresource,
+// authorizes it (security/s3access: deny by default) and runs it.
 func (c *Coordinator) route(rq *request) error {
 	r := rq.r
 	if headerBytes(r.Header) > maxHeaderBytes {
@@ -174,105 +193,196 @@ func (c *Coordinator) route(rq *request) error {
 		return err
 	}
 	rq.bucket, rq.key = bucket, key
+	if r.Method == http.MethodPost && key == "" && strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "multipart/form-data") {
+		// A browser upload (POST policy) carries its signature in the form, not in headers:
+		// answer what it is before the verifier refuses it as anonymous.
+		rq.op = "PostObject"
+		return s3.ErrorFor(s3.CodeNotImplemented, "browser uploads (POST object) are not implemented by hanode")
+	}
 	auth, err := c.verifier.Verify(r)
-	if err != nil {
+	anonymous := errors.Is(err, sigv4.ErrAnonymous)
+	if err != nil && (!anonymous || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
+		if anonymous {
+			c.refuseAnonymous(rq, "method")
+		}
 		return err
 	}
 	rq.auth = auth
+	h, err := c.dispatch(rq)
+	if err != nil {
+		if anonymous { // an anonymous client learns nothing about what is implemented
+			c.refuseAnonymous(rq, "operation")
+			return s3.ErrorFor(s3.CodeAccessDenied, "")
+		}
+		return err
+	}
+	if anonymous {
+		err = c.authorizeAnonymous(rq)
+	} else {
+		err = c.authorize(rq)
+	}
+	if err != nil {
+		return err
+	}
+	return h(rq)
+}
+
+// dispatch picks the handler of the request and names its operation (rq.op).
+func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
+	r, bucket, key := rq.r, rq.bucket, rq.key
 	m := r.Method
+	q := r.URL.Query()
 	switch {
 	case bucket == "":
 		if m == http.MethodGet {
 			rq.op = "ListBuckets"
-			return c.listBuckets(rq)
+			return c.listBuckets, nil
 		}
 	case key == "":
 		if err := s3.ValidBucketName(bucket); err != nil && m != http.MethodGet && m != http.MethodHead {
-			return err
+			return nil, err
+		}
+		if sub := s3.UnservedSubresource(q, bucketParams...); sub != "" {
+			return nil, unserved(rq, sub)
 		}
 		switch {
-		case m == http.MethodPut && len(r.URL.RawQuery) == 0:
+		case m == http.MethodPut && noParams(q):
 			rq.op = "CreateBucket"
-			return c.createBucket(rq)
+			if err := s3.CheckHeaders(r.Header, s3.OpCreateBucket); err != nil {
+				return nil, err
+			}
+			return c.createBucket, nil
+		case m == http.MethodPut && rq.only("policy"):
+			rq.op = "PutBucketPolicy"
+			return c.putBucketPolicy, nil
+		case m == http.MethodGet && rq.only("policy"):
+			rq.op = "GetBucketPolicy"
+			return c.getBucketPolicy, nil
+		case m == http.MethodDelete && rq.only("policy"):
+			rq.op = "DeleteBucketPolicy"
+			return c.deleteBucketPolicy, nil
 		case m == http.MethodHead:
 			rq.op = "HeadBucket"
-			return c.headBucket(rq)
-		case m == http.MethodDelete && len(r.URL.RawQuery) == 0:
+			return c.headBucket, nil
+		case m == http.MethodDelete && noParams(q):
 			rq.op = "DeleteBucket"
-			return c.deleteBucket(rq)
+			return c.deleteBucket, nil
 		case m == http.MethodPost && rq.has("delete"):
 			rq.op = "DeleteObjects"
-			return c.deleteObjects(rq)
+			return c.deleteObjects, nil
 		case m == http.MethodGet && rq.has("location"):
 			rq.op = "GetBucketLocation"
-			return c.bucketLocation(rq)
+			return c.bucketLocation, nil
 		case m == http.MethodGet && rq.has("versioning"):
 			rq.op = "GetBucketVersioning"
-			return c.bucketVersioning(rq)
+			return c.bucketVersioning, nil
 		case m == http.MethodGet && rq.has("uploads"):
 			rq.op = "ListMultipartUploads"
-			return c.listUploads(rq)
+			return c.listUploads, nil
+		case m == http.MethodGet && rq.has("versions"):
+			rq.op = "ListObjectVersions"
+			return c.listVersions, nil
 		case m == http.MethodGet && rq.query("list-type") == "2":
 			rq.op = "ListObjectsV2"
-			return c.listObjects(rq, true)
-		case m == http.MethodGet && !hasSubresource(r):
+			return func(rq *request) error { return c.listObjects(rq, true) }, nil
+		case m == http.MethodGet && !hasSubresource(q):
 			rq.op = "ListObjects"
-			return c.listObjects(rq, false)
+			return func(rq *request) error { return c.listObjects(rq, false) }, nil
 		}
 	default:
 		if err := s3.ValidObjectKey(key); err != nil {
-			return err
+			return nil, err
+		}
+		if sub := s3.UnservedSubresource(q, objectParams...); sub != "" {
+			return nil, unserved(rq, sub)
 		}
 		upload := rq.query("uploadId")
 		switch {
 		case m == http.MethodPut && upload != "" && r.Header.Get("X-Amz-Copy-Source") != "":
 			rq.op = "UploadPartCopy"
-			return c.uploadPart(rq, true)
+			if err := s3.CheckHeaders(r.Header, s3.OpWritePart); err != nil {
+				return nil, err
+			}
+			return func(rq *request) error { return c.uploadPart(rq, true) }, nil
 		case m == http.MethodPut && upload != "":
 			rq.op = "UploadPart"
-			return c.uploadPart(rq, false)
+			if err := s3.CheckHeaders(r.Header, s3.OpWritePart); err != nil {
+				return nil, err
+			}
+			return func(rq *request) error { return c.uploadPart(rq, false) }, nil
 		case m == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
 			rq.op = "CopyObject"
-			return c.copyObject(rq)
-		case m == http.MethodPut && !hasSubresource(r):
+			if err := s3.CheckHeaders(r.Header, s3.OpWriteObject); err != nil {
+				return nil, err
+			}
+			return c.copyObject, nil
+		case m == http.MethodPut && !hasSubresource(q):
 			rq.op = "PutObject"
-			return c.putObject(rq)
+			if err := s3.CheckHeaders(r.Header, s3.OpWriteObject); err != nil {
+				return nil, err
+			}
+			return c.putObject, nil
 		case m == http.MethodGet && upload != "":
 			rq.op = "ListParts"
-			return c.listParts(rq)
-		case (m == http.MethodGet || m == http.MethodHead) && !hasSubresource(r):
+			return c.listParts, nil
+		case (m == http.MethodGet || m == http.MethodHead) && !hasSubresource(q):
 			rq.op = "GetObject"
 			if m == http.MethodHead {
 				rq.op = "HeadObject"
 			}
-			return c.getObject(rq)
+			if err := s3.CheckHeaders(r.Header, s3.OpReadObject); err != nil {
+				return nil, err
+			}
+			return c.getObject, nil
 		case m == http.MethodDelete && upload != "":
 			rq.op = "AbortMultipartUpload"
-			return c.abortUpload(rq)
-		case m == http.MethodDelete && !hasSubresource(r):
+			return c.abortUpload, nil
+		case m == http.MethodDelete && !hasSubresource(q):
 			rq.op = "DeleteObject"
-			return c.deleteObject(rq)
+			return c.deleteObject, nil
 		case m == http.MethodPost && rq.has("uploads"):
 			rq.op = "CreateMultipartUpload"
-			return c.createUpload(rq)
+			if err := s3.CheckHeaders(r.Header, s3.OpWriteObject); err != nil {
+				return nil, err
+			}
+			return c.createUpload, nil
 		case m == http.MethodPost && upload != "":
 			rq.op = "CompleteMultipartUpload"
-			return c.completeUpload(rq)
+			return c.completeUpload, nil
 		}
 	}
-	return s3.ErrorFor(s3.CodeNotImplemented, "this request ("+m+" with query "+strconv.Quote(r.URL.RawQuery)+") is not implemented by hanode")
+	return nil, s3.ErrorFor(s3.CodeNotImplemented, "this request ("+m+" with query "+strconv.Quote(r.URL.RawQuery)+") is not implemented by hanode")
 }
 
-// subresources this server does not implement; a request naming one must not be mistaken for
-// a plain object or bucket operation (PUT ?acl is not a PutObject).
-var unsupportedSub = []string{"acl", "tagging", "policy", "lifecycle", "cors", "website", "replication", "encryption",
-	"object-lock", "retention", "legal-hold", "notification", "logging", "accelerate", "requestPayment", "restore",
-	"select", "torrent", "versions", "attributes", "ownershipControls", "publicAccessBlock", "analytics", "metrics",
-	"inventory", "intelligent-tiering"}
+// The query parameters each level serves: its subresources and the parameters S3 defines for
+// its operations. Any other subresource is refused (s3.UnservedSubresource).
+var (
+	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy",
+		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
+		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
+	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker"}
+)
 
-func hasSubresource(r *http.Request) bool {
-	q := r.URL.Query()
-	for _, s := range unsupportedSub {
+// noParams reports a query with no parameter but those of a presigned URL's signature.
+func noParams(q url.Values) bool {
+	for k := range q {
+		if !strings.HasPrefix(k, "X-Amz-") && k != "x-id" {
+			return false
+		}
+	}
+	return true
+}
+
+// unserved refuses a subresource hanode does not serve.
+func unserved(rq *request, sub string) error {
+	rq.op = "Unsupported"
+	return s3.ErrorFor(s3.CodeNotImplemented, "the ?"+sub+" subresource ("+rq.r.Method+") is not implemented by hanode")
+}
+
+// hasSubresource reports a subresource that some operation serves but a plain object or
+// bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
+func hasSubresource(q url.Values) bool {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions"} {
 		if _, ok := q[s]; ok {
 			return true
 		}
@@ -293,19 +403,28 @@ func headerBytes(h http.Header) int {
 // --- buckets
 
 func (c *Coordinator) listBuckets(rq *request) error {
-	bs, err := c.meta.ListBuckets(rq.r.Context())
+	ctx := rq.r.Context()
+	bs, err := c.meta.ListBuckets(ctx)
 	if err != nil {
 		return err
 	}
+	var granted map[string]bool
+	if !rq.root {
+		if granted, err = s3access.New(c.o.Etcd).GrantedBuckets(ctx, rq.auth.AccessKey); err != nil {
+			return err
+		}
+	}
 	res := s3.ListAllMyBucketsResult{Owner: s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}}
 	for _, b := range bs {
-		res.Buckets = append(res.Buckets, s3.Bucket{Name: b.Name, CreationDate: s3.Timestamp{Time: b.Created}})
+		if rq.root || (b.Owner != "" && b.Owner == rq.auth.AccessKey) || granted[b.Name] {
+			res.Buckets = append(res.Buckets, s3.Bucket{Name: b.Name, CreationDate: s3.Timestamp{Time: b.Created}})
+		}
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, res)
 }
 
 func (c *Coordinator) createBucket(rq *request) error {
-	b := meta.Bucket{Name: rq.bucket, Created: time.Now().UTC()}
+	b := meta.Bucket{Name: rq.bucket, Created: time.Now().UTC(), Owner: rq.auth.AccessKey}
 	if v := rq.r.Header.Get("X-Hanode-Replicas"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 7 {
@@ -323,10 +442,17 @@ func (c *Coordinator) createBucket(rq *request) error {
 			return err
 		}
 		if cfg.LocationConstraint != "" && cfg.LocationConstraint != c.o.Region {
-			return s3.ErrorFor("InvalidLocationConstraint", "this cluster's region is "+c.o.Region)
+			return s3.ErrorFor(s3.CodeInvalidLocationConstraint, "this cluster's region is "+c.o.Region)
 		}
 	}
 	if err := c.meta.CreateBucket(rq.r.Context(), b); err != nil {
+		if errors.Is(err, meta.ErrBucketExists) {
+			// Someone else's bucket is BucketAlreadyExists; the caller's own is OwnedByYou.
+			cur, lerr := c.authz.bucket(rq.r.Context(), rq.bucket)
+			if lerr == nil && cur.Exists && cur.Owner != rq.auth.AccessKey && (cur.Owner != "" || !rq.root) {
+				return s3.ErrorFor(s3.CodeBucketAlreadyExists, "")
+			}
+		}
 		return err
 	}
 	rq.w.Header().Set("Location", "/"+rq.bucket)
@@ -416,7 +542,7 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 	for _, e := range res.Objects {
 		o := s3.Object{Key: e.Key, LastModified: s3.Timestamp{Time: e.Object.Modified}, ETag: s3.QuoteETag(e.Object.ETag), Size: e.Object.Size, StorageClass: "STANDARD"}
 		if !v2 || q.Get("fetch-owner") == "true" {
-			o.Owner = &s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}
+			o.Owner = rq.bucketOwner()
 		}
 		contents = append(contents, o)
 	}
@@ -425,7 +551,7 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 		cps = append(cps, s3.CommonPrefix{Prefix: p})
 	}
 	if v2 {
-		out := s3.ListBucketResult{Name: rq.bucket, Prefix: prefix, StartAfter: q.Get("start-after"), ContinuationToken: q.Get("continuation-token"),
+		out := s3.ListBucketResult{Name: rq.bucket, Prefix: prefix, StartAfter: q.Get("start-after"), ContinuationToken: echo(q, "continuation-token"),
 			KeyCount: len(contents) + len(cps), MaxKeys: maxKeys, Delimiter: delim, EncodingType: enc, IsTruncated: res.Truncated,
 			Contents: contents, CommonPrefixes: cps}
 		if res.Truncated {
@@ -441,6 +567,15 @@ func (c *Coordinator) listObjects(rq *request, v2 bool) error {
 	}
 	out.URLEncodeKeys()
 	return s3.WriteXML(rq.w, http.StatusOK, out)
+}
+
+// echo returns a query parameter to repeat in a response, nil when the request had none: a
+// parameter sent empty is echoed empty (SDKs compare it).
+func echo(q url.Values, name string) *string {
+	if vs, ok := q[name]; ok && len(vs) > 0 {
+		return &vs[0]
+	}
+	return nil
 }
 
 // Continuation tokens are opaque to clients: the last key (or common prefix) returned.

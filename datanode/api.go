@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/hanode/hanode/internal/httprange"
 	"github.com/hanode/hanode/internal/progress"
 	"github.com/hanode/hanode/internal/service"
@@ -54,9 +56,21 @@ type ListResponse struct {
 // Errors are JSON {"error": "..."}. A corrupt block found before the
 // response headers are sent gives 500; after, the response is aborted
 // (http.ErrAbortHandler) so the client sees a failed read, never wrong bytes.
-func Handler(s *Store) http.Handler {
-	h := &handler{s: s}
+func Handler(s *Store) http.Handler { return NewHandler(s, nil) }
+
+// NewHandler is Handler with a repair side (nil: none), which adds
+//
+//	POST   /v1/chunks/{id}/pull     JSON PullRequest: copy the chunk from a peer, keep it once
+//	                                its SHA-256 matches → 201 / 200 (was there), JSON
+//	                                PullResponse; 503 busy (ErrBusy); 502 the source failed
+//	POST   /v1/have                 JSON [ids] → {"store", "have": [ids held]}
+//
+// and sends GETs marked with HeaderRepair under the repair rate.
+func NewHandler(s *Store, rp *Repair) http.Handler {
+	h := &handler{s: s, repair: rp}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chunks/{id}/pull", h.pull)
+	mux.HandleFunc("POST /v1/have", h.have)
 	mux.HandleFunc("PUT /v1/chunks/{id}", h.put)
 	mux.HandleFunc("GET /v1/chunks/{id}", h.get) // also HEAD
 	mux.HandleFunc("DELETE /v1/chunks/{id}", h.delete)
@@ -65,7 +79,10 @@ func Handler(s *Store) http.Handler {
 	return mux
 }
 
-type handler struct{ s *Store }
+type handler struct {
+	s      *Store
+	repair *Repair
+}
 
 // statusOf maps a Store error to an HTTP status.
 func statusOf(err error) int {
@@ -198,7 +215,18 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status())
 	ctl := http.NewResponseController(w)
 	defer ctl.SetWriteDeadline(time.Time{}) // the connection's next response must not inherit it
+	var lim *rate.Limiter
+	if h.repair != nil && r.Header.Get(HeaderRepair) != "" {
+		lim = h.repair.send
+	}
 	write := func(p []byte) error {
+		if lim != nil {
+			for q := p; len(q) > 0; q = q[min(len(q), repairPiece):] {
+				if err := lim.WaitN(r.Context(), min(len(q), repairPiece)); err != nil {
+					return err
+				}
+			}
+		}
 		_ = ctl.SetWriteDeadline(time.Now().Add(getBlockTimeout))
 		_, err := w.Write(p)
 		return err

@@ -231,6 +231,8 @@ type ReadOptions struct {
 	FirstByte time.Duration
 	// Idle: a Read of the body that waits longer fails with ErrDeadline (0: IdleTimeout).
 	Idle time.Duration
+	// Repair marks the read as a repair transfer: the datanode sends it under its repair rate.
+	Repair bool
 }
 
 // Get reads [off, off+n) of chunk id (n < 0: to the end) with the client's default deadlines.
@@ -259,6 +261,9 @@ func (c *Client) Read(ctx context.Context, base, id string, off, n int64, o Read
 			rng += strconv.FormatInt(off+n-1, 10)
 		}
 		req.Header.Set("Range", rng)
+	}
+	if o.Repair {
+		req.Header.Set(HeaderRepair, "1")
 	}
 	headerErr := fmt.Errorf("%w: no response headers within %v", ErrDeadline, first)
 	t := time.AfterFunc(first, func() { cancel(headerErr) })

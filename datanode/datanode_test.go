@@ -73,7 +73,7 @@ func leftovers(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && d.Name() != lockName {
+		if !d.IsDir() && d.Name() != lockName && d.Name() != identityName {
 			out = append(out, p)
 		}
 		return nil

@@ -46,14 +46,25 @@ func (r *Role) Start(ctx context.Context) error {
 		r.srv.Close()
 		return fmt.Errorf("datanode: %w", err)
 	}
-	api := access.RequireRoles(Handler(store), config.RoleCoordinator, config.RoleController)
+	peers := NewClient(r.m.Bundle.ClientConfig(""))
+	streams := DefaultRepairStreams
+	// A pull's transfer shares the repair rate with the other streams: its deadline allows that.
+	peers.MinRate = max(int64(c.RepairRate)/int64(2*streams), 16<<10)
+	rp := NewRepair(RepairOptions{Peers: peers, Rate: int64(c.RepairRate), Streams: streams})
+	h := NewHandler(store, rp)
+	api := access.RequireRoles(h, config.RoleCoordinator, config.RoleController)
+	// Peer datanodes read chunks from each other for repair (GET only).
+	read := access.RequireRoles(h, config.RoleCoordinator, config.RoleController, config.RoleDatanode)
 	r.srv.Mux.Handle("/v1/chunks", api)
 	r.srv.Mux.Handle("/v1/chunks/", api)
+	r.srv.Mux.Handle("GET /v1/chunks/{id}", read)
 	r.srv.Mux.Handle("/v1/usage", api)
+	r.srv.Mux.Handle("/v1/have", api)
 	member, _, err := r.m.Join(ctx, config.RoleDatanode, r.Endpoint(), r.log, func(reg cluster.Registration) cluster.Registration {
 		if u, err := store.Usage(); err == nil {
 			reg.Capacity, reg.Free = u.Capacity, u.Free
 		}
+		reg.Store = store.Identity()
 		return reg
 	})
 	if err != nil {

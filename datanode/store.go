@@ -6,6 +6,7 @@
 // Under Options.Dir:
 //
 //	.lock                 flock(2)ed while a Store has the directory open
+//	.identity             the store's identity, 32 hex digits made on first open
 //	<pp>/<id>             one file per chunk; <pp> is the first two characters
 //	                      of the id (a one-character id "a" lives in "a_")
 //	<pp>/.tmp-<id>-<rnd>  a put in progress; removed on failure and by Open
@@ -129,6 +130,7 @@ type Store struct {
 	stripes [lockStripes]sync.Mutex
 	chunks  atomic.Int64
 	lock    *os.File
+	id      string // the store's identity (identity.go)
 
 	// freeBytes reports bytes available on the filesystem holding dir;
 	// replaceable in tests.
@@ -184,6 +186,10 @@ func Open(o Options) (*Store, error) {
 		return nil, err
 	}
 	s.chunks.Store(n)
+	if s.id, err = loadIdentity(o.Dir); err != nil {
+		lf.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

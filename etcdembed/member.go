@@ -167,6 +167,10 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	return m, nil
 }
 
+// ClientKeepAlive is how often hanode's etcd clients ping their member over gRPC, and how long
+// they wait for the answer before dropping the connection.
+const ClientKeepAlive = time.Second
+
 // embedConfig maps Config onto etcd's embed.Config. ClusterState and
 // InitialCluster are filled in by Start.
 func embedConfig(cfg Config, tlsInfo transport.TLSInfo, zl *zap.Logger) (*embed.Config, error) {
@@ -194,6 +198,10 @@ func embedConfig(cfg Config, tlsInfo transport.TLSInfo, zl *zap.Logger) (*embed.
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = cfg.AutoCompactionRetention
 	ec.CorruptCheckTime = corruptCheckTime
+	// Clients ping every second (internal/service) so that a frozen member's connection is
+	// dropped within about two seconds and their calls move to a live member; etcd's default
+	// would answer such pings with GOAWAY (too many pings).
+	ec.GRPCKeepAliveMinTime = ClientKeepAlive / 2
 	ec.PreVote = true
 	ec.StrictReconfigCheck = true
 	ec.EnableGRPCGateway = false

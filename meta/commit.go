@@ -87,7 +87,7 @@ func (s *Store) resolvePut(ctx context.Context, key string, want []byte, cause e
 // isDefinite reports whether err says a transaction was evaluated and refused, as opposed to a
 // call whose outcome is open.
 func isDefinite(err error) bool {
-	for _, e := range []error{ErrNoSuchBucket, ErrNoSuchUpload, ErrIntentLost, ErrConflict, errTooManyWriters, ErrTooLarge, rpctypes.ErrRequestTooLarge} {
+	for _, e := range []error{ErrNoSuchBucket, ErrNoSuchUpload, ErrNoSuchKey, ErrPreconditionFailed, ErrIntentLost, ErrConflict, errTooManyWriters, ErrTooLarge, rpctypes.ErrRequestTooLarge} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -20,6 +20,12 @@ const (
 	verGarbage = 4
 )
 
+// Optional trailing fields of an object record: a tag byte, then the value. A record without
+// them has the bytes it had before they existed.
+const (
+	tagUpload = 1 // string: the multipart upload that made the object
+)
+
 // maxCount bounds decoded list lengths so a corrupt record cannot ask for a huge allocation.
 const maxCount = 1 << 24
 
@@ -261,6 +267,10 @@ func EncodeObject(o *Object) []byte {
 	for _, p := range o.Parts {
 		e.varint(p)
 	}
+	if o.Upload != "" {
+		e.byte(tagUpload)
+		e.hexish(o.Upload)
+	}
 	return e.b
 }
 
@@ -273,6 +283,14 @@ func DecodeObject(b []byte) (*Object, error) {
 		o.Parts = make([]int64, 0, n)
 		for range n {
 			o.Parts = append(o.Parts, d.varint())
+		}
+	}
+	for d.err == nil && len(d.b) > 0 {
+		switch tag := d.byte(); tag {
+		case tagUpload:
+			o.Upload = d.hexish()
+		default:
+			d.err = fmt.Errorf("%w: unknown object field %d", ErrCorrupt, tag)
 		}
 	}
 	if err := d.done(); err != nil {

@@ -179,7 +179,8 @@ func TestLargestRecordsReplaceEachOther(t *testing.T) {
 	if err := s.CreateBucket(ctx, Bucket{Name: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	o := &Object{Size: 1, ETag: "0123456789abcdef0123456789abcdef-1000", Headers: map[string]string{"content-type": "application/octet-stream"}}
+	// A completed upload's record, which names its upload, is the largest kind.
+	o := &Object{Size: 1, ETag: "0123456789abcdef0123456789abcdef-1000", Headers: map[string]string{"content-type": "application/octet-stream"}, Upload: NewUploadID()}
 	lo, hi := 0, s.recordLimit()/40
 	for lo < hi { // the most chunks whose record fits
 		mid := (lo + hi + 1) / 2

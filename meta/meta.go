@@ -69,6 +69,9 @@ var (
 type Bucket struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Owner is the access key that created the bucket; empty for buckets made before owners
+	// existed, which belong to root (security/s3access).
+	Owner string `json:"owner,omitempty"`
 	// Replicas overrides the cluster's replication factor for new objects; 0 = cluster default.
 	Replicas int `json:"replicas,omitempty"`
 }
@@ -93,6 +96,10 @@ type Object struct {
 	// Parts holds, for a multipart object, the size of each part (for partNumber reads and
 	// the ETag's part count).
 	Parts []int64
+	// Upload is the id of the multipart upload that made the object: a retried completion of
+	// that upload finds the object it already made. The object's record is the only memory
+	// of a completed upload, so it lasts exactly as long as the object does.
+	Upload string
 }
 
 // Upload is a multipart upload in progress.

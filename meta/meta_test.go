@@ -28,6 +28,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		o := sampleObject(n)
 		if n == 3 {
 			o.Parts = []int64{5 << 20, 5 << 20, 2}
+			o.Upload = NewUploadID()
 		}
 		got, err := DecodeObject(EncodeObject(o))
 		if err != nil {
@@ -57,6 +58,9 @@ func TestEncodeRoundTrip(t *testing.T) {
 
 func FuzzDecodeObject(f *testing.F) {
 	f.Add(EncodeObject(sampleObject(2)))
+	withUpload := sampleObject(1)
+	withUpload.Upload = NewUploadID()
+	f.Add(EncodeObject(withUpload))
 	f.Add([]byte{verObject, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := DecodeObject(b)
@@ -241,7 +245,7 @@ func TestMultipart(t *testing.T) {
 	if err := s.CompleteUpload(ctx, u, o, nil, rev, 0); !errors.Is(err, ErrNoSuchUpload) {
 		t.Fatalf("complete twice: %v", err)
 	}
-	if got, err := s.GetObject(ctx, "m", "big"); err != nil || got.Size != 20 {
+	if got, err := s.GetObject(ctx, "m", "big"); err != nil || got.Size != 20 || got.Upload != u.ID {
 		t.Fatalf("completed object: %v %+v", err, got)
 	}
 	if due, _ := s.DueGarbage(ctx, 10); len(due) != 1 || len(due[0].Chunks) != 1 {

@@ -141,17 +141,27 @@ func (s *Store) AllParts(ctx context.Context, id string) ([]*Part, int64, error)
 // record over recordLimit, or a transaction over etcd's request limit, is refused with
 // ErrTooLarge before anything is written: the upload stays as it was, for an abort.
 //
+// The object records the upload's id (Object.Upload), so that a retried completion finds it.
+//
 // A failed commit is settled before it returns: nil means the object is committed.
 func (s *Store) CompleteUpload(ctx context.Context, u *Upload, o *Object, unused []Chunk, partsRev int64, grace time.Duration) error {
+	return s.CompleteUploadIf(ctx, u, o, unused, partsRev, grace, Condition{})
+}
+
+// CompleteUploadIf is CompleteUpload made conditional on the object the key holds (If-Match,
+// If-None-Match), evaluated against the record the commit replaces, in its transaction. A
+// condition that fails leaves the upload as it was.
+func (s *Store) CompleteUploadIf(ctx context.Context, u *Upload, o *Object, unused []Chunk, partsRev int64, grace time.Duration, cond Condition) error {
 	ok := ObjectKey(u.Bucket, u.Key)
+	o.Upload = u.ID
 	val := EncodeObject(o)
-	if err := s.completeUpload(ctx, u, ok, val, unused, partsRev, grace); err != nil {
+	if err := s.completeUpload(ctx, u, ok, val, unused, partsRev, grace, cond); err != nil {
 		return s.resolvePut(ctx, ok, val, err)
 	}
 	return nil
 }
 
-func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value []byte, unused []Chunk, partsRev int64, grace time.Duration) error {
+func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value []byte, unused []Chunk, partsRev int64, grace time.Duration, cond Condition) error {
 	uk, pp := uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
 	if err := s.recordFits(value); err != nil {
 		return fmt.Errorf("complete upload %s: %w", u.ID, err)
@@ -160,6 +170,10 @@ func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value 
 	for range maxConflictRetries {
 		old, rev, err := s.getRaw(ctx, ok)
 		if err != nil {
+			return fmt.Errorf("complete upload %s: %w", u.ID, err)
+		}
+		// The condition holds for the record at rev, and the transaction requires rev.
+		if err := cond.check(rev != 0, old); err != nil {
 			return fmt.Errorf("complete upload %s: %w", u.ID, err)
 		}
 		var garbage []Chunk

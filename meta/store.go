@@ -10,6 +10,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hanode/hanode/internal/keyspace"
 )
 
 // Store reads and writes the metadata. It holds no state besides the client, so any number of
@@ -86,7 +88,9 @@ func (s *Store) ListBuckets(ctx context.Context) ([]Bucket, error) {
 	return out, err
 }
 
-// DeleteBucket deletes an empty bucket (no objects, no uploads in progress).
+// DeleteBucket deletes an empty bucket (no objects, no uploads in progress), and with it the
+// bucket's grants and policy (keyspace.S3Access), so a bucket made again under the name starts
+// with none.
 func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	bk := BucketKey(name)
 	objs, ups := ObjectPrefix+name+"/", UploadPrefix+name+"/"
@@ -116,7 +120,8 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 		versionGT0(bk),
 		clientv3.Compare(clientv3.Version(objs), "=", 0).WithPrefix(),
 		clientv3.Compare(clientv3.Version(ups), "=", 0).WithPrefix(),
-	).Then(clientv3.OpDelete(bk)).Else(clientv3.OpGet(bk, clientv3.WithCountOnly())).Commit()
+	).Then(clientv3.OpDelete(bk), clientv3.OpDelete(keyspace.S3Access+name+"/", clientv3.WithPrefix())).
+		Else(clientv3.OpGet(bk, clientv3.WithCountOnly())).Commit()
 	if err != nil {
 		return fmt.Errorf("delete bucket %s: %w", name, err)
 	}
@@ -208,9 +213,17 @@ func (s *Store) garbageOp(chunks []Chunk, grace time.Duration) (clientv3.Op, boo
 // committed, even when a call on the way failed; any other error means the write is aborted and
 // its chunks queued as garbage, or ErrCommitUnknown. The caller never aborts after it.
 func (s *Store) PutObject(ctx context.Context, bucket, key string, o *Object, intent string, grace time.Duration) error {
+	return s.PutObjectIf(ctx, bucket, key, o, intent, grace, Condition{})
+}
+
+// PutObjectIf is PutObject made conditional on the object the key holds (If-Match,
+// If-None-Match): the condition is evaluated against the record the commit replaces, in the
+// commit's transaction. A condition that fails is a refusal like any other: the write is
+// aborted and the error wraps ErrPreconditionFailed or ErrNoSuchKey.
+func (s *Store) PutObjectIf(ctx context.Context, bucket, key string, o *Object, intent string, grace time.Duration, cond Condition) error {
 	ok := ObjectKey(bucket, key)
 	val := EncodeObject(o)
-	err := s.putObject(ctx, bucket, ok, val, intent, grace)
+	err := s.putObject(ctx, bucket, ok, val, intent, grace, cond)
 	if err == nil {
 		return nil
 	}
@@ -225,16 +238,28 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, o *Object, in
 	return nil
 }
 
-func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, intent string, grace time.Duration) error {
+func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, intent string, grace time.Duration, cond Condition) error {
 	if err := s.recordFits(value); err != nil {
 		return err
 	}
 	val := string(value)
 	// Optimistic: first assume the key is new (one round trip). When it is not, the failed
 	// transaction returns the current record, and the next attempt replaces exactly that one.
+	// An If-Match needs the current record first: assuming the key new would commit a write
+	// whose condition requires an object.
 	var old *Object
 	var rev int64
+	if len(cond.IfMatch) > 0 {
+		var err error
+		if old, rev, err = s.getRaw(ctx, ok); err != nil {
+			return err
+		}
+	}
 	for range maxConflictRetries {
+		// The condition holds for the record at rev, and the transaction requires rev.
+		if err := cond.check(rev != 0, old); err != nil {
+			return err
+		}
 		conds := []clientv3.Cmp{versionGT0(BucketKey(bucket)), clientv3.Compare(clientv3.ModRevision(ok), "=", rev)}
 		ops := []clientv3.Op{clientv3.OpPut(ok, val)}
 		if intent != "" {
@@ -268,24 +293,36 @@ func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, 
 // delete is idempotent): the key is then either gone, whoever removed it having queued its
 // chunks, or deleted now.
 func (s *Store) DeleteObject(ctx context.Context, bucket, key string, grace time.Duration) error {
-	err := s.deleteObject(ctx, bucket, key, grace)
+	return s.DeleteObjectIf(ctx, bucket, key, grace, Condition{})
+}
+
+// DeleteObjectIf is DeleteObject made conditional on the object the key holds (If-Match),
+// evaluated against the record the delete transaction removes. A missing key is deleted
+// whatever the condition, as in S3.
+func (s *Store) DeleteObjectIf(ctx context.Context, bucket, key string, grace time.Duration, cond Condition) error {
+	err := s.deleteObject(ctx, bucket, key, grace, cond)
 	if err == nil || isDefinite(err) || errors.Is(err, ErrCorrupt) {
 		return err
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
 	defer cancel()
-	if rerr := s.deleteObject(rctx, bucket, key, grace); rerr != nil {
+	if rerr := s.deleteObject(rctx, bucket, key, grace, cond); rerr != nil {
 		return fmt.Errorf("%w: %w; deleting again failed too: %v", ErrCommitUnknown, err, rerr)
 	}
 	return nil
 }
 
-func (s *Store) deleteObject(ctx context.Context, bucket, key string, grace time.Duration) error {
+func (s *Store) deleteObject(ctx context.Context, bucket, key string, grace time.Duration, cond Condition) error {
 	ok := ObjectKey(bucket, key)
 	for range maxConflictRetries {
 		old, rev, err := s.getRaw(ctx, ok)
 		if err != nil {
 			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+		}
+		if rev != 0 {
+			if err := cond.check(true, old); err != nil {
+				return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+			}
 		}
 		if old == nil {
 			if _, err := s.GetBucket(ctx, bucket); err != nil {

@@ -109,3 +109,16 @@ func etagListMatch(list, etag string, weak bool) bool {
 	}
 	return false
 }
+
+// ETagList returns the entity tags of a conditional write's If-Match or If-None-Match header
+// (repeated lines and comma lists joined), unquoted; "*" stays "*". It returns nil when the
+// header is absent or empty.
+func ETagList(h http.Header, name string) []string {
+	var out []string
+	for _, c := range strings.Split(headerList(h, name), ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, UnquoteETag(c))
+		}
+	}
+	return out
+}

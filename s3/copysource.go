@@ -66,7 +66,8 @@ func ParseCopySourceRange(header string, size int64) (off, length int64, err err
 		return 0, 0, invalidCopySourceRange()
 	}
 	if end >= size {
-		return 0, 0, ErrorFor(CodeInvalidArgument, "Range specified is not valid for source object of size: "+strconv.FormatInt(max(size, 0), 10))
+		// AWS answers a well-formed range past the source's end with InvalidRange (416).
+		return 0, 0, ErrorFor(CodeInvalidRange, "Range specified is not valid for source object of size: "+strconv.FormatInt(max(size, 0), 10))
 	}
 	return start, end - start + 1, nil
 }

@@ -16,6 +16,7 @@ import (
 // come from ErrorFor.
 const (
 	CodeAccessDenied                 = "AccessDenied"
+	CodeAuthorizationQueryParameters = "AuthorizationQueryParametersError"
 	CodeAuthorizationHeaderMalformed = "AuthorizationHeaderMalformed"
 	CodeBadDigest                    = "BadDigest"
 	CodeBucketAlreadyExists          = "BucketAlreadyExists"
@@ -29,18 +30,23 @@ const (
 	CodeInvalidArgument              = "InvalidArgument"
 	CodeInvalidBucketName            = "InvalidBucketName"
 	CodeInvalidDigest                = "InvalidDigest"
+	CodeInvalidLocationConstraint    = "InvalidLocationConstraint"
 	CodeInvalidPart                  = "InvalidPart"
 	CodeInvalidPartOrder             = "InvalidPartOrder"
 	CodeInvalidRange                 = "InvalidRange"
 	CodeInvalidRequest               = "InvalidRequest"
 	CodeKeyTooLongError              = "KeyTooLongError"
+	CodeMalformedPolicy              = "MalformedPolicy"
 	CodeMalformedXML                 = "MalformedXML"
 	CodeMetadataTooLarge             = "MetadataTooLarge"
 	CodeMethodNotAllowed             = "MethodNotAllowed"
 	CodeMissingContentLength         = "MissingContentLength"
+	CodeMissingSecurityHeader        = "MissingSecurityHeader"
 	CodeNoSuchBucket                 = "NoSuchBucket"
+	CodeNoSuchBucketPolicy           = "NoSuchBucketPolicy"
 	CodeNoSuchKey                    = "NoSuchKey"
 	CodeNoSuchUpload                 = "NoSuchUpload"
+	CodeNoSuchVersion                = "NoSuchVersion"
 	CodeNotImplemented               = "NotImplemented"
 	CodePreconditionFailed           = "PreconditionFailed"
 	CodeRequestHeaderSectionTooLarge = "RequestHeaderSectionTooLarge"
@@ -89,6 +95,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 	switch code {
 	case CodeAccessDenied:
 		return http.StatusForbidden, "Access Denied", true
+	case CodeAuthorizationQueryParameters:
+		return http.StatusBadRequest, "Error parsing the X-Amz-Credential parameter.", true
 	case CodeAuthorizationHeaderMalformed:
 		return http.StatusBadRequest, "The authorization header is malformed.", true
 	case CodeBadDigest:
@@ -115,6 +123,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusBadRequest, "The specified bucket is not valid.", true
 	case CodeInvalidDigest:
 		return http.StatusBadRequest, "The Content-MD5 you specified is not valid.", true
+	case CodeInvalidLocationConstraint:
+		return http.StatusBadRequest, "The specified location-constraint is not valid.", true
 	case CodeInvalidPart:
 		return http.StatusBadRequest, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.", true
 	case CodeInvalidPartOrder:
@@ -125,6 +135,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusBadRequest, "Invalid Request", true
 	case CodeKeyTooLongError:
 		return http.StatusBadRequest, "Your key is too long", true
+	case CodeMalformedPolicy:
+		return http.StatusBadRequest, "Policies must be valid JSON and the first byte must be '{'", true
 	case CodeMalformedXML:
 		return http.StatusBadRequest, "The XML you provided was not well-formed or did not validate against our published schema.", true
 	case CodeMetadataTooLarge:
@@ -133,12 +145,18 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.", true
 	case CodeMissingContentLength:
 		return http.StatusLengthRequired, "You must provide the Content-Length HTTP header.", true
+	case CodeMissingSecurityHeader:
+		return http.StatusBadRequest, "Your request is missing a required header.", true
 	case CodeNoSuchBucket:
 		return http.StatusNotFound, "The specified bucket does not exist", true
+	case CodeNoSuchBucketPolicy:
+		return http.StatusNotFound, "The bucket policy does not exist", true
 	case CodeNoSuchKey:
 		return http.StatusNotFound, "The specified key does not exist.", true
 	case CodeNoSuchUpload:
 		return http.StatusNotFound, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.", true
+	case CodeNoSuchVersion:
+		return http.StatusNotFound, "The specified version does not exist.", true
 	case CodeNotImplemented:
 		return http.StatusNotImplemented, "A header you provided implies functionality that is not implemented.", true
 	case CodePreconditionFailed:

@@ -289,7 +289,7 @@ func (f *fakeS3) list(w http.ResponseWriter, r *http.Request, bucket string, obj
 	if v2 {
 		res := &ListBucketResult{
 			Name: bucket, Prefix: prefix, Delimiter: delim, MaxKeys: maxKeys, EncodingType: enc,
-			ContinuationToken: q.Get("continuation-token"), StartAfter: q.Get("start-after"),
+			ContinuationToken: ptr(q.Get("continuation-token")), StartAfter: q.Get("start-after"),
 			KeyCount: len(contents) + len(prefixes), IsTruncated: truncated, Contents: contents, CommonPrefixes: prefixes,
 		}
 		if truncated {

@@ -124,9 +124,15 @@ func UserMetadata(h http.Header) (map[string]string, error) {
 	return md, nil
 }
 
-// SetUserMetadata writes md back as x-amz-meta-* response headers.
+// SetUserMetadata writes md back as x-amz-meta-* response headers, names in
+// lower case as S3 sends them: SDKs take the name after the prefix as is, so
+// a canonicalised X-Amz-Meta-Foo would reach the application as "Foo".
 func SetUserMetadata(h http.Header, md map[string]string) {
 	for k, v := range md {
-		h.Set(metaPrefix+k, v)
+		h[MetaHeaderPrefix+strings.ToLower(k)] = []string{v}
 	}
 }
+
+// MetaHeaderPrefix is the user-metadata header prefix as S3 writes it in
+// responses.
+const MetaHeaderPrefix = "x-amz-meta-"

@@ -92,7 +92,7 @@ type ListBucketResult struct {
 	XMLName               xml.Name       `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListBucketResult"`
 	Name                  string         `xml:"Name"`
 	Prefix                string         `xml:"Prefix"`
-	ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
+	ContinuationToken     *string        `xml:"ContinuationToken,omitempty"` // as sent, even empty
 	NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
 	StartAfter            string         `xml:"StartAfter,omitempty"`
 	KeyCount              int            `xml:"KeyCount"`
@@ -443,8 +443,9 @@ func ParseEncodingType(v string) (string, error) {
 }
 
 // URLEncodeName encodes a key or prefix the way S3 does for
-// encoding-type=url: like url.QueryEscape (space as '+') but leaving '/' and
-// '*' alone, so clients decode it with a query unescape.
+// encoding-type=url: every byte but unreserved ones, '/' and '*' as %XX (a
+// space as %20, never '+', which a client's path unescape would keep), so
+// clients decode it with either a query or a path unescape.
 func URLEncodeName(s string) string {
 	const hex = "0123456789ABCDEF"
 	var b strings.Builder
@@ -454,8 +455,6 @@ func URLEncodeName(s string) string {
 		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9',
 			c == '-', c == '_', c == '.', c == '/', c == '*':
 			b.WriteByte(c)
-		case c == ' ':
-			b.WriteByte('+')
 		default:
 			b.WriteByte('%')
 			b.WriteByte(hex[c>>4])
@@ -463,4 +462,54 @@ func URLEncodeName(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// NullVersion is the version id S3 gives an object written while its bucket's versioning was
+// never enabled (or suspended).
+const NullVersion = "null"
+
+// ObjectVersion is one Version entry of a ListVersionsResult.
+type ObjectVersion struct {
+	Key          string    `xml:"Key"`
+	VersionID    string    `xml:"VersionId"`
+	IsLatest     bool      `xml:"IsLatest"`
+	LastModified Timestamp `xml:"LastModified"`
+	ETag         string    `xml:"ETag"` // quoted
+	Size         int64     `xml:"Size"`
+	Owner        *Owner    `xml:"Owner,omitempty"`
+	StorageClass string    `xml:"StorageClass"`
+}
+
+// ListVersionsResult is the ListObjectVersions response, elements in AWS's order.
+type ListVersionsResult struct {
+	XMLName             xml.Name        `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
+	Name                string          `xml:"Name"`
+	Prefix              string          `xml:"Prefix"`
+	KeyMarker           string          `xml:"KeyMarker"`
+	VersionIDMarker     string          `xml:"VersionIdMarker"`
+	NextKeyMarker       string          `xml:"NextKeyMarker,omitempty"`
+	NextVersionIDMarker string          `xml:"NextVersionIdMarker,omitempty"`
+	MaxKeys             int             `xml:"MaxKeys"`
+	Delimiter           string          `xml:"Delimiter,omitempty"`
+	EncodingType        string          `xml:"EncodingType,omitempty"`
+	IsTruncated         bool            `xml:"IsTruncated"`
+	Versions            []ObjectVersion `xml:"Version"`
+	CommonPrefixes      []CommonPrefix  `xml:"CommonPrefixes"`
+}
+
+// URLEncodeKeys applies EncodingType=url to the keys, prefixes, delimiter and key markers.
+func (r *ListVersionsResult) URLEncodeKeys() {
+	if r.EncodingType != EncodingTypeURL {
+		return
+	}
+	r.Prefix = URLEncodeName(r.Prefix)
+	r.Delimiter = URLEncodeName(r.Delimiter)
+	r.KeyMarker = URLEncodeName(r.KeyMarker)
+	r.NextKeyMarker = URLEncodeName(r.NextKeyMarker)
+	for i := range r.Versions {
+		r.Versions[i].Key = URLEncodeName(r.Versions[i].Key)
+	}
+	for i := range r.CommonPrefixes {
+		r.CommonPrefixes[i].Prefix = URLEncodeName(r.CommonPrefixes[i].Prefix)
+	}
 }

@@ -81,7 +81,7 @@ func TestMarshalResponses(t *testing.T) {
 		{
 			name: "ListBucketResult V2 truncated with tokens",
 			v: &ListBucketResult{
-				Name: "bucket", ContinuationToken: "tok1", NextContinuationToken: "tok2", StartAfter: "a",
+				Name: "bucket", ContinuationToken: ptr("tok1"), NextContinuationToken: "tok2", StartAfter: "a",
 				KeyCount: 0, MaxKeys: 2, EncodingType: "url", IsTruncated: true,
 			},
 			want: `<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
@@ -89,6 +89,23 @@ func TestMarshalResponses(t *testing.T) {
 				`<NextContinuationToken>tok2</NextContinuationToken><StartAfter>a</StartAfter>` +
 				`<KeyCount>0</KeyCount><MaxKeys>2</MaxKeys><EncodingType>url</EncodingType>` +
 				`<IsTruncated>true</IsTruncated></ListBucketResult>`,
+		},
+		{
+			name: "ListBucketResult V2 echoes an empty continuation token",
+			v:    &ListBucketResult{Name: "bucket", ContinuationToken: ptr(""), MaxKeys: 2},
+			want: `<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
+				`<Name>bucket</Name><Prefix></Prefix><ContinuationToken></ContinuationToken>` +
+				`<KeyCount>0</KeyCount><MaxKeys>2</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>`,
+		},
+		{
+			name: "ListVersionsResult of null versions",
+			v: &ListVersionsResult{Name: "bucket", KeyMarker: "a", VersionIDMarker: "null", NextKeyMarker: "c", NextVersionIDMarker: "null",
+				MaxKeys: 1, IsTruncated: true, Versions: []ObjectVersion{{Key: "c", VersionID: "null", IsLatest: true, LastModified: ts, ETag: `"e"`, Size: 1, StorageClass: "STANDARD"}}},
+			want: `<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
+				`<Name>bucket</Name><Prefix></Prefix><KeyMarker>a</KeyMarker><VersionIdMarker>null</VersionIdMarker>` +
+				`<NextKeyMarker>c</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker><MaxKeys>1</MaxKeys><IsTruncated>true</IsTruncated>` +
+				`<Version><Key>c</Key><VersionId>null</VersionId><IsLatest>true</IsLatest><LastModified>2009-10-12T16:50:30.123Z</LastModified>` +
+				`<ETag>` + q + `e` + q + `</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Version></ListVersionsResult>`,
 		},
 		{
 			name: "ListBucketResult V1",
@@ -409,7 +426,7 @@ func TestURLEncodeName(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", ""},
 		{"photos/2006/a.jpg", "photos/2006/a.jpg"},
-		{"sample 1.jpg", "sample+1.jpg"},
+		{"sample 1.jpg", "sample%201.jpg"},
 		{"a+b", "a%2Bb"},
 		{"a~b*c", "a%7Eb*c"},
 		{"%", "%25"},
@@ -420,21 +437,25 @@ func TestURLEncodeName(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("URLEncodeName(%q) = %q, want %q", tc.in, got, tc.want)
 		}
-		// Clients (minio-go, botocore) decode with a query unescape.
+		// Clients decode with a query unescape (minio-go, botocore) or a path
+		// unescape; both give the key back.
 		if back, err := url.QueryUnescape(got); err != nil || back != tc.in {
 			t.Errorf("QueryUnescape(%q) = %q, %v", got, back, err)
+		}
+		if back, err := url.PathUnescape(got); err != nil || back != tc.in {
+			t.Errorf("PathUnescape(%q) = %q, %v", got, back, err)
 		}
 	}
 }
 
 func TestURLEncodeKeys(t *testing.T) {
 	v2 := &ListBucketResult{
-		Name: "b c", Prefix: "p q", StartAfter: "s t", Delimiter: " ", ContinuationToken: "t+k", EncodingType: "url",
+		Name: "b c", Prefix: "p q", StartAfter: "s t", Delimiter: " ", ContinuationToken: ptr("t+k"), EncodingType: "url",
 		Contents: []Object{{Key: "k l"}}, CommonPrefixes: []CommonPrefix{{Prefix: "c d"}},
 	}
 	v2.URLEncodeKeys()
-	if v2.Name != "b c" || v2.Prefix != "p+q" || v2.StartAfter != "s+t" || v2.Delimiter != "+" ||
-		v2.ContinuationToken != "t+k" || v2.Contents[0].Key != "k+l" || v2.CommonPrefixes[0].Prefix != "c+d" {
+	if v2.Name != "b c" || v2.Prefix != "p%20q" || v2.StartAfter != "s%20t" || v2.Delimiter != "%20" ||
+		*v2.ContinuationToken != "t+k" || v2.Contents[0].Key != "k%20l" || v2.CommonPrefixes[0].Prefix != "c%20d" {
 		t.Errorf("V2: %+v", v2)
 	}
 	plain := &ListBucketResult{Prefix: "p q"}
@@ -444,14 +465,14 @@ func TestURLEncodeKeys(t *testing.T) {
 	}
 	v1 := &ListBucketResultV1{Marker: "m n", NextMarker: "n o", EncodingType: "url", Contents: []Object{{Key: "k l"}}}
 	v1.URLEncodeKeys()
-	if v1.Marker != "m+n" || v1.NextMarker != "n+o" || v1.Contents[0].Key != "k+l" {
+	if v1.Marker != "m%20n" || v1.NextMarker != "n%20o" || v1.Contents[0].Key != "k%20l" {
 		t.Errorf("V1: %+v", v1)
 	}
 	mu := &ListMultipartUploadsResult{KeyMarker: "a b", NextKeyMarker: "c d", UploadIDMarker: "u+1", EncodingType: "url",
 		Uploads: []Upload{{Key: "e f"}}, CommonPrefixes: []CommonPrefix{{Prefix: "g h"}}}
 	mu.URLEncodeKeys()
-	if mu.KeyMarker != "a+b" || mu.NextKeyMarker != "c+d" || mu.UploadIDMarker != "u+1" ||
-		mu.Uploads[0].Key != "e+f" || mu.CommonPrefixes[0].Prefix != "g+h" {
+	if mu.KeyMarker != "a%20b" || mu.NextKeyMarker != "c%20d" || mu.UploadIDMarker != "u+1" ||
+		mu.Uploads[0].Key != "e%20f" || mu.CommonPrefixes[0].Prefix != "g%20h" {
 		t.Errorf("uploads: %+v", mu)
 	}
 }
@@ -497,3 +518,5 @@ func checkCode(t *testing.T, err error, code string, format string, args ...any)
 		t.Errorf(format+": status %d, want %d", append(args, e.Status, want)...)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -101,12 +101,21 @@ func (l *Lab) machineArgs(m *Machine, cmd string) []string {
 	return append(args, l.ExtraArgs...)
 }
 
-// startRole starts role's process on each of ms that runs it.
+// startRole starts role's process on each of ms that runs it. In a supervised lab starting
+// the controller starts the machine's agent, which starts every role; the other roles are
+// then started already.
 func (l *Lab) startRole(ctx context.Context, drv Driver, role string, ms ...*Machine) error {
 	for _, m := range ms {
 		for pi := range m.Processes {
 			p := &m.Processes[pi]
-			if p.Roles[0] != role {
+			switch {
+			case l.Supervised && role == config.RoleController:
+				if p.Roles[0] != config.RoleAgent {
+					continue
+				}
+			case l.Supervised:
+				continue
+			case p.Roles[0] != role:
 				continue
 			}
 			if err := drv.Start(ctx, l, m, p); err != nil {

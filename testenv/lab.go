@@ -41,6 +41,10 @@ type Spec struct {
 	ClusterName   string   // default "lab"
 	ExtraArgs     []string // appended to every process's command line
 	ReadyTimeout  time.Duration
+	// Supervised (process driver): each machine runs one agent (`hanode agent`), which starts
+	// the machine's roles as its children and restarts them; otherwise the lab starts every role
+	// process itself and nothing restarts a dead one.
+	Supervised bool
 }
 
 // Lab is a running lab, as saved in DIR/lab.json.
@@ -54,7 +58,8 @@ type Lab struct {
 	Endpoints   Endpoints    `json:"endpoints"`
 	Machines    []Machine    `json:"machines"`
 	ExtraArgs   []string     `json:"extra_args,omitempty"`
-	Docker      *DockerState `json:"docker,omitempty"` // docker driver: network, image
+	Supervised  bool         `json:"supervised,omitempty"` // see Spec.Supervised
+	Docker      *DockerState `json:"docker,omitempty"`     // docker driver: network, image
 	// credential is the admin credential written to DIR/env (mode 0600), never to lab.json.
 	credential string
 	// s3Key is the lab's S3 user (access key, secret), likewise only in DIR/env.
@@ -98,6 +103,9 @@ type Process struct {
 	Args  []string `json:"args"`
 	Log   string   `json:"log"`
 	URL   string   `json:"url"` // base URL of its health endpoints
+	// Supervised: the machine's agent starts and restarts the process; PID is the one its pid
+	// file names (DATA_DIR/agent/ROLE.pid) when last looked at.
+	Supervised bool `json:"supervised,omitempty"`
 }
 
 // Driver runs the lab's machines.
@@ -251,7 +259,8 @@ func Up(ctx context.Context, spec Spec, out io.Writer) (*Lab, error) {
 			return nil, fmt.Errorf("find the hanode binary: %w", err)
 		}
 	}
-	l := &Lab{Driver: drv.Name(), Dir: dir, Binary: bin, ClusterName: spec.ClusterName, ExtraArgs: spec.ExtraArgs, Created: time.Now().UTC()}
+	l := &Lab{Driver: drv.Name(), Dir: dir, Binary: bin, ClusterName: spec.ClusterName, ExtraArgs: spec.ExtraArgs, Created: time.Now().UTC(),
+		Supervised: spec.Supervised && drv.Name() == "process"}
 	// The docker driver makes its network before the plan and its containers after.
 	pr, _ := drv.(preparer)
 	if pr != nil {
@@ -297,7 +306,27 @@ func (l *Lab) plan(spec Spec) error {
 		m.DataDir = filepath.Join(l.Dir, m.Name)
 		roles := []string{config.RoleController, config.RoleAgent, config.RoleDatanode, config.RoleCoordinator, config.RoleProxy}
 		m.Roles = roles
+		if l.Supervised {
+			// One agent, with the machine's configuration, runs every other role.
+			extra := []string{"--etcd-endpoints", strings.Join(etcd, ",")}
+			if i == 1 {
+				extra = append(extra, "--initial-cluster", m.Name+"="+httpsURL(m.Address, config.Default().EtcdPeerPort))
+			}
+			m.Processes = append(m.Processes, Process{
+				Roles: []string{config.RoleAgent},
+				Args:  append([]string{"agent"}, l.processArgs(m, strings.Join(roles, ","), extra...)...),
+				Log:   filepath.Join(m.DataDir, "logs", config.RoleAgent+".log"),
+				URL:   httpsURL(m.Address, rolePort(config.RoleAgent)),
+			})
+		}
 		for _, r := range roles {
+			if l.Supervised {
+				if r != config.RoleAgent {
+					m.Processes = append(m.Processes, Process{Roles: []string{r}, Supervised: true,
+						Log: filepath.Join(m.DataDir, "logs", r+".log"), URL: httpsURL(m.Address, rolePort(r))})
+				}
+				continue
+			}
 			// Machine 1 bootstraps etcd alone; the other controllers join it as learners
 			// through the endpoints their join recorded. Other roles reach every controller.
 			extra := []string{"--etcd-endpoints", strings.Join(etcd, ",")}

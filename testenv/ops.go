@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/security/pki"
 )
 
@@ -70,7 +72,8 @@ func (l *Lab) WaitReady(ctx context.Context, drv Driver, targets []*Process, tim
 	for {
 		var problems []string
 		for _, x := range ps {
-			if !drv.Alive(l, x.m, x.p) {
+			// A supervised process may be dead for a moment: its agent starts it again.
+			if !drv.Alive(l, x.m, x.p) && !x.p.Supervised {
 				return fmt.Errorf("%s/%s exited; see %s:\n%s", x.m.Name, strings.Join(x.p.Roles, ","), x.p.Log, tail(x.p.Log, 5))
 			}
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -144,6 +147,36 @@ func (l *Lab) Stop(drv Driver, target string, grace time.Duration) error {
 }
 
 func (l *Lab) stop(drv Driver, ms []*Machine, ps []*Process, grace time.Duration) {
+	// An agent stops its machine's roles itself (in order) and would restart the ones stopped
+	// under it: agents go first, with time for their roles to drain.
+	var ams, oms []*Machine
+	var aps, ops []*Process
+	for i, p := range ps {
+		if l.Supervised && !p.Supervised && p.Roles[0] == config.RoleAgent {
+			ams, aps = append(ams, ms[i]), append(aps, p)
+		} else {
+			oms, ops = append(oms, ms[i]), append(ops, p)
+		}
+	}
+	if len(aps) > 0 {
+		l.stopNow(drv, ams, aps, max(grace, 90*time.Second))
+	}
+	l.stopNow(drv, oms, ops, grace)
+}
+
+// stopNow sends SIGTERM to ps, then SIGKILL to those still alive after grace. A supervised
+// process is followed by its pid at the time of the SIGTERM, not its agent's replacement.
+func (l *Lab) stopNow(drv Driver, ms []*Machine, ps []*Process, grace time.Duration) {
+	ps = slices.Clone(ps)
+	for i, p := range ps {
+		if p.Supervised {
+			if !drv.Alive(l, ms[i], p) {
+				ps[i] = &Process{Roles: p.Roles}
+				continue
+			}
+			ps[i] = &Process{Roles: p.Roles, PID: p.PID, Args: p.Args}
+		}
+	}
 	for i := range ps {
 		if drv.Alive(l, ms[i], ps[i]) {
 			_ = drv.Signal(l, ms[i], ps[i], "CONT")
@@ -184,6 +217,14 @@ func (l *Lab) Restart(ctx context.Context, drv Driver, target string, timeout ti
 // (the docker driver's containers, network and image), and removes the lab's directory unless
 // keep is set.
 func (l *Lab) Down(drv Driver, keep bool) error {
+	if l.Supervised {
+		var ms []*Machine
+		var ps []*Process
+		for mi := range l.Machines {
+			ms, ps = append(ms, &l.Machines[mi]), append(ps, l.processesOf(config.RoleAgent, &l.Machines[mi])...)
+		}
+		l.stop(drv, ms, ps, 90*time.Second)
+	}
 	for i := len(roleOrder) - 1; i >= 0; i-- {
 		var ms []*Machine
 		var ps []*Process

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +20,9 @@ type processDriver struct{}
 func (processDriver) Name() string { return "process" }
 
 func (processDriver) Start(ctx context.Context, l *Lab, m *Machine, p *Process) error {
+	if p.Supervised {
+		return nil // the machine's agent starts it
+	}
 	if err := os.MkdirAll(filepath.Dir(p.Log), 0o755); err != nil {
 		return fmt.Errorf("log dir: %w", err)
 	}
@@ -74,6 +78,10 @@ func (d processDriver) Signal(l *Lab, m *Machine, p *Process, sig string) error 
 	if !d.Alive(l, m, p) {
 		return fmt.Errorf("%s/%s is not running", m.Name, strings.Join(p.Roles, ","))
 	}
+	if p.Supervised {
+		// Signal the process Alive checked, even if the agent has replaced it meanwhile.
+		return d.Signal(l, m, &Process{Roles: p.Roles, PID: p.PID}, sig)
+	}
 	if err := syscall.Kill(p.PID, s); err != nil {
 		return fmt.Errorf("signal %s to %s/%s (pid %d): %w", sig, m.Name, strings.Join(p.Roles, ","), p.PID, err)
 	}
@@ -83,6 +91,9 @@ func (d processDriver) Signal(l *Lab, m *Machine, p *Process, sig string) error 
 // Alive checks the PID still runs and is still this lab's process (PIDs are reused), by
 // reading its state and command line from /proc.
 func (processDriver) Alive(l *Lab, m *Machine, p *Process) bool {
+	if p.Supervised {
+		p.PID = supervisedPID(m, p)
+	}
 	if p.PID <= 0 {
 		return false
 	}
@@ -95,4 +106,19 @@ func (processDriver) Alive(l *Lab, m *Machine, p *Process) bool {
 		return false
 	}
 	return bytes.Contains(cmdline, []byte("\x00"+m.DataDir+"\x00"))
+}
+
+// supervisedPID is the pid the machine's agent recorded for p's role, or 0.
+func supervisedPID(m *Machine, p *Process) int {
+	data, err := os.ReadFile(filepath.Join(m.DataDir, "agent", p.Roles[0]+".pid"))
+	if err != nil {
+		return 0
+	}
+	var pf struct {
+		PID int `json:"pid"`
+	}
+	if json.Unmarshal(data, &pf) != nil {
+		return 0
+	}
+	return pf.PID
 }

@@ -24,6 +24,12 @@ const (
 	// Drain marks machines being drained: <Drain><machine>. Written by the admin API;
 	// placement avoids them.
 	Drain = Root + "drain/"
+	// Agents holds each machine's agent state (agent/state): <Agents><machine>/desired = the
+	// roles the machine runs and whether each should run, versioned; written by the admin API
+	// (the machine's agent creates it once from its configuration); <Agents><machine>/actual =
+	// each role process's pid, restarts, last exit and readiness, on the agent's lease; written
+	// by the agent.
+	Agents = Root + "agents/"
 )
 
 // Security: credentials, tokens, the audit trail, the CA and the keyrings (security/...,
@@ -47,6 +53,10 @@ const (
 	// S3Secrets holds the S3 users' secret keys, sealed: <S3Secrets><access key>. Written by
 	// the admin API and the first active master (the root user).
 	S3Secrets = Secrets + "s3/"
+	// S3Root records, sealed, which access key the active master made the S3 root user and
+	// from what ({access_key, source, secret_sha256}), so that a deleted root key stays deleted
+	// and a changed root-access-key retires the old key. Written by the active master.
+	S3Root = Secrets + "s3-root"
 	// ProxyKeyring is the proxy keyring, sealed with the cluster keyring; controllers create it
 	// and hand it to proxy certificates.
 	ProxyKeyring = Secrets + "proxy-keyring"
@@ -93,14 +103,40 @@ const (
 	// <write id>-<n> may exist. Refreshed by the writing coordinator; expired by the master.
 	S3Intents = S3 + "i/"
 	// S3Garbage: <S3Garbage><id> = chunks to delete once their grace has passed; consumed by
-	// the active master's collector.
+	// the active master's collector. Replicas that repair takes out of a record (dead, wiped,
+	// damaged or drained machines) and copies it made that no record took are queued under
+	// the fixed id S3RepairGarbage<chunk id>/<machine>, so that repair never records a
+	// replica on a machine where that replica's deletion is pending.
 	S3Garbage = S3 + "g/"
+	// S3RepairGarbage is the prefix of repair's garbage records, within S3Garbage.
+	S3RepairGarbage = S3Garbage + "r-"
 	// S3Bad: <S3Bad><chunk id>/<machine> = a replica found damaged (JSON). Written by
-	// coordinators; hanode status counts them; nothing repairs them yet.
+	// coordinators (and datanode scrubs); the active master's repair replaces the replica and
+	// deletes the record in the transaction that records the new one.
 	S3Bad = S3 + "bad/"
 	// S3Users: <S3Users><access key> = the public index of S3 users (JSON, no secret).
 	S3Users = S3 + "users/"
+	// S3Access holds who may use a bucket besides its owner (the bucket record's owner field)
+	// and root (security/s3access): <S3Access><bucket>/grant/<access key> = {level, by,
+	// created} and <S3Access><bucket>/policy = the bucket's public-read policy. Written by the
+	// admin API (grants) and coordinators (policies, by the bucket's owner); deleted with the
+	// bucket in its delete transaction; watched by every coordinator.
+	S3Access = S3 + "access/"
 	// S3Settings is never written: coordinators read it (count only) as a cheap probe that
 	// etcd answers.
 	S3Settings = S3 + "settings"
+)
+
+// Self-healing: the active master's repair state (controller/repair). Written only by the
+// active master, under its fence; JSON.
+const (
+	Repair = Root + "repair/"
+	// RepairMachines: <RepairMachines><machine> = {store, checked, down_since}: the datanode
+	// store identity last seen on the machine, whether a full sweep has checked the replicas
+	// recorded there against that store's inventory, and since when the machine has had no
+	// registered datanode (dead once that exceeds repair-grace). A new master resumes from it.
+	RepairMachines = Repair + "machines/"
+	// RepairStatus is the repair progress (at risk by priority, rate, ETA, per machine), as
+	// `hanode repair` and GET /v1/repair show it; rewritten every few seconds.
+	RepairStatus = Repair + "status"
 )

@@ -12,6 +12,7 @@ import (
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/etcdembed"
 	"github.com/hanode/hanode/security/pki"
 )
 
@@ -46,11 +47,14 @@ func (m *Machine) Close() { m.admin.CloseIdleConnections() }
 // EtcdClient connects to the cluster's etcd over mutual TLS with this machine's certificate.
 func (m *Machine) EtcdClient(endpoints []string) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            endpoints,
-		TLS:                  m.Bundle.ClientConfig(""),
-		DialTimeout:          5 * time.Second,
-		DialKeepAliveTime:    5 * time.Second,
-		DialKeepAliveTimeout: 3 * time.Second,
+		Endpoints:   endpoints,
+		TLS:         m.Bundle.ClientConfig(""),
+		DialTimeout: 5 * time.Second,
+		// A member frozen (SIGSTOP, a hung disk, a machine swapping) keeps its TCP connection
+		// open: only a ping that goes unanswered tells, and until then every call routed to it
+		// hangs. Ping often so that calls move to a live member within ~2 s.
+		DialKeepAliveTime:    etcdembed.ClientKeepAlive,
+		DialKeepAliveTimeout: etcdembed.ClientKeepAlive,
 		MaxCallSendMsgSize:   10 << 20, // transactions of very large objects (etcd accepts 8 MiB)
 		Logger:               zap.NewNop(),
 	})

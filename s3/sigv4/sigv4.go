@@ -403,10 +403,12 @@ func parsePresign(query []queryParam) (authParams, error) {
 	switch {
 	case err != nil:
 		return p, newError(mal, "X-Amz-Expires should be a number")
+	// A URL valid for no time, or for longer than S3 allows, is refused as AWS does (and as
+	// ceph/s3-tests checks): 403, the URL does not grant access.
 	case exp < 1:
-		return p, newError(mal, "X-Amz-Expires must be positive")
+		return p, newError(CodeAccessDenied, "Request has expired")
 	case exp > maxPresignExpires:
-		return p, newError(mal, "X-Amz-Expires must be less than a week (in seconds) that is 604800")
+		return p, newError(CodeAccessDenied, "X-Amz-Expires must be less than a week (in seconds) that is 604800")
 	}
 	p.expires = exp
 	if p.signedHeaders, err = parseSignedHeaders(vals[4], mal); err != nil {

@@ -221,7 +221,11 @@ func TestPresigned(t *testing.T) {
 		{name: "bad algorithm", mutate: func(u *url.URL) {
 			u.RawQuery = strings.Replace(u.RawQuery, "X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256", 1)
 		}, code: CodeAuthorizationQueryParametersError},
-		{name: "expires too long", expires: 604801, code: CodeAuthorizationQueryParametersError},
+		{name: "expires too long", expires: 604801, code: CodeAccessDenied},
+		{name: "expires negative", expires: -7, code: CodeAccessDenied},
+		{name: "expires zero", mutate: func(u *url.URL) {
+			u.RawQuery = strings.Replace(u.RawQuery, "X-Amz-Expires=3600", "X-Amz-Expires=0", 1)
+		}, code: CodeAccessDenied},
 		{name: "expires max", expires: 604800, code: ""},
 		{name: "other region", setup: func(v *Verifier) { v.Region = "eu-central-1" }, code: CodeAuthorizationQueryParametersError},
 		{name: "plus as space", mutate: func(u *url.URL) {

@@ -6,9 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // Every call of a mutating handler is recorded, refused ones included, with who made it, what
@@ -84,11 +88,56 @@ func TestAuditor(t *testing.T) {
 			t.Errorf("entry %d: time %v, remote %q", i, e.Time, e.Remote)
 		}
 	}
+	// The call without any credential is refused, counted and logged (sampled), not stored.
 	all, err := a.List(ctx, 100)
-	if err != nil || len(all) != 4 || all[0].Who != "anonymous" || all[0].Result != 401 {
-		t.Fatalf("the refused anonymous call: %v %+v", err, all)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("the refused anonymous call was stored: %v %+v", err, all)
 	}
-	if n := strings.Count(logged.String(), "msg=audit"); n != 4 {
-		t.Errorf("%d audit log lines, want 4:\n%s", n, logged.String())
+	if n := strings.Count(logged.String(), "msg=audit"); n != 3 {
+		t.Errorf("%d audit log lines, want 3:\n%s", n, logged.String())
+	}
+	if got := testutil.ToFloat64(a.refused.WithLabelValues("admin")); got != 1 {
+		t.Errorf("unauthenticated refusals counted: %v, want 1", got)
+	}
+	if !strings.Contains(logged.String(), "unauthenticated request refused") {
+		t.Errorf("the refusal is not in the log:\n%s", logged.String())
+	}
+}
+
+// Entries are bounded per field, and the trail by age and count.
+func TestAuditBounds(t *testing.T) {
+	ctx := context.Background()
+	cli := startEtcd(t)
+	a := NewAuditor(cli, slog.New(slog.DiscardHandler), "m1")
+	long := strings.Repeat("é", 40<<10) // 80 KiB of two-byte runes
+	a.Record(ctx, AuditEntry{Who: "token:" + long, Action: "POST /v1/join", Target: long, Remote: long})
+	e, err := a.List(ctx, 1)
+	if err != nil || len(e) != 1 {
+		t.Fatalf("List: %v %+v", err, e)
+	}
+	for _, f := range []string{e[0].Who, e[0].Target, e[0].Remote} {
+		if len(f) > MaxAuditField || !utf8.ValidString(f) || !strings.HasSuffix(f, "…(81920 bytes)") && !strings.HasSuffix(f, "…(81926 bytes)") {
+			t.Fatalf("a field of %d bytes stored as %d bytes: %q", len(long), len(f), f[max(0, len(f)-40):])
+		}
+	}
+	// By age: an entry from long ago goes, a recent one stays.
+	a.Record(ctx, AuditEntry{Time: time.Now().Add(-AuditMaxAge - time.Hour), Who: "old"})
+	if n, err := a.Trim(ctx); err != nil || n != 1 {
+		t.Fatalf("Trim by age deleted %d: %v", n, err)
+	}
+	if all, _ := a.List(ctx, 10); len(all) != 1 || all[0].Who == "old" {
+		t.Fatalf("after Trim by age: %+v", all)
+	}
+	// By count: 120 more entries, the newest 50 stay.
+	a.MaxEntries = 50
+	for i := range 120 {
+		a.Record(ctx, AuditEntry{Who: "w", Target: strconv.Itoa(i)})
+	}
+	if _, err := a.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all, err := a.List(ctx, 1000)
+	if err != nil || len(all) != 50 || all[0].Target != "70" || all[49].Target != "119" {
+		t.Fatalf("after Trim: %d entries (%v), first %+v", len(all), err, all[0])
 	}
 }

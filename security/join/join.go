@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/security/secrets"
 	"github.com/hanode/hanode/security/tokens"
@@ -156,8 +157,21 @@ type Server struct {
 	Cluster      func(ctx context.Context) (name string, etcd, controllers []string, err error)
 	CertValidity time.Duration
 	Log          *slog.Logger
-	// Audit, if set, records each join attempt: who (the token id), the machine, the result.
+	// Audit, if set, records each join attempt made with a valid token (its secret matched):
+	// who (the token id), the machine, the result.
 	Audit func(ctx context.Context, who, machine string, status int, remote string)
+	// Refused, if set, is told of every other refused attempt (no valid token, a malformed
+	// request, over the rate limit), which is counted and sampled into the log rather than
+	// audited, so that nobody without a token can make etcd grow.
+	Refused func(remote string)
+	// Limit, if set, bounds the join attempts per source address: beyond it, 429.
+	Limit *ratelimit.PerSource
+}
+
+func (s *Server) refused(r *http.Request) {
+	if s.Refused != nil {
+		s.Refused(r.RemoteAddr)
+	}
 }
 
 // Register adds the join endpoints to mux.
@@ -227,22 +241,39 @@ func validDNSName(s string) bool {
 }
 
 func (s *Server) serveJoin(w http.ResponseWriter, r *http.Request) {
+	if s.Limit != nil && !s.Limit.Allow(r.RemoteAddr) {
+		s.refused(r)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many join attempts from this address; retry later", http.StatusTooManyRequests)
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
 	if err != nil || len(body) > 64<<10 {
+		s.refused(r)
 		http.Error(w, "join request too large", http.StatusRequestEntityTooLarge)
 		return
 	}
 	req, err := ParseRequest(body)
 	if err != nil {
+		s.refused(r)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	status, resp, err := s.join(r.Context(), req)
-	if s.Audit != nil {
+	// A token whose secret matched was checked first in Redeem: any other error means the
+	// caller showed no valid token (or failed before it was looked at).
+	tokenValid := err == nil || errors.Is(err, tokens.ErrRevoked) || errors.Is(err, tokens.ErrExpired) ||
+		errors.Is(err, tokens.ErrUsedUp) || errors.Is(err, tokens.ErrRoleNotAllowed)
+	switch {
+	case tokenValid && s.Audit != nil:
 		s.Audit(r.Context(), "token:"+req.TokenID, req.Machine, status, r.RemoteAddr)
+	case !tokenValid:
+		s.refused(r)
 	}
 	if err != nil {
-		s.Log.Warn("join refused", "token", req.TokenID, "machine", req.Machine, "roles", req.Roles, "remote", r.RemoteAddr, "err", err)
+		if tokenValid {
+			s.Log.Warn("join refused", "token", req.TokenID, "machine", req.Machine, "roles", req.Roles, "remote", r.RemoteAddr, "err", err)
+		}
 		http.Error(w, err.Error(), status)
 		return
 	}

@@ -11,12 +11,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hanode/hanode/internal/etcdtest"
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/security/secrets"
 	"github.com/hanode/hanode/security/tokens"
@@ -108,6 +111,15 @@ func TestJoinFlow(t *testing.T) {
 		CertValidity: time.Hour,
 		Log:          slog.New(slog.DiscardHandler),
 	}
+	var mu sync.Mutex
+	var audited []string
+	refused := 0
+	s.Audit = func(_ context.Context, who, machine string, status int, _ string) {
+		mu.Lock()
+		defer mu.Unlock()
+		audited = append(audited, machine+" "+strconv.Itoa(status))
+	}
+	s.Refused = func(string) { mu.Lock(); refused++; mu.Unlock() }
 	mux := http.NewServeMux()
 	s.Register(mux)
 	srv := tlsServer(t, ca, mux)
@@ -183,6 +195,42 @@ func TestJoinFlow(t *testing.T) {
 				t.Fatal("a refused join wrote certificates")
 			}
 		})
+	}
+	// Attempts with a valid token are audited (3 joins, 4 refusals); the wrong secret and junk
+	// are only counted.
+	for _, body := range []string{"junk", `{"token_id":"` + strings.Repeat("x", 60<<10) + `","secret":"s","roles":["datanode"],"csr":"x"}`} {
+		resp, err := srv.Client().Post(srv.URL+JoinPath, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(audited) != 7 || refused != 3 {
+		t.Fatalf("audited %q, refused %d; want 7 audited and 3 refused", audited, refused)
+	}
+}
+
+// The join endpoint is rate-limited per source address.
+func TestJoinRateLimit(t *testing.T) {
+	ca := newCA(t)
+	refused := 0
+	s := &Server{Log: slog.New(slog.DiscardHandler), Limit: ratelimit.New(0.001, 3, 100), Refused: func(string) { refused++ }}
+	mux := http.NewServeMux()
+	s.Register(mux)
+	srv := tlsServer(t, ca, mux)
+	var codes []int
+	for range 5 {
+		resp, err := srv.Client().Post(srv.URL+JoinPath, "application/json", strings.NewReader("junk"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	if !slices.Equal(codes, []int{400, 400, 400, 429, 429}) || refused != 5 {
+		t.Fatalf("statuses %v, %d refused; want 3 × 400 then 429, all 5 refused", codes, refused)
 	}
 }
 

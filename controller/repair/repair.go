@@ -1,0 +1,216 @@
+// Package repair is the active master's re-replication. It sweeps every object and part record
+// page by page, judges each chunk's replicas against the datanodes' liveness, their stores'
+// identities and inventories, the damaged-replica records and the drain marks, queues the
+// chunks that need work by priority, and has datanodes copy replicas from each other (the
+// controller never carries chunk bytes). Each new replica is recorded with a compare-and-swap
+// on the record's mod revision under the master's fence; a record overwritten or deleted
+// meanwhile turns the copy into garbage, never into a wrong record. Everything it keeps across
+// failovers is in etcd (keyspace.Repair), so a new master resumes.
+package repair
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hanode/hanode/datanode"
+)
+
+// ErrFenced: a newer master exists; this one's writes are refused.
+var ErrFenced = errors.New("fenced: no longer the active master")
+
+// Repairer runs the active master's repair for one term.
+type Repairer struct {
+	Etcd      *clientv3.Client
+	Datanodes *datanode.Client
+	Log       *slog.Logger
+	// Grace: a datanode machine silent this long is dead (repair-grace).
+	Grace time.Duration
+	// GCGrace delays the deletion of replicas repair takes out of records (readers may be
+	// streaming them).
+	GCGrace time.Duration
+	// Rate is repair-rate, bytes per second per datanode: it sizes the pulls' deadlines.
+	Rate int64
+	// Replicas is the default replication factor (a bucket may override it).
+	Replicas int
+	// Name and Epoch identify the master in the published status.
+	Name  string
+	Epoch int64
+	// Interval is the least time between the starts of two sweeps (default 10 s).
+	Interval time.Duration
+	// Workers bound the transfers in flight (default 8), PerMachine those one datanode is
+	// source or target of (default datanode.DefaultRepairStreams).
+	Workers, PerMachine int
+	// PageSize is how many records one etcd read of a sweep takes (default 256).
+	PageSize int
+	// QueueSize bounds the queue (default 10000).
+	QueueSize int
+	Metrics   *Metrics
+
+	guard []clientv3.Cmp
+	// afterPull, in tests, runs between a copy and its recording.
+	afterPull func(t Task, target string)
+	queue     *Queue
+	cur       atomic.Pointer[view]
+
+	mu       sync.Mutex
+	busy     map[string]int // transfers in flight per machine
+	progress progress
+}
+
+func (r *Repairer) defaults() {
+	if r.Interval <= 0 {
+		r.Interval = 10 * time.Second
+	}
+	if r.Workers <= 0 {
+		r.Workers = 8
+	}
+	if r.PerMachine <= 0 {
+		r.PerMachine = datanode.DefaultRepairStreams
+	}
+	if r.PageSize <= 0 {
+		r.PageSize = 256
+	}
+	if r.QueueSize <= 0 {
+		r.QueueSize = 10000
+	}
+	if r.Replicas <= 0 {
+		r.Replicas = 2
+	}
+	if r.Rate <= 0 {
+		r.Rate = datanode.DefaultRepairRate
+	}
+	if r.Metrics == nil {
+		r.Metrics = NewMetrics(nil)
+	}
+	if r.queue == nil {
+		r.queue = NewQueue(r.QueueSize)
+	}
+	if r.busy == nil {
+		r.busy = map[string]int{}
+	}
+}
+
+// Run sweeps and repairs until ctx ends. guard is the master's fence.
+func (r *Repairer) Run(ctx context.Context, guard clientv3.Cmp) {
+	r.defaults()
+	r.guard = []clientv3.Cmp{guard}
+	var wg sync.WaitGroup
+	for range r.Workers {
+		wg.Go(func() { r.work(ctx) })
+	}
+	wg.Go(func() { r.publish(ctx) })
+	for {
+		start := time.Now()
+		if err := r.Round(ctx); err != nil && ctx.Err() == nil {
+			r.Log.Warn("repair sweep", "err", err)
+			if errors.Is(err, ErrFenced) {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(start.Add(r.Interval))):
+			continue
+		}
+		break
+	}
+	wg.Wait()
+}
+
+// drain runs the queued tasks one by one until the queue is empty (tests).
+func (r *Repairer) drain(ctx context.Context) []error {
+	var errs []error
+	for {
+		t, ok := r.queue.Pop()
+		if !ok {
+			return errs
+		}
+		if err := r.repair(ctx, t); err != nil {
+			errs = append(errs, err)
+		}
+		r.queue.Done(t.Chunk.ID)
+	}
+}
+
+// txn runs cmps → ops under the fence; it reports whether cmps held.
+func (r *Repairer) txn(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op, els ...clientv3.Op) (bool, *clientv3.TxnResponse, error) {
+	resp, err := r.Etcd.Txn(ctx).If(r.guard...).Then(clientv3.OpTxn(cmps, ops, els)).Commit()
+	if err != nil {
+		return false, nil, err
+	}
+	if !resp.Succeeded {
+		return false, nil, ErrFenced
+	}
+	inner := resp.Responses[0].GetResponseTxn()
+	return inner.Succeeded, &clientv3.TxnResponse{Header: resp.Header, Succeeded: inner.Succeeded, Responses: inner.Responses}, nil
+}
+
+// work runs queued tasks until ctx ends.
+func (r *Repairer) work(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		t, ok := r.queue.Pop()
+		if !ok {
+			select {
+			case <-ctx.Done():
+			case <-r.queue.Ready():
+			case <-tick.C:
+			}
+			continue
+		}
+		err := r.repair(ctx, t)
+		r.queue.Done(t.Chunk.ID)
+		switch {
+		case err == nil:
+		case errors.Is(err, errNoSlot):
+			// Every candidate is busy: back in the queue, and a pause before the next try.
+			r.queue.Push(t)
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		case ctx.Err() != nil:
+		default:
+			r.Metrics.Failures.Inc()
+			r.progress.failed()
+			r.Log.Warn("repairing a chunk", "chunk", t.Chunk.ID, "record", t.Key, "priority", t.Priority, "err", err)
+		}
+	}
+}
+
+func (r *Repairer) take(ms ...string) {
+	r.mu.Lock()
+	for _, m := range ms {
+		r.busy[m]++
+	}
+	r.mu.Unlock()
+}
+
+func (r *Repairer) release(ms ...string) {
+	r.mu.Lock()
+	for _, m := range ms {
+		if r.busy[m]--; r.busy[m] <= 0 {
+			delete(r.busy, m)
+		}
+	}
+	r.mu.Unlock()
+}
+
+func (r *Repairer) load(m string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy[m]
+}
+
+// pullTimeout bounds one pull of size bytes: the target shares its rate with its other streams.
+func (r *Repairer) pullTimeout(size int64) time.Duration {
+	perStream := max(r.Rate/int64(r.PerMachine), 1)
+	return 30*time.Second + time.Duration(float64(2*size)/float64(perStream)*float64(time.Second))
+}

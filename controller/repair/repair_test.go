@@ -1,0 +1,416 @@
+package repair
+
+import (
+	"errors"
+
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"github.com/hanode/hanode/adminapi"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/controller/gc"
+	"github.com/hanode/hanode/datanode"
+	"github.com/hanode/hanode/internal/etcdtest"
+	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/meta"
+)
+
+// node is a real datanode store behind its chunk API (with its repair side), registered in
+// etcd as the datanode role registers it.
+type node struct {
+	name  string
+	store *datanode.Store
+	srv   *httptest.Server
+	reg   *cluster.Registrar
+}
+
+type lab struct {
+	t     *testing.T
+	cli   *clientv3.Client
+	nodes map[string]*node
+}
+
+func client() *datanode.Client {
+	return &datanode.Client{HTTP: &http.Client{}, HeaderTimeout: 5 * time.Second, TransferBase: 5 * time.Second}
+}
+
+func newLab(t *testing.T, host string, names ...string) *lab {
+	l := &lab{t: t, cli: etcdtest.Start(t, host), nodes: map[string]*node{}}
+	for _, n := range names {
+		l.start(n, t.TempDir())
+	}
+	return l
+}
+
+// start runs a datanode for machine name on dir (a fresh dir is a wiped or replaced store).
+func (l *lab) start(name, dir string) *node {
+	t := l.t
+	st, err := datanode.Open(datanode.Options{Dir: dir, MinFreeBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(datanode.NewHandler(st, datanode.NewRepair(datanode.RepairOptions{Peers: client(), Rate: 64 << 20})))
+	reg, err := cluster.Register(context.Background(), l.cli, cluster.Registration{Machine: name, Role: "datanode", Address: srv.URL, Store: st.Identity(), Free: 1 << 30}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{name: name, store: st, srv: srv, reg: reg}
+	t.Cleanup(func() { n.stop() })
+	l.nodes[name] = n
+	return n
+}
+
+func (n *node) stop() {
+	n.reg.Close()
+	n.srv.Close()
+	n.store.Close()
+}
+
+// object writes an object of chunks (each its own random content) on the machines given.
+func (l *lab) object(bucket, key string, size int, on ...[]string) *meta.Object {
+	t := l.t
+	w := meta.NewWriteID()
+	o := &meta.Object{Modified: time.Now().UTC()}
+	for i, ms := range on {
+		data := bytes.Repeat([]byte{byte(i + 1), byte(len(key))}, size/2)
+		ch := meta.Chunk{ID: meta.ChunkID(w, i), Size: int64(len(data)), SHA256: sha256.Sum256(data), Replicas: ms}
+		for _, m := range ms {
+			if _, err := l.nodes[m].store.Put(context.Background(), ch.ID, bytes.NewReader(data), ch.Size, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o.Chunks = append(o.Chunks, ch)
+		o.Size += ch.Size
+	}
+	if err := meta.New(l.cli).PutObject(context.Background(), bucket, key, o, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (l *lab) record(bucket, key string) *meta.Object {
+	l.t.Helper()
+	o, err := meta.New(l.cli).GetObject(context.Background(), bucket, key)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return o
+}
+
+// verify checks every chunk of the object is on want distinct machines, each copy intact.
+func (l *lab) verify(bucket, key string, want int) {
+	t := l.t
+	t.Helper()
+	o := l.record(bucket, key)
+	for _, ch := range o.Chunks {
+		seen := map[string]bool{}
+		for _, m := range ch.Replicas {
+			seen[m] = true
+			n := l.nodes[m]
+			if n == nil {
+				t.Errorf("%s/%s chunk %s: replica on unknown machine %s", bucket, key, ch.ID, m)
+				continue
+			}
+			info, err := n.store.Stat(ch.ID)
+			if err != nil || info.SHA256 != hex.EncodeToString(ch.SHA256[:]) {
+				t.Errorf("%s/%s chunk %s on %s: %v %v", bucket, key, ch.ID, m, info, err)
+			}
+			if err := n.store.Verify(ch.ID); err != nil {
+				t.Errorf("%s/%s chunk %s on %s: %v", bucket, key, ch.ID, m, err)
+			}
+		}
+		if len(seen) != want || len(ch.Replicas) != want {
+			t.Errorf("%s/%s chunk %s on %q, want %d distinct machines", bucket, key, ch.ID, ch.Replicas, want)
+		}
+	}
+}
+
+func (l *lab) repairer() *Repairer {
+	return &Repairer{Etcd: l.cli, Datanodes: client(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Grace: time.Second, Replicas: 2, PageSize: 2}
+}
+
+func (l *lab) bucket(name string) {
+	if err := meta.New(l.cli).CreateBucket(context.Background(), meta.Bucket{Name: name}); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// rounds sweeps and runs the queue until every object is repaired or the deadline passes.
+func (l *lab) rounds(r *Repairer, d time.Duration, done func() bool) {
+	t := l.t
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if err := r.Round(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range r.drain(context.Background()) {
+			t.Logf("repair: %v", err)
+		}
+		if done() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not repaired within %v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func onAll(o *meta.Object, want int, ok func(string) bool) bool {
+	for _, ch := range o.Chunks {
+		n := 0
+		for _, m := range ch.Replicas {
+			if ok(m) {
+				n++
+			}
+		}
+		if n != want || len(ch.Replicas) != want {
+			return false
+		}
+	}
+	return true
+}
+
+// A dead machine (silent past the grace) and a wiped store (a new identity, no grace): every
+// chunk returns to two distinct live machines, copied datanode to datanode and verified, across
+// more than one page of records; the replaced replicas are queued for deletion; the machine
+// states say what happened.
+func TestRepairDeadAndWiped(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.1", "m1", "m2", "m3", "m4")
+	l.bucket("b")
+	keys := []string{"a", "b", "c", "d", "e"}
+	for _, k := range keys {
+		l.object("b", k, 70<<10, []string{"m1", "m2"}, []string{"m3", "m4"}, []string{"m2", "m4"}, []string{"m3", "m1"})
+	}
+	r := l.repairer()
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if errs := r.drain(ctx); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if n, f := r.queue.Len(); n+f != 0 {
+		t.Fatal("a healthy cluster queued repairs")
+	}
+
+	// m2 dies; m3's store is wiped (same machine, new directory, new identity).
+	l.nodes["m2"].stop()
+	l.nodes["m3"].stop()
+	l.start("m3", t.TempDir())
+	waitRegs(t, l, func(live map[string]string) bool { _, ok := live["m2"]; return !ok && live["m3"] != "" })
+	// Within m2's grace only the wiped store's replicas are repaired.
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Status()
+	if got := machineState(st.Machines, "m2"); got != "down" {
+		t.Errorf("m2 is %q within the grace, want down", got)
+	}
+	time.Sleep(r.Grace)
+	l.rounds(r, 20*time.Second, func() bool {
+		for _, k := range keys {
+			if !onAll(l.record("b", k), 2, func(m string) bool { return m != "m2" }) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, k := range keys {
+		l.verify("b", k, 2)
+	}
+	// A last round finds nothing at risk; m3's store is now checked.
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st = r.Status()
+	for _, c := range st.AtRisk {
+		if c.Chunks != 0 {
+			t.Errorf("after repair: %d chunks %s", c.Chunks, c.Priority)
+		}
+	}
+	if got := machineState(st.Machines, "m2"); got != "dead" {
+		t.Errorf("m2 is %q, want dead", got)
+	}
+	if got := machineState(st.Machines, "m3"); got != "live" {
+		t.Errorf("m3 is %q, want live (its store checked)", got)
+	}
+	if st.RepairedChunks == 0 || st.Sweep == nil || st.Sweep.Records != int64(len(keys)) {
+		t.Errorf("status: repaired %d, sweep %+v", st.RepairedChunks, st.Sweep)
+	}
+	// Every replica taken off m2 is queued for deletion there.
+	resp, err := l.cli.Get(ctx, keyspace.S3RepairGarbage, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	onM2 := 0
+	for _, kv := range resp.Kvs {
+		if bytes.HasSuffix(kv.Key, []byte("/m2")) {
+			onM2++
+		}
+	}
+	if onM2 != 2*len(keys) {
+		t.Errorf("%d deletions queued on m2, want %d (two chunks of each object were there)", onM2, 2*len(keys))
+	}
+}
+
+func machineState(ms []adminapiMachine, name string) string {
+	for _, m := range ms {
+		if m.Name == name {
+			return m.State
+		}
+	}
+	return ""
+}
+
+func waitRegs(t *testing.T, l *lab, cond func(map[string]string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		regs, err := cluster.Nodes(context.Background(), l.cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live := map[string]string{}
+		for _, r := range regs {
+			live[r.Machine] = r.Address
+		}
+		if cond(live) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registrations %v", live)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// An object overwritten or deleted between the copy and its recording keeps its new record
+// (or stays deleted): the copy is queued as garbage and the collector deletes it; a change to
+// another chunk of the same record is retried and the replica recorded.
+func TestRepairRecordCAS(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.2", "m1", "m2", "m3")
+	l.bucket("b")
+	for _, k := range []string{"overwritten", "deleted", "touched"} {
+		l.object("b", k, 1000, []string{"m1", "m2"}, []string{"m1", "m2"})
+	}
+	l.nodes["m2"].stop()
+	l.start("m2", t.TempDir()) // wiped: every chunk has one copy left, on m1
+
+	r := l.repairer()
+	s := meta.New(l.cli)
+	var replacement *meta.Object
+	r.afterPull = func(tk Task, target string) {
+		switch tk.Key {
+		case meta.ObjectKey("b", "overwritten"):
+			if replacement == nil {
+				replacement = l.object("b", "overwritten", 1000, []string{"m1", "m3"})
+			}
+		case meta.ObjectKey("b", "deleted"):
+			_ = s.DeleteObject(ctx, "b", "deleted", 0)
+		case meta.ObjectKey("b", "touched"):
+			// Another writer changes the record without touching this chunk (as the repair
+			// of its other chunk does).
+			o := l.record("b", "touched")
+			o.ETag = "changed-" + tk.Chunk.ID
+			if _, err := l.cli.Put(ctx, tk.Key, string(meta.EncodeObject(o))); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range r.drain(ctx) {
+		t.Errorf("repair: %v", err)
+	}
+	// The overwrite's record is exactly the replacement; the deleted object stays deleted.
+	got := l.record("b", "overwritten")
+	if !slices.EqualFunc(got.Chunks, replacement.Chunks, func(a, b meta.Chunk) bool {
+		return a.ID == b.ID && slices.Equal(a.Replicas, b.Replicas)
+	}) {
+		t.Errorf("overwritten object's record: %+v, want the replacement %+v", got.Chunks, replacement.Chunks)
+	}
+	if _, err := s.GetObject(ctx, "b", "deleted"); !errorsIs(err, meta.ErrNoSuchKey) {
+		t.Errorf("deleted object: %v", err)
+	}
+	// The touched object has both its changes and both chunks back on two machines.
+	l.verify("b", "touched", 2)
+	// Each copy no record took is queued as garbage, and the collector deletes it.
+	col := &gc.Collector{Etcd: l.cli, Meta: s, Datanodes: client(), Log: r.Log, WriteTimeout: time.Hour, GiveUp: time.Hour}
+	if _, err := col.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range l.nodes {
+		infos, err := n.store.List(ctx, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range infos {
+			if !referenced(t, l, in.ID, n.name) {
+				t.Errorf("chunk %s on %s is referenced by no record after collection", in.ID, n.name)
+			}
+		}
+	}
+}
+
+// referenced reports whether a record names chunk id on machine m.
+func referenced(t *testing.T, l *lab, id, m string) bool {
+	resp, err := l.cli.Get(context.Background(), meta.ObjectPrefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range resp.Kvs {
+		o, err := meta.DecodeObject(kv.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range o.Chunks {
+			if ch.ID == id && slices.Contains(ch.Replicas, m) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// A deposed master's repair records nothing: its fence fails.
+func TestRepairFenced(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.3", "m1", "m2", "m3")
+	l.bucket("b")
+	l.object("b", "k", 1000, []string{"m1", "m2"})
+	l.nodes["m2"].stop()
+	l.start("m2", t.TempDir())
+	r := l.repairer()
+	if err := r.Round(ctx); err != nil { // unfenced: learns the machine states
+		t.Fatal(err)
+	}
+	r.guard = []clientv3.Cmp{clientv3.Compare(clientv3.Version("term"), ">", 0)}
+	errs := r.drain(ctx)
+	if len(errs) != 1 || !errorsIs(errs[0], ErrFenced) {
+		t.Fatalf("fenced repair: %v, want ErrFenced", errs)
+	}
+	o := l.record("b", "k")
+	if !slices.Equal(o.Chunks[0].Replicas, []string{"m1", "m2"}) {
+		t.Fatalf("a fenced repair changed the record: %q", o.Chunks[0].Replicas)
+	}
+}
+
+type adminapiMachine = adminapi.RepairMachine
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

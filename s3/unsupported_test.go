@@ -1,0 +1,81 @@
+package s3
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+func TestCheckHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		op     string
+		header string
+		value  string
+		code   string // "" = accepted
+	}{
+		{OpWriteObject, "Content-Type", "text/plain", ""},
+		{OpWriteObject, "X-Amz-Acl", "private", ""},
+		{OpWriteObject, "X-Amz-Acl", "bucket-owner-full-control", ""},
+		{OpWriteObject, "X-Amz-Acl", "public-read", CodeNotImplemented},
+		{OpCreateBucket, "X-Amz-Acl", "public-read-write", CodeNotImplemented},
+		{OpCreateBucket, "X-Amz-Grant-Read", "id=x", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption", "AES256", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "k", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256", CodeNotImplemented},
+		{OpWritePart, "X-Amz-Server-Side-Encryption-Customer-Key", "a2V5", CodeNotImplemented},
+		{OpWritePart, "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key", "a2V5", CodeNotImplemented},
+		{OpWritePart, "X-Amz-Acl", "public-read", ""}, // not a part's header; S3 ignores it there too
+		{OpReadObject, "X-Amz-Server-Side-Encryption-Customer-Key", "a2V5", CodeInvalidRequest},
+		{OpReadObject, "X-Amz-Acl", "public-read", ""},
+		{OpCreateBucket, "X-Amz-Bucket-Object-Lock-Enabled", "true", CodeNotImplemented},
+		{OpCreateBucket, "X-Amz-Bucket-Object-Lock-Enabled", "false", ""},
+		{OpCreateBucket, "X-Amz-Object-Ownership", "BucketOwnerEnforced", ""},
+		{OpCreateBucket, "X-Amz-Object-Ownership", "ObjectWriter", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Object-Lock-Mode", "COMPLIANCE", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Object-Lock-Legal-Hold", "ON", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Tagging", "a=b", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Tagging-Directive", "COPY", ""},
+		{OpWriteObject, "X-Amz-Website-Redirect-Location", "/x", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Storage-Class", "STANDARD", ""},
+		{OpWriteObject, "X-Amz-Storage-Class", "GLACIER", CodeNotImplemented},
+	} {
+		h := http.Header{}
+		h.Set(tc.header, tc.value)
+		err := CheckHeaders(h, tc.op)
+		if tc.code == "" {
+			if err != nil {
+				t.Errorf("%s %s: %s refused: %v", tc.op, tc.header, tc.value, err)
+			}
+			continue
+		}
+		checkCode(t, err, tc.code, "%s %s: %s", tc.op, tc.header, tc.value)
+	}
+}
+
+func TestUnservedSubresource(t *testing.T) {
+	for _, tc := range []struct {
+		query  string
+		served []string
+		want   string
+	}{
+		{"", nil, ""},
+		{"prefix=&delimiter=%2F&list-type=2", []string{"prefix", "delimiter", "list-type"}, ""},
+		{"policyStatus", []string{"prefix"}, "policyStatus"},
+		{"acl", nil, "acl"},
+		{"acl=", nil, "acl"},
+		{"tagging", []string{"tagging"}, ""},
+		{"unknownThing", nil, "unknownThing"},
+		{"unknown=value", nil, ""}, // a parameter with a value that S3 does not define is ignored, as AWS does
+		{"x-id=GetObject&X-Amz-Expires=60&response-content-type=a", nil, ""},
+		{"uploads&prefix=", []string{"prefix"}, "uploads"},
+	} {
+		q, err := url.ParseQuery(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := UnservedSubresource(q, tc.served...); got != tc.want {
+			t.Errorf("UnservedSubresource(%q, %v) = %q, want %q", tc.query, tc.served, got, tc.want)
+		}
+	}
+}
