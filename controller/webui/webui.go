@@ -104,6 +104,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	mux.Handle("GET /machines/{name}", u.page(u.viewer(u.machine)))
 	mux.Handle("GET /ui/live/machines/{name}", u.page(u.viewer(u.machineLive)))
 	mux.Handle("POST /machines/{name}/{action}", u.page(u.viewer(u.machineAction)))
+	mux.Handle("POST /machines/{name}/roles/{role}/{action}", u.page(u.viewer(u.roleAction)))
 	mux.Handle("GET /objects", u.page(u.viewer(u.objects)))
 	mux.Handle("GET /object", u.page(u.viewer(u.object)))
 	mux.Handle("GET /access", u.page(u.viewer(u.access)))
