@@ -65,7 +65,10 @@ func (u *UI) overviewData(r *http.Request, v *viewer) (*overviewData, error) {
 	var statusErr, machinesErr, repairErr error
 	var wg sync.WaitGroup // the three answers are independent: ask them at once
 	wg.Add(3)
-	go func() { defer wg.Done(); statusErr = u.call(r, v, http.MethodGet, "/v1/cluster/status", nil, &d.Status) }()
+	go func() {
+		defer wg.Done()
+		statusErr = u.call(r, v, http.MethodGet, "/v1/cluster/status", nil, &d.Status)
+	}()
 	go func() { defer wg.Done(); machinesErr = u.call(r, v, http.MethodGet, "/v1/machines", nil, &ms) }()
 	go func() { defer wg.Done(); repairErr = u.call(r, v, http.MethodGet, "/v1/repair", nil, &rep) }()
 	wg.Wait()
