@@ -263,7 +263,6 @@ func TestBrowser(t *testing.T) {
 	b.do("access",
 		chromedp.Navigate(base+"/access?target=m2"),
 		chromedp.WaitVisible(chromedp.ID("credentials")),
-		b.shot("webui-access.png"),
 	)
 	if n := b.int(`document.querySelectorAll('#audit tbody tr code').length`); n < 2 {
 		t.Errorf("access page, audit filtered on m2: %d rows, want the drain and the undrain", n)
@@ -290,6 +289,23 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#tokens .st-down`)),
 	)
 
+	// An S3 user added there, granted read on photos, and the grant revoked.
+	b.do("add an S3 user and grant it",
+		chromedp.SetValue(chromedp.CSS(`#user-create input[name="access_key"]`), "alice-reader"),
+		chromedp.Click(chromedp.CSS(`#user-create button`)),
+		chromedp.WaitVisible(chromedp.ID("secret")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-user="alice-reader"]`)),
+		chromedp.SetValue(chromedp.CSS(`#grant-set input[name="bucket"]`), "photos"),
+		chromedp.SetValue(chromedp.CSS(`#grant-set input[name="user"]`), "alice-reader"),
+		chromedp.Click(chromedp.CSS(`#grant-set button`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-grant="photos/alice-reader"]`)),
+		b.shot("webui-access.png"),
+		chromedp.Click(chromedp.CSS(`tr[data-grant="photos/alice-reader"] button`)),
+		chromedp.WaitVisible(chromedp.ID("outcome")),
+	)
+	if n := b.int(`document.querySelectorAll('tr[data-grant="photos/alice-reader"]').length`); n != 0 {
+		t.Errorf("the revoked grant is still listed")
+	}
 	checkQuiet("the machine, objects and access pages")
 
 	// A readonly credential sees the same cluster and no action at all.

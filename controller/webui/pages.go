@@ -14,6 +14,7 @@ import (
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/security/access"
+	"github.com/hanode/hanode/security/s3access"
 	"github.com/hanode/hanode/security/s3users"
 	"github.com/hanode/hanode/security/tokens"
 )
@@ -364,6 +365,7 @@ func (u *UI) object(w http.ResponseWriter, r *http.Request, v *viewer) {
 // accessData is the access page.
 type accessData struct {
 	Users       []s3users.User
+	Grants      []s3access.Grant
 	Tokens      []tokens.Record
 	Credentials []access.Credential
 	Audit       []access.AuditEntry // newest first, filtered
@@ -414,16 +416,19 @@ func (u *UI) accessPage(w http.ResponseWriter, r *http.Request, v *viewer, statu
 	var audit struct {
 		Entries []access.AuditEntry `json:"entries"`
 	}
+	var grants struct {
+		Grants []s3access.Grant `json:"grants"`
+	}
 	for _, c := range []struct {
 		path string
 		out  any
-	}{{"/v1/s3/users", &users}, {"/v1/tokens", &toks}, {"/v1/credentials", &creds}, {"/v1/audit?limit=" + strconv.Itoa(maxAuditScan), &audit}} {
+	}{{"/v1/s3/users", &users}, {"/v1/s3/grants", &grants}, {"/v1/tokens", &toks}, {"/v1/credentials", &creds}, {"/v1/audit?limit=" + strconv.Itoa(maxAuditScan), &audit}} {
 		if err := u.call(r, v, http.MethodGet, c.path, nil, c.out); err != nil {
 			u.fail(w, r, v, err)
 			return
 		}
 	}
-	d.Users, d.Tokens, d.Credentials, d.Scanned = users.Users, toks.Tokens, creds.Credentials, len(audit.Entries)
+	d.Users, d.Grants, d.Tokens, d.Credentials, d.Scanned = users.Users, grants.Grants, toks.Tokens, creds.Credentials, len(audit.Entries)
 	sort.Slice(d.Users, func(i, j int) bool { return d.Users[i].AccessKey < d.Users[j].AccessKey })
 	for i := len(audit.Entries) - 1; i >= 0 && len(d.Audit) < d.Filter.Limit; i-- {
 		if d.Filter.match(audit.Entries[i]) {
