@@ -253,11 +253,12 @@ func (c rolloutRestartCmd) Run(e *Env) error {
 
 // admin is the admin API client of the configuration.
 func (e *Env) admin() (*adminapi.Client, error) {
-	cfg, _, err := e.Config()
+	cfg, origins, err := e.Config()
 	if err != nil {
 		return nil, err
 	}
-	return adminClient(cfg)
+	cl, _, err := adminClient(cfg, origins)
+	return cl, err
 }
 
 // printAgents writes every supervised role: desired, state, pid, restarts, readiness and the

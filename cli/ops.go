@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,26 +11,17 @@ import (
 
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/config"
-	"github.com/hanode/hanode/security/pki"
 )
 
 // adminClient builds the failover admin client from the configuration: the machine's own
 // certificate when it has one (a controller machine), else trust in the CA file alone.
-func adminClient(cfg *config.Config) (*adminapi.Client, error) {
-	var tlsCfg *tls.Config
-	if pki.Exists(cfg.PKIDir()) {
-		b, err := pki.LoadBundle(cfg.PKIDir())
-		if err != nil {
-			return nil, fmt.Errorf("load certificates: %w", err)
-		}
-		tlsCfg = b.ClientConfig("")
-	} else {
-		var err error
-		if tlsCfg, err = pki.ClientTLSForCA(cfg.CACert); err != nil {
-			return nil, usagef("cannot trust the controllers: %v (set --ca-cert or HANODE_CA_CERT)", err)
-		}
+func adminClient(cfg *config.Config, origins config.Origins) (*adminapi.Client, *adminTrust, error) {
+	t, err := resolveTrust(cfg, origins)
+	if err != nil {
+		return nil, nil, err
 	}
-	return adminapi.New(cfg.Controllers, tlsCfg, cfg.Credential)
+	cl, err := adminapi.New(cfg.Controllers, t.tls, t.credential)
+	return cl, t, err
 }
 
 type leaderCmd struct {

@@ -115,18 +115,18 @@ func (joinCmd) Run(e *Env) error {
 
 // adminCall sends one admin API request with the configured controllers and credentials.
 func adminCall(e *Env, method, path string, body, out any) error {
-	cfg, _, err := e.Config()
+	cfg, origins, err := e.Config()
 	if err != nil {
 		return err
 	}
-	cl, err := adminClient(cfg)
+	cl, trust, err := adminClient(cfg, origins)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err = cl.Do(ctx, method, path, body, out)
-	return err
+	return trust.explain(err)
 }
 
 type tokenCmd struct {
