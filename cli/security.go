@@ -281,9 +281,10 @@ func (c auditCmd) Run(e *Env) error {
 }
 
 type nodeCmd struct {
-	List   nodeListCmd   `cmd:"" help:"List machines and the roles they run."`
-	Drain  nodeDrainCmd  `cmd:"" help:"Drain a machine: it keeps what it has, placement sends it nothing new."`
-	Remove nodeRemoveCmd `cmd:"" help:"Forget a stopped machine for good (its controller leaves etcd)."`
+	List    nodeListCmd    `cmd:"" help:"List machines and the roles they run."`
+	Drain   nodeDrainCmd   `cmd:"" help:"Drain a machine: it keeps what it has, placement sends it nothing new."`
+	Undrain nodeUndrainCmd `cmd:"" help:"Stop draining a machine: placement may send it new chunks again."`
+	Remove  nodeRemoveCmd  `cmd:"" help:"Forget a stopped machine for good (its controller leaves etcd)."`
 	// Through the machines' agents (cli/nodeagent.go).
 	Start   nodeRoleCmd  `cmd:"" help:"Start a role on a machine (MACHINE/ROLE) through its agent."`
 	Stop    nodeRoleCmd  `cmd:"" help:"Stop a role on a machine (MACHINE/ROLE); its agent keeps it stopped."`

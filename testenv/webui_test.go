@@ -128,6 +128,25 @@ func TestLabWebUI(t *testing.T) {
 		})
 	}
 
+	// hanode node drain and undrain, as a user of the lab types them: the overview follows.
+	for _, step := range []struct {
+		cmd  string
+		want bool
+	}{{"drain", true}, {"undrain", false}} {
+		if out, _, err := envCmd(l, binary, "node", step.cmd, "m2"); err != nil {
+			t.Fatalf("hanode node %s m2: %v\n%s", step.cmd, err, out)
+		}
+		waitFor(t, "the overview after hanode node "+step.cmd, 10*time.Second, func() bool {
+			page := overview(base)
+			i := strings.Index(page, `data-machine="m2"`)
+			if i < 0 {
+				return false
+			}
+			row := page[i:min(len(page), i+600)]
+			return strings.Contains(row, `tag warn">draining`) == step.want
+		})
+	}
+
 	// Every process of m3 killed, its agent included: the other controllers show it down.
 	if err := l.Signal(drv, "m3", "KILL"); err != nil {
 		t.Fatal(err)
