@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,6 +140,7 @@ func (u *UI) overviewLive(w http.ResponseWriter, r *http.Request, v *viewer) {
 type machineData struct {
 	Machine adminapi.MachineState
 	Held    *adminapi.RepairMachine // replicas on the machine as of the last repair sweep
+	Agent   *agentView              // the roles its agent supervises (agentroles.go); nil without one
 	Audit   []access.AuditEntry
 	Done    string
 	Error   string
@@ -172,15 +172,14 @@ func (u *UI) machineData(r *http.Request, v *viewer) (*machineData, error) {
 			}
 		}
 	}
+	d.Agent = u.agentState(r, v, name)
 	switch done := r.URL.Query().Get("done"); done {
+	default:
+		d.Done = roleDone(done)
 	case "drain":
 		d.Done = "Drain mark set: placement sends this machine no new chunks and repair moves its replicas off it."
 	case "undrain":
 		d.Done = "Drain mark removed: placement may send this machine new chunks again."
-	default:
-		if role, action, ok := strings.Cut(done, "-"); ok && roleActions[action] && slices.ContainsFunc(d.Machine.Roles, func(rs adminapi.RoleState) bool { return rs.Role == role }) {
-			d.Done = "Asked the machine's agent to " + action + " its " + role + "."
-		}
 	}
 	return d, nil
 }
@@ -223,24 +222,6 @@ func (u *UI) machineAction(w http.ResponseWriter, r *http.Request, v *viewer) {
 		return
 	}
 	http.Redirect(w, r, "/machines/"+url.PathEscape(name)+"?done="+action, http.StatusSeeOther)
-}
-
-// roleActions are the role buttons of the machine page: POST /v1/nodes/{id}/roles/{role}/{action},
-// which changes the machine's desired state; its agent acts on it.
-var roleActions = map[string]bool{"start": true, "stop": true, "restart": true}
-
-func (u *UI) roleAction(w http.ResponseWriter, r *http.Request, v *viewer) {
-	name, role, action := r.PathValue("name"), r.PathValue("role"), r.PathValue("action")
-	if !roleActions[action] {
-		http.NotFound(w, r)
-		return
-	}
-	path := "/v1/nodes/" + url.PathEscape(name) + "/roles/" + url.PathEscape(role) + "/" + action
-	if err := u.call(r, v, http.MethodPost, path, nil, nil); err != nil {
-		u.actionFailed(w, r, v, action+" "+role, err)
-		return
-	}
-	http.Redirect(w, r, "/machines/"+url.PathEscape(name)+"?done="+url.QueryEscape(role+"-"+action), http.StatusSeeOther)
 }
 
 // actionFailed shows the machine page with the API's refusal of an action.

@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/hanode/hanode/adminapi"
@@ -87,14 +86,7 @@ var funcs = template.FuncMap{
 	"int64":   func(f float64) int64 { return int64(f) },
 	"eta":     eta,
 	"riskbar": riskBar,
-	"rolebtn": func(v view, role, action string) roleButton {
-		m := v.D.(*machineData)
-		return roleButton{Machine: m.Machine.Name, Role: role, Action: action, Label: strings.ToUpper(action[:1]) + action[1:], CSRF: v.V.CSRF}
-	},
 }
-
-// roleButton is one start/stop/restart button of the machine page.
-type roleButton struct{ Machine, Role, Action, Label, CSRF string }
 
 // eta says how long seconds is, or "unknown" when negative.
 func eta(seconds float64) string {
