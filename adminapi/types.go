@@ -54,11 +54,28 @@ type Replication struct {
 	Replicas       int   `json:"replicas"`        // the answering controller's configured default
 	DatanodesLive  int   `json:"datanodes_live"`  // live datanode machines
 	Draining       int   `json:"draining"`        // of them, drained
-	BadReplicas    int64 `json:"bad_replicas"`    // damaged replicas recorded (not repaired yet)
+	BadReplicas    int64 `json:"bad_replicas"`    // damaged replicas recorded, awaiting repair
 	GarbageRecords int64 `json:"garbage_records"` // deletions queued for the collector
 	Writes         int64 `json:"writes_in_flight"`
 	// Repair summarises the active master's repair (GET /v1/repair has the whole of it).
 	Repair *RepairSummary `json:"repair,omitempty"`
+	// ScrubCorrupt sums the corrupt chunks the live datanodes' scrubs found since they started;
+	// ScrubOldestPass is the oldest of their last complete passes (zero: one has none yet).
+	ScrubCorrupt    int64      `json:"scrub_corrupt"`
+	ScrubOldestPass *time.Time `json:"scrub_oldest_pass,omitempty"`
+}
+
+// Scrub is GET /v1/scrub: every live datanode's scrub.
+type Scrub struct {
+	Interval  string          `json:"interval"` // scrub-interval of the answering controller
+	Rate      int64           `json:"rate"`
+	Datanodes []ScrubDatanode `json:"datanodes"`
+}
+
+// ScrubDatanode is one datanode's scrub progress.
+type ScrubDatanode struct {
+	Machine string `json:"machine"`
+	cluster.ScrubReport
 }
 
 // RepairSummary is the repair line of hanode status.
@@ -72,6 +89,8 @@ type RepairSummary struct {
 	ETASeconds    float64   `json:"eta_seconds"`
 	LastSweep     time.Time `json:"last_sweep,omitzero"`
 	Updated       time.Time `json:"updated"`
+	// Draining lists the draining machines with the replicas left on them.
+	Draining []RepairMachine `json:"draining,omitempty"`
 }
 
 // Summary condenses a repair status for hanode status.
@@ -86,6 +105,11 @@ func (r *Repair) Summary() *RepairSummary {
 	}
 	if r.Sweep != nil {
 		s.LastSweep = r.Sweep.Finished
+	}
+	for _, m := range r.Machines {
+		if m.State == "draining" {
+			s.Draining = append(s.Draining, m)
+		}
 	}
 	return s
 }
@@ -204,6 +228,8 @@ type Repair struct {
 	BytesLeft  int64           `json:"bytes_left"`
 	ETASeconds float64         `json:"eta_seconds"`
 	Machines   []RepairMachine `json:"machines"`
+	// Rebalance is the applied rebalance plan with the bytes moved (nil: none).
+	Rebalance *RebalancePlan `json:"rebalance,omitempty"`
 }
 
 // RepairSweep describes one pass over every object and part record.
@@ -228,9 +254,49 @@ type RepairMachine struct {
 	// store whose recorded replicas are being checked against its inventory).
 	State     string     `json:"state"`
 	DownSince *time.Time `json:"down_since,omitempty"`
-	// Replicas and Bytes recorded on the machine as of the last sweep.
-	Replicas int64 `json:"replicas"`
-	Bytes    int64 `json:"bytes"`
+	// Replicas and Bytes recorded on the machine as of the last complete sweep; Left and
+	// LeftBytes discount the replicas repair took off it since that sweep began (an estimate
+	// between sweeps: what the sweep read after such a move is discounted too).
+	Replicas  int64 `json:"replicas"`
+	Bytes     int64 `json:"bytes"`
+	Left      int64 `json:"left"`
+	LeftBytes int64 `json:"left_bytes"`
+}
+
+// RebalancePlan is GET /v1/rebalance/plan and the plan `apply` stores (POST /v1/rebalance).
+type RebalancePlan struct {
+	// Threshold is the allowed distance, in percentage points of capacity, between a
+	// machine's used fraction and the cluster's.
+	Threshold float64            `json:"threshold"`
+	Mean      float64            `json:"mean"` // the cluster's used fraction, 0..1
+	Machines  []RebalanceMachine `json:"machines"`
+	Moves     []RebalanceMove    `json:"moves"`
+	Bytes     int64              `json:"bytes"`
+	// Feasible says whether the moves can be made: Problems says why not.
+	Feasible bool      `json:"feasible"`
+	Problems []string  `json:"problems,omitempty"`
+	Created  time.Time `json:"created"`
+	// Based is the finish of the sweep whose counts the plan uses.
+	Based time.Time `json:"based"`
+}
+
+// RebalanceMachine is a machine's share before and after a plan.
+type RebalanceMachine struct {
+	Name     string  `json:"name"`
+	Capacity int64   `json:"capacity"`
+	Free     int64   `json:"free"`
+	Used     int64   `json:"used"` // bytes of the replicas recorded on it
+	Before   float64 `json:"before"`
+	After    float64 `json:"after"`
+}
+
+// RebalanceMove moves Bytes of replicas from one machine to another.
+type RebalanceMove struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Bytes int64  `json:"bytes"`
+	// Moved counts the bytes moved so far (GET /v1/rebalance).
+	Moved int64 `json:"moved"`
 }
 
 // Agents is the answer of GET /v1/agents: every machine's desired state and its agent's report.

@@ -33,6 +33,8 @@ type CLI struct {
 	Audit      auditCmd      `cmd:"" help:"Show the audit trail of admin actions."`
 	Node       nodeCmd       `cmd:"" help:"Machines: list, drain."`
 	Repair     repairCmd     `cmd:"" help:"Show re-replication: chunks and bytes at risk by priority, rate, ETA."`
+	Scrub      scrubCmd      `cmd:"" help:"Background verification of every chunk: status."`
+	Rebalance  rebalanceCmd  `cmd:"" help:"Even out the bytes each machine holds: plan, apply, status, cancel."`
 	Rollout    rolloutCmd    `cmd:"" help:"Restart a role on every machine, one at a time, through the agents."`
 	Lab        labCmd        `cmd:"" help:"A lab cluster of several machines on this host."`
 	S3         s3Cmds        `embed:"" group:"Object store"`

@@ -92,7 +92,15 @@ func (c statusCmd) Run(e *Env) error {
 		if rp := r.Repair; rp != nil {
 			fmt.Fprintf(w, "repair: %d chunks (%s) at risk, %d critical, %d waiting for repair-grace, %d unrecoverable; rate %s/s, ETA %s\n",
 				rp.AtRiskChunks, humanBytes(rp.AtRiskBytes), rp.Critical, rp.Waiting, rp.Unrecoverable, humanBytes(int64(rp.Rate)), eta(rp.ETASeconds))
+			for _, m := range rp.Draining {
+				fmt.Fprintf(w, "drain: %s has %d replicas (%s) left\n", m.Name, m.Left, humanBytes(m.LeftBytes))
+			}
 		}
+		oldest := "not every datanode has finished a pass yet"
+		if p := r.ScrubOldestPass; p != nil && !p.IsZero() {
+			oldest = "oldest last full pass " + p.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "scrub: %d corrupt chunks found (quarantined and repaired); %s\n", r.ScrubCorrupt, oldest)
 	}
 	if len(st.Problems) > 0 {
 		fmt.Fprintln(w)

@@ -281,9 +281,10 @@ func (c auditCmd) Run(e *Env) error {
 }
 
 type nodeCmd struct {
-	List   nodeListCmd   `cmd:"" help:"List machines and the roles they run."`
-	Drain  nodeDrainCmd  `cmd:"" help:"Drain a machine: it keeps what it has, placement sends it nothing new."`
-	Remove nodeRemoveCmd `cmd:"" help:"Forget a stopped machine for good (its controller leaves etcd)."`
+	List    nodeListCmd    `cmd:"" help:"List machines and the roles they run."`
+	Drain   nodeDrainCmd   `cmd:"" help:"Drain a machine: placement sends it nothing new and repair moves every replica off it (--wait shows the progress)."`
+	Undrain nodeUndrainCmd `cmd:"" help:"Stop draining a machine: placement may use it again; what moved stays moved."`
+	Remove  nodeRemoveCmd  `cmd:"" help:"Forget a stopped machine for good (its controller leaves etcd); refused while it holds replicas unless --force."`
 	// Through the machines' agents (cli/nodeagent.go).
 	Start   nodeRoleCmd  `cmd:"" help:"Start a role on a machine (MACHINE/ROLE) through its agent."`
 	Stop    nodeRoleCmd  `cmd:"" help:"Stop a role on a machine (MACHINE/ROLE); its agent keeps it stopped."`
@@ -293,13 +294,18 @@ type nodeCmd struct {
 
 type nodeRemoveCmd struct {
 	Machine string `arg:"" help:"Machine name."`
+	Force   bool   `help:"Remove it even if it still holds replicas: they count as lost and repair re-creates them from the other copies."`
 }
 
 func (c nodeRemoveCmd) Run(e *Env) error {
 	var out struct {
 		RemovedController bool `json:"removed_controller"`
 	}
-	if err := adminCall(e, http.MethodDelete, "/v1/nodes/"+url.PathEscape(c.Machine), nil, &out); err != nil {
+	path := "/v1/nodes/" + url.PathEscape(c.Machine)
+	if c.Force {
+		path += "?force=true"
+	}
+	if err := adminCall(e, http.MethodDelete, path, nil, &out); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "removed %s", c.Machine)
@@ -335,14 +341,33 @@ func (nodeListCmd) Run(e *Env) error {
 }
 
 type nodeDrainCmd struct {
-	Machine string `arg:"" help:"Machine name."`
+	Machine string        `arg:"" help:"Machine name."`
+	Wait    bool          `help:"Wait until no replica is left on it, printing replicas left, bytes left, rate and ETA."`
+	Every   time.Duration `help:"With --wait: how often to print a line." default:"2s"`
+	Timeout time.Duration `help:"With --wait: give up after this long (0: never)." default:"0"`
 }
 
 func (c nodeDrainCmd) Run(e *Env) error {
+	start := time.Now()
 	if err := adminCall(e, http.MethodPost, "/v1/nodes/"+url.PathEscape(c.Machine)+"/drain", nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "draining %s\n", c.Machine)
+	if !c.Wait {
+		return nil
+	}
+	return waitDrained(e, c.Machine, start, c.Every, c.Timeout)
+}
+
+type nodeUndrainCmd struct {
+	Machine string `arg:"" help:"Machine name."`
+}
+
+func (c nodeUndrainCmd) Run(e *Env) error {
+	if err := adminCall(e, http.MethodPost, "/v1/nodes/"+url.PathEscape(c.Machine)+"/undrain", nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "%s is no longer draining\n", c.Machine)
 	return nil
 }
 

@@ -47,6 +47,22 @@ type Registration struct {
 	// Store is a datanode's store identity (datanode.Store.Identity): a new one under the same
 	// machine means its chunk directory was wiped or replaced.
 	Store string `json:"store,omitempty"`
+	// Scrub is a datanode's background verification progress.
+	Scrub *ScrubReport `json:"scrub,omitempty"`
+}
+
+// ScrubReport is a datanode scrub's progress: the pass under way and the last complete one.
+type ScrubReport struct {
+	Passes           int64     `json:"passes"`
+	PassStarted      time.Time `json:"pass_started,omitzero"`
+	PassChunks       int64     `json:"pass_chunks"`
+	PassBytes        int64     `json:"pass_bytes"`
+	LastPassStarted  time.Time `json:"last_pass_started,omitzero"`
+	LastPassFinished time.Time `json:"last_pass_finished,omitzero"`
+	LastPassChunks   int64     `json:"last_pass_chunks"`
+	LastPassBytes    int64     `json:"last_pass_bytes"`
+	// Corrupt counts the corrupt chunks found (and quarantined) since the datanode started.
+	Corrupt int64 `json:"corrupt"`
 }
 
 // Key is the registration's etcd key.

@@ -95,6 +95,8 @@ type Config struct {
 	WriteTimeout      time.Duration `yaml:"write-timeout" name:"write-timeout" help:"A write whose intent has not been refreshed for this long is abandoned and its chunks collected." default:"1h"`
 	RepairGrace       time.Duration `yaml:"repair-grace" name:"repair-grace" help:"A datanode silent this long is dead: its replicas are re-created elsewhere (a wiped or replaced store, a damaged replica and a drained machine need no wait)." default:"5m"`
 	RepairRate        Size          `yaml:"repair-rate" name:"repair-rate" help:"Bytes per second one datanode may send or receive for repair, drain and rebalance." default:"100MiB"`
+	ScrubInterval     time.Duration `yaml:"scrub-interval" name:"scrub-interval" help:"Every chunk on every datanode is verified against its checksums at least this often." default:"168h"`
+	ScrubRate         Size          `yaml:"scrub-rate" name:"scrub-rate" help:"Bytes per second one datanode may read for scrubbing (client I/O first)." default:"50MiB"`
 	MultipartExpiry   time.Duration `yaml:"multipart-expiry" name:"multipart-expiry" help:"A multipart upload neither completed nor aborted this long after it began is aborted and its parts collected." default:"168h"`
 	S3Region          string        `yaml:"s3-region" name:"s3-region" help:"Region name in S3 signatures." default:"us-east-1"`
 	S3Domains         []string      `yaml:"s3-domains" name:"s3-domains" sep:"," placeholder:"DOMAIN,..." help:"Domains for virtual-host style S3 requests (BUCKET.DOMAIN); path style always works." default:""`
@@ -353,6 +355,12 @@ func (c *Config) Check() error {
 	}
 	if c.RepairRate < 64<<10 {
 		return keyErr("repair-rate", c.RepairRate.String(), "at least 64KiB (bytes per second)")
+	}
+	if c.ScrubInterval < time.Second {
+		return keyErr("scrub-interval", c.ScrubInterval.String(), "a duration of at least 1s")
+	}
+	if c.ScrubRate < 64<<10 {
+		return keyErr("scrub-rate", c.ScrubRate.String(), "at least 64KiB (bytes per second)")
 	}
 	if c.MultipartExpiry < time.Minute {
 		return keyErr("multipart-expiry", c.MultipartExpiry.String(), "a duration of at least 1m")

@@ -19,6 +19,7 @@ import (
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/controller/repair"
 	"github.com/hanode/hanode/internal/keyspace"
 	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/internal/service"
@@ -161,7 +162,12 @@ func (c *Role) adminRoutes() {
 	mux.Handle("GET /v1/cluster/status", read(access.ReadOnly, c.handleStatus))
 	mux.Handle("GET /v1/nodes", read(access.ReadOnly, c.handleNodes))
 	mux.Handle("GET /v1/repair", read(access.ReadOnly, c.handleRepair))
+	mux.Handle("GET /v1/scrub", read(access.ReadOnly, c.handleScrub))
+	mux.Handle("GET /v1/rebalance/plan", read(access.ReadOnly, c.handleRebalancePlan))
+	mux.Handle("POST /v1/rebalance", write(access.Operator, c.handleRebalanceApply))
+	mux.Handle("DELETE /v1/rebalance", write(access.Operator, c.handleRebalanceCancel))
 	mux.Handle("POST /v1/nodes/{id}/drain", write(access.Operator, c.handleDrain))
+	mux.Handle("DELETE /v1/nodes/{id}/drain", write(access.Operator, c.handleUndrain))
 	mux.Handle("DELETE /v1/nodes/{id}", write(access.Operator, c.handleNodeRemove))
 	mux.Handle("GET /v1/tokens", read(access.Admin, c.handleTokenList))
 	mux.Handle("POST /v1/tokens", write(access.Admin, c.handleTokenCreate))
@@ -381,8 +387,29 @@ func (c *Role) handleDrain(w http.ResponseWriter, r *http.Request) {
 	service.WriteJSON(w, http.StatusOK, map[string]any{"machine": machine, "draining": true})
 }
 
+// holdsNoReplicas refuses the removal of a machine that the last complete repair sweep found
+// replicas on (or when no sweep has told yet).
+func (c *Role) holdsNoReplicas(ctx context.Context, machine string) error {
+	st, err := repair.ReadStatus(ctx, c.cli)
+	if err != nil {
+		return err
+	}
+	if st == nil || st.Sweep == nil {
+		return fmt.Errorf("machine %s: no repair sweep has finished yet, so whether it still holds replicas is unknown; retry, or use --force", machine)
+	}
+	for _, m := range st.Machines {
+		if m.Name == machine && m.Replicas > 0 {
+			return fmt.Errorf("machine %s still holds %d replicas (%d bytes) as of the sweep of %s: drain it first (hanode node drain %s --wait), or use --force to lose them there and have repair re-create them",
+				machine, m.Replicas, m.Bytes, st.Sweep.Finished.Format(time.RFC3339), machine)
+		}
+	}
+	return nil
+}
+
 // handleNodeRemove forgets a machine that has left for good: its drain mark and, if it was a
-// controller, its etcd member. A machine that still runs any role is refused: stop it first.
+// controller, its etcd member; repair takes its replicas for lost at once. A machine that still
+// runs any role is refused (stop it first), and so is one still holding replicas unless
+// ?force=true.
 func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 	machine := r.PathValue("id")
 	ctx := r.Context()
@@ -400,6 +427,13 @@ func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 	if len(running) > 0 {
 		service.WriteError(w, http.StatusConflict, fmt.Errorf("machine %s still runs %v: stop hanode there first", machine, running))
 		return
+	}
+	force := r.URL.Query().Get("force") == "true"
+	if !force {
+		if err := c.holdsNoReplicas(ctx, machine); err != nil {
+			service.WriteError(w, http.StatusConflict, err)
+			return
+		}
 	}
 	ml, err := c.cli.MemberList(ctx)
 	if err != nil {
@@ -429,8 +463,13 @@ func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	if !removedMember && resp.Deleted == 0 && agents.Deleted == 0 {
+	if !removedMember && resp.Deleted == 0 && agents.Deleted == 0 && !force {
 		service.WriteError(w, http.StatusNotFound, fmt.Errorf("no machine %q is known to the cluster", machine))
+		return
+	}
+	// Its replicas are lost at once: repair need not wait for repair-grace.
+	if err := repair.MarkRemoved(ctx, c.cli, machine); err != nil {
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	service.WriteJSON(w, http.StatusOK, map[string]any{"machine": machine, "removed_controller": removedMember})

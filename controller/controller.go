@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -287,6 +288,15 @@ func (c *Role) replication(ctx context.Context, regs []cluster.Registration, st 
 	if rs, err := repair.ReadStatus(ctx, c.cli); err == nil && rs != nil {
 		rep.Repair = rs.Summary()
 	}
+	for _, r := range regs {
+		if r.Role != config.RoleDatanode || r.Scrub == nil {
+			continue
+		}
+		rep.ScrubCorrupt += r.Scrub.Corrupt
+		if f := r.Scrub.LastPassFinished; rep.ScrubOldestPass == nil || f.Before(*rep.ScrubOldestPass) {
+			rep.ScrubOldestPass = &f
+		}
+	}
 	if rep.DatanodesLive-rep.Draining < rep.Replicas {
 		st.Problems = append(st.Problems, fmt.Sprintf("%d writable datanodes, fewer than the replication factor %d: writes get 503", rep.DatanodesLive-rep.Draining, rep.Replicas))
 	}
@@ -300,6 +310,9 @@ func (c *Role) leadRepair(term *election.Term) {
 		Etcd: c.cli, Datanodes: c.datanodes, Log: c.log.With("loop", "repair"),
 		Grace: cfg.RepairGrace, GCGrace: cfg.GCGrace, Rate: int64(cfg.RepairRate), Replicas: cfg.Replicas,
 		Name: cfg.Name, Epoch: term.Epoch, Interval: c.repairInterval(), Metrics: c.repairMetrics,
+		// Unreferenced chunk files: each run lists every datanode, so at most hourly (12 x
+		// gc-grace when that is shorter, at least 10 s).
+		WriteTimeout: cfg.WriteTimeout, UnreferencedEvery: min(max(12*cfg.GCGrace, 10*time.Second), time.Hour),
 	}
 	r.Run(term.Context(), term.Guard())
 }
@@ -322,6 +335,100 @@ func (c *Role) handleRepair(w http.ResponseWriter, r *http.Request) {
 	default:
 		service.WriteJSON(w, http.StatusOK, st)
 	}
+}
+
+// handleScrub serves GET /v1/scrub: each live datanode's scrub progress, from its registration.
+func (c *Role) handleScrub(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	regs, err := cluster.Nodes(ctx, c.cli)
+	if err != nil {
+		service.WriteError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	out := adminapi.Scrub{Interval: c.m.Config.ScrubInterval.String(), Rate: int64(c.m.Config.ScrubRate), Datanodes: []adminapi.ScrubDatanode{}}
+	for _, reg := range regs {
+		if reg.Role == config.RoleDatanode {
+			d := adminapi.ScrubDatanode{Machine: reg.Machine}
+			if reg.Scrub != nil {
+				d.ScrubReport = *reg.Scrub
+			}
+			out.Datanodes = append(out.Datanodes, d)
+		}
+	}
+	service.WriteJSON(w, http.StatusOK, out)
+}
+
+// handleRebalancePlan serves GET /v1/rebalance/plan?threshold=10: the moves that would even
+// out the machines, and whether they are feasible; nothing moves.
+func (c *Role) handleRebalancePlan(w http.ResponseWriter, r *http.Request) {
+	p, err := c.rebalancePlan(r)
+	if err != nil {
+		service.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	service.WriteJSON(w, http.StatusOK, p)
+}
+
+// handleRebalanceApply serves POST /v1/rebalance?threshold=10: it plans as GET
+// /v1/rebalance/plan does and, when the plan is feasible and moves anything, stores it for the
+// active master to carry out.
+func (c *Role) handleRebalanceApply(w http.ResponseWriter, r *http.Request) {
+	p, err := c.rebalancePlan(r)
+	if err != nil {
+		service.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	if !p.Feasible {
+		service.WriteJSON(w, http.StatusConflict, p)
+		return
+	}
+	if len(p.Moves) > 0 {
+		if err := repair.StorePlan(r.Context(), c.cli, &p); err != nil {
+			service.WriteError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+	}
+	service.WriteJSON(w, http.StatusOK, p)
+}
+
+// handleRebalanceCancel serves DELETE /v1/rebalance: the master stops moving (what moved stays).
+func (c *Role) handleRebalanceCancel(w http.ResponseWriter, r *http.Request) {
+	if err := repair.StorePlan(r.Context(), c.cli, nil); err != nil {
+		service.WriteError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	service.WriteJSON(w, http.StatusOK, map[string]any{"cancelled": true})
+}
+
+func (c *Role) rebalancePlan(r *http.Request) (adminapi.RebalancePlan, error) {
+	threshold := 10.0
+	if v := r.URL.Query().Get("threshold"); v != "" {
+		t, err := strconv.ParseFloat(v, 64)
+		if err != nil || t <= 0 || t >= 100 {
+			return adminapi.RebalancePlan{}, fmt.Errorf("threshold %q: want percentage points between 0 and 100", v)
+		}
+		threshold = t
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	st, err := repair.ReadStatus(ctx, c.cli)
+	if err != nil {
+		return adminapi.RebalancePlan{}, err
+	}
+	regs, err := cluster.Nodes(ctx, c.cli)
+	if err != nil {
+		return adminapi.RebalancePlan{}, err
+	}
+	resp, err := c.cli.Get(ctx, DrainPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return adminapi.RebalancePlan{}, err
+	}
+	draining := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		draining[string(kv.Key[len(DrainPrefix):])] = true
+	}
+	return repair.PlanRebalance(st, regs, draining, c.m.Config.Replicas, threshold), nil
 }
 
 func (c *Role) handleNodes(w http.ResponseWriter, r *http.Request) {

@@ -556,7 +556,7 @@ func (c *Coordinator) replicaOrder(ch meta.Chunk) []string {
 // replicaFailed counts a failed replica read, takes note of a datanode that missed a deadline
 // (suspect), and, when the replica is damaged rather than unreachable (corrupt, missing, a
 // datanode error, or a stream cut while its datanode is still registered), records it under
-// /hanode/s3/bad/ (hanode status counts them; nothing repairs them yet) — but only while the object still references the chunk there: a read that
+// /hanode/s3/bad/ (the active master repairs them) — but only while the object still references the chunk there: a read that
 // outlived an overwrite and the collection of the old chunks finds them gone, as it should.
 func (c *Coordinator) replicaFailed(ctx context.Context, ref objectRef, ch meta.Chunk, machine string, err error) {
 	c.metrics.replicaErrors.WithLabelValues(machine, "read").Inc()

@@ -8,6 +8,7 @@ import (
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/internal/service"
+	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/security/access"
 )
 
@@ -60,11 +61,18 @@ func (r *Role) Start(ctx context.Context) error {
 	r.srv.Mux.Handle("GET /v1/chunks/{id}", read)
 	r.srv.Mux.Handle("/v1/usage", api)
 	r.srv.Mux.Handle("/v1/have", api)
-	member, _, err := r.m.Join(ctx, config.RoleDatanode, r.Endpoint(), r.log, func(reg cluster.Registration) cluster.Registration {
+	var member *service.Member
+	scrub := NewScrubber(store, ScrubOptions{Interval: c.ScrubInterval, Rate: int64(c.ScrubRate), Log: r.log.With("loop", "scrub"),
+		Report: func(ctx context.Context, id string, cause error) error {
+			return meta.New(member.Etcd).MarkBad(ctx, id, c.Name, "scrub: "+cause.Error())
+		}})
+	member, runCtx, err := r.m.Join(ctx, config.RoleDatanode, r.Endpoint(), r.log, func(reg cluster.Registration) cluster.Registration {
 		if u, err := store.Usage(); err == nil {
 			reg.Capacity, reg.Free = u.Capacity, u.Free
 		}
 		reg.Store = store.Identity()
+		rep := scrub.Report()
+		reg.Scrub = &rep
 		return reg
 	})
 	if err != nil {
@@ -72,6 +80,7 @@ func (r *Role) Start(ctx context.Context) error {
 		r.srv.Close()
 		return err
 	}
+	go scrub.Run(runCtx)
 	r.store, r.member = store, member
 	r.srv.AddCheck("etcd registration", member.Registered)
 	r.srv.Serve()

@@ -11,7 +11,7 @@
 //	a/<upload>                      an aborted upload whose parts are still being deleted
 //	i/<write id>                    write intent: chunks named <write id>-<n> may exist
 //	g/<write id>                    chunks to delete once their grace period has passed
-//	bad/<chunk id>/<machine>        a replica found damaged (counted; not repaired yet)
+//	bad/<chunk id>/<machine>        a replica found damaged (by a read or a scrub); repair replaces it
 //
 // Object keys sort within their bucket exactly as S3 lists them (byte order), so a listing is
 // a paged etcd range read; nothing ever loads a whole bucket. Values use a compact binary

@@ -569,7 +569,8 @@ func (s *Store) scan(ctx context.Context, from, end string, fn func(kv *mvccpb.K
 	return nil
 }
 
-// MarkBad records a damaged replica (hanode status counts them; nothing repairs them yet).
+// MarkBad records a damaged replica; the active master's repair replaces it and deletes the
+// record.
 func (s *Store) MarkBad(ctx context.Context, chunkID, machine, reason string) error {
 	val, _ := json.Marshal(map[string]any{"chunk": chunkID, "machine": machine, "reason": reason, "at": s.now().UTC()})
 	if _, err := s.cli.Put(ctx, BadPrefix+chunkID+"/"+machine, string(val)); err != nil {

@@ -82,9 +82,10 @@ func redundant(l *Lab, chunks map[string]meta.Chunk, want int, not ...string) (b
 // deleted and the datanode restarted: every chunk returns to two distinct machines without an
 // operator, each copy intact on disk, and every object reads back byte-identical. Then the same
 // on another machine, with the active master killed while the repair is under way: the new
-// master finishes it. hanode repair's status says so at the end.
+// master finishes it. hanode repair's status says so. Last, bytes flipped in chunk files that
+// no client reads: the datanodes' scrubs find every one, and repair restores R.
 func TestLabRepair(t *testing.T) {
-	l, drv := startLab(t, "127.0.40", 3, "--repair-grace", "3s", "--chunk-size", "65536", "--repair-rate", "1MiB")
+	l, drv := startLab(t, "127.0.40", 3, "--repair-grace", "3s", "--chunk-size", "65536", "--repair-rate", "1MiB", "--scrub-interval", "2s")
 	healthy(t, l)
 	ctx := context.Background()
 	mc := labS3(t, l, l.Endpoints.S3[0])
@@ -230,4 +231,43 @@ func TestLabRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("repair status: %d replicas (%d bytes) repaired by %s; %d registrations", st.RepairedChunks, st.RepairedBytes, st.Master, len(regs))
+
+	// 3. Silent corruption: one byte flipped in eight chunk files on m1, no read of them.
+	var flipped []string
+	for _, ch := range labChunks(t, ec) {
+		if len(flipped) == 8 {
+			break
+		}
+		if !slices.Contains(ch.Replicas, "m1") {
+			continue
+		}
+		p := filepath.Join(l.Machine("m1").DataDir, "datanode", ch.ID[:2], ch.ID)
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, ch.Size/2); err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 0xff
+		if _, err := f.WriteAt(b, ch.Size/2); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		flipped = append(flipped, ch.ID)
+	}
+	at = time.Now()
+	waitRedundant("the scrub to find the flipped chunks and repair to restore them", 90*time.Second)
+	t.Logf("%d corrupt chunks on m1 found by scrub and repaired in %v", len(flipped), time.Since(at).Round(100*time.Millisecond))
+	var sc adminapi.Scrub
+	if _, err := ac.Get(ctx, "/v1/scrub", &sc); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sc.Datanodes {
+		if d.Machine == "m1" && d.Corrupt < int64(len(flipped)) {
+			t.Errorf("m1's scrub reports %d corrupt chunks, want %d", d.Corrupt, len(flipped))
+		}
+	}
+	readAll()
 }

@@ -196,3 +196,25 @@ func (r *Repairer) markChecked(ctx context.Context, v *view, checked []string) e
 	}
 	return nil
 }
+
+// MarkRemoved records that machine m left the cluster for good (hanode node remove): its
+// replicas count as lost at once, without waiting for repair-grace. The admin API writes it;
+// the master's next round reads it (and would clear it if a datanode registered there again).
+func MarkRemoved(ctx context.Context, cli *clientv3.Client, m string) error {
+	k := keyspace.RepairMachines + m
+	resp, err := cli.Get(ctx, k)
+	if err != nil {
+		return fmt.Errorf("read the state of machine %s: %w", m, err)
+	}
+	var st MachineState
+	if len(resp.Kvs) > 0 {
+		_ = json.Unmarshal(resp.Kvs[0].Value, &st)
+	}
+	gone := time.Unix(0, 0).UTC()
+	st.DownSince = &gone
+	val, _ := json.Marshal(st)
+	if _, err := cli.Put(ctx, k, string(val)); err != nil {
+		return fmt.Errorf("mark machine %s removed: %w", m, err)
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"sync"
 
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/meta"
 )
 
@@ -21,13 +22,17 @@ const (
 	Damaged
 	// Draining: enough replicas, but one is on a draining machine and must move.
 	Draining
+	// numPriorities counts the priorities of chunks at risk (the status reports each).
 	numPriorities
+	// Rebalance: a healthy replica moved by an applied rebalance plan, after everything else.
+	Rebalance = numPriorities
+	numQueues = numPriorities + 1
 )
 
-var priorityNames = [numPriorities]string{"critical", "under-replicated", "damaged", "draining"}
+var priorityNames = [numQueues]string{"critical", "under-replicated", "damaged", "draining", "rebalance"}
 
 func (p Priority) String() string {
-	if p < 0 || p >= numPriorities {
+	if p < 0 || p >= numQueues {
 		return "unknown"
 	}
 	return priorityNames[p]
@@ -42,6 +47,8 @@ type Task struct {
 	Priority Priority
 	// Lost names machines whose store's inventory lacks the chunk (wiped or replaced).
 	Lost []string
+	// Move, for a rebalance task, names the machine the replica leaves and the one it goes to.
+	Move *adminapi.RebalanceMove
 }
 
 // Queue is a bounded priority queue of tasks, FIFO within a priority, holding each chunk at
@@ -50,7 +57,7 @@ type Task struct {
 type Queue struct {
 	mu       sync.Mutex
 	cap      int
-	lists    [numPriorities]*list.List
+	lists    [numQueues]*list.List
 	queued   map[string]*list.Element // chunk id → its element
 	inFlight map[string]bool
 	ready    chan struct{} // signalled (non-blocking) when a task is pushed
@@ -84,7 +91,7 @@ func (q *Queue) Push(t Task) bool {
 	}
 	if len(q.queued) >= q.cap {
 		victim := -1
-		for p := numPriorities - 1; p > t.Priority; p-- {
+		for p := Priority(numQueues - 1); p > t.Priority; p-- {
 			if q.lists[p].Len() > 0 {
 				victim = int(p)
 				break

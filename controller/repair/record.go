@@ -132,15 +132,25 @@ func (r *Repairer) repair(ctx context.Context, t Task) error {
 	}
 	lost := func(m string) bool { return slices.Contains(t.Lost, m) }
 	vd := v.judge(*ch, t.Want, lost, func(m string) bool { return bad[m] })
-	if !vd.work || len(vd.readable) == 0 {
+	if (!vd.work && t.Move == nil) || len(vd.readable) == 0 {
 		return nil // healed meanwhile, or nothing left to copy from
 	}
 	pending, err := r.pendingGarbage(ctx, ch.ID)
 	if err != nil {
 		return err
 	}
-	target, err := r.pickTarget(v, ch, bad, pending, lost, vd.readable)
-	if err != nil {
+	var target string
+	if mv := t.Move; mv != nil {
+		// A rebalance move: to its machine only, while that still makes sense.
+		_, live := v.live[mv.To]
+		if vd.work || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) || !live || v.draining[mv.To] || bad[mv.To] || pending[mv.To] {
+			return nil
+		}
+		if r.load(mv.To) >= r.PerMachine {
+			return errNoSlot
+		}
+		target = mv.To
+	} else if target, err = r.pickTarget(v, ch, bad, pending, lost, vd.readable); err != nil {
 		return err
 	}
 	sources := r.pickSources(v, vd.readable)
@@ -291,6 +301,11 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 		if !slices.Contains(reps, target) {
 			reps = append(reps, target)
 		}
+		// A rebalance move takes the replica off its source once enough others stay.
+		if mv := t.Move; mv != nil && target == mv.To && len(reps)-1 >= t.Want && slices.Contains(reps, mv.From) {
+			drop[mv.From] = true
+			reps = slices.DeleteFunc(reps, func(x string) bool { return x == mv.From })
+		}
 		// A replica on a draining machine leaves once enough others stay.
 		stay := 0
 		for _, m := range reps {
@@ -314,6 +329,9 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 			if !slices.Contains(ch.Replicas, m) {
 				continue
 			}
+			if lost(m) && !bad[m] {
+				continue // its store does not have it: nothing to delete there
+			}
 			g := &meta.Garbage{After: after, Chunks: []meta.Chunk{{ID: id, Size: ch.Size, SHA256: ch.SHA256, Replicas: []string{m}}}}
 			ops = append(ops, clientv3.OpPut(garbageKey(id, m), string(meta.EncodeGarbage(g))))
 			if bad[m] {
@@ -329,6 +347,17 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 			return fmt.Errorf("record chunk %s on %s in %s: %w", id, target, t.Key, err)
 		}
 		if ok {
+			r.noteRecorded(id, target)
+			if mv := t.Move; mv != nil && drop[mv.From] {
+				r.mu.Lock()
+				r.moved[moveKey(mv)] += ch.Size
+				r.mu.Unlock()
+			}
+			for m := range drop {
+				if slices.Contains(ch.Replicas, m) {
+					r.progress.movedOff(m, ch.Size)
+				}
+			}
 			return nil
 		}
 		if resp.Responses[0].GetResponseRange().Count > 0 {
@@ -336,4 +365,21 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 		}
 	}
 	return fmt.Errorf("record chunk %s in %s: %w", id, t.Key, meta.ErrConflict)
+}
+
+// noteRecorded remembers that this term recorded chunk id on m (the unreferenced-chunk
+// collection must not take a copy recorded after its sweep read the record). Entries older
+// than two collection intervals are dropped.
+func (r *Repairer) noteRecorded(id, m string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	r.recorded[id+"/"+m] = now
+	if len(r.recorded)%1024 == 0 {
+		for k, at := range r.recorded {
+			if now.Sub(at) > 2*r.UnreferencedEvery+2*r.GCGrace {
+				delete(r.recorded, k)
+			}
+		}
+	}
 }

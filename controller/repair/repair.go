@@ -12,13 +12,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/datanode"
+	"github.com/hanode/hanode/internal/keyspace"
 )
 
 // ErrFenced: a newer master exists; this one's writes are refused.
@@ -50,7 +54,11 @@ type Repairer struct {
 	PageSize int
 	// QueueSize bounds the queue (default 10000).
 	QueueSize int
-	Metrics   *Metrics
+	// WriteTimeout (write-timeout) enables the collection of unreferenced chunk files older
+	// than it plus GCGrace (0: off); UnreferencedEvery spaces its runs (default 1h; each lists
+	// every datanode's chunks).
+	WriteTimeout, UnreferencedEvery time.Duration
+	Metrics                         *Metrics
 
 	guard []clientv3.Cmp
 	// afterPull, in tests, runs between a copy and its recording.
@@ -58,8 +66,18 @@ type Repairer struct {
 	queue     *Queue
 	cur       atomic.Pointer[view]
 
+	kick chan struct{} // asks for a sweep now (a drain, a datanode come or gone, a queue done)
+
+	lastUnref  time.Time            // start of the sweep the last unreferenced run followed
+	candidates map[string]time.Time // unreferenced "<chunk>/<machine>" → sweep start it was first seen after
+
+	plan     *adminapi.RebalancePlan // the applied rebalance plan, as of the round's start
+	reserved map[string]int64        // per move: bytes moved plus bytes queued by this sweep
+
 	mu       sync.Mutex
-	busy     map[string]int // transfers in flight per machine
+	moved    map[string]int64     // per move ("<from>><to>"): bytes moved under the current plan
+	recorded map[string]time.Time // "<chunk>/<machine>" recorded by this term's repair → when
+	busy     map[string]int       // transfers in flight per machine
 	progress progress
 }
 
@@ -94,6 +112,15 @@ func (r *Repairer) defaults() {
 	if r.busy == nil {
 		r.busy = map[string]int{}
 	}
+	if r.UnreferencedEvery <= 0 {
+		r.UnreferencedEvery = time.Hour
+	}
+	if r.recorded == nil {
+		r.recorded = map[string]time.Time{}
+	}
+	if r.kick == nil {
+		r.kick = make(chan struct{}, 1)
+	}
 }
 
 // Run sweeps and repairs until ctx ends. guard is the master's fence.
@@ -105,6 +132,7 @@ func (r *Repairer) Run(ctx context.Context, guard clientv3.Cmp) {
 		wg.Go(func() { r.work(ctx) })
 	}
 	wg.Go(func() { r.publish(ctx) })
+	wg.Go(func() { r.watch(ctx) })
 	for {
 		start := time.Now()
 		if err := r.Round(ctx); err != nil && ctx.Err() == nil {
@@ -113,14 +141,72 @@ func (r *Repairer) Run(ctx context.Context, guard clientv3.Cmp) {
 				break
 			}
 		}
+		// The next sweep: after Interval, or after a second when something changed.
+		next := time.NewTimer(time.Until(start.Add(r.Interval)))
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Until(start.Add(r.Interval))):
-			continue
+		case <-next.C:
+		case <-r.kick:
+			next.Stop()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(start.Add(minSweepGap))):
+			}
 		}
-		break
+		if ctx.Err() != nil {
+			break
+		}
 	}
 	wg.Wait()
+}
+
+// minSweepGap is the least time between the starts of two sweeps.
+const minSweepGap = time.Second
+
+// poke asks for a sweep as soon as minSweepGap allows.
+func (r *Repairer) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watch pokes a sweep when a machine starts or stops draining and when a datanode registers
+// or goes away (not on the registrations' periodic refreshes).
+func (r *Repairer) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		drains := r.Etcd.Watch(wctx, keyspace.Drain, clientv3.WithPrefix())
+		nodes := r.Etcd.Watch(wctx, keyspace.Nodes, clientv3.WithPrefix())
+		for open := true; open; {
+			select {
+			case <-ctx.Done():
+				open = false
+			case resp, ok := <-drains:
+				if !ok || resp.Err() != nil {
+					open = false
+					break
+				}
+				r.poke()
+			case resp, ok := <-nodes:
+				if !ok || resp.Err() != nil {
+					open = false
+					break
+				}
+				for _, ev := range resp.Events {
+					k := string(ev.Kv.Key)
+					if strings.HasSuffix(k, "/"+config.RoleDatanode) && (ev.Type == clientv3.EventTypeDelete || ev.IsCreate()) {
+						r.poke()
+					}
+				}
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // drain runs the queued tasks one by one until the queue is empty (tests).
@@ -169,6 +255,10 @@ func (r *Repairer) work(ctx context.Context) {
 		r.queue.Done(t.Chunk.ID)
 		switch {
 		case err == nil:
+			// The queue ran dry after a repair: a sweep confirms what is left (a drain's end).
+			if q, f := r.queue.Len(); q == 0 && f == 0 {
+				r.poke()
+			}
 		case errors.Is(err, errNoSlot):
 			// Every candidate is busy: back in the queue, and a pause before the next try.
 			r.queue.Push(t)

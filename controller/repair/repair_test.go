@@ -2,6 +2,7 @@ package repair
 
 import (
 	"errors"
+	"fmt"
 
 	"bytes"
 	"context"
@@ -36,7 +37,7 @@ type node struct {
 }
 
 type lab struct {
-	t     *testing.T
+	t     testing.TB
 	cli   *clientv3.Client
 	nodes map[string]*node
 }
@@ -45,7 +46,7 @@ func client() *datanode.Client {
 	return &datanode.Client{HTTP: &http.Client{}, HeaderTimeout: 5 * time.Second, TransferBase: 5 * time.Second}
 }
 
-func newLab(t *testing.T, host string, names ...string) *lab {
+func newLab(t testing.TB, host string, names ...string) *lab {
 	l := &lab{t: t, cli: etcdtest.Start(t, host), nodes: map[string]*node{}}
 	for _, n := range names {
 		l.start(n, t.TempDir())
@@ -61,7 +62,7 @@ func (l *lab) start(name, dir string) *node {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(datanode.NewHandler(st, datanode.NewRepair(datanode.RepairOptions{Peers: client(), Rate: 64 << 20})))
-	reg, err := cluster.Register(context.Background(), l.cli, cluster.Registration{Machine: name, Role: "datanode", Address: srv.URL, Store: st.Identity(), Free: 1 << 30}, 2*time.Second)
+	reg, err := cluster.Register(context.Background(), l.cli, cluster.Registration{Machine: name, Role: "datanode", Address: srv.URL, Store: st.Identity(), Capacity: 64 << 10, Free: 1 << 30}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,6 +266,12 @@ func TestRepairDeadAndWiped(t *testing.T) {
 	if onM2 != 2*len(keys) {
 		t.Errorf("%d deletions queued on m2, want %d (two chunks of each object were there)", onM2, 2*len(keys))
 	}
+	// None on m3: its wiped store has nothing to delete, and m3 may take those chunks again.
+	for _, kv := range resp.Kvs {
+		if bytes.HasSuffix(kv.Key, []byte("/m3")) {
+			t.Errorf("deletion queued on the wiped m3: %s", kv.Key)
+		}
+	}
 }
 
 func machineState(ms []adminapiMachine, name string) string {
@@ -414,3 +421,212 @@ func TestRepairFenced(t *testing.T) {
 type adminapiMachine = adminapi.RepairMachine
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// Run end to end, with sweeps far apart (an hour): a datanode that registers with a wiped store
+// and a drain mark each start a sweep at once (the watches), the workers repair and move the
+// replicas, and the published status shows the drained machine empty.
+func TestRunWatchesAndDrains(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := newLab(t, "127.0.44.4", "m1", "m2", "m3", "m4")
+	l.bucket("b")
+	for _, k := range []string{"x", "y", "z"} {
+		l.object("b", k, 1000, []string{"m1", "m2"}, []string{"m2", "m3"})
+	}
+	r := l.repairer()
+	r.Interval = time.Hour
+	done := make(chan struct{})
+	go func() { r.Run(ctx, clientv3.Compare(clientv3.Version("no-such-key"), "=", 0)); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitStatus := func(what string, cond func(*adminapi.Repair) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, err := ReadStatus(ctx, l.cli)
+			if err == nil && st != nil && cond(st) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %+v, %v", what, st, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	row := func(st *adminapi.Repair, m string) adminapi.RepairMachine {
+		for _, x := range st.Machines {
+			if x.Name == m {
+				return x
+			}
+		}
+		return adminapi.RepairMachine{}
+	}
+	waitStatus("the first sweep", func(st *adminapi.Repair) bool { return st.Sweep != nil })
+
+	// m3's store is wiped: the new registration starts a sweep.
+	l.nodes["m3"].stop()
+	l.start("m3", t.TempDir())
+	waitStatus("m3's replicas re-created", func(st *adminapi.Repair) bool {
+		return st.RepairedChunks >= 3 && row(st, "m3").State == "live"
+	})
+	for _, k := range []string{"x", "y", "z"} {
+		l.verify("b", k, 2)
+	}
+
+	// m2 drains: the mark starts a sweep; every replica leaves m2.
+	if _, err := l.cli.Put(ctx, keyspace.Drain+"m2", "{}"); err != nil {
+		t.Fatal(err)
+	}
+	drainStart := time.Now()
+	waitStatus("m2 drained", func(st *adminapi.Repair) bool {
+		m2 := row(st, "m2")
+		return st.Sweep.Started.After(drainStart) && m2.State == "draining" && m2.Replicas == 0 && m2.Left == 0
+	})
+	for _, k := range []string{"x", "y", "z"} {
+		l.verify("b", k, 2)
+		for _, ch := range l.record("b", k).Chunks {
+			if slices.Contains(ch.Replicas, "m2") {
+				t.Errorf("%s: chunk %s still on m2: %q", k, ch.ID, ch.Replicas)
+			}
+		}
+	}
+	if time.Since(drainStart) > 10*time.Second {
+		t.Errorf("the drain took %v with sweeps an hour apart: the watch did not start one", time.Since(drainStart))
+	}
+}
+
+// Chunk files no record names on their machine are collected once two runs gc-grace apart
+// find them so, past write-timeout plus gc-grace: a stray copy of a referenced chunk and a
+// chunk of no record go; the referenced replicas, a chunk of a write still running (its intent
+// live) and a copy repair recorded stay.
+func TestUnreferenced(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.5", "m1", "m2", "m3")
+	l.bucket("b")
+	o := l.object("b", "k", 1000, []string{"m1", "m2"})
+	ref := o.Chunks[0]
+	put := func(id, m string) {
+		if _, err := l.nodes[m].store.Put(ctx, id, bytes.NewReader([]byte("stray")), 5, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A stray copy of the referenced chunk on m3 (same id, its own content does not matter).
+	if _, err := l.nodes["m3"].store.Put(ctx, ref.ID, bytes.NewReader(bytes.Repeat([]byte{1, 1}, 500)), 1000, ""); err != nil {
+		t.Fatal(err)
+	}
+	orphan := meta.ChunkID(meta.NewWriteID(), 0)
+	put(orphan, "m1")
+	running := meta.NewWriteID()
+	if err := meta.New(l.cli).BeginWrite(ctx, meta.Intent{ID: running, Bucket: "b", Key: "long"}); err != nil {
+		t.Fatal(err)
+	}
+	put(meta.ChunkID(running, 0), "m2")
+
+	r := l.repairer()
+	r.WriteTimeout, r.GCGrace, r.UnreferencedEvery = time.Millisecond, 200*time.Millisecond, time.Millisecond
+	time.Sleep(r.WriteTimeout + r.GCGrace) // the files are old enough
+	if err := r.Round(ctx); err != nil {   // first run: candidates only
+		t.Fatal(err)
+	}
+	if err := r.Round(ctx); err != nil { // within gc-grace of the first: still nothing queued
+		t.Fatal(err)
+	}
+	if n, _ := meta.New(l.cli).GarbageCount(ctx); n != 0 {
+		t.Fatalf("%d garbage records within gc-grace of the first sighting", n)
+	}
+	time.Sleep(r.GCGrace)
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	col := &gc.Collector{Etcd: l.cli, Meta: meta.New(l.cli), Datanodes: client(), Log: r.Log, WriteTimeout: time.Hour, GiveUp: time.Hour}
+	if _, err := col.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	has := func(m, id string) bool { _, err := l.nodes[m].store.Stat(id); return err == nil }
+	for _, c := range []struct {
+		what, m, id string
+		want        bool
+	}{
+		{"referenced replica", "m1", ref.ID, true},
+		{"referenced replica", "m2", ref.ID, true},
+		{"stray copy of a referenced chunk", "m3", ref.ID, false},
+		{"chunk of no record", "m1", orphan, false},
+		{"chunk of a running write", "m2", meta.ChunkID(running, 0), true},
+	} {
+		if got := has(c.m, c.id); got != c.want {
+			t.Errorf("%s on %s: present %v, want %v", c.what, c.m, got, c.want)
+		}
+	}
+	l.verify("b", "k", 2)
+}
+
+// A fourth machine joins empty: the plan moves bytes to it (feasible), apply stores it, the
+// master's rounds move replicas until each move is done and delete the plan, and every machine
+// ends within the threshold with every chunk on two distinct machines.
+func TestRebalance(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.6", "m1", "m2", "m3", "m4")
+	l.bucket("b")
+	pairs := [][]string{{"m1", "m2"}, {"m2", "m3"}, {"m3", "m1"}}
+	var keys []string
+	for i := range 12 {
+		k := fmt.Sprintf("k%02d", i)
+		keys = append(keys, k)
+		l.object("b", k, 2000, pairs[i%3])
+	}
+	r := l.repairer()
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Status()
+	regs, err := cluster.Nodes(ctx, l.cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const threshold = 5
+	plan := PlanRebalance(&st, regs, nil, 2, threshold)
+	if !plan.Feasible || len(plan.Moves) == 0 {
+		t.Fatalf("plan: %+v", plan)
+	}
+	for _, mv := range plan.Moves {
+		if mv.To != "m4" {
+			t.Errorf("move %+v: want every move to the empty m4", mv)
+		}
+	}
+	// A machine drained out of the plan, or too few machines, makes it infeasible.
+	if p := PlanRebalance(&st, regs[:1], nil, 2, threshold); p.Feasible {
+		t.Errorf("a plan with one datanode for R = 2 is feasible: %+v", p)
+	}
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := r.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range r.drain(ctx) {
+			t.Logf("repair: %v", err)
+		}
+		if p, err := readPlan(ctx, l.cli); err != nil {
+			t.Fatal(err)
+		} else if p == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plan is not done: %+v", r.rebalanceStatus())
+		}
+	}
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st = r.Status()
+	after := PlanRebalance(&st, regs, nil, 2, threshold)
+	for _, m := range after.Machines {
+		if d := 100 * (m.Before - after.Mean); d > threshold || d < -threshold {
+			t.Errorf("%s at %.1f%%, mean %.1f%%: outside %d points", m.Name, 100*m.Before, 100*after.Mean, threshold)
+		}
+	}
+	for _, k := range keys {
+		l.verify("b", k, 2)
+	}
+}

@@ -26,6 +26,7 @@ type Metrics struct {
 	Failures      prometheus.Counter
 	SweepSeconds  prometheus.Gauge
 	SweepRecords  prometheus.Gauge
+	Unreferenced  prometheus.Counter
 }
 
 // NewMetrics makes the metrics and registers them with reg (nil: registered nowhere).
@@ -39,9 +40,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Failures:      prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_repair_failures_total", Help: "Repairs that failed (retried by a later sweep)."}),
 		SweepSeconds:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "hanode_repair_sweep_seconds", Help: "Duration of the last complete sweep of the records."}),
 		SweepRecords:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "hanode_repair_sweep_records", Help: "Records read by the last complete sweep."}),
+		Unreferenced:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_repair_unreferenced_chunks_total", Help: "Chunk files no record references, queued for deletion."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.AtRiskChunks, m.AtRiskBytes, m.Unrecoverable, m.Chunks, m.Bytes, m.Failures, m.SweepSeconds, m.SweepRecords)
+		reg.MustRegister(m.AtRiskChunks, m.AtRiskBytes, m.Unrecoverable, m.Chunks, m.Bytes, m.Failures, m.SweepSeconds, m.SweepRecords, m.Unreferenced)
 	}
 	return m
 }
@@ -68,6 +70,26 @@ type progress struct {
 	// bytesSinceLast counts bytes repaired since the last complete sweep started.
 	bytesSinceLast int64
 	bytesSinceNow  int64
+	// offLast and offNow count replicas taken out of records per machine since the last
+	// complete sweep started and since the one under way started.
+	offLast, offNow map[string]*class
+}
+
+func (p *progress) movedOff(m string, size int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, mp := range []*map[string]*class{&p.offLast, &p.offNow} {
+		if *mp == nil {
+			*mp = map[string]*class{}
+		}
+		c := (*mp)[m]
+		if c == nil {
+			c = &class{}
+			(*mp)[m] = c
+		}
+		c.chunks++
+		c.bytes += size
+	}
 }
 
 type sample struct {
@@ -79,7 +101,7 @@ const rateWindow = time.Minute
 
 func (p *progress) sweepStarted(c *counts) {
 	p.mu.Lock()
-	p.now, p.bytesSinceNow = c.clone(), 0
+	p.now, p.bytesSinceNow, p.offNow = c.clone(), 0, nil
 	p.mu.Unlock()
 }
 
@@ -104,6 +126,7 @@ func (p *progress) sweepDone(c *counts) {
 	p.mu.Lock()
 	p.last, p.now = c.clone(), nil
 	p.bytesSinceLast = p.bytesSinceNow
+	p.offLast = p.offNow
 	p.mu.Unlock()
 }
 
@@ -138,6 +161,7 @@ func (r *Repairer) Status() adminapi.Repair {
 		st.Rate = float64(p.bytes-s.bytes) / now.Sub(s.at).Seconds()
 	}
 	st.Queued, st.InFlight = r.queue.Len()
+	st.Rebalance = r.rebalanceStatus()
 	sweep := func(c *counts) *adminapi.RepairSweep {
 		return &adminapi.RepairSweep{Started: c.started, Finished: c.finished, Records: c.records, Chunks: c.chunks}
 	}
@@ -182,6 +206,10 @@ func (r *Repairer) Status() adminapi.Repair {
 			rm := adminapi.RepairMachine{Name: m}
 			if mc := c.machines[m]; mc != nil {
 				rm.Replicas, rm.Bytes = mc.chunks, mc.bytes
+			}
+			rm.Left, rm.LeftBytes = rm.Replicas, rm.Bytes
+			if off := p.offLast[m]; off != nil && p.last != nil {
+				rm.Left, rm.LeftBytes = max(rm.Replicas-off.chunks, 0), max(rm.Bytes-off.bytes, 0)
 			}
 			if v != nil {
 				rm.State = v.state(m)

@@ -13,10 +13,10 @@ import (
 	"github.com/hanode/hanode/meta"
 )
 
-// A sweep reads the object and part records in pages of PageSize keys (one etcd range read
-// each, never the whole keyspace), judges every chunk of the page, queues the ones that need
-// work and counts what is at risk. Its memory is one page, the counters, the bad-replica
-// records (at most badLimit) and the bucket records.
+// A sweep streams the object and part records (never the whole keyspace in memory) and judges
+// them a page of PageSize records at a time: it queues the chunks that need work and counts
+// what is at risk. Its memory is one page, the counters, the bad-replica records (at most
+// badLimit) and the bucket records.
 
 // badLimit bounds the damaged-replica records one round loads.
 const badLimit = 10000
@@ -161,33 +161,42 @@ func (r *Repairer) Round(ctx context.Context) error {
 			want[b.Name] = b.Replicas
 		}
 	}
+	if err := r.loadPlan(ctx); err != nil {
+		return err
+	}
 	startRev, err := r.revision(ctx)
 	if err != nil {
 		return err
 	}
 	c := &counts{started: time.Now().UTC(), machines: map[string]*class{}}
+	expect := int64(0)
+	if last := r.lastChunks(); last > 0 {
+		expect = last * 2
+	}
+	seen := newBloom(expect * 2) // (chunk, machine) pairs: about R per chunk
 	r.progress.sweepStarted(c)
 	unknown := map[string]bool{}
 	checkFailed := map[string]bool{} // machines with replicas missing or not asked about
 	for _, prefix := range []string{meta.ObjectPrefix, meta.PartPrefix} {
-		from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
-		for {
-			resp, err := r.Etcd.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(int64(r.PageSize)))
-			if err != nil {
-				return fmt.Errorf("sweep %s: %w", from, err)
-			}
-			recs := make([]record, 0, len(resp.Kvs))
-			for _, kv := range resp.Kvs {
+		err := r.scan(ctx, prefix, func(kvs []*mvccpb.KeyValue) {
+			recs := make([]record, 0, len(kvs))
+			for _, kv := range kvs {
 				if rec, ok := r.decode(kv, want); ok {
 					recs = append(recs, rec)
 				}
 			}
 			r.page(ctx, v, bad, recs, c, unknown, checkFailed)
-			r.progress.swept(c)
-			if !resp.More || len(resp.Kvs) == 0 {
-				break
+			for _, rec := range recs {
+				for _, ch := range rec.chunks {
+					for _, m := range ch.Replicas {
+						seen.add(ch.ID + "/" + m)
+					}
+				}
 			}
-			from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+			r.progress.swept(c)
+		})
+		if err != nil {
+			return err
 		}
 	}
 	c.finished = time.Now().UTC()
@@ -211,7 +220,23 @@ func (r *Repairer) Round(ctx context.Context) error {
 		}
 		r.cur.Store(nv)
 	}
-	return r.dropStaleBad(ctx, bad, startRev)
+	if err := r.dropStaleBad(ctx, bad, startRev); err != nil {
+		return err
+	}
+	if err := r.finishPlan(ctx); err != nil {
+		return err
+	}
+	return r.collectUnreferenced(ctx, r.cur.Load(), seen, c.started)
+}
+
+// lastChunks is the chunk count of the last complete sweep (0: none yet).
+func (r *Repairer) lastChunks() int64 {
+	r.progress.mu.Lock()
+	defer r.progress.mu.Unlock()
+	if r.progress.last == nil {
+		return 0
+	}
+	return r.progress.last.chunks
 }
 
 func (r *Repairer) revision(ctx context.Context) (int64, error) {
@@ -319,6 +344,8 @@ func (r *Repairer) page(ctx context.Context, v *view, bad badSet, recs []record,
 			case vd.pending > 0:
 				c.waiting.chunks++
 				c.waiting.bytes += ch.Size
+			default:
+				r.queueMove(rec, ch, vd)
 			}
 		}
 	}
@@ -358,4 +385,64 @@ func (r *Repairer) pendingGarbage(ctx context.Context, id string) (map[string]bo
 func marshal(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// scanRetries bounds how often a sweep resumes a broken stream of one prefix.
+const scanRetries = 5
+
+// scan hands the records under prefix to fn in pages of PageSize, in key order. It reads through
+// etcd's RangeStream (as meta's listings do): a Range with a limit would make etcd count every
+// key to the end of the prefix for each page, a sweep quadratic in the records (measured: 27 s
+// for 100,000 objects with paged Range reads). A stream that breaks (a leader change, a
+// compaction of its revision) resumes after the last page handed out.
+func (r *Repairer) scan(ctx context.Context, prefix string, fn func([]*mvccpb.KeyValue)) error {
+	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	page := make([]*mvccpb.KeyValue, 0, r.PageSize)
+	var err error
+	for range scanRetries {
+		err = r.stream(ctx, from, end, func(kv *mvccpb.KeyValue) {
+			page = append(page, kv)
+			if len(page) == r.PageSize {
+				fn(page)
+				from = string(page[len(page)-1].Key) + "\x00"
+				page = page[:0]
+			}
+		})
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		r.Log.Info("sweep stream broke; resuming", "after", from, "err", err)
+		page = page[:0] // the partial page is read again
+	}
+	if err != nil {
+		return fmt.Errorf("sweep %s: %w", from, err)
+	}
+	if len(page) > 0 {
+		fn(page)
+	}
+	return nil
+}
+
+// stream calls fn for every key of [from, end).
+func (r *Repairer) stream(ctx context.Context, from, end string, fn func(*mvccpb.KeyValue)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	ch, err := r.Etcd.GetStream(ctx, from, clientv3.WithRange(end))
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer func() {
+		cancel()
+		for range ch { // the client's reader ends after delivering the cancellation
+		}
+	}()
+	for resp := range ch {
+		if err := resp.Err(); err != nil {
+			return err
+		}
+		for _, kv := range resp.Kvs {
+			fn(kv)
+		}
+	}
+	return nil
 }

@@ -104,9 +104,10 @@ const (
 	S3Intents = S3 + "i/"
 	// S3Garbage: <S3Garbage><id> = chunks to delete once their grace has passed; consumed by
 	// the active master's collector. Replicas that repair takes out of a record (dead, wiped,
-	// damaged or drained machines) and copies it made that no record took are queued under
-	// the fixed id S3RepairGarbage<chunk id>/<machine>, so that repair never records a
-	// replica on a machine where that replica's deletion is pending.
+	// damaged or drained machines), copies it made that no record took and chunk files no
+	// record references are queued under the fixed id S3RepairGarbage<chunk id>/<machine>, so
+	// that repair never records a replica on a machine where that replica's deletion is
+	// pending.
 	S3Garbage = S3 + "g/"
 	// S3RepairGarbage is the prefix of repair's garbage records, within S3Garbage.
 	S3RepairGarbage = S3Garbage + "r-"
@@ -139,4 +140,8 @@ const (
 	// RepairStatus is the repair progress (at risk by priority, rate, ETA, per machine), as
 	// `hanode repair` and GET /v1/repair show it; rewritten every few seconds.
 	RepairStatus = Repair + "status"
+	// RepairRebalance is the rebalance plan applied (`hanode rebalance apply`, the admin API):
+	// JSON moves {from, to, bytes}; the master moves replicas until each is done, and deletes
+	// it then.
+	RepairRebalance = Repair + "rebalance"
 )

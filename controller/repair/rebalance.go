@@ -1,0 +1,232 @@
+package repair
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/cluster"
+	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/meta"
+)
+
+// Rebalancing evens out the bytes each live, undrained datanode machine holds, relative to its
+// capacity: a machine whose used fraction is more than the threshold above the cluster's sheds
+// replicas to machines below it. Nothing moves by itself: `hanode rebalance plan` shows the
+// moves and whether they are feasible, `apply` stores the plan, and the master's sweeps then
+// queue moves (priority: after draining) until each move's bytes are done. Filling a new
+// machine is the same operation, run when the operator chooses (moving data costs the disks and
+// the network the clients use).
+
+// PlanRebalance computes the moves that bring every machine within threshold percentage points
+// of the cluster's used fraction, from the replica bytes st's last sweep recorded per machine
+// and the registered capacities.
+func PlanRebalance(st *adminapi.Repair, regs []cluster.Registration, draining map[string]bool, replicas int, threshold float64) adminapi.RebalancePlan {
+	p := adminapi.RebalancePlan{Threshold: threshold, Created: time.Now().UTC(), Machines: []adminapi.RebalanceMachine{}, Moves: []adminapi.RebalanceMove{}}
+	if st == nil || st.Sweep == nil {
+		p.Problems = append(p.Problems, "no repair sweep has finished yet: the bytes per machine are unknown")
+		return p
+	}
+	p.Based = st.Sweep.Finished
+	used := map[string]int64{}
+	for _, m := range st.Machines {
+		used[m.Name] = m.Bytes
+	}
+	var capSum, usedSum int64
+	for _, r := range regs {
+		if r.Role != "datanode" || draining[r.Machine] || r.Capacity <= 0 {
+			continue
+		}
+		p.Machines = append(p.Machines, adminapi.RebalanceMachine{Name: r.Machine, Capacity: r.Capacity, Free: r.Free, Used: used[r.Machine]})
+		capSum += r.Capacity
+		usedSum += used[r.Machine]
+	}
+	sort.Slice(p.Machines, func(i, j int) bool { return p.Machines[i].Name < p.Machines[j].Name })
+	if len(p.Machines) < replicas {
+		p.Problems = append(p.Problems, fmt.Sprintf("%d live undrained datanodes, fewer than the replication factor %d", len(p.Machines), replicas))
+	}
+	if capSum == 0 {
+		p.Problems = append(p.Problems, "no live datanode reports its capacity")
+		return p
+	}
+	p.Mean = float64(usedSum) / float64(capSum)
+	var over, under []side
+	for i, m := range p.Machines {
+		m.Before = float64(m.Used) / float64(m.Capacity)
+		p.Machines[i].Before = m.Before
+		target := int64(p.Mean * float64(m.Capacity))
+		switch {
+		case (m.Before-p.Mean)*100 > threshold:
+			over = append(over, side{i, m.Used - target})
+		case (p.Mean-m.Before)*100 > threshold:
+			under = append(under, side{i, target - m.Used})
+		}
+	}
+	// Machines within the threshold may take or give too when one side has no partner.
+	if len(over) > 0 && len(under) == 0 || len(under) > 0 && len(over) == 0 {
+		for i, m := range p.Machines {
+			target := int64(p.Mean * float64(m.Capacity))
+			if len(under) == 0 && m.Used < target && !hasSide(over, i) {
+				under = append(under, side{i, target - m.Used})
+			}
+			if len(over) == 0 && m.Used > target && !hasSide(under, i) {
+				over = append(over, side{i, m.Used - target})
+			}
+		}
+	}
+	sort.Slice(over, func(a, b int) bool { return over[a].bytes > over[b].bytes })
+	sort.Slice(under, func(a, b int) bool { return under[a].bytes > under[b].bytes })
+	after := map[int]int64{}
+	for oi, ui := 0, 0; oi < len(over) && ui < len(under); {
+		n := min(over[oi].bytes, under[ui].bytes)
+		if n > 0 {
+			p.Moves = append(p.Moves, adminapi.RebalanceMove{From: p.Machines[over[oi].i].Name, To: p.Machines[under[ui].i].Name, Bytes: n})
+			p.Bytes += n
+			after[over[oi].i] -= n
+			after[under[ui].i] += n
+		}
+		over[oi].bytes -= n
+		under[ui].bytes -= n
+		if over[oi].bytes <= 0 {
+			oi++
+		}
+		if under[ui].bytes <= 0 {
+			ui++
+		}
+	}
+	for i, m := range p.Machines {
+		p.Machines[i].After = float64(m.Used+after[i]) / float64(m.Capacity)
+		if in := after[i]; in > 0 && in > m.Free {
+			p.Problems = append(p.Problems, fmt.Sprintf("%s would take %d bytes but has %d free", m.Name, in, m.Free))
+		}
+	}
+	p.Feasible = len(p.Problems) == 0
+	return p
+}
+
+// side is a machine's excess (over) or room (under) relative to the mean, in bytes.
+type side struct {
+	i     int
+	bytes int64
+}
+
+func hasSide(s []side, i int) bool {
+	for _, x := range s {
+		if x.i == i {
+			return true
+		}
+	}
+	return false
+}
+
+// StorePlan makes plan the one the master applies (none: delete).
+func StorePlan(ctx context.Context, cli *clientv3.Client, plan *adminapi.RebalancePlan) error {
+	if plan == nil {
+		_, err := cli.Delete(ctx, keyspace.RepairRebalance)
+		return err
+	}
+	val, _ := json.Marshal(plan)
+	if _, err := cli.Put(ctx, keyspace.RepairRebalance, string(val)); err != nil {
+		return fmt.Errorf("store the rebalance plan: %w", err)
+	}
+	return nil
+}
+
+// readPlan returns the applied plan (nil: none).
+func readPlan(ctx context.Context, cli *clientv3.Client) (*adminapi.RebalancePlan, error) {
+	resp, err := cli.Get(ctx, keyspace.RepairRebalance)
+	if err != nil {
+		return nil, fmt.Errorf("read the rebalance plan: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	var p adminapi.RebalancePlan
+	if err := json.Unmarshal(resp.Kvs[0].Value, &p); err != nil {
+		return nil, fmt.Errorf("decode the rebalance plan: %w", err)
+	}
+	return &p, nil
+}
+
+func moveKey(m *adminapi.RebalanceMove) string { return m.From + ">" + m.To }
+
+// loadPlan reads the applied plan at the start of a round; a new plan starts its counts anew.
+func (r *Repairer) loadPlan(ctx context.Context) error {
+	p, err := readPlan(ctx, r.Etcd)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p == nil || r.plan == nil || !p.Created.Equal(r.plan.Created) {
+		r.moved = map[string]int64{}
+	}
+	r.plan = p
+	r.reserved = map[string]int64{}
+	for k, v := range r.moved {
+		r.reserved[k] = v
+	}
+	return nil
+}
+
+// queueMove queues a healthy chunk for the applied plan while a move it fits has bytes left.
+func (r *Repairer) queueMove(rec record, ch meta.Chunk, vd verdict) {
+	if r.plan == nil {
+		return
+	}
+	for i := range r.plan.Moves {
+		mv := &r.plan.Moves[i]
+		k := moveKey(mv)
+		if r.reserved[k] >= mv.Bytes || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) {
+			continue
+		}
+		if r.queue.Push(Task{Key: rec.key, Rev: rec.rev, Chunk: ch, Want: rec.want, Priority: Rebalance, Move: mv}) {
+			r.reserved[k] += ch.Size
+		}
+		return
+	}
+}
+
+// finishPlan deletes the applied plan once every move is done.
+func (r *Repairer) finishPlan(ctx context.Context) error {
+	r.mu.Lock()
+	p := r.plan
+	done := p != nil
+	if p != nil {
+		for i := range p.Moves {
+			if r.moved[moveKey(&p.Moves[i])] < p.Moves[i].Bytes {
+				done = false
+			}
+		}
+	}
+	r.mu.Unlock()
+	if !done {
+		return nil
+	}
+	if _, _, err := r.txn(ctx, nil, []clientv3.Op{clientv3.OpDelete(keyspace.RepairRebalance)}); err != nil {
+		return fmt.Errorf("finish the rebalance plan: %w", err)
+	}
+	r.Log.Info("rebalance plan done", "moves", len(p.Moves), "bytes", p.Bytes)
+	return nil
+}
+
+// rebalanceStatus is the applied plan with the bytes moved so far (nil: none).
+func (r *Repairer) rebalanceStatus() *adminapi.RebalancePlan {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.plan == nil {
+		return nil
+	}
+	p := *r.plan
+	p.Moves = slices.Clone(p.Moves)
+	for i := range p.Moves {
+		p.Moves[i].Moved = r.moved[moveKey(&p.Moves[i])]
+	}
+	return &p
+}

@@ -1,0 +1,83 @@
+package datanode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A pass verifies every chunk: a byte flipped in one chunk's data (no read touched it) is found,
+// the chunk quarantined (reads get ErrNotFound) and reported; the others stay; the report
+// counts the pass. The rate holds the pass back.
+func TestScrubPass(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Options{Dir: t.TempDir(), MinFreeBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	data := bytes.Repeat([]byte("scrub me"), 200<<10/8) // 200 KiB: four blocks
+	for _, id := range []string{"a1", "a2", "a3"} {
+		if _, err := s.Put(ctx, id, bytes.NewReader(data), int64(len(data)), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Flip one byte in a2's third block, on disk.
+	f, err := os.OpenFile(s.path("a2"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{'X'}, 2*BlockSize+17); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	var mu sync.Mutex
+	var reported []string
+	sc := NewScrubber(s, ScrubOptions{Rate: 256 << 10, Report: func(_ context.Context, id string, cause error) error {
+		if !errors.Is(cause, ErrCorrupt) {
+			t.Errorf("reported %s with %v, want ErrCorrupt", id, cause)
+		}
+		mu.Lock()
+		reported = append(reported, id)
+		mu.Unlock()
+		return nil
+	}})
+	start := time.Now()
+	if err := sc.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 600 KiB at 256 KiB/s (a 256 KiB burst): at least a second and a half.
+	if d := time.Since(start); d < 1300*time.Millisecond {
+		t.Errorf("a pass over 600 KiB at 256 KiB/s took %v", d)
+	}
+	if len(reported) != 1 || reported[0] != "a2" {
+		t.Fatalf("reported %q, want [a2]", reported)
+	}
+	if _, err := s.Stat("a2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a2 after quarantine: %v", err)
+	}
+	for _, id := range []string{"a1", "a3"} {
+		if err := s.Verify(id); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+	}
+	rep := sc.Report()
+	if rep.Passes != 1 || rep.LastPassChunks != 3 || rep.Corrupt != 1 || rep.LastPassFinished.IsZero() {
+		t.Fatalf("report %+v", rep)
+	}
+	if u, _ := s.Usage(); u.Chunks != 2 {
+		t.Errorf("%d chunks counted after the quarantine, want 2", u.Chunks)
+	}
+	// A second pass finds nothing new.
+	if err := sc.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep := sc.Report(); rep.Passes != 2 || rep.LastPassChunks != 2 || rep.Corrupt != 1 || len(reported) != 1 {
+		t.Fatalf("second pass: report %+v, reported %q", rep, reported)
+	}
+}
