@@ -409,7 +409,8 @@ func TestLabAgent(t *testing.T) {
 				t.Fatalf("o%d after the rollout: %d bytes, %v", i, len(got), err)
 			}
 		}
-		// Removed for good, the machine's agent records go with it.
+		// Removed for good (its replicas lost there, for repair to re-create), the machine's agent
+		// records go with it.
 		if err := l.Stop(drv, "m4", 15*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +421,7 @@ func TestLabAgent(t *testing.T) {
 			_, err := ac.Do(ctx, http.MethodGet, "/v1/nodes", nil, &nodes)
 			return err == nil && !slices.ContainsFunc(nodes.Machines, func(m struct{ Name string }) bool { return m.Name == "m4" })
 		})
-		runCLI(t, l, "node", "remove", "m4")
+		runCLI(t, l, "node", "remove", "m4", "--force") // it holds replicas: repair re-creates them elsewhere
 		_, err := ac.Do(ctx, http.MethodGet, "/v1/nodes/m4/roles", nil, nil)
 		var ae *adminapi.APIError
 		if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
