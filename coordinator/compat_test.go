@@ -366,6 +366,15 @@ func TestCompatibility(t *testing.T) {
 		if r := tc.do(http.MethodGet, "/nullver/a?versionId=3HL4kqtJlcpXroDTDmjVBH40Nrjfkd", nil, nil); r.status != http.StatusNotFound || r.code() != s3.CodeNoSuchVersion {
 			t.Fatalf("GET of another version: %d %s", r.status, r.body)
 		}
+		for v, want := range map[string]int{"null": http.StatusOK, "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd": http.StatusNotFound} {
+			r := tc.do(http.MethodPut, "/nullver/copied", http.Header{"X-Amz-Copy-Source": {"/nullver/a?versionId=" + v}}, nil)
+			if r.status != want {
+				t.Fatalf("copy from version %s: %d %s", v, r.status, r.body)
+			}
+		}
+		if r := tc.do(http.MethodDelete, "/nullver/copied", nil, nil); r.status != http.StatusNoContent {
+			t.Fatalf("DELETE copied: %d %s", r.status, r.body)
+		}
 		if r := tc.do(http.MethodDelete, "/nullver/a?versionId=null", nil, nil); r.status != http.StatusNoContent {
 			t.Fatalf("DELETE versionId=null: %d %s", r.status, r.body)
 		}

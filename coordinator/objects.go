@@ -431,9 +431,12 @@ func (c *Coordinator) deleteObjects(rq *request) error {
 // range to copy.
 func (c *Coordinator) copySource(rq *request) (*meta.Object, int64, int64, error) {
 	h := rq.r.Header
-	sb, sk, _, err := s3.ParseCopySource(h.Get("X-Amz-Copy-Source"))
+	sb, sk, version, err := s3.ParseCopySource(h.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return nil, 0, 0, err
+	}
+	if version != "" && version != s3.NullVersion {
+		return nil, 0, 0, s3.ErrorFor(s3.CodeNoSuchVersion, "") // only null versions exist (versions.go)
 	}
 	src, err := c.meta.GetObject(rq.r.Context(), sb, sk)
 	if err != nil {
