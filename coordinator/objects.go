@@ -412,8 +412,15 @@ func (c *Coordinator) deleteObjects(rq *request) error {
 		if err == nil && o.VersionID != "" && o.VersionID != s3.NullVersion {
 			err = s3.ErrorFor(s3.CodeNoSuchVersion, "") // only the null version exists (versions.go)
 		}
+		if err == nil && (o.LastModifiedTime != "" || o.Size != "") {
+			err = s3.ErrorFor(s3.CodeNotImplemented, "conditional deletes on LastModifiedTime or Size are not implemented by hanode")
+		}
 		if err == nil {
-			err = c.meta.DeleteObject(ctx, rq.bucket, o.Key, c.o.GCGrace)
+			var cond meta.Condition
+			if o.ETag != "" {
+				cond.IfMatch = []string{s3.UnquoteETag(o.ETag)}
+			}
+			err = c.meta.DeleteObjectIf(ctx, rq.bucket, o.Key, c.o.GCGrace, cond)
 		}
 		if err != nil {
 			e := toS3(err)
