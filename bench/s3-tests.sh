@@ -92,7 +92,7 @@ import re, sys, xml.etree.ElementTree as ET
 areas = [
     ("versioning", r"version|delete_marker"), ("object lock", r"object_lock|retention|legal_hold"),
     ("lifecycle", r"lifecycle|_lc_"), ("tagging", r"tagging|_tags?_|_tag$"), ("CORS", r"cors"),
-    ("policies", r"policy"), ("ACLs", r"acl|grant|ownership|_perm"), ("encryption", r"encrypt|sse|_kms"),
+    ("policies", r"policy"), ("ACLs", r"acl|grant|ownership|_perm"), ("encryption", r"encrypt|sse|_kms|_enc$"),
     ("checksums", r"checksum|crc"), ("POST uploads", r"post_object"), ("conditionals", r"if_?match|if_?none|ifmodified|ifunmodified|conditional|precondition"),
     ("ranges", r"range"), ("multipart", r"multipart|upload_part|_part_"), ("copy", r"copy"),
     ("listings", r"list|prefix|delimiter|marker|max_keys|encoding"), ("metadata", r"meta"),

@@ -366,6 +366,15 @@ func TestCompatibility(t *testing.T) {
 		if r := tc.do(http.MethodGet, "/nullver/a?versionId=3HL4kqtJlcpXroDTDmjVBH40Nrjfkd", nil, nil); r.status != http.StatusNotFound || r.code() != s3.CodeNoSuchVersion {
 			t.Fatalf("GET of another version: %d %s", r.status, r.body)
 		}
+		for v, want := range map[string]int{"null": http.StatusOK, "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd": http.StatusNotFound} {
+			r := tc.do(http.MethodPut, "/nullver/copied", http.Header{"X-Amz-Copy-Source": {"/nullver/a?versionId=" + v}}, nil)
+			if r.status != want {
+				t.Fatalf("copy from version %s: %d %s", v, r.status, r.body)
+			}
+		}
+		if r := tc.do(http.MethodDelete, "/nullver/copied", nil, nil); r.status != http.StatusNoContent {
+			t.Fatalf("DELETE copied: %d %s", r.status, r.body)
+		}
 		if r := tc.do(http.MethodDelete, "/nullver/a?versionId=null", nil, nil); r.status != http.StatusNoContent {
 			t.Fatalf("DELETE versionId=null: %d %s", r.status, r.body)
 		}
@@ -419,6 +428,15 @@ func TestCompatibility(t *testing.T) {
 		}
 		if r := tc.do(http.MethodDelete, "/compat/cond", http.Header{"If-Match": {`"0123"`}}, nil); r.status != http.StatusPreconditionFailed {
 			t.Fatalf("DELETE if-match another etag: %d %s", r.status, r.body)
+		}
+		// DeleteObjects: an entry's ETag is a condition; LastModifiedTime and Size are refused.
+		del := `<Delete><Object><Key>cond</Key><ETag>"0123"</ETag></Object><Object><Key>cond</Key><Size>1</Size></Object></Delete>`
+		r := tc.do(http.MethodPost, "/compat?delete", nil, []byte(del))
+		if r.status != http.StatusOK || !bytes.Contains(r.body, []byte("<Code>PreconditionFailed</Code>")) || !bytes.Contains(r.body, []byte("<Code>NotImplemented</Code>")) {
+			t.Fatalf("DeleteObjects with conditions: %d %s", r.status, r.body)
+		}
+		if _, err := mc.StatObject(ctx, "compat", "cond", minio.StatObjectOptions{}); err != nil {
+			t.Fatalf("deleted though its conditions failed: %v", err)
 		}
 		// CompleteMultipartUpload with If-None-Match: * over an existing object.
 		core := minio.Core{Client: mc}

@@ -412,8 +412,15 @@ func (c *Coordinator) deleteObjects(rq *request) error {
 		if err == nil && o.VersionID != "" && o.VersionID != s3.NullVersion {
 			err = s3.ErrorFor(s3.CodeNoSuchVersion, "") // only the null version exists (versions.go)
 		}
+		if err == nil && (o.LastModifiedTime != "" || o.Size != "") {
+			err = s3.ErrorFor(s3.CodeNotImplemented, "conditional deletes on LastModifiedTime or Size are not implemented by hanode")
+		}
 		if err == nil {
-			err = c.meta.DeleteObject(ctx, rq.bucket, o.Key, c.o.GCGrace)
+			var cond meta.Condition
+			if o.ETag != "" {
+				cond.IfMatch = []string{s3.UnquoteETag(o.ETag)}
+			}
+			err = c.meta.DeleteObjectIf(ctx, rq.bucket, o.Key, c.o.GCGrace, cond)
 		}
 		if err != nil {
 			e := toS3(err)
@@ -431,9 +438,12 @@ func (c *Coordinator) deleteObjects(rq *request) error {
 // range to copy.
 func (c *Coordinator) copySource(rq *request) (*meta.Object, int64, int64, error) {
 	h := rq.r.Header
-	sb, sk, _, err := s3.ParseCopySource(h.Get("X-Amz-Copy-Source"))
+	sb, sk, version, err := s3.ParseCopySource(h.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return nil, 0, 0, err
+	}
+	if version != "" && version != s3.NullVersion {
+		return nil, 0, 0, s3.ErrorFor(s3.CodeNoSuchVersion, "") // only null versions exist (versions.go)
 	}
 	src, err := c.meta.GetObject(rq.r.Context(), sb, sk)
 	if err != nil {

@@ -312,6 +312,10 @@ type CopyPartResult struct {
 type ObjectIdentifier struct {
 	Key       string `xml:"Key"`
 	VersionID string `xml:"VersionId,omitempty"`
+	// Conditions on the object deleted (AWS's conditional deletes).
+	ETag             string `xml:"ETag,omitempty"`
+	LastModifiedTime string `xml:"LastModifiedTime,omitempty"`
+	Size             string `xml:"Size,omitempty"`
 }
 
 // Delete is the DeleteObjects request body.
