@@ -157,6 +157,11 @@ func TestBrowser(t *testing.T) {
 	for _, m := range []string{"m1", "m2", "m3"} {
 		b.do("machine "+m+" up", chromedp.WaitVisible(chromedp.CSS(`tr[data-machine="`+m+`"][data-state="up"]`)))
 	}
+	// The scrub line sums every live datanode's background verification.
+	b.do("scrub line", chromedp.WaitVisible(chromedp.ID("scrub")))
+	if s := b.text("#scrub"); !strings.Contains(s, "3 datanodes") || !strings.Contains(s, "0 corrupt chunks found") {
+		t.Errorf("overview scrub line %q: want the 3 datanodes and 0 corrupt chunks", s)
+	}
 	cookies, err := chromedp.Call(bctx, network.GetCookies, network.GetCookiesParams{})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/config"
@@ -56,22 +57,29 @@ type overviewData struct {
 	// Held is, by machine, the replicas and bytes it holds as of that sweep.
 	Repair *adminapi.Repair
 	Held   map[string]adminapi.RepairMachine
+	// Scrub sums the live datanodes' background verification (nil when it could not be read).
+	Scrub *scrubView
 }
 
 func (u *UI) overviewData(r *http.Request, v *viewer) (*overviewData, error) {
 	d := &overviewData{}
 	var ms adminapi.Machines
 	var rep adminapi.Repair
-	var statusErr, machinesErr, repairErr error
-	var wg sync.WaitGroup // the three answers are independent: ask them at once
-	wg.Add(3)
+	var scrub adminapi.Scrub
+	var statusErr, machinesErr, repairErr, scrubErr error
+	var wg sync.WaitGroup // the four answers are independent: ask them at once
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		statusErr = u.call(r, v, http.MethodGet, "/v1/cluster/status", nil, &d.Status)
 	}()
 	go func() { defer wg.Done(); machinesErr = u.call(r, v, http.MethodGet, "/v1/machines", nil, &ms) }()
 	go func() { defer wg.Done(); repairErr = u.call(r, v, http.MethodGet, "/v1/repair", nil, &rep) }()
+	go func() { defer wg.Done(); scrubErr = u.call(r, v, http.MethodGet, "/v1/scrub", nil, &scrub) }()
 	wg.Wait()
+	if scrubErr == nil {
+		d.Scrub = newScrubView(scrub)
+	}
 	if err := cmp.Or(statusErr, machinesErr); err != nil {
 		return nil, err
 	}
@@ -421,4 +429,39 @@ func (u *UI) accessPage(w http.ResponseWriter, r *http.Request, v *viewer, statu
 		d.Outcome = doneOutcome(q.Get("done"))
 	}
 	u.render(w, r, status, "access", v, d)
+}
+
+// scrubView is the overview's scrub line: the datanodes' passes summed.
+type scrubView struct {
+	Datanodes int
+	InPass    int   // datanodes with a pass under way
+	Verified  int64 // bytes verified by the passes under way
+	// ETASeconds: the longest time a pass under way still needs at scrub-rate, estimated from
+	// the size of its datanode's previous pass; -1 when no pass has a previous one to go by.
+	ETASeconds float64
+	// Oldest is the oldest last full pass; NoPass counts datanodes without one yet.
+	Oldest  time.Time
+	NoPass  int
+	Corrupt int64
+}
+
+func newScrubView(s adminapi.Scrub) *scrubView {
+	v := &scrubView{Datanodes: len(s.Datanodes), ETASeconds: -1}
+	for _, d := range s.Datanodes {
+		v.Corrupt += d.Corrupt
+		if d.LastPassFinished.IsZero() {
+			v.NoPass++
+		} else if v.Oldest.IsZero() || d.LastPassFinished.Before(v.Oldest) {
+			v.Oldest = d.LastPassFinished
+		}
+		if d.PassStarted.IsZero() {
+			continue
+		}
+		v.InPass++
+		v.Verified += d.PassBytes
+		if d.LastPassBytes > 0 && s.Rate > 0 {
+			v.ETASeconds = max(v.ETASeconds, float64(max(d.LastPassBytes-d.PassBytes, 0))/float64(s.Rate))
+		}
+	}
+	return v
 }
