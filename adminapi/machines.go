@@ -6,9 +6,18 @@ import "time"
 const (
 	// RoleRunning: the role process is registered (its lease is alive).
 	RoleRunning = "running"
-	// RoleDown: the role was seen registered by the answering controller, or is an etcd member
-	// (controller), and is not registered now.
+	// RoleDown: the role should run (or nothing says otherwise) and is not registered: it was
+	// seen registered by the answering controller, is in its machine's desired state, or is an
+	// etcd member (controller).
 	RoleDown = "down"
+	// RoleStopped: the machine's desired state says the role is stopped (hanode node stop).
+	RoleStopped = "stopped"
+	// RoleStarting, RoleStopping: its agent is starting or stopping the process.
+	RoleStarting = "starting"
+	RoleStopping = "stopping"
+	// RoleCrashLooping: the process exited more than once in a row unasked; its agent waits
+	// (backoff) before each start.
+	RoleCrashLooping = "crash-looping"
 )
 
 // Machine states in GET /v1/machines.
@@ -16,6 +25,7 @@ const (
 	MachineUp       = "up"       // every known role running
 	MachineDegraded = "degraded" // some roles down
 	MachineDown     = "down"     // every known role down
+	MachineStopped  = "stopped"  // every role stopped on purpose
 )
 
 // Machines is the answer of GET /v1/machines: every machine the answering controller knows of,
@@ -30,7 +40,7 @@ type Machines struct {
 // MachineState is one machine in GET /v1/machines and GET /v1/machines/{name}.
 type MachineState struct {
 	Name     string      `json:"name"`
-	State    string      `json:"state"` // up, degraded, down
+	State    string      `json:"state"` // up, degraded, down, stopped (roles stopped on purpose do not count)
 	Zone     string      `json:"zone,omitempty"`
 	Draining *DrainMark  `json:"draining,omitempty"`
 	Capacity int64       `json:"capacity,omitempty"` // the datanode's chunk filesystem
@@ -60,6 +70,15 @@ type RoleState struct {
 	// second: etcd reports lease time in seconds); LeaseTTL is the lease's length in seconds.
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
 	LeaseTTL      int64     `json:"lease_ttl,omitempty"`
+	// Supervision by the machine's agent, when it has one (GET /v1/agents has all of it):
+	// Desired is "run" or "stop" (empty: no desired state for the role), Agent the state its
+	// agent reports (starting, running, stopping, stopped, backoff), Restarts and Failures its
+	// counters, LastExit how the process last ended.
+	Desired  string `json:"desired,omitempty"`
+	Agent    string `json:"agent,omitempty"`
+	Restarts int    `json:"restarts,omitempty"`
+	Failures int    `json:"failures,omitempty"`
+	LastExit string `json:"last_exit,omitempty"`
 }
 
 // MachineEvent is a role transition of a machine.

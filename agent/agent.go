@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/hanode/hanode/agent/state"
 	"github.com/hanode/hanode/config"
@@ -107,7 +108,6 @@ func (r *Role) Start(ctx context.Context) error {
 	if err := r.srv.Listen(); err != nil {
 		return err
 	}
-
 	if r.sup != nil {
 		if err := os.MkdirAll(r.stateDir(), 0o750); err != nil {
 			r.srv.Close()
@@ -127,7 +127,6 @@ func (r *Role) Start(ctx context.Context) error {
 				}
 			}
 		}
-
 		r.sup.Apply(d, source)
 		r.srv.Registry.MustRegister(&collector{sup: r.sup})
 	}
@@ -150,6 +149,7 @@ func (r *Role) Start(ctx context.Context) error {
 			defer close(r.done)
 			done := make(chan struct{})
 			go func() { r.report(wctx, member.Etcd); close(done) }()
+			go syncEndpoints(wctx, member.Etcd)
 			r.watchDesired(wctx, member.Etcd)
 			<-done
 		}()
@@ -242,5 +242,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descWanted, prometheus.GaugeValue, b(r.Run), r.Role)
 		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(r.Restarts), r.Role)
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.GaugeValue, float64(r.Failures), r.Role)
+	}
+}
+
+// syncEndpoints keeps the agent's etcd client pointed at every etcd member: on a controller
+// machine it starts with the local member alone, and must still see its desired state (say, to
+// start the local controller again) while that member is stopped.
+func syncEndpoints(ctx context.Context, cli *clientv3.Client) {
+	for d := 2 * time.Second; ctx.Err() == nil; d = 30 * time.Second {
+		sleep(ctx, d)
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_ = cli.Sync(sctx) // on failure the endpoints stay as they were
+		cancel()
 	}
 }

@@ -45,18 +45,13 @@ func (r *Role) saveCache(d *state.Desired) {
 
 func (r *Role) cachePath() string { return r.stateDir() + "/" + cacheFile }
 
-// apply hands d to the supervisor and caches it.
-func (r *Role) apply(d *state.Desired, source string) {
-	old, _ := r.sup.Desired()
-	if old == nil || old.Version != d.Version || source == "etcd" {
-		if old == nil || old.Version != d.Version {
-			r.log.Info("desired state", "version", d.Version, "source", source, "roles", fmt.Sprint(d.Roles), "by", d.By)
-		}
-		r.sup.Apply(d, source)
+// apply hands d, read from etcd, to the supervisor and caches it.
+func (r *Role) apply(d *state.Desired) {
+	if old, _ := r.sup.Desired(); old == nil || old.Version != d.Version {
+		r.log.Info("desired state", "version", d.Version, "roles", fmt.Sprint(d.Roles), "by", d.By)
 	}
-	if source == "etcd" {
-		r.saveCache(d)
-	}
+	r.sup.Apply(d, "etcd")
+	r.saveCache(d)
 }
 
 // watchDesired follows the machine's desired state in etcd: it reads it (creating it from the
@@ -93,7 +88,7 @@ func (r *Role) watchDesired(ctx context.Context, cli *clientv3.Client) {
 			continue
 		}
 		lastErr = ""
-		r.apply(d, "etcd")
+		r.apply(d)
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		for wr := range cli.Watch(wctx, key, clientv3.WithRev(resp.Header.Revision+1)) {
 			if wr.Err() != nil {
@@ -109,7 +104,7 @@ func (r *Role) watchDesired(ctx context.Context, cli *clientv3.Client) {
 					r.log.Warn("ignoring a malformed desired state", "err", err)
 					continue
 				}
-				r.apply(d, "etcd")
+				r.apply(d)
 			}
 		}
 		wcancel()

@@ -214,6 +214,10 @@ func (s *Supervisor) loop(c *child) {
 				continue
 			}
 			s.mu.Lock()
+			if w.Restart > c.appliedGen {
+				// A restart asked for while the role waits out its backoff starts it now.
+				c.st.NextStart = time.Time{}
+			}
 			next := c.st.NextStart
 			s.mu.Unlock()
 			if d := time.Until(next); d > 0 {

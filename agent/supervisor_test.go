@@ -166,6 +166,14 @@ func TestSupervisorBacksOffARoleThatExitsAtOnce(t *testing.T) {
 	if rs.State != state.StateBackoff && rs.State != state.StateStopped {
 		t.Fatalf("state %q, want backoff", rs.State)
 	}
+	// A restart request does not wait out the backoff.
+	b2 := Backoff{Initial: time.Hour, Max: time.Hour, Reset: time.Hour}
+	h2 := newHarness(t, b2, map[string]string{"proxy": crash})
+	h2.sup.Apply(desired(1, run("proxy")), "config")
+	waitRole(t, h2.sup, "proxy", 5*time.Second, "backing off for an hour", func(r state.RoleState) bool { return r.State == state.StateBackoff })
+	h2.sup.Apply(desired(2, state.Want{Role: "proxy", Run: true, Restart: 1}), "etcd")
+	waitRole(t, h2.sup, "proxy", 2*time.Second, "started at once on request", func(r state.RoleState) bool { return r.RestartGen == 1 && r.Failures == 3 })
+
 	// Stopping it ends the loop and clears the failures.
 	s.Apply(desired(2, state.Want{Role: "datanode"}), "etcd")
 	waitRole(t, s, "datanode", 3*time.Second, "stopped", func(r state.RoleState) bool { return r.State == state.StateStopped && r.Failures == 0 })

@@ -20,6 +20,7 @@ work=${WORK:-/tmp/hanode-s3-tests}
 addr=${ADDRESS:-127.0.55.10}
 repo=$(pwd)
 
+py=/usr/bin/python3 # Debian's, with the packages below (not a python3 earlier on PATH)
 pkgs="python3-boto3 python3-botocore python3-pytest python3-munch python3-gevent python3-isodate python3-lxml python3-tz python3-yaml python3-httplib2 python3-requests"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -56,11 +57,12 @@ until [ -f "$ca" ] && curl -sf --cacert "$ca" "https://$addr:9000/readyz" >/dev/
   sleep 0.5
 done
 
-# Four users, as the suite's config asks for (main, alt, tenant, iam).
+# The users the suite's config names (main, alt, tenant, iam, and the two IAM account roots,
+# which only the IAM cases use).
 user() {
   (cd "$work/app" && HANODE_ADDRESS=$addr "$HANODE" user add --json --description "ceph/s3-tests $1" \
     --data-dir ./hanode-data --controllers "https://$addr:8900") |
-    python3 -c 'import json,sys; u=json.load(sys.stdin); print(u["access_key"], u["secret_key"])'
+    "$py" -c 'import json,sys; u=json.load(sys.stdin); print(u["access_key"], u["secret_key"])'
 }
 section() { # name, display name, user id, email
   set -- "$1" "$2" "$3" "$4" $(user "$1")
@@ -73,16 +75,19 @@ section() { # name, display name, user id, email
   printf 'api_name = us-east-1\n\n'
   section "s3 alt" "alt" "alt" "alt@example.com"; echo
   section "s3 tenant" "tenant" "tenant" "tenant@example.com"; printf 'tenant = testx\n\n'
-  section "iam" "iam" "iam" "iam@example.com"
+  section "iam" "iam" "iam" "iam@example.com"; echo
+  section "iam root" "iamroot" "iamroot" "iamroot@example.com"; echo
+  section "iam alt root" "iamaltroot" "iamaltroot" "iamaltroot@example.com"
 } >"$work/s3tests.conf"
 
 echo "ceph/s3-tests $rev, s3tests/functional/test_s3.py, against the appliance at https://$addr:9000 ($("$HANODE" version | head -n 1))"
-(cd "$tests" && S3TEST_CONF="$work/s3tests.conf" python3 -m pytest -q -p no:cacheprovider --junitxml="$work/junit.xml" \
+# SSL_CERT_FILE: the cases that open their own TLS connections (100-continue) trust the CA.
+(cd "$tests" && SSL_CERT_FILE=$ca S3TEST_CONF="$work/s3tests.conf" "$py" -m pytest -q -p no:cacheprovider --junitxml="$work/junit.xml" \
   s3tests/functional/test_s3.py "$@" >"$work/pytest.log" 2>&1) || true
 tail -n 1 "$work/pytest.log"
 
 # By area: a case's area is the first rule its name matches.
-python3 - "$work/junit.xml" <<'EOF'
+"$py" - "$work/junit.xml" <<'EOF'
 import re, sys, xml.etree.ElementTree as ET
 areas = [
     ("versioning", r"version|delete_marker"), ("object lock", r"object_lock|retention|legal_hold"),

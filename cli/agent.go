@@ -51,7 +51,7 @@ func (agentCmd) Run(e *Env) error {
 	r := agent.NewSupervisingRole(m, log, agent.SuperviseOptions{
 		Binary: bin,
 		Args:   func(role string) []string { return append(slices.Clone(base), "--role", role) },
-		Env:    os.Environ(),
+		Env:    childEnv(),
 		Roles:  cfg.Roles(),
 	})
 	start := time.Now()
@@ -118,4 +118,16 @@ func flagValue(v reflect.Value) string {
 		return strings.Join(x, ",")
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// childEnv is the agent's environment without NOTIFY_SOCKET: systemd hears from the agent
+// alone (READY once every role is ready).
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/agent/state"
+	"github.com/hanode/hanode/config"
 )
 
 // Machines and roles through the agents: node start|stop|restart MACHINE/ROLE, node roles
@@ -191,7 +192,7 @@ func (c nodeRolesCmd) Run(e *Env) error {
 }
 
 type rolloutCmd struct {
-	Restart rolloutRestartCmd `cmd:"" help:"Restart a role on every machine, one machine at a time, each ready before the next."`
+	Restart rolloutRestartCmd `cmd:"" help:"Restart a role on every machine, one machine at a time, each ready (datanodes: every chunk back on R machines) before the next."`
 }
 
 // rolloutRestartCmd takes its role from the global --role flag (hanode rollout restart --role
@@ -246,6 +247,15 @@ func (c rolloutRestartCmd) Run(e *Env) error {
 			return fmt.Errorf("rollout stopped at %s (the machines after it were not restarted): %w", machine, err)
 		}
 		fmt.Fprintf(e.Stdout, "  %s/%s: restarted, %s, in %s\n", machine, c.Role, describeRole(a.Role(c.Role)), time.Since(start).Round(10*time.Millisecond))
+		if c.Role == config.RoleDatanode {
+			// The next datanode goes only once every chunk is back on R machines.
+			ready := time.Now()
+			msg, err := waitReplicated(ctx, cl, ready, c.Timeout)
+			if err != nil {
+				return fmt.Errorf("rollout stopped after %s (the machines after it were not restarted): %w", machine, err)
+			}
+			fmt.Fprintf(e.Stdout, "  %s after %s\n", msg, time.Since(ready).Round(100*time.Millisecond))
+		}
 	}
 	fmt.Fprintf(e.Stdout, "rollout of %s done on %d machines in %s\n", c.Role, len(machines), time.Since(begin).Round(100*time.Millisecond))
 	return nil
@@ -319,5 +329,39 @@ func agentsSection(e *Env, w io.Writer) {
 	if len(list.Machines) > 0 {
 		fmt.Fprintln(w, "\nroles supervised by the machines' agents:")
 		_ = printAgents(w, list.Machines)
+	}
+}
+
+// waitReplicated polls the active master's repair status until a sweep that started after
+// since finds no chunk below its replica count (none at risk, none waiting for a machine
+// that is down), or timeout passes.
+func waitReplicated(ctx context.Context, cl *adminapi.Client, since time.Time, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	last := "no repair status yet"
+	for {
+		var st adminapi.Repair
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := cl.Do(rctx, http.MethodGet, "/v1/repair", nil, &st)
+		cancel()
+		switch {
+		case err != nil:
+			last = err.Error()
+		case st.Sweep == nil || !st.Sweep.Started.After(since):
+			last = "waiting for a sweep of every chunk that started after the restart"
+		default:
+			sum := st.Summary()
+			if sum.AtRiskChunks == 0 && sum.Waiting == 0 {
+				return fmt.Sprintf("no chunk below its replica count (sweep of %d chunks)", st.Sweep.Chunks), nil
+			}
+			last = fmt.Sprintf("%d chunks below their replica count, %d waiting for a machine that is down", sum.AtRiskChunks, sum.Waiting)
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("replication not whole after %s: %s", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }

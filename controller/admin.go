@@ -457,7 +457,13 @@ func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.tracker.forget(machine)
-	if !removedMember && resp.Deleted == 0 && !force {
+	// Its agent's desired state goes too (a machine of that name joining later starts afresh).
+	agents, err := c.cli.Delete(ctx, keyspace.Agents+machine+"/", clientv3.WithPrefix())
+	if err != nil {
+		service.WriteError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	if !removedMember && resp.Deleted == 0 && agents.Deleted == 0 && !force {
 		service.WriteError(w, http.StatusNotFound, fmt.Errorf("no machine %q is known to the cluster", machine))
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/agent/state"
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/internal/service"
@@ -256,6 +258,16 @@ func (c *Role) machines(ctx context.Context, only string) ([]adminapi.MachineSta
 		m.Roles = append(m.Roles, rs)
 		has[tr.reg.Machine+"/"+tr.reg.Role] = true
 	}
+	agents, err := state.List(ctx, c.cli)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range agents {
+		if only != "" && a.Machine != only {
+			continue
+		}
+		supervise(get(a.Machine), a, has)
+	}
 	ml, err := c.cli.MemberList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list etcd members: %w", err)
@@ -286,14 +298,19 @@ func (c *Role) machines(ctx context.Context, only string) ([]adminapi.MachineSta
 	out := make([]adminapi.MachineState, 0, len(byName))
 	for _, m := range byName {
 		sort.Slice(m.Roles, func(i, j int) bool { return roleOrder(m.Roles[i].Role) < roleOrder(m.Roles[j].Role) })
-		up := 0
+		up, wanted := 0, 0
 		for _, r := range m.Roles {
+			if r.State != adminapi.RoleStopped {
+				wanted++
+			}
 			if r.State == adminapi.RoleRunning {
 				up++
 			}
 		}
 		switch {
-		case len(m.Roles) == 0 || up == len(m.Roles):
+		case len(m.Roles) > 0 && wanted == 0:
+			m.State = adminapi.MachineStopped
+		case up == wanted:
 			m.State = adminapi.MachineUp
 		case up == 0:
 			m.State = adminapi.MachineDown
@@ -353,6 +370,51 @@ func (c *Role) heartbeats(ctx context.Context, leases map[clientv3.LeaseID][]*ad
 		}()
 	}
 	wg.Wait()
+}
+
+// supervise adds what a machine's agent says to its roles: the desired state of each, the
+// agent's report, and the state of a role that is not registered — stopped on purpose,
+// starting, stopping, crash-looping, or down. Roles only the desired state names are added.
+func supervise(m *adminapi.MachineState, a state.Machine, has map[string]bool) {
+	if a.Desired == nil {
+		return
+	}
+	for _, want := range a.Desired.Roles {
+		i := slices.IndexFunc(m.Roles, func(r adminapi.RoleState) bool { return r.Role == want.Role })
+		if i < 0 {
+			m.Roles = append(m.Roles, adminapi.RoleState{Role: want.Role, State: adminapi.RoleDown})
+			i = len(m.Roles) - 1
+			has[m.Name+"/"+want.Role] = true
+		}
+		rs := &m.Roles[i]
+		rs.Desired = "stop"
+		if want.Run {
+			rs.Desired = "run"
+		}
+		var rep *state.RoleState
+		if a.Actual != nil {
+			rep = a.Actual.Role(want.Role)
+		}
+		if rep != nil {
+			rs.Agent, rs.Restarts, rs.Failures = rep.State, rep.Restarts, rep.Failures
+			if rep.LastExit != nil {
+				rs.LastExit = rep.LastExit.Status + " (" + rep.LastExit.Reason + ") at " + rep.LastExit.At.UTC().Format(time.RFC3339)
+			}
+		}
+		if rs.State == adminapi.RoleRunning {
+			continue
+		}
+		switch {
+		case !want.Run:
+			rs.State = adminapi.RoleStopped
+		case rep != nil && rep.State == state.StateBackoff && rep.Failures > 1:
+			rs.State = adminapi.RoleCrashLooping
+		case rep != nil && rep.State == state.StateStarting:
+			rs.State = adminapi.RoleStarting
+		case rep != nil && rep.State == state.StateStopping:
+			rs.State = adminapi.RoleStopping
+		}
+	}
 }
 
 // roleOrder sorts roles as config.AllRoles lists them.

@@ -34,6 +34,7 @@ func (c *Role) uiRoutes(ctx context.Context) {
 		API:      mux,
 		Verifier: v,
 		Audit:    sec.audit.Record,
+		Refused:  func(action, remote string) { sec.audit.Refused("admin", action, remote) },
 		Cluster:  c.m.Config.ClusterName,
 		Machine:  c.m.Config.Name,
 		Log:      c.log.With("component", "webui"),

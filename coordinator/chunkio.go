@@ -47,9 +47,10 @@ const inflightChunks = 2
 
 // written is the result of writing an object's bytes as chunks.
 type written struct {
-	chunks []meta.Chunk
-	md5    []byte
-	size   int64
+	chunks   []meta.Chunk
+	md5      []byte
+	size     int64
+	checksum s3.Checksum // the request's x-amz-checksum-*, verified (writeBody)
 }
 
 // writeChunks reads exactly size bytes from body, cuts them into chunks named writeID-n and

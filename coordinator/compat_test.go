@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/signer"
+	"github.com/minio/minio-go/v7/pkg/tags"
 
 	"github.com/hanode/hanode/s3"
 )
@@ -170,8 +172,8 @@ func TestCompatibility(t *testing.T) {
 			{http.MethodPut, "/compat?versioning"},
 			{http.MethodGet, "/compat/a%20b?acl"},
 			{http.MethodGet, "/compat/a%20b?attributes"},
-			{http.MethodPut, "/compat/a%20b?tagging"},
-			{http.MethodDelete, "/compat/a%20b?tagging"},
+			{http.MethodPut, "/compat/a%20b?legal-hold"},
+			{http.MethodDelete, "/compat/a%20b?acl"},
 			{http.MethodPut, "/compat/a%20b?retention"},
 		} {
 			r := tc.do(c.method, c.target, nil, nil)
@@ -191,18 +193,19 @@ func TestCompatibility(t *testing.T) {
 			value  string
 			code   string
 		}{
+			{"/compat/tagged", "X-Amz-Tagging", "a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11", s3.CodeInvalidTag},
 			{"/compat/sse", "X-Amz-Server-Side-Encryption", "AES256", s3.CodeNotImplemented},
 			{"/compat/sse", "X-Amz-Server-Side-Encryption", "aws:kms", s3.CodeNotImplemented},
 			{"/compat/sse", "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256", s3.CodeNotImplemented},
 			{"/compat/locked", "X-Amz-Object-Lock-Mode", "COMPLIANCE", s3.CodeNotImplemented},
 			{"/compat/public", "X-Amz-Acl", "public-read", s3.CodeNotImplemented},
 			{"/compat/granted", "X-Amz-Grant-Read", "id=someone", s3.CodeNotImplemented},
-			{"/compat/tagged", "X-Amz-Tagging", "a=b", s3.CodeNotImplemented},
+			{"/compat/tagged", "X-Amz-Tagging", strings.Repeat("k=v&", 10) + "x=y", s3.CodeInvalidTag},
 			{"/lockedbucket", "X-Amz-Bucket-Object-Lock-Enabled", "true", s3.CodeNotImplemented},
 			{"/publicbucket", "X-Amz-Acl", "public-read-write", s3.CodeNotImplemented},
 		} {
 			r := tc.do(http.MethodPut, c.target, http.Header{c.header: {c.value}}, []byte("secret"))
-			if r.status != http.StatusNotImplemented || r.code() != c.code {
+			if r.status != s3.ErrorFor(c.code, "").Status || r.code() != c.code {
 				t.Fatalf("PUT %s with %s: %s: %d %s", c.target, c.header, c.value, r.status, r.body)
 			}
 		}
@@ -457,6 +460,140 @@ func TestCompatibility(t *testing.T) {
 		}
 		if won != 1 {
 			t.Fatalf("%d racing writers created the key, want 1", won)
+		}
+	})
+
+	t.Run("object tagging", func(t *testing.T) {
+		opts := minio.PutObjectOptions{UserTags: map[string]string{"foo": "bar", "empty": ""}}
+		if _, err := mc.PutObject(ctx, "compat", "tagged", bytes.NewReader(data), int64(len(data)), opts); err != nil {
+			t.Fatal(err)
+		}
+		got := func(key string) map[string]string {
+			tg, err := mc.GetObjectTagging(ctx, "compat", key, minio.GetObjectTaggingOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tg.ToMap()
+		}
+		if m := got("tagged"); len(m) != 2 || m["foo"] != "bar" || m["empty"] != "" {
+			t.Fatalf("tags from x-amz-tagging: %v", m)
+		}
+		if st, err := mc.StatObject(ctx, "compat", "tagged", minio.StatObjectOptions{}); err != nil || st.UserTagCount != 2 {
+			t.Fatalf("x-amz-tagging-count: %v %d", err, st.UserTagCount)
+		}
+		tg, _ := tags.NewTags(map[string]string{"k1": "v1", "k2": "v2", "k3": "v3"}, true)
+		if err := mc.PutObjectTagging(ctx, "compat", "tagged", tg, minio.PutObjectTaggingOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if m := got("tagged"); len(m) != 3 || m["k3"] != "v3" {
+			t.Fatalf("tags after PutObjectTagging: %v", m)
+		}
+		// Tags change the record only: the data reads back, an 11th tag is refused.
+		if b, err := get(t, mc, "compat", "tagged", minio.GetObjectOptions{}); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("data after tagging: %v", err)
+		}
+		var many strings.Builder
+		many.WriteString("<Tagging><TagSet>")
+		for i := range 11 {
+			many.WriteString("<Tag><Key>k" + string(rune('a'+i)) + "</Key><Value>v</Value></Tag>")
+		}
+		many.WriteString("</TagSet></Tagging>")
+		if r := tc.do(http.MethodPut, "/compat/tagged?tagging", nil, []byte(many.String())); r.status != http.StatusBadRequest || r.code() != s3.CodeInvalidTag {
+			t.Fatalf("11 tags: %d %s", r.status, r.body)
+		}
+		// A copy keeps the source's tags unless told to replace them.
+		if _, err := mc.CopyObject(ctx, minio.CopyDestOptions{Bucket: "compat", Object: "tag-copy"}, minio.CopySrcOptions{Bucket: "compat", Object: "tagged"}); err != nil {
+			t.Fatal(err)
+		}
+		if m := got("tag-copy"); len(m) != 3 {
+			t.Fatalf("copied tags: %v", m)
+		}
+		if _, err := mc.CopyObject(ctx, minio.CopyDestOptions{Bucket: "compat", Object: "tag-copy", ReplaceTags: true, UserTags: map[string]string{"new": "1"}},
+			minio.CopySrcOptions{Bucket: "compat", Object: "tagged"}); err != nil {
+			t.Fatal(err)
+		}
+		if m := got("tag-copy"); len(m) != 1 || m["new"] != "1" {
+			t.Fatalf("replaced tags: %v", m)
+		}
+		// A multipart upload's tags reach the completed object.
+		core := minio.Core{Client: mc}
+		id, err := core.NewMultipartUpload(ctx, "compat", "tag-mp", minio.PutObjectOptions{UserTags: map[string]string{"Hello": "World"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := core.PutObjectPart(ctx, "compat", "tag-mp", id, 1, bytes.NewReader(data), int64(len(data)), minio.PutObjectPartOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := core.CompleteMultipartUpload(ctx, "compat", "tag-mp", id, []minio.CompletePart{{PartNumber: 1, ETag: p.ETag}}, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if m := got("tag-mp"); len(m) != 1 || m["Hello"] != "World" {
+			t.Fatalf("multipart tags: %v", m)
+		}
+		if err := mc.RemoveObjectTagging(ctx, "compat", "tag-mp", minio.RemoveObjectTaggingOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if m := got("tag-mp"); len(m) != 0 {
+			t.Fatalf("tags after DeleteObjectTagging: %v", m)
+		}
+		if err := mc.PutObjectTagging(ctx, "compat", "missing", tg, minio.PutObjectTaggingOptions{}); s3code(err) != s3.CodeNoSuchKey {
+			t.Fatalf("tagging a missing object: %v", err)
+		}
+	})
+
+	t.Run("uploads in progress do not keep an empty bucket", func(t *testing.T) {
+		core := minio.Core{Client: mc}
+		for _, b := range []string{"mpu-only", "mpu-and-object"} {
+			mustBucket(t, mc, b)
+			if _, err := core.NewMultipartUpload(ctx, b, "pending", minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := mc.PutObject(ctx, "mpu-and-object", "obj", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.RemoveBucket(ctx, "mpu-only"); err != nil {
+			t.Fatalf("a bucket with only an upload in progress: %v", err)
+		}
+		if err := mc.RemoveBucket(ctx, "mpu-and-object"); s3code(err) != s3.CodeBucketNotEmpty {
+			t.Fatalf("a bucket with an object: %v", err)
+		}
+		// The refused delete aborted nothing.
+		res, err := core.ListMultipartUploads(ctx, "mpu-and-object", "", "", "", "", 10)
+		if err != nil || len(res.Uploads) != 1 {
+			t.Fatalf("uploads after a refused delete: %v %+v", err, res.Uploads)
+		}
+	})
+
+	t.Run("additional checksums are verified, stored and returned", func(t *testing.T) {
+		sum := sha256.Sum256(data)
+		good := base64.StdEncoding.EncodeToString(sum[:])
+		r := tc.do(http.MethodPut, "/compat/cksum", http.Header{"X-Amz-Checksum-Sha256": {good}}, data)
+		if r.status != http.StatusOK || r.header.Get("X-Amz-Checksum-Sha256") != good {
+			t.Fatalf("PUT with its sha256: %d %v %s", r.status, r.header, r.body)
+		}
+		if r := tc.do(http.MethodHead, "/compat/cksum", nil, nil); r.header.Get("X-Amz-Checksum-Sha256") != "" {
+			t.Fatal("checksum sent without x-amz-checksum-mode")
+		}
+		if r := tc.do(http.MethodHead, "/compat/cksum", http.Header{"X-Amz-Checksum-Mode": {"ENABLED"}}, nil); r.header.Get("X-Amz-Checksum-Sha256") != good {
+			t.Fatalf("HEAD with checksum mode: %v", r.header)
+		}
+		crc := base64.StdEncoding.EncodeToString([]byte{0, 0, 0, 0})
+		for _, c := range []struct {
+			h    http.Header
+			code string
+		}{
+			{http.Header{"X-Amz-Checksum-Crc32": {crc}}, s3.CodeBadDigest},
+			{http.Header{"X-Amz-Checksum-Sha256": {"bad"}}, s3.CodeBadDigest},
+			{http.Header{"X-Amz-Checksum-Sha256": {good}, "X-Amz-Checksum-Crc32": {crc}}, s3.CodeInvalidRequest},
+		} {
+			if r := tc.do(http.MethodPut, "/compat/cksum-bad", c.h, data); r.status != http.StatusBadRequest || r.code() != c.code {
+				t.Fatalf("PUT with %v: %d %s", c.h, r.status, r.body)
+			}
+		}
+		if _, err := mc.StatObject(ctx, "compat", "cksum-bad", minio.StatObjectOptions{}); s3code(err) != s3.CodeNoSuchKey {
+			t.Fatalf("stored though its checksum did not match: %v", err)
 		}
 	})
 }

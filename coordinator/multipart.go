@@ -24,7 +24,11 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
-	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers}
+	tags, err := s3.ParseTaggingHeader(rq.r.Header.Get("X-Amz-Tagging"))
+	if err != nil {
+		return err
+	}
+	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags}
 	if err := c.meta.CreateUpload(rq.r.Context(), u); err != nil {
 		return err
 	}
@@ -69,6 +73,9 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 	if copy {
 		return s3.WriteXML(rq.w, http.StatusOK, s3.CopyPartResult{LastModified: s3.Timestamp{Time: p.Modified}, ETag: s3.QuoteETag(p.ETag)})
 	}
+	if w.checksum.Algorithm != "" {
+		rq.w.Header().Set(w.checksum.Header(), w.checksum.Value)
+	}
 	rq.w.Header().Set("ETag", s3.QuoteETag(p.ETag))
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
@@ -102,7 +109,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	for _, p := range parts {
 		byNum[p.Number] = p
 	}
-	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers}
+	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers, Tags: u.Tags}
 	md5s := make([][]byte, 0, len(req.Parts))
 	used := make(map[int]bool, len(req.Parts))
 	for i, cp := range req.Parts {

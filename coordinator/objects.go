@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"strconv"
@@ -34,18 +35,19 @@ func objectHeaders(h http.Header) (map[string]string, error) {
 			out[strings.ToLower(k)] = v
 		}
 	}
-	// aws-chunked is a transfer detail of the upload, not the object's encoding.
-	if ce := out["content-encoding"]; ce != "" {
+	// aws-chunked is a transfer detail of the upload, not the object's encoding; any other
+	// value is kept as sent ("deflate, gzip" stays so).
+	if ce := out["content-encoding"]; ce != "" && strings.Contains(strings.ToLower(ce), "aws-chunked") {
 		var keep []string
 		for _, p := range strings.Split(ce, ",") {
-			if p = strings.TrimSpace(p); p != "" && p != "aws-chunked" {
+			if p = strings.TrimSpace(p); p != "" && !strings.EqualFold(p, "aws-chunked") {
 				keep = append(keep, p)
 			}
 		}
 		if len(keep) == 0 {
 			delete(out, "content-encoding")
 		} else {
-			out["content-encoding"] = strings.Join(keep, ",")
+			out["content-encoding"] = strings.Join(keep, ", ")
 		}
 	}
 	return out, nil
@@ -158,12 +160,21 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string) (*wr
 			return nil, "", err
 		}
 	}
+	ck, err := s3.RequestChecksum(r.Header)
+	if err != nil {
+		return nil, "", err
+	}
 	if err := c.checkCapacity(replicas); err != nil {
 		return nil, "", err
 	}
-	body, err := rq.auth.Body(r)
-	if err != nil {
+	var body io.Reader
+	if body, err = rq.auth.Body(r); err != nil {
 		return nil, "", err
+	}
+	var sum hash.Hash
+	if ck.Algorithm != "" {
+		sum = s3.NewChecksum(ck.Algorithm)
+		body = io.TeeReader(body, sum)
 	}
 	w, writeID, err := c.writeData(r.Context(), rq.bucket, rq.key, body, size, replicas)
 	if err != nil {
@@ -173,12 +184,21 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string) (*wr
 		c.abort(writeID)
 		return nil, "", s3.ErrorFor(s3.CodeBadDigest, "the Content-MD5 you specified did not match what was received")
 	}
+	if sum != nil && !ck.Matches(sum.Sum(nil)) {
+		c.abort(writeID)
+		return nil, "", s3.ErrorFor(s3.CodeBadDigest, "The x-amz-checksum-"+ck.Algorithm+" you specified did not match the calculated checksum.")
+	}
+	w.checksum = ck
 	return w, writeID, nil
 }
 
 func (c *Coordinator) putObject(rq *request) error {
 	ctx := rq.r.Context()
 	headers, err := objectHeaders(rq.r.Header)
+	if err != nil {
+		return err
+	}
+	tags, err := s3.ParseTaggingHeader(rq.r.Header.Get("X-Amz-Tagging"))
 	if err != nil {
 		return err
 	}
@@ -190,10 +210,16 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
+	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags}
+	if w.checksum.Algorithm != "" {
+		obj.Checksum = w.checksum.Algorithm + ":" + w.checksum.Value
+	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
+	}
+	if w.checksum.Algorithm != "" {
+		rq.w.Header().Set(w.checksum.Header(), w.checksum.Value)
 	}
 	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
 	rq.w.WriteHeader(http.StatusOK)
@@ -292,6 +318,13 @@ func (c *Coordinator) getObject(rq *request) error {
 	h.Set("ETag", s3.QuoteETag(obj.ETag))
 	h.Set("Last-Modified", obj.Modified.Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	if len(obj.Tags) > 0 {
+		h.Set("X-Amz-Tagging-Count", strconv.Itoa(len(obj.Tags)))
+	}
+	// The stored checksum describes the whole object: sent when asked for, on a whole read.
+	if algo, v, ok := strings.Cut(obj.Checksum, ":"); ok && status == http.StatusOK && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+		h.Set(s3.Checksum{Algorithm: algo, Value: v}.Header(), v)
+	}
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
 	if r.Method == http.MethodHead {
 		rq.w.WriteHeader(status)
@@ -447,6 +480,12 @@ func (c *Coordinator) copyObject(rq *request) error {
 			return err
 		}
 	}
+	tags := src.Tags
+	if strings.EqualFold(rq.r.Header.Get("X-Amz-Tagging-Directive"), "REPLACE") {
+		if tags, err = s3.ParseTaggingHeader(rq.r.Header.Get("X-Amz-Tagging")); err != nil {
+			return err
+		}
+	}
 	replicas, err := c.replicasFor(ctx, rq.bucket)
 	if err != nil {
 		return err
@@ -458,7 +497,10 @@ func (c *Coordinator) copyObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks}
+	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags}
+	if n == src.Size {
+		obj.Checksum = src.Checksum // the same bytes
+	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err

@@ -322,6 +322,9 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 				return nil, err
 			}
 			return c.putObject, nil
+		case rq.has("tagging") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetObjectTagging", http.MethodPut: "PutObjectTagging", http.MethodDelete: "DeleteObjectTagging"}[m]
+			return c.objectTagging, nil
 		case m == http.MethodGet && upload != "":
 			rq.op = "ListParts"
 			return c.listParts, nil
@@ -360,7 +363,7 @@ var (
 	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy",
 		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
-	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker"}
+	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging"}
 )
 
 // noParams reports a query with no parameter but those of a presigned URL's signature.
@@ -382,7 +385,7 @@ func unserved(rq *request, sub string) error {
 // hasSubresource reports a subresource that some operation serves but a plain object or
 // bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
 func hasSubresource(q url.Values) bool {
-	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions"} {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging"} {
 		if _, ok := q[s]; ok {
 			return true
 		}
@@ -469,8 +472,35 @@ func (c *Coordinator) headBucket(rq *request) error {
 	return nil
 }
 
+// deleteBucket deletes an empty bucket. Multipart uploads in progress do not keep a bucket
+// that holds no object (as in S3): they are aborted first, and only once the bucket is seen
+// without objects, so that a refused delete aborts nothing.
 func (c *Coordinator) deleteBucket(rq *request) error {
-	if err := c.meta.DeleteBucket(rq.r.Context(), rq.bucket); err != nil {
+	ctx := rq.r.Context()
+	res, err := c.meta.ListObjects(ctx, rq.bucket, "", "", "", false, 1)
+	if err != nil {
+		return err
+	}
+	if len(res.Objects) > 0 {
+		return s3.ErrorFor(s3.CodeBucketNotEmpty, "")
+	}
+	for {
+		ups, _, err := c.meta.ListUploads(ctx, rq.bucket, "", "", "", defaultMaxKeys)
+		if err != nil {
+			return err
+		}
+		if len(ups) == 0 {
+			break
+		}
+		for _, u := range ups {
+			switch err := c.meta.AbortUpload(ctx, u); {
+			case errors.Is(err, meta.ErrPartsPending), errors.Is(err, meta.ErrNoSuchUpload):
+			case err != nil:
+				return err
+			}
+		}
+	}
+	if err := c.meta.DeleteBucket(ctx, rq.bucket); err != nil {
 		return err
 	}
 	rq.w.WriteHeader(http.StatusNoContent)

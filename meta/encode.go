@@ -23,7 +23,14 @@ const (
 // Optional trailing fields of an object record: a tag byte, then the value. A record without
 // them has the bytes it had before they existed.
 const (
-	tagUpload = 1 // string: the multipart upload that made the object
+	tagUpload   = 1 // string: the multipart upload that made the object
+	tagTags     = 2 // headers-like map: the object's tag set
+	tagChecksum = 3 // string: the additional checksum, "<algorithm>:<base64>"
+)
+
+// Optional trailing fields of an upload record, as for objects.
+const (
+	tagUploadTags = 1 // headers-like map: the tag set the completed object gets
 )
 
 // maxCount bounds decoded list lengths so a corrupt record cannot ask for a huge allocation.
@@ -271,6 +278,14 @@ func EncodeObject(o *Object) []byte {
 		e.byte(tagUpload)
 		e.hexish(o.Upload)
 	}
+	if len(o.Tags) > 0 {
+		e.byte(tagTags)
+		e.headers(o.Tags)
+	}
+	if o.Checksum != "" {
+		e.byte(tagChecksum)
+		e.str(o.Checksum)
+	}
 	return e.b
 }
 
@@ -289,6 +304,10 @@ func DecodeObject(b []byte) (*Object, error) {
 		switch tag := d.byte(); tag {
 		case tagUpload:
 			o.Upload = d.hexish()
+		case tagTags:
+			o.Tags = d.headers()
+		case tagChecksum:
+			o.Checksum = d.str()
 		default:
 			d.err = fmt.Errorf("%w: unknown object field %d", ErrCorrupt, tag)
 		}
@@ -331,6 +350,10 @@ func EncodeUpload(u *Upload) []byte {
 	e.str(u.ID)
 	e.time(u.Initiated)
 	e.headers(u.Headers)
+	if len(u.Tags) > 0 {
+		e.byte(tagUploadTags)
+		e.headers(u.Tags)
+	}
 	return e.b
 }
 
@@ -339,6 +362,14 @@ func DecodeUpload(b []byte) (*Upload, error) {
 	d := dec{b: b}
 	d.version(verUpload)
 	u := &Upload{Bucket: d.str(), Key: d.str(), ID: d.str(), Initiated: d.time(), Headers: d.headers()}
+	for d.err == nil && len(d.b) > 0 {
+		switch tag := d.byte(); tag {
+		case tagUploadTags:
+			u.Tags = d.headers()
+		default:
+			d.err = fmt.Errorf("%w: unknown upload field %d", ErrCorrupt, tag)
+		}
+	}
 	if err := d.done(); err != nil {
 		return nil, err
 	}

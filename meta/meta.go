@@ -100,6 +100,11 @@ type Object struct {
 	// that upload finds the object it already made. The object's record is the only memory
 	// of a completed upload, so it lasts exactly as long as the object does.
 	Upload string
+	// Tags is the object's tag set (S3 object tagging), nil when it has none.
+	Tags map[string]string
+	// Checksum is the additional checksum the object was written with, "<algorithm>:<base64
+	// value>" (e.g. "crc32:AAAAAA=="), verified when the data arrived; "" when none.
+	Checksum string
 }
 
 // Upload is a multipart upload in progress.
@@ -109,6 +114,8 @@ type Upload struct {
 	ID        string
 	Initiated time.Time
 	Headers   map[string]string
+	// Tags is the tag set the completed object gets (x-amz-tagging at creation).
+	Tags map[string]string
 }
 
 // Part is an uploaded part of a multipart upload.

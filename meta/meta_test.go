@@ -29,6 +29,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 		if n == 3 {
 			o.Parts = []int64{5 << 20, 5 << 20, 2}
 			o.Upload = NewUploadID()
+			o.Tags = map[string]string{"a": "b", "empty": ""}
+			o.Checksum = "crc32:AAAAAA=="
 		}
 		got, err := DecodeObject(EncodeObject(o))
 		if err != nil {
@@ -45,6 +47,10 @@ func TestEncodeRoundTrip(t *testing.T) {
 	u := &Upload{Bucket: "b", Key: "k/x", ID: "id", Initiated: time.Unix(9, 0).UTC(), Headers: map[string]string{"content-type": "a"}}
 	if got, err := DecodeUpload(EncodeUpload(u)); err != nil || !reflect.DeepEqual(got, u) {
 		t.Fatalf("upload: %v %+v", err, got)
+	}
+	u.Tags = map[string]string{"t": "v"}
+	if got, err := DecodeUpload(EncodeUpload(u)); err != nil || !reflect.DeepEqual(got, u) {
+		t.Fatalf("upload with tags: %v %+v", err, got)
 	}
 	g := &Garbage{After: time.Unix(10, 0).UTC(), Intent: "w", Chunks: sampleObject(1).Chunks}
 	if got, err := DecodeGarbage(EncodeGarbage(g)); err != nil || !reflect.DeepEqual(got, g) {

@@ -154,8 +154,8 @@ var wantFiles = map[string]string{
 // wantService are settings the unit's [Service] section must have.
 var wantService = map[string]string{
 	"Type": "notify", "User": "hanode", "Group": "hanode",
-	"ExecStart": "/usr/bin/hanode --config /etc/hanode/hanode.yaml",
-	"Restart":   "on-failure", "RestartSec": "2", "LimitNOFILE": "1048576", "TimeoutStopSec": "90",
+	"ExecStart": "/usr/bin/hanode agent --config /etc/hanode/hanode.yaml", "KillMode": "mixed",
+	"Restart": "on-failure", "RestartSec": "2", "LimitNOFILE": "1048576", "TimeoutStopSec": "90",
 	"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
 	"ReadWritePaths": "/var/lib/hanode", "WorkingDirectory": "/var/lib/hanode",
 	"AmbientCapabilities": "", "CapabilityBoundingSet": "",

@@ -129,6 +129,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusBadRequest, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.", true
 	case CodeInvalidPartOrder:
 		return http.StatusBadRequest, "The list of parts was not in ascending order. The parts list must be specified in order by part number.", true
+	case CodeInvalidTag:
+		return http.StatusBadRequest, "The tag provided was not a valid tag.", true
 	case CodeInvalidRange:
 		return http.StatusRequestedRangeNotSatisfiable, "The requested range is not satisfiable", true
 	case CodeInvalidRequest:

@@ -28,7 +28,7 @@ func notImplemented(what string) error {
 
 // CheckHeaders refuses request headers of op that ask for a feature hanode does not have:
 // server-side encryption (SSE-S3, SSE-KMS, SSE-C), object lock, ACL grants and public canned
-// ACLs, tagging on write, website redirects and storage classes other than STANDARD. It
+// ACLs, website redirects and storage classes other than STANDARD. It
 // returns nil when every header is one hanode honours or that changes nothing.
 func CheckHeaders(h http.Header, op string) error {
 	for name := range h {
@@ -56,10 +56,6 @@ func CheckHeaders(h http.Header, op string) error {
 			return notImplemented("object ownership " + v)
 		case op == OpWriteObject && strings.HasPrefix(k, "x-amz-object-lock-"):
 			return notImplemented("object lock (" + name + ")")
-		case op == OpWriteObject && k == "x-amz-tagging":
-			return notImplemented("object tagging")
-		case op == OpWriteObject && k == "x-amz-tagging-directive" && strings.EqualFold(v, "REPLACE"):
-			return notImplemented("object tagging")
 		case op == OpWriteObject && k == "x-amz-website-redirect-location":
 			return notImplemented("website redirects")
 		case op == OpWriteObject && k == "x-amz-storage-class" && v != "STANDARD":

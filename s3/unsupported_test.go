@@ -34,8 +34,7 @@ func TestCheckHeaders(t *testing.T) {
 		{OpCreateBucket, "X-Amz-Object-Ownership", "ObjectWriter", CodeNotImplemented},
 		{OpWriteObject, "X-Amz-Object-Lock-Mode", "COMPLIANCE", CodeNotImplemented},
 		{OpWriteObject, "X-Amz-Object-Lock-Legal-Hold", "ON", CodeNotImplemented},
-		{OpWriteObject, "X-Amz-Tagging", "a=b", CodeNotImplemented},
-		{OpWriteObject, "X-Amz-Tagging-Directive", "COPY", ""},
+		{OpWriteObject, "X-Amz-Tagging", "a=b", ""}, // tagging is served
 		{OpWriteObject, "X-Amz-Website-Redirect-Location", "/x", CodeNotImplemented},
 		{OpWriteObject, "X-Amz-Storage-Class", "STANDARD", ""},
 		{OpWriteObject, "X-Amz-Storage-Class", "GLACIER", CodeNotImplemented},

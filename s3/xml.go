@@ -133,12 +133,13 @@ type ListBucketResultV1 struct {
 }
 
 // URLEncodeKeys is ListBucketResult.URLEncodeKeys for V1 (markers instead of
-// start-after).
+// start-after, and the Prefix left alone).
 func (r *ListBucketResultV1) URLEncodeKeys() {
 	if r.EncodingType != EncodingTypeURL {
 		return
 	}
-	r.Prefix = URLEncodeName(r.Prefix)
+	// The V1 Prefix stays as sent, as in AWS: SDKs (botocore) decode Delimiter, Marker,
+	// NextMarker and the listed keys of a V1 listing, never its Prefix.
 	r.Delimiter = URLEncodeName(r.Delimiter)
 	r.Marker = URLEncodeName(r.Marker)
 	r.NextMarker = URLEncodeName(r.NextMarker)

@@ -463,9 +463,9 @@ func TestURLEncodeKeys(t *testing.T) {
 	if plain.Prefix != "p q" {
 		t.Error("encoded without encoding-type")
 	}
-	v1 := &ListBucketResultV1{Marker: "m n", NextMarker: "n o", EncodingType: "url", Contents: []Object{{Key: "k l"}}}
+	v1 := &ListBucketResultV1{Prefix: "\n", Marker: "m n", NextMarker: "n o", EncodingType: "url", Contents: []Object{{Key: "k l"}}}
 	v1.URLEncodeKeys()
-	if v1.Marker != "m%20n" || v1.NextMarker != "n%20o" || v1.Contents[0].Key != "k%20l" {
+	if v1.Prefix != "\n" || v1.Marker != "m%20n" || v1.NextMarker != "n%20o" || v1.Contents[0].Key != "k%20l" {
 		t.Errorf("V1: %+v", v1)
 	}
 	mu := &ListMultipartUploadsResult{KeyMarker: "a b", NextKeyMarker: "c d", UploadIDMarker: "u+1", EncodingType: "url",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/agent/state"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // TestLabAgent runs a supervised lab (one agent per machine starts the roles) and checks the
@@ -31,8 +35,10 @@ func TestLabAgent(t *testing.T) {
 		t.Skip("multi-process lab")
 	}
 	dir := t.TempDir()
+	// A short repair-grace makes the active master sweep every 2 s: a datanode rollout waits for
+	// a sweep after each restart.
 	l, err := Up(context.Background(), Spec{Machines: 3, Dir: dir, Binary: binary, AddressPrefix: "127.0.46",
-		ReadyTimeout: 60 * time.Second, Supervised: true}, nil)
+		ReadyTimeout: 60 * time.Second, Supervised: true, ExtraArgs: []string{"--repair-grace=8s"}}, nil)
 	drv, _ := NewDriver("process")
 	if l != nil {
 		t.Cleanup(func() {
@@ -138,6 +144,55 @@ func TestLabAgent(t *testing.T) {
 		})
 	})
 
+	t.Run("the admin API refuses what an agent cannot do, and readonly callers", func(t *testing.T) {
+		ctx := context.Background()
+		for _, tc := range []struct {
+			path   string
+			body   any
+			status int
+		}{
+			{"/v1/nodes/m3/roles", adminapi.RolesChange{Add: []string{"controller"}}, http.StatusConflict},
+			{"/v1/nodes/m3/roles", adminapi.RolesChange{Remove: []string{"controller"}}, http.StatusConflict},
+			{"/v1/nodes/m3/roles", adminapi.RolesChange{Add: []string{"web"}}, http.StatusBadRequest},
+			{"/v1/nodes/m3/roles", adminapi.RolesChange{}, http.StatusBadRequest},
+			{"/v1/nodes/m3/roles/agent/restart", nil, http.StatusBadRequest},
+			{"/v1/nodes/m3/roles/datanode/explode", nil, http.StatusNotFound},
+			{"/v1/nodes/m9/roles/datanode/stop", nil, http.StatusNotFound},
+		} {
+			_, err := ac.Do(ctx, http.MethodPost, tc.path, tc.body, nil)
+			var ae *adminapi.APIError
+			if !errors.As(err, &ae) || ae.Status != tc.status {
+				t.Errorf("POST %s %+v: %v, want status %d", tc.path, tc.body, err, tc.status)
+			}
+		}
+		var cred struct {
+			Credential string `json:"credential"`
+		}
+		if _, err := ac.Do(ctx, http.MethodPost, "/v1/credentials", map[string]any{"level": "readonly"}, &cred); err != nil {
+			t.Fatal(err)
+		}
+		tlsCfg, err := pki.ClientTLSForCA(l.CACert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ro, err := adminapi.New(l.Endpoints.Controllers, tlsCfg, cred.Credential)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list adminapi.Agents
+		if _, err := ro.Do(ctx, http.MethodGet, "/v1/agents", nil, &list); err != nil || len(list.Machines) != 3 {
+			t.Fatalf("readonly GET /v1/agents: %d machines, %v", len(list.Machines), err)
+		}
+		_, err = ro.Do(ctx, http.MethodPost, "/v1/nodes/m3/roles/proxy/stop", nil, nil)
+		var ae *adminapi.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+			t.Fatalf("readonly stop: %v, want 403", err)
+		}
+		if d := desiredOf(t, ac, "m3"); !d.Role("proxy").Run {
+			t.Fatal("a refused stop changed the desired state")
+		}
+	})
+
 	t.Run("stop, start, restart, roles and rollout through the CLI", func(t *testing.T) {
 		m3 := l.Machine("m3")
 		out := runCLI(t, l, "node", "stop", "m3/proxy")
@@ -157,6 +212,12 @@ func TestLabAgent(t *testing.T) {
 		if pid := pidOf(m3, "coordinator"); pid == 0 || pid == old {
 			t.Fatalf("node restart: coordinator pid %d, was %d", pid, old)
 		}
+		runCLI(t, l, "node", "stop", "m3/controller")
+		if pidOf(m3, "controller") != 0 {
+			t.Fatal("node stop m3/controller returned but it runs")
+		}
+		runCLI(t, l, "node", "start", "m3/controller")
+		healthy(t, l)
 		runCLI(t, l, "node", "roles", "m3", "-proxy")
 		if d := desiredOf(t, ac, "m3"); d.Role("proxy") != nil || pidOf(m3, "proxy") != 0 {
 			t.Fatalf("after -proxy: desired %+v, proxy pid %d", d.Roles, pidOf(m3, "proxy"))
@@ -271,6 +332,102 @@ func TestLabAgent(t *testing.T) {
 		}
 	})
 
+	t.Run("node roles m4 +datanode on a machine that joined with only an agent: it stores chunks", func(t *testing.T) {
+		ctx := context.Background()
+		var tok struct {
+			Token string `json:"token"`
+		}
+		if _, err := ac.Do(ctx, http.MethodPost, "/v1/tokens", map[string]any{"uses": 1, "ttl": "10m"}, &tok); err != nil {
+			t.Fatal(err)
+		}
+		m := Machine{Name: "m4", Address: "127.0.46.4", DataDir: filepath.Join(l.Dir, "m4"), Roles: []string{"agent"}}
+		if out, err := drv.Run(ctx, l, &m, append(l.machineArgs(&m, "join"), "--server", l.Endpoints.Controllers[0]), []string{"HANODE_TOKEN=" + tok.Token}); err != nil {
+			t.Fatalf("m4: hanode join: %v\n%s", err, out)
+		}
+		m.Processes = []Process{
+			{Roles: []string{"agent"}, Args: append([]string{"agent"}, l.processArgs(m, "agent", "--etcd-endpoints", strings.Join(l.Endpoints.Etcd, ","))...),
+				Log: filepath.Join(m.DataDir, "logs", "agent.log"), URL: httpsURL(m.Address, rolePort("agent"))},
+			{Roles: []string{"datanode"}, Supervised: true, Log: filepath.Join(m.DataDir, "logs", "datanode.log"), URL: httpsURL(m.Address, rolePort("datanode"))},
+		}
+		l.Machines = append(l.Machines, m)
+		m4 := &l.Machines[len(l.Machines)-1]
+		if err := drv.Start(ctx, l, m4, &m4.Processes[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Save(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WaitReady(ctx, drv, []*Process{&m4.Processes[0]}, 60*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "m4's agent to record its (empty) desired state", 10*time.Second, func() bool {
+			var got state.Machine
+			_, err := ac.Do(ctx, http.MethodGet, "/v1/nodes/m4/roles", nil, &got)
+			return err == nil && got.Desired != nil && len(got.Desired.Roles) == 0
+		})
+		out := runCLI(t, l, "node", "roles", "m4", "+datanode")
+		if pidOf(m4, "datanode") == 0 {
+			t.Fatalf("node roles m4 +datanode returned but no datanode runs on m4:\n%s", out)
+		}
+		mc := labS3(t, l, l.Endpoints.S3[0])
+		if err := mc.MakeBucket(ctx, "agent-m4", minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		onM4 := 0
+		for i := range 16 {
+			key := fmt.Sprintf("o%d", i)
+			data := labData(64<<10, uint64(i))
+			if _, err := mc.PutObject(ctx, "agent-m4", key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			var loc adminapi.Locate
+			if _, err := ac.Do(ctx, http.MethodGet, "/v1/locate/agent-m4/"+key, nil, &loc); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := loc.Machines["m4"]; ok {
+				onM4++
+			}
+		}
+		t.Logf("m4's new datanode holds a replica of %d of 16 objects", onM4)
+		if onM4 == 0 {
+			t.Fatal("the datanode added online on m4 took no chunk")
+		}
+		// A datanode rollout goes machine by machine, each time waiting until a repair sweep
+		// finds every chunk on R machines again.
+		out = runCLI(t, l, "rollout", "restart", "--role", "datanode", "--timeout", "60s")
+		if n := strings.Count(out, "no chunk below its replica count"); n != 4 {
+			t.Fatalf("datanode rollout on 4 machines waited for whole replication %d times:\n%s", n, out)
+		}
+		t.Logf("datanode rollout:\n%s", out)
+		for i := range 16 {
+			obj, err := mc.GetObject(ctx, "agent-m4", fmt.Sprintf("o%d", i), minio.GetObjectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(obj)
+			if err != nil || !bytes.Equal(got, labData(64<<10, uint64(i))) {
+				t.Fatalf("o%d after the rollout: %d bytes, %v", i, len(got), err)
+			}
+		}
+		// Removed for good, the machine's agent records go with it.
+		if err := l.Stop(drv, "m4", 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "m4's registrations to go", 10*time.Second, func() bool {
+			var nodes struct {
+				Machines []struct{ Name string } `json:"machines"`
+			}
+			_, err := ac.Do(ctx, http.MethodGet, "/v1/nodes", nil, &nodes)
+			return err == nil && !slices.ContainsFunc(nodes.Machines, func(m struct{ Name string }) bool { return m.Name == "m4" })
+		})
+		runCLI(t, l, "node", "remove", "m4")
+		_, err := ac.Do(ctx, http.MethodGet, "/v1/nodes/m4/roles", nil, nil)
+		var ae *adminapi.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+			t.Fatalf("m4's agent state after node remove: %v, want 404", err)
+		}
+	})
+
 	t.Run("lab down stops the agents, which stop their roles", func(t *testing.T) {
 		if err := l.Down(drv, true); err != nil {
 			t.Fatal(err)
@@ -280,6 +437,9 @@ func TestLabAgent(t *testing.T) {
 				if n := roleProcesses(m.DataDir, r); n != 0 {
 					t.Errorf("%s: %d %s processes after lab down", m.Name, n, r)
 				}
+			}
+			if m.Name == "m4" {
+				continue // it runs a datanode alone
 			}
 			log, _ := os.ReadFile(filepath.Join(m.DataDir, "logs", "agent.log"))
 			var order []string

@@ -1,8 +1,10 @@
 package testenv
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,14 +15,24 @@ import (
 	"time"
 )
 
-// TestLabWebUI signs in to the web cluster manager of every lab controller with the lab's
-// credential, sees the same master and every machine on each, and sees a killed datanode turn
-// down on each within the registration lease (leader-ttl 2s here).
+// TestLabWebUI signs in to the web cluster manager of every controller of a supervised lab (one
+// agent per machine runs its roles) with the lab's credential, sees the same master and every
+// machine on each, stops and starts a role with the machine page's buttons (through the agent),
+// and sees a machine whose processes are all killed turn down on the other controllers within
+// its registrations' lease (leader-ttl 2s here).
 func TestLabWebUI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a lab")
 	}
-	l, drv := startLab(t, "127.0.63", 3, "--leader-ttl=2s")
+	l, err := Up(context.Background(), Spec{Machines: 3, Dir: t.TempDir(), Binary: binary, AddressPrefix: "127.0.63",
+		ExtraArgs: []string{"--leader-ttl=2s"}, ReadyTimeout: 60 * time.Second, Supervised: true}, nil)
+	drv, _ := NewDriver("process")
+	if l != nil {
+		t.Cleanup(func() { _ = l.Down(drv, true) })
+	}
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
 	healthy(t, l)
 	pem, err := os.ReadFile(l.CACert)
 	if err != nil {
@@ -31,9 +43,10 @@ func TestLabWebUI(t *testing.T) {
 	// A browser's view: the CA trusted, no client certificate, cookies by hand.
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	overview := func(base string, ck *http.Cookie) string {
-		req, _ := http.NewRequest(http.MethodGet, base+"/ui/live/overview", nil)
-		req.AddCookie(ck)
+	sessions := map[string]*http.Cookie{}
+	fetch := func(base, path string) string {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.AddCookie(sessions[base])
 		resp, err := hc.Do(req)
 		if err != nil {
 			return ""
@@ -41,12 +54,12 @@ func TestLabWebUI(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s overview: %d %s", base, resp.StatusCode, b)
+			t.Fatalf("%s%s: %d %s", base, path, resp.StatusCode, b)
 		}
 		return string(b)
 	}
+	overview := func(base string) string { return fetch(base, "/ui/live/overview") }
 	master := regexp.MustCompile(`id="master-name"><a href="/machines/[^"]+">([^<]+)</a>`)
-	sessions := map[string]*http.Cookie{}
 	var leader string
 	for _, base := range l.Endpoints.Controllers {
 		resp, err := hc.PostForm(base+"/signin", url.Values{"credential": {l.credential}})
@@ -62,8 +75,12 @@ func TestLabWebUI(t *testing.T) {
 		if resp.StatusCode != http.StatusSeeOther || sessions[base] == nil {
 			t.Fatalf("%s sign-in: %d, cookie %v", base, resp.StatusCode, sessions[base])
 		}
-		page := overview(base, sessions[base])
-		m := master.FindStringSubmatch(page)
+		waitFor(t, base+" showing every machine up", 15*time.Second, func() bool {
+			page := overview(base)
+			return strings.Contains(page, `data-machine="m1" data-state="up"`) && strings.Contains(page, `data-machine="m2" data-state="up"`) &&
+				strings.Contains(page, `data-machine="m3" data-state="up"`)
+		})
+		m := master.FindStringSubmatch(overview(base))
 		if m == nil {
 			t.Fatalf("%s names no master", base)
 		}
@@ -72,24 +89,76 @@ func TestLabWebUI(t *testing.T) {
 		} else if m[1] != leader {
 			t.Errorf("%s names master %s, another controller %s", base, m[1], leader)
 		}
-		for _, name := range []string{"m1", "m2", "m3"} {
-			if !strings.Contains(page, `data-machine="`+name+`" data-state="up"`) {
-				t.Errorf("%s: machine %s not shown up", base, name)
-			}
+	}
+
+	// The machine page's buttons, as the browser submits them: stop m3's datanode, then start it.
+	base := l.Endpoints.Controllers[0]
+	press := func(action string) {
+		t.Helper()
+		page := fetch(base, "/machines/m3")
+		form := regexp.MustCompile(`<form method="post" action="(/machines/m3/roles/datanode/` + action + `)" class="inline"><input type="hidden" name="csrf" value="([^"]+)">`).FindStringSubmatch(page)
+		if form == nil {
+			t.Fatalf("m3's page has no %s button for its datanode", action)
+		}
+		req, _ := http.NewRequest(http.MethodPost, base+form[1], strings.NewReader(url.Values{"csrf": {html.UnescapeString(form[2])}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", base)
+		req.AddCookie(sessions[base])
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s button: %d", action, resp.StatusCode)
 		}
 	}
-	if err := l.Signal(drv, "m3/datanode", "KILL"); err != nil {
+	press("stop")
+	for _, b := range l.Endpoints.Controllers {
+		waitFor(t, b+" showing m3's datanode stopped", 15*time.Second, func() bool {
+			page := overview(b)
+			return strings.Contains(page, `<span class="st-stopped">datanode stopped`) && strings.Contains(page, `data-machine="m3" data-state="up"`)
+		})
+	}
+	press("start")
+	for _, b := range l.Endpoints.Controllers {
+		waitFor(t, b+" showing m3's datanode running again", 15*time.Second, func() bool {
+			page := overview(b)
+			return !strings.Contains(page, `datanode stopped`) && strings.Contains(page, `data-machine="m3" data-state="up"`)
+		})
+	}
+
+	// hanode node drain and undrain, as a user of the lab types them: the overview follows.
+	for _, step := range []struct {
+		cmd  string
+		want bool
+	}{{"drain", true}, {"undrain", false}} {
+		if out, _, err := envCmd(l, binary, "node", step.cmd, "m2"); err != nil {
+			t.Fatalf("hanode node %s m2: %v\n%s", step.cmd, err, out)
+		}
+		waitFor(t, "the overview after hanode node "+step.cmd, 10*time.Second, func() bool {
+			page := overview(base)
+			i := strings.Index(page, `data-machine="m2"`)
+			if i < 0 {
+				return false
+			}
+			row := page[i:min(len(page), i+600)]
+			return strings.Contains(row, `tag warn">draining`) == step.want
+		})
+	}
+
+	// Every process of m3 killed, its agent included: the other controllers show it down.
+	if err := l.Signal(drv, "m3", "KILL"); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	for _, base := range l.Endpoints.Controllers {
-		waitFor(t, base+" showing m3's datanode down", 10*time.Second, func() bool {
-			page := overview(base, sessions[base])
-			return strings.Contains(page, `data-machine="m3" data-state="degraded"`) && strings.Contains(page, `<span class="st-down">datanode down`)
+	for _, b := range l.Endpoints.Controllers[:2] {
+		waitFor(t, b+" showing m3 down", 10*time.Second, func() bool {
+			return strings.Contains(overview(b), `data-machine="m3" data-state="down"`)
 		})
-		t.Logf("%s shows m3/datanode down %s after the kill", base, time.Since(killed).Round(100*time.Millisecond))
+		t.Logf("%s shows m3 down %s after the kill", b, time.Since(killed).Round(100*time.Millisecond))
 	}
 	if d := time.Since(killed); d > 6*time.Second {
-		t.Errorf("the killed datanode was shown down after %s; its lease is 2s", d)
+		t.Errorf("the killed machine was shown down after %s; its leases are 2s", d)
 	}
 }

@@ -25,6 +25,8 @@ var doneOutcomes = map[string]string{
 	"credentials-revoke": "Credential revoked: its sessions end at their next request.",
 	"tokens-revoke":      "Join token revoked.",
 	"users-remove":       "S3 user removed.",
+	"grants-set":         "Grant set.",
+	"grants-revoke":      "Grant revoked.",
 }
 
 func doneOutcome(done string) *accessOutcome {
@@ -71,6 +73,12 @@ func (u *UI) accessAction(w http.ResponseWriter, r *http.Request, v *viewer) {
 		method, path, out, label = http.MethodPost, "/v1/s3/users", &res, "S3 user"
 		body = adminapi.UserCreate{AccessKey: strings.TrimSpace(r.PostFormValue("access_key")), Description: r.PostFormValue("description")}
 		secret = func() string { return "access key " + res.AccessKey + "   secret key " + res.SecretKey }
+	case "grants/set":
+		method, path = http.MethodPut, "/v1/s3/grants/"+url.PathEscape(r.PostFormValue("bucket"))+"/"+url.PathEscape(strings.TrimSpace(r.PostFormValue("user")))
+		body = adminapi.GrantSet{Level: r.PostFormValue("level")}
+	case "grants/revoke":
+		bucket, user, _ := strings.Cut(id, "/")
+		method, path = http.MethodDelete, "/v1/s3/grants/"+url.PathEscape(bucket)+"/"+url.PathEscape(user)
 	case "credentials/revoke":
 		method, path = http.MethodDelete, "/v1/credentials/"+url.PathEscape(id)
 	case "tokens/revoke":

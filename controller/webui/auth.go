@@ -86,8 +86,9 @@ func (u *UI) signinForm(w http.ResponseWriter, r *http.Request) {
 	u.render(w, r, http.StatusOK, "signin", nil, map[string]any{"Next": safeNext(r.URL.Query().Get("next"))})
 }
 
-// signin checks the credential typed into the form and starts a session. Every attempt is
-// audited; a refusal does not say why (unknown id and wrong secret look the same).
+// signin checks the credential typed into the form and starts a session. A sign-in is audited,
+// a refusal counted (Config.Refused); a refusal does not say why (unknown id and wrong secret
+// look the same).
 func (u *UI) signin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	raw := strings.TrimSpace(r.PostFormValue("credential"))
@@ -104,8 +105,10 @@ func (u *UI) signin(w http.ResponseWriter, r *http.Request) {
 		who = "credential:" + id
 	}
 	if err != nil {
-		u.audit(r, who, http.StatusUnauthorized)
-		u.cfg.Log.Info("web UI: sign-in refused", "who", who, "remote", r.RemoteAddr, "err", err)
+		if u.cfg.Refused != nil {
+			u.cfg.Refused("POST /signin", r.RemoteAddr)
+		}
+		u.cfg.Log.Debug("web UI: sign-in refused", "who", who, "remote", r.RemoteAddr, "err", err)
 		u.render(w, r, http.StatusUnauthorized, "signin", nil, map[string]any{"Next": next, "Error": "Sign-in refused: that credential is not valid."})
 		return
 	}

@@ -1,16 +1,20 @@
 package webui
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/security/access"
+	"github.com/hanode/hanode/security/s3access"
 	"github.com/hanode/hanode/security/s3users"
 	"github.com/hanode/hanode/security/tokens"
 )
@@ -49,18 +53,36 @@ type overviewData struct {
 	Free     int64
 	// Writable is the live datanodes not draining; writes need at least Status.Replication.Replicas.
 	Writable int
+	// Repair is the active master's last published repair status (nil before its first sweep);
+	// Held is, by machine, the replicas and bytes it holds as of that sweep.
+	Repair *adminapi.Repair
+	Held   map[string]adminapi.RepairMachine
 }
 
 func (u *UI) overviewData(r *http.Request, v *viewer) (*overviewData, error) {
 	d := &overviewData{}
-	if err := u.call(r, v, http.MethodGet, "/v1/cluster/status", nil, &d.Status); err != nil {
-		return nil, err
-	}
 	var ms adminapi.Machines
-	if err := u.call(r, v, http.MethodGet, "/v1/machines", nil, &ms); err != nil {
+	var rep adminapi.Repair
+	var statusErr, machinesErr, repairErr error
+	var wg sync.WaitGroup // the three answers are independent: ask them at once
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		statusErr = u.call(r, v, http.MethodGet, "/v1/cluster/status", nil, &d.Status)
+	}()
+	go func() { defer wg.Done(); machinesErr = u.call(r, v, http.MethodGet, "/v1/machines", nil, &ms) }()
+	go func() { defer wg.Done(); repairErr = u.call(r, v, http.MethodGet, "/v1/repair", nil, &rep) }()
+	wg.Wait()
+	if err := cmp.Or(statusErr, machinesErr); err != nil {
 		return nil, err
 	}
 	d.Machines = ms.Machines
+	if repairErr == nil { // 503 before the active master's first sweep
+		d.Repair, d.Held = &rep, map[string]adminapi.RepairMachine{}
+		for _, m := range rep.Machines {
+			d.Held[m.Name] = m
+		}
+	}
 	if d.Status.Leader != nil {
 		d.Master = d.Status.Leader.Name
 	}
@@ -118,6 +140,7 @@ func (u *UI) overviewLive(w http.ResponseWriter, r *http.Request, v *viewer) {
 // machineData is the machine page.
 type machineData struct {
 	Machine adminapi.MachineState
+	Held    *adminapi.RepairMachine // replicas on the machine as of the last repair sweep
 	Audit   []access.AuditEntry
 	Done    string
 	Error   string
@@ -128,6 +151,14 @@ func (u *UI) machineData(r *http.Request, v *viewer) (*machineData, error) {
 	d := &machineData{}
 	if err := u.call(r, v, http.MethodGet, "/v1/machines/"+url.PathEscape(name), nil, &d.Machine); err != nil {
 		return nil, err
+	}
+	var rep adminapi.Repair
+	if err := u.call(r, v, http.MethodGet, "/v1/repair", nil, &rep); err == nil {
+		for i := range rep.Machines {
+			if rep.Machines[i].Name == name {
+				d.Held = &rep.Machines[i]
+			}
+		}
 	}
 	if v.Operator() { // the audit trail needs operator
 		var a struct {
@@ -141,11 +172,15 @@ func (u *UI) machineData(r *http.Request, v *viewer) (*machineData, error) {
 			}
 		}
 	}
-	switch r.URL.Query().Get("done") {
+	switch done := r.URL.Query().Get("done"); done {
 	case "drain":
-		d.Done = "Drain mark set: placement sends this machine no new chunks."
+		d.Done = "Drain mark set: placement sends this machine no new chunks and repair moves its replicas off it."
 	case "undrain":
 		d.Done = "Drain mark removed: placement may send this machine new chunks again."
+	default:
+		if role, action, ok := strings.Cut(done, "-"); ok && roleActions[action] && slices.ContainsFunc(d.Machine.Roles, func(rs adminapi.RoleState) bool { return rs.Role == role }) {
+			d.Done = "Asked the machine's agent to " + action + " its " + role + "."
+		}
 	}
 	return d, nil
 }
@@ -184,25 +219,48 @@ func (u *UI) machineAction(w http.ResponseWriter, r *http.Request, v *viewer) {
 		return
 	}
 	if err := u.call(r, v, http.MethodPost, "/v1/nodes/"+url.PathEscape(name)+suffix, nil, nil); err != nil {
-		if u.signedOut(err, v) {
-			http.Redirect(w, r, "/signin", http.StatusSeeOther)
-			return
-		}
-		d, derr := u.machineData(r, v)
-		if derr != nil {
-			u.fail(w, r, v, err)
-			return
-		}
-		d.Error = action + " refused: " + err.Error()
-		status := http.StatusServiceUnavailable
-		var ae *apiError
-		if errors.As(err, &ae) {
-			status = ae.Status
-		}
-		u.render(w, r, status, "machine", v, d)
+		u.actionFailed(w, r, v, action, err)
 		return
 	}
 	http.Redirect(w, r, "/machines/"+url.PathEscape(name)+"?done="+action, http.StatusSeeOther)
+}
+
+// roleActions are the role buttons of the machine page: POST /v1/nodes/{id}/roles/{role}/{action},
+// which changes the machine's desired state; its agent acts on it.
+var roleActions = map[string]bool{"start": true, "stop": true, "restart": true}
+
+func (u *UI) roleAction(w http.ResponseWriter, r *http.Request, v *viewer) {
+	name, role, action := r.PathValue("name"), r.PathValue("role"), r.PathValue("action")
+	if !roleActions[action] {
+		http.NotFound(w, r)
+		return
+	}
+	path := "/v1/nodes/" + url.PathEscape(name) + "/roles/" + url.PathEscape(role) + "/" + action
+	if err := u.call(r, v, http.MethodPost, path, nil, nil); err != nil {
+		u.actionFailed(w, r, v, action+" "+role, err)
+		return
+	}
+	http.Redirect(w, r, "/machines/"+url.PathEscape(name)+"?done="+url.QueryEscape(role+"-"+action), http.StatusSeeOther)
+}
+
+// actionFailed shows the machine page with the API's refusal of an action.
+func (u *UI) actionFailed(w http.ResponseWriter, r *http.Request, v *viewer, what string, err error) {
+	if u.signedOut(err, v) {
+		http.Redirect(w, r, "/signin", http.StatusSeeOther)
+		return
+	}
+	d, derr := u.machineData(r, v)
+	if derr != nil {
+		u.fail(w, r, v, err)
+		return
+	}
+	d.Error = what + " refused: " + err.Error()
+	status := http.StatusServiceUnavailable
+	var ae *apiError
+	if errors.As(err, &ae) {
+		status = ae.Status
+	}
+	u.render(w, r, status, "machine", v, d)
 }
 
 // objectsData is the object explorer: buckets, or one page of a bucket's prefix.
@@ -307,6 +365,7 @@ func (u *UI) object(w http.ResponseWriter, r *http.Request, v *viewer) {
 // accessData is the access page.
 type accessData struct {
 	Users       []s3users.User
+	Grants      []s3access.Grant
 	Tokens      []tokens.Record
 	Credentials []access.Credential
 	Audit       []access.AuditEntry // newest first, filtered
@@ -357,16 +416,19 @@ func (u *UI) accessPage(w http.ResponseWriter, r *http.Request, v *viewer, statu
 	var audit struct {
 		Entries []access.AuditEntry `json:"entries"`
 	}
+	var grants struct {
+		Grants []s3access.Grant `json:"grants"`
+	}
 	for _, c := range []struct {
 		path string
 		out  any
-	}{{"/v1/s3/users", &users}, {"/v1/tokens", &toks}, {"/v1/credentials", &creds}, {"/v1/audit?limit=" + strconv.Itoa(maxAuditScan), &audit}} {
+	}{{"/v1/s3/users", &users}, {"/v1/s3/grants", &grants}, {"/v1/tokens", &toks}, {"/v1/credentials", &creds}, {"/v1/audit?limit=" + strconv.Itoa(maxAuditScan), &audit}} {
 		if err := u.call(r, v, http.MethodGet, c.path, nil, c.out); err != nil {
 			u.fail(w, r, v, err)
 			return
 		}
 	}
-	d.Users, d.Tokens, d.Credentials, d.Scanned = users.Users, toks.Tokens, creds.Credentials, len(audit.Entries)
+	d.Users, d.Grants, d.Tokens, d.Credentials, d.Scanned = users.Users, grants.Grants, toks.Tokens, creds.Credentials, len(audit.Entries)
 	sort.Slice(d.Users, func(i, j int) bool { return d.Users[i].AccessKey < d.Users[j].AccessKey })
 	for i := len(audit.Entries) - 1; i >= 0 && len(d.Audit) < d.Filter.Limit; i-- {
 		if d.Filter.match(audit.Entries[i]) {

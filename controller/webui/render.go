@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hanode/hanode/adminapi"
@@ -83,6 +84,58 @@ var funcs = template.FuncMap{
 	"rest":    func(s, prefix string) string { return s[min(len(prefix), len(s)):] },
 	"used":    func(capacity, free int64) int64 { return capacity - free },
 	"running": func(s string) bool { return s == adminapi.RoleRunning },
+	"int64":   func(f float64) int64 { return int64(f) },
+	"eta":     eta,
+	"riskbar": riskBar,
+	"rolebtn": func(v view, role, action string) roleButton {
+		m := v.D.(*machineData)
+		return roleButton{Machine: m.Machine.Name, Role: role, Action: action, Label: strings.ToUpper(action[:1]) + action[1:], CSRF: v.V.CSRF}
+	},
+}
+
+// roleButton is one start/stop/restart button of the machine page.
+type roleButton struct{ Machine, Role, Action, Label, CSRF string }
+
+// eta says how long seconds is, or "unknown" when negative.
+func eta(seconds float64) string {
+	if seconds < 0 {
+		return "unknown"
+	}
+	return (time.Duration(seconds) * time.Second).Round(time.Second).String()
+}
+
+// riskBar draws the chunks needing repair by priority, plus those waiting and those lost, as
+// one stacked bar (nothing when there are none).
+func riskBar(classes []adminapi.RepairClass, waiting, lost int64) template.HTML {
+	total := waiting + lost
+	for _, c := range classes {
+		total += c.Chunks
+	}
+	if total == 0 {
+		return ""
+	}
+	var b bytes.Buffer
+	b.WriteString(`<svg class="bar" viewBox="0 0 200 10" width="200" height="10" role="img" aria-label="chunks to repair by priority">`)
+	x := 0.0
+	seg := func(cls, title string, n int64) {
+		if n == 0 {
+			return
+		}
+		w := float64(n) / float64(total) * 200
+		fmt.Fprintf(&b, `<rect class="%s" x="%.1f" width="%.1f" height="10"><title>%d %s</title></rect>`, cls, x, w, n, template.HTMLEscapeString(title))
+		x += w
+	}
+	seg("risk-lost", "unrecoverable", lost)
+	for _, c := range classes {
+		cls := "risk"
+		if c.Priority == "critical" {
+			cls = "risk-critical"
+		}
+		seg(cls, c.Priority, c.Chunks)
+	}
+	seg("risk-waiting", "waiting for repair-grace", waiting)
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
 }
 
 func humanBytes(n int64) string {

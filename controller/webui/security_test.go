@@ -92,11 +92,24 @@ func TestHTTPSecurity(t *testing.T) {
 	if p := do(t, hc, http.MethodPost, base+"/machines/m2/drain", "csrf=x", nil, nil); p.status != http.StatusUnauthorized {
 		t.Errorf("anonymous POST: %d", p.status)
 	}
-	// A wrong credential is refused and audited; the form says nothing about why.
+	// A wrong credential is refused, the form says nothing about why, and nothing is stored
+	// (refusals of callers without a valid credential are only counted).
+	var trail struct {
+		Entries []struct{ Action string } `json:"entries"`
+	}
+	c.api(t, http.MethodGet, "/v1/audit?limit=1000", nil, &trail)
+	before := len(trail.Entries)
 	bad := strings.Replace(admin, admin[len(admin)-4:], "0000", 1)
 	p := do(t, hc, http.MethodPost, base+"/signin", url.Values{"credential": {bad}}.Encode(), nil, nil)
 	if p.status != http.StatusUnauthorized || !strings.Contains(p.body, "Sign-in refused") || len(p.header.Values("Set-Cookie")) != 0 {
 		t.Errorf("wrong credential: %d, cookies %v", p.status, p.header.Values("Set-Cookie"))
+	}
+	if p := do(t, hc, http.MethodPost, base+"/signin", "credential=junk", nil, nil); p.status != http.StatusUnauthorized {
+		t.Errorf("malformed credential: %d", p.status)
+	}
+	c.api(t, http.MethodGet, "/v1/audit?limit=1000", nil, &trail)
+	if len(trail.Entries) != before {
+		t.Errorf("refused sign-ins stored %d audit entries", len(trail.Entries)-before)
 	}
 	// next= stays on this site.
 	p = do(t, hc, http.MethodPost, base+"/signin", url.Values{"credential": {admin}, "next": {"//evil.example/x"}}.Encode(), nil, nil)
@@ -105,6 +118,10 @@ func TestHTTPSecurity(t *testing.T) {
 	}
 
 	ck := session(t, c, operator)
+	c.api(t, http.MethodGet, "/v1/audit?limit=1000", nil, &trail)
+	if n := len(trail.Entries); n == 0 || trail.Entries[n-1].Action != "POST /signin" {
+		t.Errorf("the sign-in is not the newest audit entry: %+v", trail.Entries)
+	}
 	if !ck.HttpOnly || !ck.Secure || ck.SameSite != http.SameSiteStrictMode || ck.MaxAge <= 0 || ck.Path != "/" || ck.Domain != "" {
 		t.Errorf("session cookie %+v", ck)
 	}

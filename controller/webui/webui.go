@@ -49,8 +49,11 @@ type Config struct {
 	API http.Handler
 	// Verifier checks the credential typed into the sign-in form.
 	Verifier access.Verifier
-	// Audit records sign-ins and refused sign-ins in the audit trail (nil: not recorded).
-	Audit func(context.Context, access.AuditEntry)
+	// Audit records sign-ins in the audit trail (nil: not recorded). Refused counts a refused
+	// sign-in without storing it, as the API does with requests lacking a valid credential, so
+	// that nobody without a credential makes etcd grow (nil: only logged).
+	Audit   func(context.Context, access.AuditEntry)
+	Refused func(action, remote string)
 	// Cluster and Machine name the cluster and the controller serving the UI.
 	Cluster, Machine string
 	// SessionTTL is how long a sign-in lasts (DefaultSessionTTL when 0); MaxSessions bounds the
@@ -92,6 +95,10 @@ func New(cfg Config) *UI {
 func (u *UI) Register(mux *http.ServeMux) {
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /ui/static/", u.headers(http.StripPrefix("/ui/static/", http.FileServerFS(static)), true))
+	mux.Handle("GET /favicon.ico", u.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml") // browsers ask for it on pages that name no icon
+		http.ServeFileFS(w, r, static, "icon.svg")
+	}), true))
 	mux.Handle("GET /signin", u.page(http.HandlerFunc(u.signinForm)))
 	mux.Handle("POST /signin", u.page(http.HandlerFunc(u.signin)))
 	mux.Handle("POST /signout", u.page(u.viewer(u.signout)))
@@ -100,6 +107,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	mux.Handle("GET /machines/{name}", u.page(u.viewer(u.machine)))
 	mux.Handle("GET /ui/live/machines/{name}", u.page(u.viewer(u.machineLive)))
 	mux.Handle("POST /machines/{name}/{action}", u.page(u.viewer(u.machineAction)))
+	mux.Handle("POST /machines/{name}/roles/{role}/{action}", u.page(u.viewer(u.roleAction)))
 	mux.Handle("GET /objects", u.page(u.viewer(u.objects)))
 	mux.Handle("GET /object", u.page(u.viewer(u.object)))
 	mux.Handle("GET /access", u.page(u.viewer(u.access)))

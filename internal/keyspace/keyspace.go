@@ -26,9 +26,9 @@ const (
 	Drain = Root + "drain/"
 	// Agents holds each machine's agent state (agent/state): <Agents><machine>/desired = the
 	// roles the machine runs and whether each should run, versioned; written by the admin API
-	// (the machine's agent creates it once from its configuration); <Agents><machine>/actual =
-	// each role process's pid, restarts, last exit and readiness, on the agent's lease; written
-	// by the agent.
+	// (the machine's agent creates it once from its configuration; node remove deletes both
+	// keys); <Agents><machine>/actual = each role process's pid, restarts, last exit and
+	// readiness, on the agent's lease; written by the agent.
 	Agents = Root + "agents/"
 )
 
