@@ -260,14 +260,19 @@ func TestLabRepair(t *testing.T) {
 	at = time.Now()
 	waitRedundant("the scrub to find the flipped chunks and repair to restore them", 90*time.Second)
 	t.Logf("%d corrupt chunks on m1 found by scrub and repaired in %v", len(flipped), time.Since(at).Round(100*time.Millisecond))
-	var sc adminapi.Scrub
-	if _, err := ac.Get(ctx, "/v1/scrub", &sc); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range sc.Datanodes {
-		if d.Machine == "m1" && d.Corrupt < int64(len(flipped)) {
-			t.Errorf("m1's scrub reports %d corrupt chunks, want %d", d.Corrupt, len(flipped))
+	// The datanode's registration carries its scrub report, refreshed every 5 s.
+	var corrupt int64
+	waitFor(t, "m1's scrub to report the corrupt chunks", 20*time.Second, func() bool {
+		var sc adminapi.Scrub
+		if _, err := ac.Get(ctx, "/v1/scrub", &sc); err != nil {
+			return false
 		}
-	}
+		for _, d := range sc.Datanodes {
+			if d.Machine == "m1" {
+				corrupt = d.Corrupt
+			}
+		}
+		return corrupt >= int64(len(flipped))
+	})
 	readAll()
 }

@@ -267,6 +267,11 @@ func (r *Repairer) work(ctx context.Context) {
 			case <-time.After(200 * time.Millisecond):
 			}
 		case ctx.Err() != nil:
+		case errors.Is(err, ErrNoTarget):
+			// Too few machines for R (every sweep finds it again): counted, logged quietly.
+			r.Metrics.Failures.Inc()
+			r.progress.failed()
+			r.Log.Debug("no machine can take the chunk", "chunk", t.Chunk.ID, "priority", t.Priority)
 		default:
 			r.Metrics.Failures.Inc()
 			r.progress.failed()
