@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,11 +12,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/hanode/hanode/internal/browsertest"
 )
 
 // TestLabWebUI signs in to the web cluster manager of every controller of a supervised lab (one
 // agent per machine runs its roles) with the lab's credential, sees the same master and every
-// machine on each, stops and starts a role with the machine page's buttons (through the agent),
+// machine on each, stops and starts a role with the machine page's buttons in chromium (through the agent),
 // and sees a machine whose processes are all killed turn down on the other controllers within
 // its registrations' lease (leader-ttl 2s here).
 func TestLabWebUI(t *testing.T) {
@@ -91,26 +94,28 @@ func TestLabWebUI(t *testing.T) {
 		}
 	}
 
-	// The machine page's buttons, as the browser submits them: stop m3's datanode, then start it.
+	// The machine page's buttons, pressed in a real browser (Debian's chromium): sign in on the
+	// first controller, stop m3's datanode, then start it.
 	base := l.Endpoints.Controllers[0]
+	bctx := browsertest.Start(t, 2*time.Minute)
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="credential"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="credential"]`), l.credential),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("master-name")),
+	); err != nil {
+		t.Fatalf("browser sign-in on %s: %v", base, err)
+	}
 	press := func(action string) {
 		t.Helper()
-		page := fetch(base, "/machines/m3")
-		form := regexp.MustCompile(`<form method="post" action="(/machines/m3/roles/datanode/` + action + `)" class="inline"><input type="hidden" name="csrf" value="([^"]+)">`).FindStringSubmatch(page)
-		if form == nil {
-			t.Fatalf("m3's page has no %s button for its datanode", action)
-		}
-		req, _ := http.NewRequest(http.MethodPost, base+form[1], strings.NewReader(url.Values{"csrf": {html.UnescapeString(form[2])}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", base)
-		req.AddCookie(sessions[base])
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusSeeOther {
-			t.Fatalf("%s button: %d", action, resp.StatusCode)
+		if err := chromedp.Do(bctx,
+			chromedp.Navigate(base+"/machines/m3"),
+			chromedp.WaitVisible(chromedp.ID(action+"-datanode")),
+			chromedp.Click(chromedp.ID(action+"-datanode")),
+			chromedp.WaitVisible(chromedp.ID("done")),
+		); err != nil {
+			t.Fatalf("the %s button of m3's datanode: %v", action, err)
 		}
 	}
 	press("stop")

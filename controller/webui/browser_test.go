@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -28,28 +27,9 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/internal/browsertest"
 	"github.com/hanode/hanode/security/s3users"
 )
-
-// chromium finds Debian's chromium, installing it with apt-get when it is missing and this
-// process may (as `make deps` does); the test is skipped only when it cannot be had.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Getuid() == 0 {
-		if _, err := exec.LookPath("apt-get"); err == nil {
-			out, err := exec.Command("sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium").CombinedOutput()
-			if p, lerr := exec.LookPath("chromium"); lerr == nil {
-				return p
-			}
-			t.Skipf("chromium is not installed and apt-get could not install it: %v\n%s", err, out)
-		}
-	}
-	t.Skip("chromium is not installed and this process cannot install it (not root, or no apt-get): run `make deps` as root")
-	return ""
-}
 
 // shots is where screenshots go: HANODE_UI_SCREENSHOTS=docs (relative to the repository) when
 // set, else the test's temporary directory.
@@ -67,7 +47,7 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and a browser")
 	}
-	exe := chromium(t)
+	exe := browsertest.Chromium(t)
 	c := startCluster(t, "127.0.60.", 3)
 	adminCred := c.credential(t, "admin")
 	var readCred string
