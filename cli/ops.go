@@ -91,9 +91,9 @@ func (c statusCmd) Run(e *Env) error {
 			r.Replicas, r.DatanodesLive, r.Draining, r.BadReplicas, r.GarbageRecords, r.Writes)
 		if rp := r.Repair; rp != nil {
 			fmt.Fprintf(w, "repair: %d chunks (%s) at risk, %d critical, %d waiting for repair-grace, %d unrecoverable; rate %s/s, ETA %s\n",
-				rp.AtRiskChunks, humanBytes(rp.AtRiskBytes), rp.Critical, rp.Waiting, rp.Unrecoverable, humanBytes(int64(rp.Rate)), eta(rp.ETASeconds))
+				rp.AtRiskChunks, config.HumanBytes(rp.AtRiskBytes), rp.Critical, rp.Waiting, rp.Unrecoverable, config.HumanBytes(int64(rp.Rate)), eta(rp.ETASeconds))
 			for _, m := range rp.Draining {
-				fmt.Fprintf(w, "drain: %s has %d replicas (%s) left\n", m.Name, m.Left, humanBytes(m.LeftBytes))
+				fmt.Fprintf(w, "drain: %s has %d replicas (%s) left\n", m.Name, m.Left, config.HumanBytes(m.LeftBytes))
 			}
 		}
 		oldest := "not every datanode has finished a pass yet"

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/config"
 )
 
 type repairCmd struct {
@@ -44,13 +45,13 @@ func printRepair(w io.Writer, st *adminapi.Repair) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PRIORITY\tCHUNKS\tBYTES")
 	for _, c := range st.AtRisk {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", c.Priority, c.Chunks, humanBytes(c.Bytes))
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", c.Priority, c.Chunks, config.HumanBytes(c.Bytes))
 	}
-	fmt.Fprintf(tw, "waiting (down < repair-grace)\t%d\t%s\n", st.Waiting.Chunks, humanBytes(st.Waiting.Bytes))
+	fmt.Fprintf(tw, "waiting (down < repair-grace)\t%d\t%s\n", st.Waiting.Chunks, config.HumanBytes(st.Waiting.Bytes))
 	fmt.Fprintf(tw, "unrecoverable\t%d\t\n", st.Unrecoverable)
 	tw.Flush()
-	fmt.Fprintf(w, "\nqueued %d, in flight %d; repaired %d replicas (%s) this term, %d failures\n", st.Queued, st.InFlight, st.RepairedChunks, humanBytes(st.RepairedBytes), st.Failures)
-	fmt.Fprintf(w, "rate %s/s, %s left, ETA %s\n\n", humanBytes(int64(st.Rate)), humanBytes(st.BytesLeft), eta(st.ETASeconds))
+	fmt.Fprintf(w, "\nqueued %d, in flight %d; repaired %d replicas (%s) this term, %d failures\n", st.Queued, st.InFlight, st.RepairedChunks, config.HumanBytes(st.RepairedBytes), st.Failures)
+	fmt.Fprintf(w, "rate %s/s, %s left, ETA %s\n\n", config.HumanBytes(int64(st.Rate)), config.HumanBytes(st.BytesLeft), eta(st.ETASeconds))
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MACHINE\tSTATE\tREPLICAS\tBYTES\tLEFT\tDOWN SINCE")
 	for _, m := range st.Machines {
@@ -58,7 +59,7 @@ func printRepair(w io.Writer, st *adminapi.Repair) {
 		if m.DownSince != nil {
 			down = m.DownSince.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", m.Name, m.State, m.Replicas, humanBytes(m.Bytes), m.Left, down)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", m.Name, m.State, m.Replicas, config.HumanBytes(m.Bytes), m.Left, down)
 	}
 	tw.Flush()
 }
@@ -71,20 +72,6 @@ func eta(s float64) string {
 		return "done"
 	}
 	return (time.Duration(s) * time.Second).String()
-}
-
-// humanBytes prints n with a binary unit.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // waitDrained polls the repair status until a sweep that began after start finds no replica
@@ -125,7 +112,7 @@ func waitDrained(e *Env, machine string, start time.Time, every, timeout time.Du
 			case rate > 0:
 				left = eta(float64(row.LeftBytes) / rate)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%s\n", time.Since(start).Round(time.Second), row.Left, humanBytes(row.LeftBytes), humanBytes(int64(rate)), left)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%s\n", time.Since(start).Round(time.Second), row.Left, config.HumanBytes(row.LeftBytes), config.HumanBytes(int64(rate)), left)
 			tw.Flush()
 			if row.Replicas == 0 && fresh {
 				fmt.Fprintf(e.Stdout, "%s is drained: no replica left on it\n", machine)
@@ -157,7 +144,7 @@ func (c scrubStatusCmd) Run(e *Env) error {
 	if c.JSON {
 		return writeJSON(e.Stdout, st)
 	}
-	fmt.Fprintf(e.Stdout, "scrub-interval %s, scrub-rate %s/s\n\n", st.Interval, humanBytes(st.Rate))
+	fmt.Fprintf(e.Stdout, "scrub-interval %s, scrub-rate %s/s\n\n", st.Interval, config.HumanBytes(st.Rate))
 	tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DATANODE\tPASSES\tLAST PASS FINISHED\tLAST PASS\tTHIS PASS\tCORRUPT FOUND")
 	for _, d := range st.Datanodes {
@@ -166,8 +153,8 @@ func (c scrubStatusCmd) Run(e *Env) error {
 			last = d.LastPassFinished.Format(time.RFC3339)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d chunks, %s in %s\t%d chunks, %s\t%d\n", d.Machine, d.Passes, last,
-			d.LastPassChunks, humanBytes(d.LastPassBytes), d.LastPassFinished.Sub(d.LastPassStarted).Round(time.Millisecond),
-			d.PassChunks, humanBytes(d.PassBytes), d.Corrupt)
+			d.LastPassChunks, config.HumanBytes(d.LastPassBytes), d.LastPassFinished.Sub(d.LastPassStarted).Round(time.Millisecond),
+			d.PassChunks, config.HumanBytes(d.PassBytes), d.Corrupt)
 	}
 	return tw.Flush()
 }
@@ -245,21 +232,21 @@ func printPlan(w io.Writer, p *adminapi.RebalancePlan) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MACHINE\tCAPACITY\tFREE\tUSED\tBEFORE\tAFTER")
 	for _, m := range p.Machines {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f%%\t%.1f%%\n", m.Name, humanBytes(m.Capacity), humanBytes(m.Free), humanBytes(m.Used), 100*m.Before, 100*m.After)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f%%\t%.1f%%\n", m.Name, config.HumanBytes(m.Capacity), config.HumanBytes(m.Free), config.HumanBytes(m.Used), 100*m.Before, 100*m.After)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FROM\tTO\tBYTES\tMOVED")
 	for _, mv := range p.Moves {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", mv.From, mv.To, humanBytes(mv.Bytes), humanBytes(mv.Moved))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", mv.From, mv.To, config.HumanBytes(mv.Bytes), config.HumanBytes(mv.Moved))
 	}
 	tw.Flush()
 	feas := "feasible"
 	if !p.Feasible {
 		feas = "NOT feasible"
 	}
-	fmt.Fprintf(w, "\n%d moves, %s in all: %s\n", len(p.Moves), humanBytes(p.Bytes), feas)
+	fmt.Fprintf(w, "\n%d moves, %s in all: %s\n", len(p.Moves), config.HumanBytes(p.Bytes), feas)
 	for _, pr := range p.Problems {
 		fmt.Fprintf(w, "problem: %s\n", pr)
 	}

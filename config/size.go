@@ -55,3 +55,18 @@ func (z Size) String() string {
 	}
 	return strconv.FormatInt(int64(z), 10)
 }
+
+// HumanBytes prints n bytes for people, rounded to one decimal in the largest binary unit
+// below it ("1.5 GiB"); String, by contrast, prints a size exactly, as configuration takes it.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTPE"[exp]) + "iB"
+}

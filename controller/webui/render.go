@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/config"
 )
 
 // pageNames are the pages; each is templates/<name>.html on top of templates/layout.html. A page
@@ -65,7 +66,7 @@ func (u *UI) fragment(w http.ResponseWriter, page string, v *viewer, d any) {
 }
 
 var funcs = template.FuncMap{
-	"bytes":  humanBytes,
+	"bytes":  config.HumanBytes,
 	"ago":    ago,
 	"ts":     func(t time.Time) string { return stamp(t) },
 	"capbar": capBar,
@@ -128,19 +129,6 @@ func riskBar(classes []adminapi.RepairClass, waiting, lost int64) template.HTML 
 	seg("risk-waiting", "waiting for repair-grace", waiting)
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func stamp(t time.Time) string {
