@@ -171,7 +171,7 @@ func TestDockerLab(t *testing.T) {
 			t.Fatalf("ps in %s: %v", m.Name, err)
 		}
 		agentPID := m.Processes[0].PID
-		if m.Processes[0].Roles[0] != "agent" || !strings.Contains(ps, " hanode agent --config "+dockerConfigFile) {
+		if m.Processes[0].Roles[0] != "agent" || !strings.Contains(ps, " "+dockerBinary+" agent --config "+dockerConfigFile) {
 			t.Fatalf("%s does not run `hanode agent --config %s`:\n%s", m.Name, dockerConfigFile, ps)
 		}
 		for _, r := range []string{"controller", "datanode", "coordinator", "proxy"} {
