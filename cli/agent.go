@@ -45,7 +45,7 @@ func (agentCmd) Run(e *Env) error {
 	if err != nil {
 		return fmt.Errorf("agent: find this binary: %w", err)
 	}
-	base := e.childArgs()
+	base := withMachineEtcd(e.childArgs(), cfg, origins)
 	m := service.NewMachine(cfg, bundle, version.Version)
 	defer m.Close()
 	r := agent.NewSupervisingRole(m, log, agent.SuperviseOptions{
@@ -107,6 +107,18 @@ func (e *Env) childArgs() []string {
 		}
 	}
 	return args
+}
+
+// withMachineEtcd adds to a role process's command line the etcd endpoints the machine's
+// configuration resolves to when it runs a controller and names none: a role process resolves
+// them for its own role alone, and a role other than the controller would then take the join's
+// endpoints from cluster.json (the first controller's only) instead of the machine's own etcd
+// member, and lose etcd whenever that one machine is cut off.
+func withMachineEtcd(args []string, cfg *config.Config, origins config.Origins) []string {
+	if !cfg.Has(config.RoleController) || origins["etcd-endpoints"].Kind != "default" || len(cfg.EtcdEndpoints) == 0 || slices.Contains(args, "--etcd-endpoints") {
+		return args
+	}
+	return append(args, "--etcd-endpoints", strings.Join(cfg.EtcdEndpoints, ","))
 }
 
 // flagValue prints a parsed flag's value the way kong reads it back.

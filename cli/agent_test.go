@@ -95,3 +95,33 @@ func TestNodeRolesArgs(t *testing.T) {
 		t.Fatalf("node stop m4: exit %d, %s", code, errOut)
 	}
 }
+
+// On a controller's machine the role processes get the machine's own etcd member unless the
+// configuration names endpoints; elsewhere, and with endpoints named, nothing is added.
+func TestWithMachineEtcd(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-name", "m7", "--address", "10.0.0.7", "--data-dir", t.TempDir(), "-role", "controller,agent,datanode", "agent"},
+			[]string{"run", "--etcd-endpoints", "https://10.0.0.7:2379"}},
+		{[]string{"-name", "m7", "--address", "10.0.0.7", "--data-dir", t.TempDir(), "-role", "agent,datanode", "agent"}, []string{"run"}},
+		{[]string{"-name", "m7", "--address", "10.0.0.7", "--data-dir", t.TempDir(), "-role", "controller,agent", "--etcd-endpoints", "https://10.0.0.1:2379", "agent"},
+			[]string{"run", "--etcd-endpoints", "https://10.0.0.1:2379"}},
+	} {
+		e := parse(t, tc.args...)
+		cfg, origins, err := e.Config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, a := range withMachineEtcd(e.childArgs(), cfg, origins) {
+			if i == 0 || a == "--etcd-endpoints" || strings.HasPrefix(a, "https://") {
+				got = append(got, a)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%v: child args %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}

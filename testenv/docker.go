@@ -22,10 +22,13 @@ import (
 )
 
 // The docker driver: machine i is the container hanode-lab-<id>-m<i> (hostname m<i>) made from
-// the hanode .deb, with a fixed address on the private network hanode-lab-<id>. It runs one
-// hanode process with all the machine's roles, exactly as the systemd unit would: as user
-// hanode, `hanode --config /etc/hanode/hanode.yaml`, data in /var/lib/hanode. The lab's own
-// clients run on the host and reach the containers' addresses over the docker bridge.
+// the hanode .deb, with a fixed address on the private network hanode-lab-<id>. It runs the
+// systemd unit's command: as user hanode, `hanode agent --config /etc/hanode/hanode.yaml`, data
+// in /var/lib/hanode, umask 0027. The agent starts each of the machine's roles as its child
+// (`hanode run --role R`) and restarts it when it dies, so the lab is supervised (Lab.Supervised):
+// a role's current pid is the one the agent's pid file, /var/lib/hanode/agent/ROLE.pid, names,
+// read with docker exec; pids are the container's. The lab's own clients run on the host and
+// reach the containers' addresses over the docker bridge.
 
 // DockerState is the docker driver's part of lab.json.
 type DockerState struct {
@@ -130,9 +133,11 @@ func defaultPackage() (string, error) {
 	return best, nil
 }
 
-// Layout makes one process per machine with all its roles (as the unit runs it), data in
-// /var/lib/hanode inside the container and the log in DIR/m<i>/logs/hanode.log on the host
-// (bind-mounted at /var/log/hanode), then starts each machine's container and writes its
+// Layout gives each machine its agent, the unit's command, and a supervised process per other
+// role (the agent's children), data in /var/lib/hanode inside the container. Every log is in
+// DIR/m<i>/logs on the host, bind-mounted at /var/log/hanode: the agent's own output in
+// agent.log, and its roles' in ROLE.log, which the agent writes to /var/lib/hanode/logs, a
+// symbolic link to /var/log/hanode. It then starts each machine's container and writes its
 // /etc/hanode/hanode.yaml. The lab's client certificate is machine 1's, copied out after init.
 func (dockerDriver) Layout(ctx context.Context, l *Lab, spec Spec, out io.Writer) error {
 	for i := range l.Machines {
@@ -141,15 +146,21 @@ func (dockerDriver) Layout(ctx context.Context, l *Lab, spec Spec, out io.Writer
 		logDir := filepath.Join(hostDir, "logs")
 		m.DataDir = dockerDataDir
 		m.Processes = []Process{{
-			Roles: slices.Clone(m.Roles),
-			Args:  append([]string{"--config", dockerConfigFile}, l.ExtraArgs...),
-			Log:   filepath.Join(logDir, "hanode.log"),
-			URL:   httpsURL(m.Address, rolePort(config.RoleController)),
+			Roles: []string{config.RoleAgent},
+			Args:  append([]string{"agent", "--config", dockerConfigFile}, l.ExtraArgs...),
+			Log:   filepath.Join(logDir, config.RoleAgent+".log"),
+			URL:   httpsURL(m.Address, rolePort(config.RoleAgent)),
 		}}
+		for _, r := range m.Roles {
+			if r != config.RoleAgent {
+				m.Processes = append(m.Processes, Process{Roles: []string{r}, Supervised: true,
+					Log: filepath.Join(logDir, r+".log"), URL: httpsURL(m.Address, rolePort(r))})
+			}
+		}
 		if err := os.MkdirAll(logDir, 0o755); err != nil {
 			return err
 		}
-		// The container's hanode user (a system uid) writes the log; anyone may delete it.
+		// The container's hanode user (a system uid) writes the logs; anyone may delete them.
 		if err := os.Chmod(logDir, 0o777); err != nil {
 			return err
 		}
@@ -173,7 +184,7 @@ func (dockerDriver) Layout(ctx context.Context, l *Lab, spec Spec, out io.Writer
 		}
 	}
 	if out != nil {
-		fmt.Fprintf(out, "lab: %d containers on network %s (%s), image %s\n", len(l.Machines), l.Docker.Network, l.Docker.Subnet, l.Docker.Image)
+		fmt.Fprintf(out, "lab: %d containers on network %s (%s), image %s; each runs `hanode agent` as the unit does\n", len(l.Machines), l.Docker.Network, l.Docker.Subnet, l.Docker.Image)
 	}
 	return nil
 }
@@ -192,7 +203,9 @@ func machineConfig(l *Lab, m *Machine) string {
 func writeMachineConfig(ctx context.Context, l *Lab, m *Machine) error {
 	cmd := exec.CommandContext(ctx, "docker", "exec", "-i", "-u", "root", container(l, m), "sh", "-c",
 		"cat > "+dockerConfigFile+".tmp && chown root:hanode "+dockerConfigFile+".tmp && chmod 0640 "+dockerConfigFile+".tmp && mv "+dockerConfigFile+".tmp "+dockerConfigFile+
-			" && chown hanode:hanode "+dockerLogDir)
+			" && chown hanode:hanode "+dockerLogDir+
+			// The agent writes its roles' logs to DATA_DIR/logs: there they reach the host.
+			" && ln -sfn "+dockerLogDir+" "+dockerDataDir+"/logs && chown -h hanode:hanode "+dockerDataDir+"/logs")
 	cmd.Stdin = strings.NewReader(machineConfig(l, m))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("write %s: %w: %s", dockerConfigFile, err, strings.TrimSpace(string(b)))
@@ -200,42 +213,77 @@ func writeMachineConfig(ctx context.Context, l *Lab, m *Machine) error {
 	return nil
 }
 
-// Start runs the machine's hanode process in its container as the unit would.
+// Start runs the machine's agent in its container as the unit does; a supervised role is
+// started by the agent.
 func (dockerDriver) Start(ctx context.Context, l *Lab, m *Machine, p *Process) error {
+	if p.Supervised {
+		return nil
+	}
 	// The log (bind-mounted from the host) is readable there; the data keeps the unit's umask.
-	log := dockerLogDir + "/hanode.log"
+	log := dockerLogDir + "/" + filepath.Base(p.Log)
 	script := "touch " + log + " && chmod 0644 " + log + " && umask 0027 && cd " + dockerDataDir + " && exec " + dockerBinary + ` "$@" >>` + log + " 2>&1"
 	args := append([]string{"exec", "-d", "-u", "hanode", container(l, m), "sh", "-c", script, "hanode"}, p.Args...)
 	if _, err := docker(ctx, args...); err != nil {
 		return err
 	}
-	// The container id (Machine.Container) identifies the machine; the process's host pid, as
-	// `docker top` shows it, is informational (lab status reads a paused state from it).
 	p.PID = 0
 	for i := 0; i < 20 && p.PID == 0; i++ {
-		p.PID = hostPID(ctx, l, m)
-		if p.PID == 0 {
+		if pid, _ := dockerProc(l, m, p); pid == 0 {
 			time.Sleep(100 * time.Millisecond)
+		} else {
+			p.PID = pid
 		}
 	}
 	return nil
 }
 
-// hostPID is the host pid of the container's hanode process, 0 if none is seen.
-func hostPID(ctx context.Context, l *Lab, m *Machine) int {
-	top, err := docker(ctx, "top", container(l, m), "-o", "pid,comm")
+// procScript prints "PID STATE" of a hanode process in the container and exits 0, or exits 1
+// when there is none. $1 is how to find it: "agent" (the agent the lab started, by its command
+// line), "role" with $2 a role (the pid the agent's pid file names, if it still runs the
+// process the agent started: same start time), or "pid" with $2 a pid.
+const procScript = `case "$1" in
+agent) pid=$(pgrep -o -f '^` + dockerBinary + ` agent( |$)') ;;
+role) f=` + dockerDataDir + `/agent/$2.pid; pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$f" 2>/dev/null); ticks=$(sed -n 's/.*"start_ticks":\([0-9]*\).*/\1/p' "$f" 2>/dev/null) ;;
+pid) pid=$2 ;;
+esac
+[ -n "$pid" ] || exit 1
+[ "$(cat /proc/$pid/comm 2>/dev/null)" = hanode ] || exit 1
+stat=$(sed 's/^.*) //' /proc/$pid/stat 2>/dev/null) || exit 1
+set -- $stat
+[ -z "$ticks" ] || [ "$ticks" = "${20}" ] || exit 1
+echo "$pid $1"`
+
+// dockerProc is the container pid and the state letter (R, S, T for stopped, Z...) of p's
+// process: the agent's, a supervised role's current one, or, for a process the lab pinned to a
+// pid (Process.PID of an unsupervised non-agent copy), that pid's. 0 when none runs.
+func dockerProc(l *Lab, m *Machine, p *Process) (int, byte) {
+	if l.Docker == nil || m.Container == "" {
+		return 0, 0
+	}
+	how := []string{"pid", strconv.Itoa(p.PID)}
+	switch {
+	case p.Supervised:
+		how = []string{"role", p.Roles[0]}
+	case p.Roles[0] == config.RoleAgent:
+		how = []string{"agent"}
+	case p.PID <= 0:
+		return 0, 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := docker(ctx, append([]string{"exec", "-u", "root", m.Container, "sh", "-c", procScript, "proc"}, how...)...)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	for _, line := range strings.Split(top, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && f[1] == "hanode" {
-			if pid, err := strconv.Atoi(f[0]); err == nil {
-				return pid
-			}
-		}
+	f := strings.Fields(out)
+	if len(f) != 2 || len(f[1]) != 1 {
+		return 0, 0
 	}
-	return 0
+	pid, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0, 0
+	}
+	return pid, f[1][0]
 }
 
 // Run runs a one-shot hanode command in the container as user hanode; env (the join token)
@@ -281,7 +329,8 @@ func copyPKI(ctx context.Context, l *Lab, m *Machine) error {
 	return nil
 }
 
-// Signal sends sig to the hanode process of the machine's container.
+// Signal sends sig to p's process in the machine's container: the agent, or a supervised
+// role's current process (the one Alive found, even if the agent replaces it meanwhile).
 func (d dockerDriver) Signal(l *Lab, m *Machine, p *Process, sig string) error {
 	if _, ok := signals[sig]; !ok {
 		return fmt.Errorf("unknown signal %q", sig)
@@ -291,24 +340,27 @@ func (d dockerDriver) Signal(l *Lab, m *Machine, p *Process, sig string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if _, err := docker(ctx, "exec", "-u", "root", container(l, m), "pkill", "--signal", sig, "-x", "hanode"); err != nil {
-		return fmt.Errorf("signal %s to %s/%s: %w", sig, m.Name, strings.Join(p.Roles, ","), err)
+	if _, err := docker(ctx, "exec", "-u", "root", container(l, m), "kill", "-s", sig, strconv.Itoa(p.PID)); err != nil {
+		return fmt.Errorf("signal %s to %s/%s (pid %d in its container): %w", sig, m.Name, strings.Join(p.Roles, ","), p.PID, err)
 	}
 	return nil
 }
 
-// aliveScript exits 0 when a hanode process that is not a zombie runs in the container.
-const aliveScript = `for p in $(pgrep -x hanode); do s=$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && exit 0; done; exit 1`
-
-// Alive reports whether the container runs a hanode process (a stopped one counts).
+// Alive reports whether p's process runs in the container (a stopped one counts) and records
+// its pid in p.
 func (dockerDriver) Alive(l *Lab, m *Machine, p *Process) bool {
-	if l.Docker == nil || m.Container == "" {
+	pid, st := dockerProc(l, m, p)
+	if pid == 0 || st == 'Z' || st == 'X' {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := docker(ctx, "exec", "-u", "root", m.Container, "sh", "-c", aliveScript)
-	return err == nil
+	p.PID = pid
+	return true
+}
+
+// ProcState is the state letter of p's process in the container (T when paused), 0 if none.
+func (dockerDriver) ProcState(l *Lab, m *Machine, p *Process) byte {
+	_, st := dockerProc(l, m, p)
+	return st
 }
 
 // Partition disconnects the machine's container from the lab network: no other machine, and

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +163,29 @@ func TestDockerLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each machine runs the unit's command, `hanode agent`, as user hanode, and its roles are
+	// the agent's children.
+	for _, m := range l.Machines {
+		ps, err := docker(ctx, "exec", m.Container, "ps", "-o", "user=,ppid=,pid=,args=", "-C", "hanode")
+		if err != nil {
+			t.Fatalf("ps in %s: %v", m.Name, err)
+		}
+		agentPID := m.Processes[0].PID
+		if m.Processes[0].Roles[0] != "agent" || !strings.Contains(ps, " "+dockerBinary+" agent --config "+dockerConfigFile) {
+			t.Fatalf("%s does not run `hanode agent --config %s`:\n%s", m.Name, dockerConfigFile, ps)
+		}
+		for _, r := range []string{"controller", "datanode", "coordinator", "proxy"} {
+			if !slices.ContainsFunc(strings.Split(ps, "\n"), func(line string) bool {
+				f := strings.Fields(line)
+				return len(f) > 3 && f[0] == "hanode" && f[1] == strconv.Itoa(agentPID) && strings.Contains(line, " run ") && strings.HasSuffix(line, "--role "+r)
+			}) {
+				t.Errorf("%s: no %s process run by user hanode as a child of the agent (pid %d):\n%s", m.Name, r, agentPID, ps)
+			}
+		}
+	}
+	// kill -9 of a role in a container: its agent starts it again, which the lab shows.
+	killDatanode(ctx, t, l, drv, "m2")
+
 	// The host's hanode, with only what `source DIR/env` sets, as a user of the lab runs it.
 	hostBin := labBinary(deb)
 	src, dst := filepath.Join(t.TempDir(), "obj"), filepath.Join(t.TempDir(), "got")
@@ -290,8 +315,9 @@ func TestDockerLab(t *testing.T) {
 	if _, err := l.WaitHealthy(ctx, 90*time.Second); err != nil {
 		t.Fatalf("after the upgrade: %v", err)
 	}
-	if log := tail(m3.Processes[0].Log, 400); !strings.Contains(log, "restarting etcd member from existing data") {
-		t.Errorf("m3 did not restart from its existing data after the upgrade:\n%s", tail(m3.Processes[0].Log, 20))
+	ctlLog := l.processesOf("controller", m3)[0].Log
+	if log := tail(ctlLog, 400); !strings.Contains(log, "restarting etcd member from existing data") {
+		t.Errorf("m3 did not restart from its existing data after the upgrade:\n%s", tail(ctlLog, 20))
 	}
 
 	// Removal keeps the data; purge deletes it and the user. (On m2, not the upgraded m3:
@@ -318,6 +344,71 @@ func TestDockerLab(t *testing.T) {
 	}
 	if _, err := docker(ctx, "exec", m2.Container, "id", "hanode"); err == nil {
 		t.Error("dpkg -P left the hanode user")
+	}
+}
+
+// killDatanode kills machine's datanode with SIGKILL inside its container and checks that its
+// agent replaces it: `lab status` shows a new pid, running and ready, within 30 s. It also pauses
+// and resumes the new process through the lab and checks that the status shows it paused.
+func killDatanode(ctx context.Context, t *testing.T, l *Lab, drv Driver, machine string) {
+	t.Helper()
+	target := machine + "/datanode"
+	m := l.Machine(machine)
+	p := l.processesOf("datanode", m)[0]
+	if !drv.Alive(l, m, p) {
+		t.Fatalf("%s is not running before the kill", target)
+	}
+	old := p.PID
+	hc, err := l.HTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Signal(drv, target, "KILL"); err != nil {
+		t.Fatalf("lab kill %s: %v", target, err)
+	}
+	killed := time.Now()
+	for {
+		if drv.Alive(l, m, p) && p.PID != old {
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := l.Ready(rctx, hc, p)
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if time.Since(killed) > 30*time.Second {
+			t.Fatalf("%s: 30 s after kill -9 of pid %d the agent has not replaced it (pid now %d)\nagent log:\n%s", target, old, p.PID, tail(m.Processes[0].Log, 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("kill -9 %s (pid %d in its container): the agent's replacement (pid %d) ready after %s", target, old, p.PID, time.Since(killed).Round(10*time.Millisecond))
+	statusLine := func() string {
+		var b bytes.Buffer
+		if err := l.PrintStatus(ctx, drv, &b); err != nil {
+			t.Fatalf("lab status: %v", err)
+		}
+		for _, line := range strings.Split(b.String(), "\n") {
+			if f := strings.Fields(line); len(f) > 2 && f[0] == machine && f[2] == "datanode" {
+				return line
+			}
+		}
+		t.Fatalf("lab status shows no %s:\n%s", target, b.String())
+		return ""
+	}
+	if f := strings.Fields(statusLine()); len(f) < 6 || f[3] != strconv.Itoa(p.PID) || f[4] != "running" || f[5] != "yes" {
+		t.Errorf("lab status after the agent replaced %s: %q, want pid %d running and ready", target, strings.Join(f, " "), p.PID)
+	}
+	if err := l.Signal(drv, target, "STOP"); err != nil {
+		t.Fatalf("lab pause %s: %v", target, err)
+	}
+	if f := strings.Fields(statusLine()); len(f) < 5 || f[3] != strconv.Itoa(p.PID) || f[4] != "paused" {
+		t.Errorf("lab status of paused %s: %q, want pid %d paused", target, strings.Join(f, " "), p.PID)
+	}
+	if err := l.Signal(drv, target, "CONT"); err != nil {
+		t.Fatalf("lab resume %s: %v", target, err)
+	}
+	if err := l.WaitReady(ctx, drv, []*Process{p}, 30*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -43,7 +43,8 @@ type Spec struct {
 	ReadyTimeout  time.Duration
 	// Supervised (process driver): each machine runs one agent (`hanode agent`), which starts
 	// the machine's roles as its children and restarts them; otherwise the lab starts every role
-	// process itself and nothing restarts a dead one.
+	// process itself and nothing restarts a dead one. The docker driver is always supervised:
+	// its machines run the agent as the systemd unit does.
 	Supervised bool
 }
 
@@ -260,7 +261,7 @@ func Up(ctx context.Context, spec Spec, out io.Writer) (*Lab, error) {
 		}
 	}
 	l := &Lab{Driver: drv.Name(), Dir: dir, Binary: bin, ClusterName: spec.ClusterName, ExtraArgs: spec.ExtraArgs, Created: time.Now().UTC(),
-		Supervised: spec.Supervised && drv.Name() == "process"}
+		Supervised: spec.Supervised && drv.Name() == "process" || drv.Name() == "docker"}
 	// The docker driver makes its network before the plan and its containers after.
 	pr, _ := drv.(preparer)
 	if pr != nil {

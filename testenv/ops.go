@@ -249,7 +249,8 @@ func (l *Lab) Down(drv Driver, keep bool) error {
 	return nil
 }
 
-// PrintStatus writes each process's state: running, paused or dead, and ready or why not.
+// PrintStatus writes each process's state: running, paused or dead, and ready or why not. A
+// supervised process's PID is its role's current one, as its agent's pid file names it.
 func (l *Lab) PrintStatus(ctx context.Context, drv Driver, w io.Writer) error {
 	hc, err := l.HTTPClient()
 	if err != nil {
@@ -264,7 +265,13 @@ func (l *Lab) PrintStatus(ctx context.Context, drv Driver, w io.Writer) error {
 			state, ready := "dead", "-"
 			if drv.Alive(l, m, p) {
 				state = "running"
-				if processState(p.PID) == 'T' {
+				st := byte(0)
+				if ps, ok := drv.(procStater); ok {
+					st = ps.ProcState(l, m, p)
+				} else {
+					st = processState(p.PID)
+				}
+				if st == 'T' {
 					state = "paused"
 				}
 				rctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -279,6 +286,12 @@ func (l *Lab) PrintStatus(ctx context.Context, drv Driver, w io.Writer) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// procStater is a driver whose processes' state is not in this host's /proc under their
+// PID (the docker driver's pids are their containers').
+type procStater interface {
+	ProcState(l *Lab, m *Machine, p *Process) byte
 }
 
 // processState is the one-letter state of a PID from /proc (R, S, T for stopped, Z...).
