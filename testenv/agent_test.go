@@ -100,7 +100,13 @@ func TestLabAgent(t *testing.T) {
 			if limit := map[bool]time.Duration{true: 3 * time.Second, false: time.Second}[role == "controller"]; took > limit {
 				t.Errorf("m2/%s served again after %s, want within %s", role, took.Round(time.Millisecond), limit)
 			}
-			rs := agentRole(t, ac, "m2", role)
+			// The agent reports on its own schedule: the new process may serve before the
+			// report of its restart reaches etcd.
+			var rs state.RoleState
+			waitFor(t, "m2's agent reporting the restart of its "+role, 5*time.Second, func() bool {
+				rs = agentRole(t, ac, "m2", role)
+				return rs.Restarts >= 1
+			})
 			if rs.LastExit == nil || rs.LastExit.Reason != "crashed" || rs.LastExit.Status != "signal: killed" || rs.Restarts != 1 {
 				t.Fatalf("m2/%s reported as %+v (last exit %+v)", role, rs, rs.LastExit)
 			}
