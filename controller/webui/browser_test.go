@@ -264,7 +264,9 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the access page showed %q as the new credential", readCred)
 	}
 	// A join token created and revoked there.
-	b.do("create a join token", chromedp.Click(chromedp.CSS(`#token-create button`)), chromedp.WaitVisible(chromedp.ID("secret")))
+	// The page still shows the credential's secret until the answer to this form replaces it.
+	b.do("create a join token", chromedp.Click(chromedp.CSS(`#token-create button`)))
+	b.until(`(document.querySelector('#secret') || {textContent: ''}).textContent.trim().startsWith('K10')`)
 	if tok := b.text("#secret"); !strings.HasPrefix(tok, "K10") {
 		t.Fatalf("the access page showed %q as the new join token", tok)
 	}
@@ -288,7 +290,8 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`tr[data-grant="photos/alice-reader"] button`)),
 		chromedp.WaitVisible(chromedp.ID("outcome")),
 	)
-	if n := b.int(`document.querySelectorAll('tr[data-grant="photos/alice-reader"]').length`); n != 0 {
+	// #outcome was already on the page (the grant's): wait for the revocation's answer itself.
+	if !b.until(`document.querySelectorAll('tr[data-grant="photos/alice-reader"]').length === 0`) {
 		t.Errorf("the revoked grant is still listed")
 	}
 	checkQuiet("the machine, objects and access pages")
@@ -346,6 +349,17 @@ func (b *browser) text(css string) string {
 		b.t.Fatalf("text of %s: %v", css, err)
 	}
 	return strings.TrimSpace(s)
+}
+
+// until polls the JavaScript condition expr for up to 10 s and reports whether it held: for a
+// page that a form's answer replaces, where a selector may still match the page before it.
+func (b *browser) until(expr string) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](expr)); err == nil && ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *browser) int(expr string) int {
