@@ -530,19 +530,28 @@ func (c *Coordinator) bucketVersioning(rq *request) error {
 
 // --- listing
 
-func (c *Coordinator) listObjects(rq *request, v2 bool) error {
-	q := rq.r.URL.Query()
-	enc, err := s3.ParseEncodingType(q.Get("encoding-type"))
-	if err != nil {
-		return err
+// listingParams reads the parameters every listing shares: encoding-type and max-keys (capped
+// at defaultMaxKeys).
+func listingParams(q url.Values) (enc string, maxKeys int, err error) {
+	if enc, err = s3.ParseEncodingType(q.Get("encoding-type")); err != nil {
+		return "", 0, err
 	}
-	maxKeys := defaultMaxKeys
+	maxKeys = defaultMaxKeys
 	if v := q.Get("max-keys"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return s3.ErrorFor(s3.CodeInvalidArgument, "max-keys must be a non-negative integer")
+			return "", 0, s3.ErrorFor(s3.CodeInvalidArgument, "max-keys must be a non-negative integer")
 		}
 		maxKeys = min(n, defaultMaxKeys)
+	}
+	return enc, maxKeys, nil
+}
+
+func (c *Coordinator) listObjects(rq *request, v2 bool) error {
+	q := rq.r.URL.Query()
+	enc, maxKeys, err := listingParams(q)
+	if err != nil {
+		return err
 	}
 	prefix, delim := q.Get("prefix"), q.Get("delimiter")
 	after, afterIsPrefix := "", false

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/hanode/hanode/s3"
@@ -29,17 +28,9 @@ func versionID(rq *request) (string, error) {
 
 func (c *Coordinator) listVersions(rq *request) error {
 	q := rq.r.URL.Query()
-	enc, err := s3.ParseEncodingType(q.Get("encoding-type"))
+	enc, maxKeys, err := listingParams(q)
 	if err != nil {
 		return err
-	}
-	maxKeys := defaultMaxKeys
-	if v := q.Get("max-keys"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return s3.ErrorFor(s3.CodeInvalidArgument, "max-keys must be a non-negative integer")
-		}
-		maxKeys = min(n, defaultMaxKeys)
 	}
 	prefix, delim := q.Get("prefix"), q.Get("delimiter")
 	keyMarker, versionMarker := q.Get("key-marker"), q.Get("version-id-marker")
