@@ -18,6 +18,11 @@ import (
 // caller's need is what etcd sent before the cancellation reached it, bounded by the
 // connection's flow-control window.
 func (s *Store) rangeStream(ctx context.Context, from, end string, rev int64, keysOnly bool, fn func(*mvccpb.KeyValue) (bool, error)) error {
+	return RangeStream(ctx, s.cli, from, end, rev, keysOnly, fn)
+}
+
+// RangeStream is Store.rangeStream for other readers of large ranges (the repair sweep).
+func RangeStream(ctx context.Context, cli *clientv3.Client, from, end string, rev int64, keysOnly bool, fn func(*mvccpb.KeyValue) (bool, error)) error {
 	if from >= end {
 		return nil
 	}
@@ -29,7 +34,7 @@ func (s *Store) rangeStream(ctx context.Context, from, end string, rev int64, ke
 	if keysOnly {
 		opts = append(opts, clientv3.WithKeysOnly())
 	}
-	ch, err := s.cli.GetStream(ctx, from, opts...)
+	ch, err := cli.GetStream(ctx, from, opts...)
 	if err != nil {
 		cancel()
 		return err

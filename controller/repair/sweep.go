@@ -400,13 +400,14 @@ func (r *Repairer) scan(ctx context.Context, prefix string, fn func([]*mvccpb.Ke
 	page := make([]*mvccpb.KeyValue, 0, r.PageSize)
 	var err error
 	for range scanRetries {
-		err = r.stream(ctx, from, end, func(kv *mvccpb.KeyValue) {
+		err = meta.RangeStream(ctx, r.Etcd, from, end, 0, false, func(kv *mvccpb.KeyValue) (bool, error) {
 			page = append(page, kv)
 			if len(page) == r.PageSize {
 				fn(page)
 				from = string(page[len(page)-1].Key) + "\x00"
 				page = page[:0]
 			}
+			return true, nil
 		})
 		if err == nil || ctx.Err() != nil {
 			break
@@ -419,30 +420,6 @@ func (r *Repairer) scan(ctx context.Context, prefix string, fn func([]*mvccpb.Ke
 	}
 	if len(page) > 0 {
 		fn(page)
-	}
-	return nil
-}
-
-// stream calls fn for every key of [from, end).
-func (r *Repairer) stream(ctx context.Context, from, end string, fn func(*mvccpb.KeyValue)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	ch, err := r.Etcd.GetStream(ctx, from, clientv3.WithRange(end))
-	if err != nil {
-		cancel()
-		return err
-	}
-	defer func() {
-		cancel()
-		for range ch { // the client's reader ends after delivering the cancellation
-		}
-	}()
-	for resp := range ch {
-		if err := resp.Err(); err != nil {
-			return err
-		}
-		for _, kv := range resp.Kvs {
-			fn(kv)
-		}
 	}
 	return nil
 }
