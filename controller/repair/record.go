@@ -36,6 +36,8 @@ func garbageKey(id, m string) string { return keyspace.S3RepairGarbage + id + "/
 
 // current reads a record and returns its mod revision and the chunk id in it (nil: gone).
 func (r *Repairer) current(ctx context.Context, key, id string) (int64, []byte, *meta.Chunk, error) {
+	ctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+	defer cancel()
 	resp, err := r.Etcd.Get(ctx, key)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("read %s: %w", key, err)
@@ -101,6 +103,8 @@ func withReplicas(key string, val []byte, id string, reps []string) ([]byte, err
 // badOf reads which machines hold a copy of chunk id recorded damaged.
 func (r *Repairer) badOf(ctx context.Context, id string) (map[string]bool, error) {
 	p := meta.BadPrefix + id + "/"
+	ctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+	defer cancel()
 	resp, err := r.Etcd.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, fmt.Errorf("read damaged copies of chunk %s: %w", id, err)

@@ -224,8 +224,18 @@ func (r *Repairer) drain(ctx context.Context) []error {
 	}
 }
 
+// etcdCallTimeout bounds the etcd calls of one repair (reading the record and its damaged
+// copies, recording the replica): the master's own member answers in milliseconds unless it
+// has lost its quorum. The sweep's reads end with the master's term.
+const etcdCallTimeout = 10 * time.Second
+
 // txn runs cmps → ops under the fence; it reports whether cmps held.
+// A txn whose answer is lost (the deadline, a leader change) returns the error: its callers
+// write nothing on the strength of it (a copy it may have recorded is found by the next sweep,
+// one it did not is left for the collection of unreferenced chunks).
 func (r *Repairer) txn(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op, els ...clientv3.Op) (bool, *clientv3.TxnResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+	defer cancel()
 	resp, err := r.Etcd.Txn(ctx).If(r.guard...).Then(clientv3.OpTxn(cmps, ops, els)).Commit()
 	if err != nil {
 		return false, nil, err
