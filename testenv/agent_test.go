@@ -259,7 +259,7 @@ func TestLabAgent(t *testing.T) {
 		if err := l.Signal(drv, "m2/agent", "KILL"); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		waitFor(t, "m2's agent gone", 5*time.Second, func() bool { return !drv.Alive(l, m2, proc(m2, "agent")) })
 		if err := l.Restart(context.Background(), drv, "m2/agent", 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +309,7 @@ func TestLabAgent(t *testing.T) {
 		if err := l.Signal(drv, "m2/agent", "KILL"); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond)
+		waitFor(t, "m2's agent gone", 5*time.Second, func() bool { return !drv.Alive(l, m2, proc(m2, "agent")) })
 		if err := drv.Start(context.Background(), l, m2, proc(m2, "agent")); err != nil {
 			t.Fatal(err)
 		}
