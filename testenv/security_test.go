@@ -363,7 +363,7 @@ func TestLabSecretsRotate(t *testing.T) {
 	var keyID string
 	// The sealed CA, two S3 secret keys (the root user and the lab user), the proxies keyring
 	// and the record of which key is root are re-sealed.
-	if _, err := fmt.Sscanf(string(out), "keyring rotated: primary key %s on", &keyID); err != nil || !strings.Contains(string(out), "; 5 secrets re-sealed") {
+	if _, err := fmt.Sscanf(string(out), "keyring rotated: primary key %s on", &keyID); err != nil || !strings.Contains(string(out), "; 5 secrets and ") {
 		t.Fatalf("unexpected output %q (%v)", out, err)
 	}
 	// S3 keys still open under the new key: a fresh coordinator cache asks a controller.
