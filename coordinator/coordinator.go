@@ -47,6 +47,9 @@ type Options struct {
 	Domains      []string
 	Log          *slog.Logger
 	Registry     prometheus.Registerer
+	// DataKeys makes and opens SSE-S3 data keys (a controller, sse.go); nil: SSE-S3 answers
+	// NotImplemented.
+	DataKeys DataKeys
 }
 
 func (o *Options) check() error {
@@ -93,6 +96,7 @@ type Coordinator struct {
 	bufs     *bufferPool
 	copyBufs sync.Pool // *[]byte for streaming reads
 	metrics  *metrics
+	dataKeys dataKeyCache // opened SSE-S3 data keys (sse.go)
 }
 
 // New returns a Coordinator; Run must be running for it to see datanodes.

@@ -74,6 +74,9 @@ type Bucket struct {
 	Owner string `json:"owner,omitempty"`
 	// Replicas overrides the cluster's replication factor for new objects; 0 = cluster default.
 	Replicas int `json:"replicas,omitempty"`
+	// Encryption is the bucket's default encryption (PutBucketEncryption): SSES3 for objects
+	// written without an encryption header, "" for none.
+	Encryption string `json:"encryption,omitempty"`
 }
 
 // Chunk is one stored piece of an object. Its ID names the chunk file on every replica.

@@ -1,6 +1,12 @@
 package meta
 
-import "fmt"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
 
 // SSE is how an object (or a multipart upload, for the object it makes) is encrypted at rest.
 // Its chunks are sealed with internal/sealstream under the object key: a data key of its own
@@ -58,4 +64,34 @@ func (d *dec) sse() *SSE {
 		}
 		return nil
 	}
+}
+
+// SetBucketEncryption sets bucket's default encryption (SSES3, or "" for none). It rewrites
+// the bucket's record by compare-and-swap, so a concurrent change of the record is kept.
+func (s *Store) SetBucketEncryption(ctx context.Context, bucket, algorithm string) error {
+	k := BucketKey(bucket)
+	for range maxConflictRetries {
+		resp, err := s.cli.Get(ctx, k)
+		if err != nil {
+			return fmt.Errorf("bucket %s: set encryption: %w", bucket, err)
+		}
+		if len(resp.Kvs) == 0 {
+			return fmt.Errorf("bucket %s: %w", bucket, ErrNoSuchBucket)
+		}
+		var b Bucket
+		if err := json.Unmarshal(resp.Kvs[0].Value, &b); err != nil {
+			return fmt.Errorf("bucket %s: %w: %v", bucket, ErrCorrupt, err)
+		}
+		b.Encryption = algorithm
+		val, _ := json.Marshal(b)
+		t, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", resp.Kvs[0].ModRevision)).
+			Then(clientv3.OpPut(k, string(val))).Commit()
+		if err != nil {
+			return fmt.Errorf("bucket %s: set encryption: %w", bucket, err)
+		}
+		if t.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("bucket %s: set encryption: %w", bucket, errTooManyWriters)
 }

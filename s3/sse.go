@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/xml"
 	"net/http"
 	"strings"
 )
@@ -85,4 +86,43 @@ func ParseSSE(h http.Header) (string, error) {
 		return "", notImplemented(sseKMSNotImplemented)
 	}
 	return "", ErrorFor(CodeInvalidArgument, "The encryption method specified is not supported.")
+}
+
+// ServerSideEncryptionConfiguration is the body of PutBucketEncryption and GetBucketEncryption.
+type ServerSideEncryptionConfiguration struct {
+	XMLName xml.Name            `xml:"ServerSideEncryptionConfiguration"`
+	Xmlns   string              `xml:"xmlns,attr,omitempty"`
+	Rules   []ServerSideEncRule `xml:"Rule"`
+}
+
+// ServerSideEncRule is one rule of a bucket's encryption configuration.
+type ServerSideEncRule struct {
+	Default          *ServerSideEncDefault `xml:"ApplyServerSideEncryptionByDefault"`
+	BucketKeyEnabled *bool                 `xml:"BucketKeyEnabled,omitempty"`
+}
+
+// ServerSideEncDefault is the encryption a bucket applies to objects written without one.
+type ServerSideEncDefault struct {
+	SSEAlgorithm   string `xml:"SSEAlgorithm"`
+	KMSMasterKeyID string `xml:"KMSMasterKeyID,omitempty"`
+}
+
+// DefaultAlgorithm returns the algorithm a PutBucketEncryption body sets: SSEAlgorithmAES256
+// (SSE-KMS is NotImplemented, anything else MalformedXML or InvalidArgument, as AWS answers).
+func (c *ServerSideEncryptionConfiguration) DefaultAlgorithm() (string, error) {
+	if len(c.Rules) != 1 || c.Rules[0].Default == nil {
+		return "", ErrorFor(CodeMalformedXML, "an encryption configuration has exactly one rule with ApplyServerSideEncryptionByDefault")
+	}
+	r := c.Rules[0]
+	switch a := r.Default.SSEAlgorithm; {
+	case strings.HasPrefix(a, "aws:kms"):
+		return "", notImplemented(sseKMSNotImplemented)
+	case a != SSEAlgorithmAES256:
+		return "", ErrorFor(CodeMalformedXML, "SSEAlgorithm must be AES256")
+	case r.Default.KMSMasterKeyID != "":
+		return "", ErrorFor(CodeInvalidArgument, "a KMSMasterKeyID is only for aws:kms")
+	case r.BucketKeyEnabled != nil && *r.BucketKeyEnabled:
+		return "", notImplemented("S3 Bucket Keys (they serve SSE-KMS)")
+	}
+	return SSEAlgorithmAES256, nil
 }
