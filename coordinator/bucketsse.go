@@ -70,4 +70,3 @@ func (c *Coordinator) deleteBucketEncryption(rq *request) error {
 	rq.w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-

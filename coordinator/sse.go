@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/internal/sealstream"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3"
@@ -325,4 +326,24 @@ func (c *Coordinator) readObject(ctx context.Context, w io.Writer, ref objectRef
 		pos += size
 	}
 	return nil
+}
+
+// controllerDataKeys asks a controller for data keys, through the process's admin client (the
+// controller that answered last first, failing over to the others).
+type controllerDataKeys struct{ r *Role }
+
+func (d controllerDataKeys) New(ctx context.Context) ([]byte, []byte, error) {
+	var out adminapi.DataKey
+	if _, err := d.r.m.Controllers(ctx, d.r.member.Etcd).DoIdempotent(ctx, http.MethodPost, "/v1/sse/datakey", struct{}{}, &out); err != nil {
+		return nil, nil, fmt.Errorf("ask a controller for a data key: %w", err)
+	}
+	return out.Key, out.Sealed, nil
+}
+
+func (d controllerDataKeys) Open(ctx context.Context, sealed []byte) ([]byte, error) {
+	var out adminapi.DataKey
+	if _, err := d.r.m.Controllers(ctx, d.r.member.Etcd).DoIdempotent(ctx, http.MethodPost, "/v1/sse/open", adminapi.DataKeyOpen{Sealed: sealed}, &out); err != nil {
+		return nil, fmt.Errorf("ask a controller to open a data key: %w", err)
+	}
+	return out.Key, nil
 }
