@@ -108,6 +108,12 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
+	// Completing an SSE-C upload takes its key, as every part did (Ceph and the s3-tests
+	// suite require it; only the key's holder makes the object).
+	cust, err := uploadCustomerKey(rq.r.Header, u)
+	if err != nil {
+		return err
+	}
 	body, err := rq.auth.Body(rq.r)
 	if err != nil {
 		return err
@@ -158,7 +164,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	if err := c.meta.CompleteUploadIf(ctx, u, obj, unused, rev, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
 	}
-	respondSSE(rq.w.Header(), obj.SSE, nil)
+	respondSSE(rq.w.Header(), obj.SSE, cust)
 	loc := "/" + rq.bucket + "/" + rq.key
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CompleteMultipartUploadResult{Location: loc, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)})
 }

@@ -269,12 +269,7 @@ func (c *Coordinator) getObject(rq *request) error {
 	if err := readRequestSSE(r.Header); err != nil {
 		return err
 	}
-	key, cust, err := c.objectKey(ctx, r.Header, obj.SSE, false)
-	if err != nil {
-		return err
-	}
 	h := rq.w.Header()
-	respondSSE(h, obj.SSE, cust)
 	if version != "" {
 		h.Set("X-Amz-Version-Id", version)
 	}
@@ -311,6 +306,13 @@ func (c *Coordinator) getObject(rq *request) error {
 			h.Set("Content-Range", s3.ContentRange(off, n, obj.Size))
 		}
 	}
+	// The key is checked once the request is known to be for bytes that exist (a part number
+	// out of range is InvalidPart whatever the key).
+	key, cust, err := c.objectKey(ctx, r.Header, obj.SSE, false)
+	if err != nil {
+		return err
+	}
+	respondSSE(h, obj.SSE, cust)
 	for k, v := range obj.Headers {
 		if strings.HasPrefix(k, s3.MetaHeaderPrefix) {
 			h[k] = []string{v} // lower case, as S3 sends it (SDKs keep the name's case)

@@ -252,29 +252,38 @@ func sseRequested(h http.Header) bool {
 	return h.Get(s3.HeaderSSE) != "" || h.Get(s3.HeaderSSECAlgorithm) != ""
 }
 
-// partSealer returns the sealer of a part of upload u, checking the request's SSE-C headers
-// against the upload's key as AWS does (a part in another key, or without it, is refused).
-func (c *Coordinator) partSealer(ctx context.Context, h http.Header, u *meta.Upload) (*sealer, error) {
-	if u.SSE != nil && u.SSE.Algorithm == meta.SSEC {
-		cust, err := s3.ParseSSECustomer(h, false)
-		if err != nil {
-			return nil, err
-		}
-		if cust == nil {
-			return nil, s3.ErrorFor(s3.CodeInvalidRequest, "The multipart upload was initiated with SSE-C: every part must carry the same customer key.")
-		}
-		if !keyMatches(u.SSE.KeyCheck, cust.Key) {
-			return nil, s3.ErrorFor(s3.CodeInvalidArgument, "The SSE-C key of this part does not match the one the multipart upload was initiated with.")
-		}
-		return &sealer{sse: u.SSE, key: cust.Key, customer: cust}, nil
-	}
-	if cust, err := s3.ParseSSECustomer(h, false); err != nil || cust != nil {
-		if err == nil {
-			err = s3.ErrorFor(s3.CodeInvalidRequest, "The multipart upload was not initiated with SSE-C: its parts cannot be.")
-		}
+// uploadCustomerKey checks the SSE-C headers of a request on upload u (a part, a completion)
+// against the upload's key, as AWS does: an SSE-C upload needs its key, and only it (400 for
+// another or none); any other upload, none.
+func uploadCustomerKey(h http.Header, u *meta.Upload) (*s3.SSECustomer, error) {
+	cust, err := s3.ParseSSECustomer(h, false)
+	if err != nil {
 		return nil, err
 	}
-	if u.SSE == nil {
+	if u.SSE == nil || u.SSE.Algorithm != meta.SSEC {
+		if cust != nil {
+			return nil, s3.ErrorFor(s3.CodeInvalidRequest, "The multipart upload was not initiated with SSE-C: its parts cannot be.")
+		}
+		return nil, nil
+	}
+	if cust == nil {
+		return nil, s3.ErrorFor(s3.CodeInvalidRequest, "The multipart upload was initiated with SSE-C: its parts and its completion must carry the same customer key.")
+	}
+	if !keyMatches(u.SSE.KeyCheck, cust.Key) {
+		return nil, s3.ErrorFor(s3.CodeInvalidArgument, "The SSE-C key does not match the one the multipart upload was initiated with.")
+	}
+	return cust, nil
+}
+
+// partSealer returns the sealer of a part of upload u (uploadCustomerKey's checks first).
+func (c *Coordinator) partSealer(ctx context.Context, h http.Header, u *meta.Upload) (*sealer, error) {
+	cust, err := uploadCustomerKey(h, u)
+	switch {
+	case err != nil:
+		return nil, err
+	case cust != nil:
+		return &sealer{sse: u.SSE, key: cust.Key, customer: cust}, nil
+	case u.SSE == nil:
 		return nil, nil
 	}
 	key, err := c.openDataKey(ctx, u.SSE.SealedKey)

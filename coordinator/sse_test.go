@@ -275,8 +275,23 @@ func TestSSECMultipart(t *testing.T) {
 	if s, _ := errCode(err); s != http.StatusBadRequest {
 		t.Errorf("part without the key: %d (%v), want 400", s, err)
 	}
-	if _, err := core.PutObjectPart(ctx, "enc", "mp2", id, 1, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{SSE: key}); err != nil {
-		t.Errorf("part in the upload's key: %v", err)
+	p1, err := core.PutObjectPart(ctx, "enc", "mp2", id, 1, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{SSE: key})
+	if err != nil {
+		t.Fatalf("part in the upload's key: %v", err)
+	}
+	// Completing takes the upload's key too.
+	parts := []minio.CompletePart{{PartNumber: 1, ETag: p1.ETag}}
+	for name, sse := range map[string]encrypt.ServerSide{"no key": nil, "another key": customerKey(t, 5)} {
+		_, err := core.CompleteMultipartUpload(ctx, "enc", "mp2", id, parts, minio.PutObjectOptions{ServerSideEncryption: sse})
+		if s, _ := errCode(err); s != http.StatusBadRequest {
+			t.Errorf("completion with %s: %d (%v), want 400", name, s, err)
+		}
+	}
+	if _, err := core.CompleteMultipartUpload(ctx, "enc", "mp2", id, parts, minio.PutObjectOptions{ServerSideEncryption: key}); err != nil {
+		t.Fatalf("completion with the key: %v", err)
+	}
+	if got, err := getBody(t, mc, "enc", "mp2", minio.GetObjectOptions{ServerSideEncryption: key}); err != nil || !bytes.Equal(got, part) {
+		t.Fatalf("GET of the completed upload: %v", err)
 	}
 }
 
