@@ -69,7 +69,7 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 		if err != nil {
 			return err
 		}
-		srcKey, _, err := c.objectKey(ctx, rq.r.Header, src.SSE, true)
+		srcKey, _, err := c.objectKey(ctx, rq.r.Header, src.SSE, true, true)
 		if err != nil {
 			return err
 		}

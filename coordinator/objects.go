@@ -308,7 +308,7 @@ func (c *Coordinator) getObject(rq *request) error {
 	}
 	// The key is checked once the request is known to be for bytes that exist (a part number
 	// out of range is InvalidPart whatever the key).
-	key, cust, err := c.objectKey(ctx, r.Header, obj.SSE, false)
+	key, cust, err := c.objectKey(ctx, r.Header, obj.SSE, false, r.Method != http.MethodHead)
 	if err != nil {
 		return err
 	}
@@ -515,7 +515,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	srcKey, _, err := c.objectKey(ctx, rq.r.Header, src.SSE, true)
+	srcKey, _, err := c.objectKey(ctx, rq.r.Header, src.SSE, true, true)
 	if err != nil {
 		return err
 	}

@@ -212,8 +212,9 @@ func (c *Coordinator) sseForWrite(ctx context.Context, h http.Header, bucketDefa
 // objectKey returns the key that opens an object (or an upload's parts) encrypted as sse,
 // checking the SSE-C headers (the copy source's, with copySource) a request brings: an SSE-C
 // object needs them and the right key (else 400, or 403 for a wrong key, as AWS), any other
-// object must not be given them. nil: not encrypted.
-func (c *Coordinator) objectKey(ctx context.Context, h http.Header, sse *meta.SSE, copySource bool) ([]byte, *s3.SSECustomer, error) {
+// object must not be given them. nil: not encrypted, or an SSE-S3 key not asked for (!open:
+// a HEAD needs no data key, and costs no controller call).
+func (c *Coordinator) objectKey(ctx context.Context, h http.Header, sse *meta.SSE, copySource, open bool) ([]byte, *s3.SSECustomer, error) {
 	cust, err := s3.ParseSSECustomer(h, copySource)
 	if err != nil {
 		return nil, nil, err
@@ -222,7 +223,7 @@ func (c *Coordinator) objectKey(ctx context.Context, h http.Header, sse *meta.SS
 		if cust != nil {
 			return nil, nil, s3.ErrorFor(s3.CodeInvalidRequest, "The encryption parameters are not applicable to this object.")
 		}
-		if sse == nil {
+		if sse == nil || !open {
 			return nil, nil, nil
 		}
 		key, err := c.openDataKey(ctx, sse.SealedKey)
