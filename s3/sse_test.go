@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -114,6 +115,27 @@ func FuzzParseSSECustomer(f *testing.F) {
 			if len(got.Key) != 32 || got.KeyMD5 != base64.StdEncoding.EncodeToString(m[:]) {
 				t.Fatalf("accepted a %d-byte key or a wrong MD5", len(got.Key))
 			}
+		}
+	})
+}
+
+// FuzzBucketEncryption: a PutBucketEncryption body is refused with an S3 error or sets AES256.
+func FuzzBucketEncryption(f *testing.F) {
+	f.Add(`<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>`)
+	f.Add(`<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>k</KMSMasterKeyID></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>true</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>`)
+	f.Add(`<ServerSideEncryptionConfiguration/>`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var cfg ServerSideEncryptionConfiguration
+		if err := DecodeXML(strings.NewReader(body), 64<<10, &cfg); err != nil {
+			return
+		}
+		algo, err := cfg.DefaultAlgorithm()
+		var se *Error
+		switch {
+		case err != nil && !errors.As(err, &se):
+			t.Fatalf("not an S3 error: %v", err)
+		case err == nil && algo != SSEAlgorithmAES256:
+			t.Fatalf("set %q", algo)
 		}
 	})
 }
