@@ -120,6 +120,7 @@ func New(o Options) (*Coordinator, error) {
 	// disagree on its name (s3cmd signs for "US", others for us-east-1 or what they were told).
 	c.verifier = &sigv4.Verifier{Lookup: c.keys.lookup}
 	c.metrics = newMetrics(o.Registry)
+	c.dataKeys = newDataKeyCache(o.Registry)
 	c.health = newHealth(o.Datanodes, o.Log, c.nodes.addr, o.Registry)
 	return c, nil
 }

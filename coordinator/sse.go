@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/internal/sealstream"
 	"github.com/hanode/hanode/meta"
@@ -47,6 +49,29 @@ const (
 type dataKeyCache struct {
 	mu   sync.Mutex
 	keys map[string]cachedKey // by sealed form
+	// calls counts data-key requests by op (new, open) and result (ok, cached, error): an SSE-S3
+	// read or write depends on reaching a controller when its key is not cached.
+	calls *prometheus.CounterVec
+}
+
+func newDataKeyCache(reg prometheus.Registerer) dataKeyCache {
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_s3_data_key_requests_total",
+		Help: "SSE-S3 data keys made (op=new) and opened (op=open) for this coordinator, by result (ok, cached, error)."}, []string{"op", "result"})
+	if reg != nil {
+		reg.MustRegister(calls)
+	}
+	return dataKeyCache{calls: calls}
+}
+
+func (d *dataKeyCache) count(op string, err error) {
+	if d.calls == nil {
+		return
+	}
+	r := "ok"
+	if err != nil {
+		r = "error"
+	}
+	d.calls.WithLabelValues(op, r).Inc()
 }
 
 type cachedKey struct {
@@ -64,9 +89,13 @@ func (c *Coordinator) openDataKey(ctx context.Context, sealed []byte) ([]byte, e
 	e, ok := dk.keys[string(sealed)]
 	dk.mu.Unlock()
 	if ok && now.Before(e.expires) {
+		if dk.calls != nil {
+			dk.calls.WithLabelValues("open", "cached").Inc()
+		}
 		return e.key, nil
 	}
 	key, err := c.o.DataKeys.Open(ctx, sealed)
+	dk.count("open", err)
 	if err != nil {
 		return nil, fmt.Errorf("open the object's data key: %w", err)
 	}
@@ -200,6 +229,7 @@ func (c *Coordinator) sseForWrite(ctx context.Context, h http.Header, bucketDefa
 		return nil, errNoDataKeys
 	}
 	plain, sealed, err := c.o.DataKeys.New(ctx)
+	c.dataKeys.count("new", err)
 	if err != nil {
 		return nil, fmt.Errorf("%w: a data key for SSE-S3: %v", errUnavailable, err)
 	}
