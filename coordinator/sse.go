@@ -97,7 +97,7 @@ func (c *Coordinator) openDataKey(ctx context.Context, sealed []byte) ([]byte, e
 	key, err := c.o.DataKeys.Open(ctx, sealed)
 	dk.count("open", err)
 	if err != nil {
-		return nil, fmt.Errorf("open the object's data key: %w", err)
+		return nil, fmt.Errorf("%w: open the object's data key: %v", errUnavailable, err)
 	}
 	if len(key) != sealstream.KeySize {
 		return nil, fmt.Errorf("open the object's data key: %d bytes, want %d", len(key), sealstream.KeySize)
