@@ -97,7 +97,8 @@ func (c *Coordinator) openDataKey(ctx context.Context, sealed []byte) ([]byte, e
 	key, err := c.o.DataKeys.Open(ctx, sealed)
 	dk.count("open", err)
 	if err != nil {
-		return nil, fmt.Errorf("%w: open the object's data key: %v", errUnavailable, err)
+		c.log.Warn("a controller did not open an SSE-S3 data key", "err", err)
+		return nil, errKeysUnavailable
 	}
 	if len(key) != sealstream.KeySize {
 		return nil, fmt.Errorf("open the object's data key: %d bytes, want %d", len(key), sealstream.KeySize)
@@ -124,6 +125,9 @@ func (c *Coordinator) openDataKey(ctx context.Context, sealed []byte) ([]byte, e
 	dk.keys[string(sealed)] = cachedKey{key: key, expires: now.Add(dataKeyTTL)}
 	return key, nil
 }
+
+// errKeysUnavailable: no controller made or opened a data key (503; the cause is logged).
+var errKeysUnavailable = s3.ErrorFor(s3.CodeServiceUnavailable, "no controller could be reached for the object's SSE-S3 data key; retry shortly")
 
 // errNoDataKeys: a coordinator built without DataKeys (no controller to seal keys) serves no SSE-S3.
 var errNoDataKeys = s3.ErrorFor(s3.CodeNotImplemented, "SSE-S3 needs the cluster keyring, which this coordinator cannot reach")
@@ -231,7 +235,8 @@ func (c *Coordinator) sseForWrite(ctx context.Context, h http.Header, bucketDefa
 	plain, sealed, err := c.o.DataKeys.New(ctx)
 	c.dataKeys.count("new", err)
 	if err != nil {
-		return nil, fmt.Errorf("%w: a data key for SSE-S3: %v", errUnavailable, err)
+		c.log.Warn("a controller did not make an SSE-S3 data key", "err", err)
+		return nil, errKeysUnavailable
 	}
 	if len(plain) != sealstream.KeySize {
 		return nil, fmt.Errorf("a data key for SSE-S3 is %d bytes, want %d", len(plain), sealstream.KeySize)
