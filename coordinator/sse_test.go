@@ -351,6 +351,16 @@ func TestSSES3AndRotation(t *testing.T) {
 			t.Fatalf("GET %s after rotation with only the new key: %v", key, err)
 		}
 	}
+	// A keyring that does not hold the key: the read fails with 503, and writes nothing out.
+	other, err := secrets.NewKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.coord.o.DataKeys = keyringDataKeys{other}
+	tc.coord.dataKeys = dataKeyCache{}
+	if _, err := getBody(t, mc, "enc", "s3", minio.GetObjectOptions{}); func() bool { s, c := errCode(err); return s != http.StatusServiceUnavailable || c != "ServiceUnavailable" }() {
+		t.Fatalf("GET with a data key no keyring opens: %v, want 503", err)
+	}
 }
 
 func slicesEqualChunks(a, b []meta.Chunk) bool {
