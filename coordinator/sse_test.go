@@ -358,7 +358,10 @@ func TestSSES3AndRotation(t *testing.T) {
 	}
 	tc.coord.o.DataKeys = keyringDataKeys{other}
 	tc.coord.dataKeys = dataKeyCache{}
-	if _, err := getBody(t, mc, "enc", "s3", minio.GetObjectOptions{}); func() bool { s, c := errCode(err); return s != http.StatusServiceUnavailable || c != "ServiceUnavailable" }() {
+	if _, err := getBody(t, mc, "enc", "s3", minio.GetObjectOptions{}); func() bool {
+		s, c := errCode(err)
+		return s != http.StatusServiceUnavailable || c != "ServiceUnavailable"
+	}() {
 		t.Fatalf("GET with a data key no keyring opens: %v, want 503", err)
 	}
 }
