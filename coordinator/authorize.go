@@ -40,6 +40,9 @@ var opLevel = map[string]s3access.Level{
 	"PutBucketPolicy":         s3access.Owner,
 	"GetBucketPolicy":         s3access.Owner,
 	"DeleteBucketPolicy":      s3access.Owner,
+	"PutBucketEncryption":     s3access.Owner,
+	"GetBucketEncryption":     s3access.Owner,
+	"DeleteBucketEncryption":  s3access.Owner,
 }
 
 func accessDenied() error { return s3.ErrorFor(s3.CodeAccessDenied, "") }

@@ -74,6 +74,9 @@ type Bucket struct {
 	Owner string `json:"owner,omitempty"`
 	// Replicas overrides the cluster's replication factor for new objects; 0 = cluster default.
 	Replicas int `json:"replicas,omitempty"`
+	// Encryption is the bucket's default encryption (PutBucketEncryption): SSES3 for objects
+	// written without an encryption header, "" for none.
+	Encryption string `json:"encryption,omitempty"`
 }
 
 // Chunk is one stored piece of an object. Its ID names the chunk file on every replica.
@@ -105,6 +108,8 @@ type Object struct {
 	// Checksum is the additional checksum the object was written with, "<algorithm>:<base64
 	// value>" (e.g. "crc32:AAAAAA=="), verified when the data arrived; "" when none.
 	Checksum string
+	// SSE is how the object is encrypted at rest; nil when it is stored as sent.
+	SSE *SSE
 }
 
 // Upload is a multipart upload in progress.
@@ -116,6 +121,8 @@ type Upload struct {
 	Headers   map[string]string
 	// Tags is the tag set the completed object gets (x-amz-tagging at creation).
 	Tags map[string]string
+	// SSE is the encryption of the upload's parts and of the object it makes; nil: none.
+	SSE *SSE
 }
 
 // Part is an uploaded part of a multipart upload.
