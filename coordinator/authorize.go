@@ -40,6 +40,14 @@ var opLevel = map[string]s3access.Level{
 	"PutBucketPolicy":         s3access.Owner,
 	"GetBucketPolicy":         s3access.Owner,
 	"DeleteBucketPolicy":      s3access.Owner,
+	// versioning.go, objectlock.go
+	"PutBucketVersioning":        s3access.Owner,
+	"GetObjectLockConfiguration": s3access.Read,
+	"PutObjectLockConfiguration": s3access.Owner,
+	"GetObjectRetention":         s3access.Read,
+	"PutObjectRetention":         s3access.Write,
+	"GetObjectLegalHold":         s3access.Read,
+	"PutObjectLegalHold":         s3access.Write,
 }
 
 func accessDenied() error { return s3.ErrorFor(s3.CodeAccessDenied, "") }

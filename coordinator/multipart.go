@@ -28,6 +28,9 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
+	if err := c.uploadLock(rq, headers); err != nil {
+		return err
+	}
 	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags}
 	if err := c.meta.CreateUpload(rq.r.Context(), u); err != nil {
 		return err
@@ -110,6 +113,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 		byNum[p.Number] = p
 	}
 	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers, Tags: u.Tags}
+	obj.Lock, obj.Headers = completedLock(u.Headers)
 	md5s := make([][]byte, 0, len(req.Parts))
 	used := make(map[int]bool, len(req.Parts))
 	for i, cp := range req.Parts {
@@ -140,6 +144,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	if err := c.meta.CompleteUploadIf(ctx, u, obj, unused, rev, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
 	}
+	setVersionHeader(rq.w.Header(), obj)
 	loc := "/" + rq.bucket + "/" + rq.key
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CompleteMultipartUploadResult{Location: loc, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)})
 }

@@ -487,19 +487,20 @@ type ObjectVersion struct {
 
 // ListVersionsResult is the ListObjectVersions response, elements in AWS's order.
 type ListVersionsResult struct {
-	XMLName             xml.Name        `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
-	Name                string          `xml:"Name"`
-	Prefix              string          `xml:"Prefix"`
-	KeyMarker           string          `xml:"KeyMarker"`
-	VersionIDMarker     string          `xml:"VersionIdMarker"`
-	NextKeyMarker       string          `xml:"NextKeyMarker,omitempty"`
-	NextVersionIDMarker string          `xml:"NextVersionIdMarker,omitempty"`
-	MaxKeys             int             `xml:"MaxKeys"`
-	Delimiter           string          `xml:"Delimiter,omitempty"`
-	EncodingType        string          `xml:"EncodingType,omitempty"`
-	IsTruncated         bool            `xml:"IsTruncated"`
-	Versions            []ObjectVersion `xml:"Version"`
-	CommonPrefixes      []CommonPrefix  `xml:"CommonPrefixes"`
+	XMLName             xml.Name            `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
+	Name                string              `xml:"Name"`
+	Prefix              string              `xml:"Prefix"`
+	KeyMarker           string              `xml:"KeyMarker"`
+	VersionIDMarker     string              `xml:"VersionIdMarker"`
+	NextKeyMarker       string              `xml:"NextKeyMarker,omitempty"`
+	NextVersionIDMarker string              `xml:"NextVersionIdMarker,omitempty"`
+	MaxKeys             int                 `xml:"MaxKeys"`
+	Delimiter           string              `xml:"Delimiter,omitempty"`
+	EncodingType        string              `xml:"EncodingType,omitempty"`
+	IsTruncated         bool                `xml:"IsTruncated"`
+	Versions            []ObjectVersion     `xml:"Version"`
+	DeleteMarkers       []DeleteMarkerEntry `xml:"DeleteMarker"`
+	CommonPrefixes      []CommonPrefix      `xml:"CommonPrefixes"`
 }
 
 // URLEncodeKeys applies EncodingType=url to the keys, prefixes, delimiter and key markers.
@@ -513,6 +514,9 @@ func (r *ListVersionsResult) URLEncodeKeys() {
 	r.NextKeyMarker = URLEncodeName(r.NextKeyMarker)
 	for i := range r.Versions {
 		r.Versions[i].Key = URLEncodeName(r.Versions[i].Key)
+	}
+	for i := range r.DeleteMarkers {
+		r.DeleteMarkers[i].Key = URLEncodeName(r.DeleteMarkers[i].Key)
 	}
 	for i := range r.CommonPrefixes {
 		r.CommonPrefixes[i].Prefix = URLEncodeName(r.CommonPrefixes[i].Prefix)

@@ -1,0 +1,73 @@
+package s3
+
+import (
+	"encoding/xml"
+	"time"
+)
+
+// VersioningConfiguration is the body of PutBucketVersioning and GetBucketVersioning.
+type VersioningConfiguration struct {
+	XMLName   xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ VersioningConfiguration"`
+	Status    string   `xml:"Status,omitempty"`
+	MFADelete string   `xml:"MfaDelete,omitempty"`
+}
+
+// DeleteMarkerEntry is one DeleteMarker entry of a ListVersionsResult.
+type DeleteMarkerEntry struct {
+	Key          string    `xml:"Key"`
+	VersionID    string    `xml:"VersionId"`
+	IsLatest     bool      `xml:"IsLatest"`
+	LastModified Timestamp `xml:"LastModified"`
+	Owner        *Owner    `xml:"Owner,omitempty"`
+}
+
+// ObjectLockConfiguration is the body of Put/GetObjectLockConfiguration.
+type ObjectLockConfiguration struct {
+	XMLName           xml.Name        `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ObjectLockConfiguration"`
+	ObjectLockEnabled string          `xml:"ObjectLockEnabled,omitempty"`
+	Rule              *ObjectLockRule `xml:"Rule,omitempty"`
+}
+
+// ObjectLockRule holds a bucket's default retention.
+type ObjectLockRule struct {
+	DefaultRetention *DefaultRetention `xml:"DefaultRetention"`
+}
+
+// DefaultRetention is a mode and a period, in days or in years (exactly one of them).
+type DefaultRetention struct {
+	Mode  string `xml:"Mode"`
+	Days  *int   `xml:"Days,omitempty"`
+	Years *int   `xml:"Years,omitempty"`
+}
+
+// Retention is the body of Put/GetObjectRetention.
+type Retention struct {
+	XMLName         xml.Name     `xml:"http://s3.amazonaws.com/doc/2006-03-01/ Retention"`
+	Mode            string       `xml:"Mode,omitempty"`
+	RetainUntilDate *RetainUntil `xml:"RetainUntilDate,omitempty"`
+}
+
+// RetainUntil is a retention date: written with milliseconds in UTC, read as any ISO 8601
+// date and time (SDKs send their own precision and zone).
+type RetainUntil struct{ time.Time }
+
+// MarshalText writes t in UTC with milliseconds.
+func (t RetainUntil) MarshalText() ([]byte, error) {
+	return []byte(t.UTC().Format(TimeFormat)), nil
+}
+
+// UnmarshalText accepts RFC 3339 with or without fractional seconds.
+func (t *RetainUntil) UnmarshalText(b []byte) error {
+	v, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil {
+		return err
+	}
+	t.Time = v.UTC()
+	return nil
+}
+
+// LegalHold is the body of Put/GetObjectLegalHold.
+type LegalHold struct {
+	XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ LegalHold"`
+	Status  string   `xml:"Status"`
+}
