@@ -143,7 +143,7 @@ func (c *Coordinator) objectLockConfiguration(rq *request) error {
 		if !cfg.ObjectLock {
 			return s3.ErrorFor(s3.CodeObjectLockConfigNotFound, "")
 		}
-		out := s3.ObjectLockConfiguration{ObjectLockEnabled: "Enabled"}
+		out := s3.ObjectLockConfiguration{Xmlns: s3.Namespace, ObjectLockEnabled: "Enabled"}
 		if r := cfg.DefaultRetention; r != nil {
 			d := &s3.DefaultRetention{Mode: r.Mode}
 			if r.Days > 0 {
@@ -228,7 +228,7 @@ func (c *Coordinator) objectRetention(rq *request) error {
 		if obj.Lock.Mode == "" {
 			return s3.ErrorFor(s3.CodeNoSuchObjectLockConfig, "")
 		}
-		return s3.WriteXML(rq.w, http.StatusOK, s3.Retention{Mode: obj.Lock.Mode, RetainUntilDate: &s3.RetainUntil{Time: obj.Lock.Until}})
+		return s3.WriteXML(rq.w, http.StatusOK, s3.Retention{Xmlns: s3.Namespace, Mode: obj.Lock.Mode, RetainUntilDate: &s3.RetainUntil{Time: obj.Lock.Until}})
 	}
 	body, err := rq.auth.Body(rq.r)
 	if err != nil {
@@ -296,7 +296,7 @@ func (c *Coordinator) objectLegalHold(rq *request) error {
 		if obj.Lock.LegalHold {
 			status = "ON"
 		}
-		return s3.WriteXML(rq.w, http.StatusOK, s3.LegalHold{Status: status})
+		return s3.WriteXML(rq.w, http.StatusOK, s3.LegalHold{Xmlns: s3.Namespace, Status: status})
 	}
 	body, err := rq.auth.Body(rq.r)
 	if err != nil {

@@ -74,7 +74,7 @@ func (c *Coordinator) getBucketVersioning(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return s3.WriteXML(rq.w, http.StatusOK, s3.VersioningConfiguration{Status: cfg.Versioning})
+	return s3.WriteXML(rq.w, http.StatusOK, s3.VersioningConfiguration{Xmlns: s3.Namespace, Status: cfg.Versioning})
 }
 
 func (c *Coordinator) listVersions(rq *request) error {
@@ -106,11 +106,11 @@ func (c *Coordinator) listVersions(rq *request) error {
 	owner := rq.bucketOwner()
 	for _, e := range res.Versions {
 		if e.Object.DeleteMarker {
-			out.DeleteMarkers = append(out.DeleteMarkers, s3.DeleteMarkerEntry{Key: e.Key, VersionID: e.Object.VersionID(), IsLatest: e.Latest,
+			out.Entries = append(out.Entries, s3.DeleteMarkerEntry{Key: e.Key, VersionID: e.Object.VersionID(), IsLatest: e.Latest,
 				LastModified: s3.Timestamp{Time: e.Object.Modified}, Owner: owner})
 			continue
 		}
-		out.Versions = append(out.Versions, s3.ObjectVersion{Key: e.Key, VersionID: e.Object.VersionID(), IsLatest: e.Latest,
+		out.Entries = append(out.Entries, s3.ObjectVersion{Key: e.Key, VersionID: e.Object.VersionID(), IsLatest: e.Latest,
 			LastModified: s3.Timestamp{Time: e.Object.Modified}, ETag: s3.QuoteETag(e.Object.ETag), Size: e.Object.Size,
 			Owner: owner, StorageClass: "STANDARD"})
 	}

@@ -163,13 +163,14 @@ func (s *Store) CompleteUploadIf(ctx context.Context, u *Upload, o *Object, unus
 			conds: []clientv3.Cmp{versionGT0(uk), clientv3.Compare(clientv3.ModRevision(pp), "<", partsRev+1).WithPrefix()},
 			ops:   []clientv3.Op{clientv3.OpDelete(uk), clientv3.OpDelete(pp, clientv3.WithPrefix())},
 			refused: func(ctx context.Context) error {
-				tx, err := s.cli.Txn(ctx).Then(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithMinModRev(partsRev+1))).Commit()
+				// Keys, not a count: etcd counts a range without its mod-revision filter.
+				tx, err := s.cli.Txn(ctx).Then(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinModRev(partsRev+1))).Commit()
 				switch {
 				case err != nil:
 					return fmt.Errorf("complete upload %s: %w", u.ID, err)
 				case tx.Responses[0].GetResponseRange().Count == 0:
 					return fmt.Errorf("upload %s: %w", u.ID, ErrNoSuchUpload)
-				case tx.Responses[1].GetResponseRange().Count > 0:
+				case len(tx.Responses[1].GetResponseRange().Kvs) > 0:
 					return fmt.Errorf("upload %s: a part was uploaded again while completing: %w", u.ID, ErrConflict)
 				}
 				return nil
@@ -227,11 +228,12 @@ func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value 
 		if tx.Responses[0].GetResponseRange().Count == 0 {
 			return fmt.Errorf("upload %s: %w", u.ID, ErrNoSuchUpload)
 		}
-		if tx.Responses[1].GetResponseRange().Count > 0 {
-			return fmt.Errorf("upload %s: a part was uploaded again while completing: %w", u.ID, ErrConflict)
-		}
+		// Before the parts' count: etcd counts a range without its mod-revision filter.
 		if tx.Responses[2].GetResponseRange().Count > 0 {
 			return errVersioned
+		}
+		if tx.Responses[1].GetResponseRange().Count > 0 {
+			return fmt.Errorf("upload %s: a part was uploaded again while completing: %w", u.ID, ErrConflict)
 		}
 	}
 	return fmt.Errorf("complete upload %s: %w", u.ID, errTooManyWriters)

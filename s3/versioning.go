@@ -1,5 +1,8 @@
 package s3
 
+// The request bodies below are read with or without S3's namespace (SDKs differ); responses set
+// Xmlns to Namespace.
+
 import (
 	"encoding/xml"
 	"time"
@@ -7,13 +10,15 @@ import (
 
 // VersioningConfiguration is the body of PutBucketVersioning and GetBucketVersioning.
 type VersioningConfiguration struct {
-	XMLName   xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ VersioningConfiguration"`
+	XMLName   xml.Name `xml:"VersioningConfiguration"`
+	Xmlns     string   `xml:"xmlns,attr,omitempty"`
 	Status    string   `xml:"Status,omitempty"`
 	MFADelete string   `xml:"MfaDelete,omitempty"`
 }
 
 // DeleteMarkerEntry is one DeleteMarker entry of a ListVersionsResult.
 type DeleteMarkerEntry struct {
+	XMLName      xml.Name  `xml:"DeleteMarker"`
 	Key          string    `xml:"Key"`
 	VersionID    string    `xml:"VersionId"`
 	IsLatest     bool      `xml:"IsLatest"`
@@ -23,7 +28,8 @@ type DeleteMarkerEntry struct {
 
 // ObjectLockConfiguration is the body of Put/GetObjectLockConfiguration.
 type ObjectLockConfiguration struct {
-	XMLName           xml.Name        `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ObjectLockConfiguration"`
+	XMLName           xml.Name        `xml:"ObjectLockConfiguration"`
+	Xmlns             string          `xml:"xmlns,attr,omitempty"`
 	ObjectLockEnabled string          `xml:"ObjectLockEnabled,omitempty"`
 	Rule              *ObjectLockRule `xml:"Rule,omitempty"`
 }
@@ -42,7 +48,8 @@ type DefaultRetention struct {
 
 // Retention is the body of Put/GetObjectRetention.
 type Retention struct {
-	XMLName         xml.Name     `xml:"http://s3.amazonaws.com/doc/2006-03-01/ Retention"`
+	XMLName         xml.Name     `xml:"Retention"`
+	Xmlns           string       `xml:"xmlns,attr,omitempty"`
 	Mode            string       `xml:"Mode,omitempty"`
 	RetainUntilDate *RetainUntil `xml:"RetainUntilDate,omitempty"`
 }
@@ -68,6 +75,7 @@ func (t *RetainUntil) UnmarshalText(b []byte) error {
 
 // LegalHold is the body of Put/GetObjectLegalHold.
 type LegalHold struct {
-	XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ LegalHold"`
+	XMLName xml.Name `xml:"LegalHold"`
+	Xmlns   string   `xml:"xmlns,attr,omitempty"`
 	Status  string   `xml:"Status"`
 }

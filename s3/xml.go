@@ -475,6 +475,7 @@ const NullVersion = "null"
 
 // ObjectVersion is one Version entry of a ListVersionsResult.
 type ObjectVersion struct {
+	XMLName      xml.Name  `xml:"Version"`
 	Key          string    `xml:"Key"`
 	VersionID    string    `xml:"VersionId"`
 	IsLatest     bool      `xml:"IsLatest"`
@@ -487,20 +488,21 @@ type ObjectVersion struct {
 
 // ListVersionsResult is the ListObjectVersions response, elements in AWS's order.
 type ListVersionsResult struct {
-	XMLName             xml.Name            `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
-	Name                string              `xml:"Name"`
-	Prefix              string              `xml:"Prefix"`
-	KeyMarker           string              `xml:"KeyMarker"`
-	VersionIDMarker     string              `xml:"VersionIdMarker"`
-	NextKeyMarker       string              `xml:"NextKeyMarker,omitempty"`
-	NextVersionIDMarker string              `xml:"NextVersionIdMarker,omitempty"`
-	MaxKeys             int                 `xml:"MaxKeys"`
-	Delimiter           string              `xml:"Delimiter,omitempty"`
-	EncodingType        string              `xml:"EncodingType,omitempty"`
-	IsTruncated         bool                `xml:"IsTruncated"`
-	Versions            []ObjectVersion     `xml:"Version"`
-	DeleteMarkers       []DeleteMarkerEntry `xml:"DeleteMarker"`
-	CommonPrefixes      []CommonPrefix      `xml:"CommonPrefixes"`
+	XMLName             xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
+	Name                string   `xml:"Name"`
+	Prefix              string   `xml:"Prefix"`
+	KeyMarker           string   `xml:"KeyMarker"`
+	VersionIDMarker     string   `xml:"VersionIdMarker"`
+	NextKeyMarker       string   `xml:"NextKeyMarker,omitempty"`
+	NextVersionIDMarker string   `xml:"NextVersionIdMarker,omitempty"`
+	MaxKeys             int      `xml:"MaxKeys"`
+	Delimiter           string   `xml:"Delimiter,omitempty"`
+	EncodingType        string   `xml:"EncodingType,omitempty"`
+	IsTruncated         bool     `xml:"IsTruncated"`
+	// Entries holds Version and DeleteMarker entries (ObjectVersion, DeleteMarkerEntry)
+	// interleaved in listing order, as AWS sends them: clients keep that order.
+	Entries        []any          `xml:"Entries"`
+	CommonPrefixes []CommonPrefix `xml:"CommonPrefixes"`
 }
 
 // URLEncodeKeys applies EncodingType=url to the keys, prefixes, delimiter and key markers.
@@ -512,11 +514,15 @@ func (r *ListVersionsResult) URLEncodeKeys() {
 	r.Delimiter = URLEncodeName(r.Delimiter)
 	r.KeyMarker = URLEncodeName(r.KeyMarker)
 	r.NextKeyMarker = URLEncodeName(r.NextKeyMarker)
-	for i := range r.Versions {
-		r.Versions[i].Key = URLEncodeName(r.Versions[i].Key)
-	}
-	for i := range r.DeleteMarkers {
-		r.DeleteMarkers[i].Key = URLEncodeName(r.DeleteMarkers[i].Key)
+	for i, e := range r.Entries {
+		switch e := e.(type) {
+		case ObjectVersion:
+			e.Key = URLEncodeName(e.Key)
+			r.Entries[i] = e
+		case DeleteMarkerEntry:
+			e.Key = URLEncodeName(e.Key)
+			r.Entries[i] = e
+		}
 	}
 	for i := range r.CommonPrefixes {
 		r.CommonPrefixes[i].Prefix = URLEncodeName(r.CommonPrefixes[i].Prefix)

@@ -100,7 +100,7 @@ func TestMarshalResponses(t *testing.T) {
 		{
 			name: "ListVersionsResult of null versions",
 			v: &ListVersionsResult{Name: "bucket", KeyMarker: "a", VersionIDMarker: "null", NextKeyMarker: "c", NextVersionIDMarker: "null",
-				MaxKeys: 1, IsTruncated: true, Versions: []ObjectVersion{{Key: "c", VersionID: "null", IsLatest: true, LastModified: ts, ETag: `"e"`, Size: 1, StorageClass: "STANDARD"}}},
+				MaxKeys: 1, IsTruncated: true, Entries: []any{ObjectVersion{Key: "c", VersionID: "null", IsLatest: true, LastModified: ts, ETag: `"e"`, Size: 1, StorageClass: "STANDARD"}}},
 			want: `<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
 				`<Name>bucket</Name><Prefix></Prefix><KeyMarker>a</KeyMarker><VersionIdMarker>null</VersionIdMarker>` +
 				`<NextKeyMarker>c</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker><MaxKeys>1</MaxKeys><IsTruncated>true</IsTruncated>` +
