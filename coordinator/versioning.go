@@ -106,12 +106,11 @@ func (c *Coordinator) listVersions(rq *request) error {
 	owner := rq.bucketOwner()
 	for _, e := range res.Versions {
 		if e.Object.DeleteMarker {
-			out.Entries = append(out.Entries, s3.DeleteMarkerEntry{Key: e.Key, VersionID: e.Object.VersionID(), IsLatest: e.Latest,
-				LastModified: s3.Timestamp{Time: e.Object.Modified}, Owner: owner})
+			out.Versions = append(out.Versions, s3.NewDeleteMarker(e.Key, e.Object.VersionID(), e.Latest, e.Object.Modified, owner))
 			continue
 		}
-		out.Entries = append(out.Entries, s3.ObjectVersion{Key: e.Key, VersionID: e.Object.VersionID(), IsLatest: e.Latest,
-			LastModified: s3.Timestamp{Time: e.Object.Modified}, ETag: s3.QuoteETag(e.Object.ETag), Size: e.Object.Size,
+		out.Versions = append(out.Versions, s3.ObjectVersion{Key: e.Key, VersionID: e.Object.VersionID(), IsLatest: e.Latest,
+			LastModified: s3.Timestamp{Time: e.Object.Modified}, ETag: s3.QuoteETag(e.Object.ETag), Size: &e.Object.Size,
 			Owner: owner, StorageClass: "STANDARD"})
 	}
 	for _, p := range res.Prefixes {

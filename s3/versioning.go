@@ -16,14 +16,10 @@ type VersioningConfiguration struct {
 	MFADelete string   `xml:"MfaDelete,omitempty"`
 }
 
-// DeleteMarkerEntry is one DeleteMarker entry of a ListVersionsResult.
-type DeleteMarkerEntry struct {
-	XMLName      xml.Name  `xml:"DeleteMarker"`
-	Key          string    `xml:"Key"`
-	VersionID    string    `xml:"VersionId"`
-	IsLatest     bool      `xml:"IsLatest"`
-	LastModified Timestamp `xml:"LastModified"`
-	Owner        *Owner    `xml:"Owner,omitempty"`
+// NewDeleteMarker is the ListVersionsResult entry of a delete marker.
+func NewDeleteMarker(key, versionID string, latest bool, modified time.Time, owner *Owner) ObjectVersion {
+	return ObjectVersion{XMLName: xml.Name{Local: "DeleteMarker"}, Key: key, VersionID: versionID, IsLatest: latest,
+		LastModified: Timestamp{Time: modified}, Owner: owner}
 }
 
 // ObjectLockConfiguration is the body of Put/GetObjectLockConfiguration.
@@ -78,4 +74,25 @@ type LegalHold struct {
 	XMLName xml.Name `xml:"LegalHold"`
 	Xmlns   string   `xml:"xmlns,attr,omitempty"`
 	Status  string   `xml:"Status"`
+}
+
+// objectVersionFields are an ObjectVersion's elements, without the name it carries.
+type objectVersionFields struct {
+	Key          string    `xml:"Key"`
+	VersionID    string    `xml:"VersionId"`
+	IsLatest     bool      `xml:"IsLatest"`
+	LastModified Timestamp `xml:"LastModified"`
+	ETag         string    `xml:"ETag,omitempty"`
+	Size         *int64    `xml:"Size,omitempty"`
+	Owner        *Owner    `xml:"Owner,omitempty"`
+	StorageClass string    `xml:"StorageClass,omitempty"`
+}
+
+// MarshalXML names the entry Version or DeleteMarker in the listing's namespace (encoding/xml
+// would put a struct with a Name field in none).
+func (v ObjectVersion) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	if v.XMLName.Local != "" {
+		start.Name = xml.Name{Local: v.XMLName.Local}
+	}
+	return e.EncodeElement(objectVersionFields{v.Key, v.VersionID, v.IsLatest, v.LastModified, v.ETag, v.Size, v.Owner, v.StorageClass}, start)
 }

@@ -475,15 +475,15 @@ const NullVersion = "null"
 
 // ObjectVersion is one Version entry of a ListVersionsResult.
 type ObjectVersion struct {
-	XMLName      xml.Name  `xml:"Version"`
+	XMLName      xml.Name  // Version, or DeleteMarker for a delete marker (which has no ETag, Size and StorageClass)
 	Key          string    `xml:"Key"`
 	VersionID    string    `xml:"VersionId"`
 	IsLatest     bool      `xml:"IsLatest"`
 	LastModified Timestamp `xml:"LastModified"`
-	ETag         string    `xml:"ETag"` // quoted
-	Size         int64     `xml:"Size"`
+	ETag         string    `xml:"ETag,omitempty"` // quoted
+	Size         *int64    `xml:"Size,omitempty"`
 	Owner        *Owner    `xml:"Owner,omitempty"`
-	StorageClass string    `xml:"StorageClass"`
+	StorageClass string    `xml:"StorageClass,omitempty"`
 }
 
 // ListVersionsResult is the ListObjectVersions response, elements in AWS's order.
@@ -499,10 +499,11 @@ type ListVersionsResult struct {
 	Delimiter           string   `xml:"Delimiter,omitempty"`
 	EncodingType        string   `xml:"EncodingType,omitempty"`
 	IsTruncated         bool     `xml:"IsTruncated"`
-	// Entries holds Version and DeleteMarker entries (ObjectVersion, DeleteMarkerEntry)
-	// interleaved in listing order, as AWS sends them: clients keep that order.
-	Entries        []any          `xml:"Entries"`
-	CommonPrefixes []CommonPrefix `xml:"CommonPrefixes"`
+	// Versions holds the Version and DeleteMarker entries interleaved in listing order, as
+	// AWS sends them (clients keep that order): a delete marker is an ObjectVersion named
+	// DeleteMarker (NewDeleteMarker).
+	Versions       []ObjectVersion `xml:"Version"`
+	CommonPrefixes []CommonPrefix  `xml:"CommonPrefixes"`
 }
 
 // URLEncodeKeys applies EncodingType=url to the keys, prefixes, delimiter and key markers.
@@ -514,15 +515,8 @@ func (r *ListVersionsResult) URLEncodeKeys() {
 	r.Delimiter = URLEncodeName(r.Delimiter)
 	r.KeyMarker = URLEncodeName(r.KeyMarker)
 	r.NextKeyMarker = URLEncodeName(r.NextKeyMarker)
-	for i, e := range r.Entries {
-		switch e := e.(type) {
-		case ObjectVersion:
-			e.Key = URLEncodeName(e.Key)
-			r.Entries[i] = e
-		case DeleteMarkerEntry:
-			e.Key = URLEncodeName(e.Key)
-			r.Entries[i] = e
-		}
+	for i := range r.Versions {
+		r.Versions[i].Key = URLEncodeName(r.Versions[i].Key)
 	}
 	for i := range r.CommonPrefixes {
 		r.CommonPrefixes[i].Prefix = URLEncodeName(r.CommonPrefixes[i].Prefix)
