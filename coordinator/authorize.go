@@ -48,6 +48,10 @@ var opLevel = map[string]s3access.Level{
 	"PutObjectRetention":         s3access.Write,
 	"GetObjectLegalHold":         s3access.Read,
 	"PutObjectLegalHold":         s3access.Write,
+	// lifecycle.go
+	"GetBucketLifecycleConfiguration": s3access.Read,
+	"PutBucketLifecycleConfiguration": s3access.Owner,
+	"DeleteBucketLifecycle":           s3access.Owner,
 }
 
 func accessDenied() error { return s3.ErrorFor(s3.CodeAccessDenied, "") }

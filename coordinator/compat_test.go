@@ -169,7 +169,7 @@ func TestCompatibility(t *testing.T) {
 			{http.MethodGet, "/compat?policyStatus"},
 			{http.MethodGet, "/compat?acl"},
 			{http.MethodGet, "/compat?somethingNew"},
-			{http.MethodPut, "/compat?lifecycle"},
+			{http.MethodPut, "/compat?website"},
 			{http.MethodGet, "/compat/a%20b?acl"},
 			{http.MethodGet, "/compat/a%20b?attributes"},
 			{http.MethodPut, "/compat/a%20b?restore"},

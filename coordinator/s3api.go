@@ -282,6 +282,9 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		case m == http.MethodPut && rq.has("versioning"):
 			rq.op = "PutBucketVersioning"
 			return c.putBucketVersioning, nil
+		case rq.has("lifecycle") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetBucketLifecycleConfiguration", http.MethodPut: "PutBucketLifecycleConfiguration", http.MethodDelete: "DeleteBucketLifecycle"}[m]
+			return c.bucketLifecycle, nil
 		case rq.has("object-lock") && (m == http.MethodGet || m == http.MethodPut):
 			rq.op = map[string]string{http.MethodGet: "GetObjectLockConfiguration", http.MethodPut: "PutObjectLockConfiguration"}[m]
 			return c.objectLockConfiguration, nil
@@ -375,7 +378,7 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 // The query parameters each level serves: its subresources and the parameters S3 defines for
 // its operations. Any other subresource is refused (s3.UnservedSubresource).
 var (
-	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "object-lock",
+	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "object-lock", "lifecycle",
 		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
 	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging", "retention", "legal-hold"}
@@ -400,7 +403,7 @@ func unserved(rq *request, sub string) error {
 // hasSubresource reports a subresource that some operation serves but a plain object or
 // bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
 func hasSubresource(q url.Values) bool {
-	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "object-lock", "retention", "legal-hold"} {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "object-lock", "retention", "legal-hold", "lifecycle"} {
 		if _, ok := q[s]; ok {
 			return true
 		}

@@ -67,6 +67,8 @@ type BucketConfig struct {
 	ObjectLock bool `json:"object_lock,omitempty"`
 	// DefaultRetention, when set, is given to every new version written without a retention.
 	DefaultRetention *DefaultRetention `json:"default_retention,omitempty"`
+	// Lifecycle is the bucket's lifecycle configuration (lifecycle.go); nil when it has none.
+	Lifecycle []LifecycleRule `json:"lifecycle,omitempty"`
 }
 
 // ConfigKey is the etcd key of a bucket's configuration.
@@ -361,7 +363,9 @@ func (s *Store) putVersion(ctx context.Context, w *versionedWrite) ([]byte, erro
 		if suspended {
 			id = NullVersion
 		}
-		o.Version = seqHex(st.nextSeq(s.now())) + id
+		if st.cfg.Versioning != "" {
+			o.Version = seqHex(st.nextSeq(s.now())) + id
+		} // else a bucket never versioned (with a lifecycle configuration): the null version, as before
 		if r := st.cfg.DefaultRetention; r != nil && o.Lock.Mode == "" {
 			o.Lock.Mode, o.Lock.Until = r.Mode, r.until(o.Modified)
 		}
@@ -564,6 +568,9 @@ type DeleteOptions struct {
 	// BypassGovernance lets the delete remove a version under GOVERNANCE retention.
 	BypassGovernance bool
 	Grace            time.Duration
+	// Guard is added to the delete's transaction (the active master's fence, for lifecycle
+	// expiration): a guard that fails makes the delete ErrConflict.
+	Guard []clientv3.Cmp
 }
 
 // DeleteResult is what a delete did.
@@ -608,12 +615,22 @@ func (s *Store) deleteVersion(ctx context.Context, bucket, key string, opt Delet
 			return res, err
 		}
 		conds = append(conds, versionGT0(BucketKey(bucket)), clientv3.Compare(clientv3.ModRevision(ConfigKey(bucket)), "=", st.cfgRev))
+		conds = append(conds, opt.Guard...)
 		tx, err := s.cli.Txn(ctx).If(conds...).Then(ops...).Commit()
 		if err != nil {
 			return res, fmt.Errorf("delete %s/%s: %w", bucket, key, err)
 		}
 		if tx.Succeeded {
 			return res, nil
+		}
+		if len(opt.Guard) > 0 {
+			g, err := s.cli.Txn(ctx).If(opt.Guard...).Commit()
+			if err != nil {
+				return res, fmt.Errorf("delete %s/%s: %w", bucket, key, err)
+			}
+			if !g.Succeeded {
+				return res, fmt.Errorf("delete %s/%s: the guard failed: %w", bucket, key, ErrConflict)
+			}
 		}
 	}
 	return DeleteResult{}, fmt.Errorf("delete %s/%s: %w", bucket, key, errTooManyWriters)

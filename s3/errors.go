@@ -48,6 +48,7 @@ const (
 	CodeMissingSecurityHeader        = "MissingSecurityHeader"
 	CodeNoSuchBucket                 = "NoSuchBucket"
 	CodeNoSuchBucketPolicy           = "NoSuchBucketPolicy"
+	CodeNoSuchLifecycleConfiguration = "NoSuchLifecycleConfiguration"
 	CodeNoSuchKey                    = "NoSuchKey"
 	CodeNoSuchUpload                 = "NoSuchUpload"
 	CodeNoSuchVersion                = "NoSuchVersion"
@@ -165,6 +166,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusNotFound, "The specified bucket does not exist", true
 	case CodeNoSuchBucketPolicy:
 		return http.StatusNotFound, "The bucket policy does not exist", true
+	case CodeNoSuchLifecycleConfiguration:
+		return http.StatusNotFound, "The lifecycle configuration does not exist", true
 	case CodeNoSuchKey:
 		return http.StatusNotFound, "The specified key does not exist.", true
 	case CodeNoSuchUpload:
