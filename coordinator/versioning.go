@@ -33,9 +33,10 @@ func versioningError(err error) *s3.Error {
 	return nil
 }
 
-// setVersionHeader names the version a response is about, when its bucket has versions.
+// setVersionHeader names the version a write made, when it made one: a write while
+// versioning is suspended makes the null version, which S3 does not name.
 func setVersionHeader(h http.Header, o *meta.Object) {
-	if o.Version != "" {
+	if o.Version != "" && o.VersionID() != meta.NullVersion {
 		h.Set("X-Amz-Version-Id", o.VersionID())
 	}
 }

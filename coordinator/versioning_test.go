@@ -136,7 +136,8 @@ func TestVersioning(t *testing.T) {
 		}
 		for range 2 {
 			info, err := mc.PutObject(ctx, "ver", "k", bytes.NewReader([]byte("s")), 1, minio.PutObjectOptions{})
-			if err != nil || info.VersionID != s3.NullVersion {
+			// The null version is not named in the answer (as in S3).
+			if err != nil || info.VersionID != "" {
 				t.Fatalf("suspended put: %q %v", info.VersionID, err)
 			}
 		}
