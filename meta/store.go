@@ -295,10 +295,10 @@ func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, 
 	return errTooManyWriters
 }
 
-// DeleteObject removes an object and queues its chunks; deleting a missing key succeeds (S3).
-// A delete transaction whose call fails is settled by deleting again from a fresh read (a
-// delete is idempotent): the key is then either gone, whoever removed it having queued its
-// chunks, or deleted now.
+// DeleteObject deletes a key as S3's DeleteObject without a version id does: an unversioned
+// bucket's object is removed and its chunks queued (a missing key is no error); a versioned
+// bucket gets a delete marker. It is DeleteVersion's plain case (versions.go), which settles a
+// failed call by deleting again from a fresh read.
 func (s *Store) DeleteObject(ctx context.Context, bucket, key string, grace time.Duration) error {
 	return s.DeleteObjectIf(ctx, bucket, key, grace, Condition{})
 }
@@ -307,49 +307,8 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string, grace time
 // evaluated against the record the delete transaction removes. A missing key is deleted
 // whatever the condition, as in S3.
 func (s *Store) DeleteObjectIf(ctx context.Context, bucket, key string, grace time.Duration, cond Condition) error {
-	err := s.deleteObject(ctx, bucket, key, grace, cond)
-	if err == nil || isDefinite(err) || errors.Is(err, ErrCorrupt) {
-		return err
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
-	defer cancel()
-	if rerr := s.deleteObject(rctx, bucket, key, grace, cond); rerr != nil {
-		return fmt.Errorf("%w: %w; deleting again failed too: %v", ErrCommitUnknown, err, rerr)
-	}
-	return nil
-}
-
-func (s *Store) deleteObject(ctx context.Context, bucket, key string, grace time.Duration, cond Condition) error {
-	ok := ObjectKey(bucket, key)
-	for range maxConflictRetries {
-		old, rev, err := s.getRaw(ctx, ok)
-		if err != nil {
-			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
-		}
-		if rev != 0 {
-			if err := cond.check(true, old); err != nil {
-				return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
-			}
-		}
-		if old == nil {
-			if _, err := s.GetBucket(ctx, bucket); err != nil {
-				return err
-			}
-			return nil
-		}
-		ops := []clientv3.Op{clientv3.OpDelete(ok)}
-		if op, ok := s.garbageOp(old.Chunks, grace); ok {
-			ops = append(ops, op)
-		}
-		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(ok), "=", rev)).Then(ops...).Commit()
-		if err != nil {
-			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
-		}
-		if resp.Succeeded {
-			return nil
-		}
-	}
-	return fmt.Errorf("delete object %s/%s: %w", bucket, key, errTooManyWriters)
+	_, err := s.DeleteVersion(ctx, bucket, key, DeleteOptions{Cond: cond, Grace: grace})
+	return err
 }
 
 // getRaw reads an object key, returning its decoded record (nil if absent) and mod revision.
