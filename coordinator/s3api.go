@@ -495,11 +495,12 @@ func (c *Coordinator) headBucket(rq *request) error {
 // without objects, so that a refused delete aborts nothing.
 func (c *Coordinator) deleteBucket(rq *request) error {
 	ctx := rq.r.Context()
-	res, err := c.meta.ListObjects(ctx, rq.bucket, "", "", "", false, 1)
+	// Any version or delete marker keeps a bucket (ListVersions reads both kinds).
+	res, err := c.meta.ListVersions(ctx, rq.bucket, "", "", "", "", false, 1)
 	if err != nil {
 		return err
 	}
-	if len(res.Objects) > 0 {
+	if len(res.Versions) > 0 {
 		return s3.ErrorFor(s3.CodeBucketNotEmpty, "")
 	}
 	for {
