@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"io"
 	"net/http"
 	"slices"
@@ -153,8 +154,29 @@ func TestVersioning(t *testing.T) {
 	})
 
 	t.Run("every version deleted, the bucket is empty", func(t *testing.T) {
+		// Only noncurrent versions and markers: the bucket stays, with its uploads.
+		for _, k := range []string{"k", "copy", "mp"} {
+			if err := mc.RemoveObject(ctx, "ver", k, minio.RemoveObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r := tc.do(http.MethodPost, "/ver/pending?uploads", nil, nil); r.status != http.StatusOK {
+			t.Fatalf("create upload: %d %s", r.status, r.body)
+		}
 		if err := mc.RemoveBucket(ctx, "ver"); s3code(err) != s3.CodeBucketNotEmpty {
 			t.Fatalf("delete a bucket holding versions: %v", err)
+		}
+		var ups struct {
+			Uploads []struct {
+				Key      string `xml:"Key"`
+				UploadID string `xml:"UploadId"`
+			} `xml:"Upload"`
+		}
+		if err := xml.Unmarshal(tc.do(http.MethodGet, "/ver?uploads", nil, nil).body, &ups); err != nil || len(ups.Uploads) != 1 {
+			t.Fatalf("a refused bucket delete aborted its upload: %+v %v", ups, err)
+		}
+		if r := tc.do(http.MethodDelete, "/ver/pending?uploadId="+ups.Uploads[0].UploadID, nil, nil); r.status != http.StatusNoContent {
+			t.Fatalf("abort: %d %s", r.status, r.body)
 		}
 		objs := make(chan minio.ObjectInfo)
 		go func() {
