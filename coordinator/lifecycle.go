@@ -74,6 +74,14 @@ func lifecycleRules(in []s3.LifecycleRule) ([]meta.LifecycleRule, error) {
 	out := make([]meta.LifecycleRule, 0, len(in))
 	for _, x := range in {
 		if len(x.Transitions) > 0 || len(x.NoncurrentVersionTransitions) > 0 {
+			// A malformed one is the client's error first, as AWS answers it.
+			for _, tr := range x.Transitions {
+				if tr.Date != nil {
+					if _, err := lifecycleDate(*tr.Date); err != nil {
+						return nil, err
+					}
+				}
+			}
 			return nil, s3.ErrorFor(s3.CodeNotImplemented, "lifecycle transitions to other storage classes are not implemented by hanode")
 		}
 		r := meta.LifecycleRule{ID: x.ID}
@@ -115,14 +123,11 @@ func lifecycleRules(in []s3.LifecycleRule) ([]meta.LifecycleRule, error) {
 				n++
 			}
 			if e.Date != nil {
-				d, err := time.Parse(time.RFC3339, *e.Date)
+				d, err := lifecycleDate(*e.Date)
 				if err != nil {
-					d, err = time.Parse(time.DateOnly, *e.Date)
+					return nil, err
 				}
-				if err != nil || !d.UTC().Equal(d.UTC().Truncate(24*time.Hour)) {
-					return nil, s3.ErrorFor(s3.CodeInvalidArgument, "'Date' must be at midnight GMT")
-				}
-				r.ExpireDate = d.UTC()
+				r.ExpireDate = d
 				n++
 			}
 			if e.ExpiredObjectDeleteMarker != nil {
@@ -160,6 +165,18 @@ func lifecycleRules(in []s3.LifecycleRule) ([]meta.LifecycleRule, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// lifecycleDate reads a rule's date: ISO 8601, at midnight UTC.
+func lifecycleDate(v string) (time.Time, error) {
+	d, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		d, err = time.Parse(time.DateOnly, v)
+	}
+	if err != nil || !d.UTC().Equal(d.UTC().Truncate(24*time.Hour)) {
+		return time.Time{}, s3.ErrorFor(s3.CodeInvalidArgument, "'Date' must be at midnight GMT")
+	}
+	return d.UTC(), nil
 }
 
 func lifecycleFilter(f *s3.LifecycleFilter, r *meta.LifecycleRule) error {

@@ -19,8 +19,15 @@ type LifecycleRule struct {
 	Expiration                     *LifecycleExpiration            `xml:"Expiration"`
 	NoncurrentVersionExpiration    *NoncurrentVersionExpiration    `xml:"NoncurrentVersionExpiration"`
 	AbortIncompleteMultipartUpload *AbortIncompleteMultipartUpload `xml:"AbortIncompleteMultipartUpload"`
-	Transitions                    []struct{}                      `xml:"Transition"`
-	NoncurrentVersionTransitions   []struct{}                      `xml:"NoncurrentVersionTransition"`
+	Transitions                    []LifecycleTransition           `xml:"Transition"`
+	NoncurrentVersionTransitions   []LifecycleTransition           `xml:"NoncurrentVersionTransition"`
+}
+
+// LifecycleTransition is read only to be checked and refused (there is one storage class).
+type LifecycleTransition struct {
+	Days         *int    `xml:"Days"`
+	Date         *string `xml:"Date"`
+	StorageClass string  `xml:"StorageClass"`
 }
 
 // LifecycleFilter selects objects by prefix, tags and size, alone or under And.
