@@ -89,3 +89,21 @@ func (s *Store) StaleUploadsOf(ctx context.Context, bucket, prefix string, cutof
 	})
 	return out, err
 }
+
+// LifecycleBuckets returns the buckets that have lifecycle rules, with their rules: one scan of
+// the configurations (only buckets ever versioned or configured have one).
+func (s *Store) LifecycleBuckets(ctx context.Context) (map[string][]LifecycleRule, error) {
+	out := map[string][]LifecycleRule{}
+	err := s.scan(ctx, ConfigPrefix, clientv3.GetPrefixRangeEnd(ConfigPrefix), func(kv *mvccpb.KeyValue) (bool, error) {
+		name := string(kv.Key[len(ConfigPrefix):])
+		cfg, _, err := decodeConfig(name, []*mvccpb.KeyValue{kv})
+		if err != nil {
+			return false, err
+		}
+		if len(cfg.Lifecycle) > 0 {
+			out[name] = cfg.Lifecycle
+		}
+		return true, nil
+	})
+	return out, err
+}

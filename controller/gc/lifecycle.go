@@ -64,25 +64,22 @@ func (x *Lifecycle) Round(ctx context.Context, guard ...clientv3.Cmp) (int, erro
 	if x.cursors == nil {
 		x.cursors = map[string]lcCursor{}
 	}
-	bs, err := x.Meta.ListBuckets(ctx)
+	buckets, err := x.Meta.LifecycleBuckets(ctx)
 	if err != nil {
 		return 0, err
 	}
+	for b := range x.cursors {
+		if buckets[b] == nil {
+			delete(x.cursors, b)
+		}
+	}
 	done := 0
-	for _, b := range bs {
-		cfg, err := x.Meta.GetBucketConfig(ctx, b.Name)
-		if errors.Is(err, meta.ErrNoSuchBucket) {
-			continue
-		}
-		if err != nil {
-			return done, err
-		}
-		if len(cfg.Lifecycle) == 0 {
-			delete(x.cursors, b.Name)
-			continue
-		}
-		n, err := x.bucket(ctx, b.Name, cfg.Lifecycle, guard)
+	for b, rules := range buckets {
+		n, err := x.bucket(ctx, b, rules, guard)
 		done += n
+		if errors.Is(err, meta.ErrNoSuchBucket) { // deleted meanwhile
+			continue
+		}
 		if err != nil {
 			return done, err
 		}
