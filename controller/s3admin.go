@@ -128,8 +128,8 @@ func (c *Role) handleLocate(w http.ResponseWriter, r *http.Request) {
 }
 
 // leadS3 is the active master's object-store work: it makes sure the root user exists and runs
-// the garbage collector and the expiry of abandoned multipart uploads, every write fenced by
-// the term.
+// the garbage collector, the expiry of abandoned multipart uploads and the buckets' lifecycle
+// rules, every write fenced by the term.
 func (c *Role) leadS3(term *election.Term) {
 	ctx := term.Context()
 	for ctx.Err() == nil {
@@ -148,8 +148,14 @@ func (c *Role) leadS3(term *election.Term) {
 		WriteTimeout: c.m.Config.WriteTimeout, GiveUp: 7 * 24 * time.Hour, Metrics: c.gcMetrics}
 	ups := &gc.Uploads{Meta: col.Meta, Log: c.log.With("loop", "uploads"), Expiry: c.m.Config.MultipartExpiry, Metrics: c.gcMetrics}
 	go ups.Run(ctx, c.gcInterval(), term.Guard())
+	lc := &gc.Lifecycle{Meta: col.Meta, Log: c.log.With("loop", "lifecycle"), Grace: c.m.Config.GCGrace, Expired: c.gcMetrics.LifecycleExpired}
+	go lc.Run(ctx, lifecycleInterval, term.Guard())
 	col.Run(ctx, c.gcInterval(), term.Guard())
 }
+
+// lifecycleInterval is how often the active master applies the buckets' lifecycle rules: their
+// periods are days, and a round reads every bucket's configuration.
+const lifecycleInterval = time.Minute
 
 func (c *Role) gcInterval() time.Duration {
 	return min(max(c.m.Config.GCGrace/4, time.Second), 30*time.Second)

@@ -43,6 +43,18 @@ var opLevel = map[string]s3access.Level{
 	"PutBucketEncryption":     s3access.Owner,
 	"GetBucketEncryption":     s3access.Owner,
 	"DeleteBucketEncryption":  s3access.Owner,
+	// versioning.go, objectlock.go
+	"PutBucketVersioning":        s3access.Owner,
+	"GetObjectLockConfiguration": s3access.Read,
+	"PutObjectLockConfiguration": s3access.Owner,
+	"GetObjectRetention":         s3access.Read,
+	"PutObjectRetention":         s3access.Write,
+	"GetObjectLegalHold":         s3access.Read,
+	"PutObjectLegalHold":         s3access.Write,
+	// lifecycle.go
+	"GetBucketLifecycleConfiguration": s3access.Read,
+	"PutBucketLifecycleConfiguration": s3access.Owner,
+	"DeleteBucketLifecycle":           s3access.Owner,
 }
 
 func accessDenied() error { return s3.ErrorFor(s3.CodeAccessDenied, "") }

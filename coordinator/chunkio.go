@@ -276,12 +276,12 @@ func (c *Coordinator) placeable() []placement.Node {
 
 // objectRef names the object a read serves, so that a failed replica is recorded only while
 // the object still references it.
-type objectRef struct{ bucket, key string }
+type objectRef struct{ bucket, key, version string }
 
 // copySourceRef is the object a copy request reads.
 func copySourceRef(rq *request) objectRef {
-	b, k, _, _ := s3.ParseCopySource(rq.r.Header.Get("X-Amz-Copy-Source"))
-	return objectRef{b, k}
+	b, k, v, _ := s3.ParseCopySource(rq.r.Header.Get("X-Amz-Copy-Source"))
+	return objectRef{b, k, v}
 }
 
 // readRange writes bytes [off, off+n) of object o (named ref) to w, chunk by chunk. Each chunk
@@ -598,9 +598,9 @@ func (c *Coordinator) replicaFailed(ctx context.Context, ref objectRef, ch meta.
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	o, gerr := c.meta.GetObject(ctx, ref.bucket, ref.key)
+	o, gerr := c.meta.GetObjectVersion(ctx, ref.bucket, ref.key, ref.version)
 	switch {
-	case errors.Is(gerr, meta.ErrNoSuchKey), errors.Is(gerr, meta.ErrNoSuchBucket):
+	case errors.Is(gerr, meta.ErrNoSuchKey), errors.Is(gerr, meta.ErrNoSuchBucket), errors.Is(gerr, meta.ErrNoSuchVersion):
 		return
 	case gerr != nil:
 		c.log.Warn("cannot check whether a failed replica is still referenced; not recording it", "chunk", ch.ID, "machine", machine, "err", gerr)

@@ -28,6 +28,9 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
+	if err := c.uploadLock(rq, headers); err != nil {
+		return err
+	}
 	_, defaultSSE, err := c.writeSettings(rq.r.Context(), rq.bucket) // before a data key is made for it
 	if err != nil {
 		return err
@@ -134,6 +137,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 		byNum[p.Number] = p
 	}
 	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers, Tags: u.Tags, SSE: u.SSE}
+	obj.Lock, obj.Headers = completedLock(u.Headers)
 	md5s := make([][]byte, 0, len(req.Parts))
 	used := make(map[int]bool, len(req.Parts))
 	for i, cp := range req.Parts {
@@ -165,6 +169,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 		return err
 	}
 	respondSSE(rq.w.Header(), obj.SSE, cust)
+	setVersionHeader(rq.w.Header(), obj)
 	loc := "/" + rq.bucket + "/" + rq.key
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CompleteMultipartUploadResult{Location: loc, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)})
 }

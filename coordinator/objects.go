@@ -205,6 +205,10 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
+	lock, err := c.requestLock(rq)
+	if err != nil {
+		return err
+	}
 	enc, err := c.sseForWrite(ctx, rq.r.Header, defaultSSE)
 	if err != nil {
 		return err
@@ -213,7 +217,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record()}
+	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), Lock: lock}
 	if w.checksum.Algorithm != "" {
 		obj.Checksum = w.checksum.Algorithm + ":" + w.checksum.Value
 	}
@@ -225,6 +229,7 @@ func (c *Coordinator) putObject(rq *request) error {
 		rq.w.Header().Set(w.checksum.Header(), w.checksum.Value)
 	}
 	enc.respond(rq.w.Header())
+	setVersionHeader(rq.w.Header(), obj)
 	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
@@ -258,20 +263,13 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 
 func (c *Coordinator) getObject(rq *request) error {
 	ctx, r := rq.r.Context(), rq.r
-	version, err := versionID(rq)
-	if err != nil {
-		return err
-	}
-	obj, err := c.meta.GetObject(ctx, rq.bucket, rq.key)
+	h := rq.w.Header()
+	obj, err := c.readVersion(rq)
 	if err != nil {
 		return err
 	}
 	if err := readRequestSSE(r.Header); err != nil {
 		return err
-	}
-	h := rq.w.Header()
-	if version != "" {
-		h.Set("X-Amz-Version-Id", version)
 	}
 	if st := s3.CheckPreconditions(r.Header, obj.ETag, obj.Modified); st != 0 {
 		if st == http.StatusNotModified {
@@ -332,6 +330,7 @@ func (c *Coordinator) getObject(rq *request) error {
 	h.Set("ETag", s3.QuoteETag(obj.ETag))
 	h.Set("Last-Modified", obj.Modified.Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	lockHeaders(h, obj.Lock)
 	if len(obj.Tags) > 0 {
 		h.Set("X-Amz-Tagging-Count", strconv.Itoa(len(obj.Tags)))
 	}
@@ -345,7 +344,11 @@ func (c *Coordinator) getObject(rq *request) error {
 		return nil
 	}
 	lw := &lazyWriter{w: rq.w, status: status}
-	err = c.readObject(ctx, lw, objectRef{rq.bucket, rq.key}, obj, key, off, n)
+	ref := objectRef{rq.bucket, rq.key, versionID(rq)}
+	if obj.Version != "" { // the version read, wherever a newer write moves its record meanwhile
+		ref.version = obj.VersionID()
+	}
+	err = c.readObject(ctx, lw, ref, obj, key, off, n)
 	c.metrics.bytesOut.Add(float64(lw.n))
 	if err == nil {
 		if !lw.started {
@@ -388,66 +391,6 @@ func partRange(obj *meta.Object, pn string) (int64, int64, error) {
 	return off, obj.Parts[n-1], nil
 }
 
-func (c *Coordinator) deleteObject(rq *request) error {
-	version, err := versionID(rq)
-	if err != nil {
-		return err
-	}
-	if version != "" {
-		rq.w.Header().Set("X-Amz-Version-Id", version)
-	}
-	cond := meta.Condition{IfMatch: s3.ETagList(rq.r.Header, "If-Match")}
-	if err := c.meta.DeleteObjectIf(rq.r.Context(), rq.bucket, rq.key, c.o.GCGrace, cond); err != nil {
-		return err
-	}
-	rq.w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (c *Coordinator) deleteObjects(rq *request) error {
-	ctx := rq.r.Context()
-	body, err := rq.auth.Body(rq.r)
-	if err != nil {
-		return err
-	}
-	var del s3.Delete
-	if err := s3.DecodeXML(body, s3.MaxXMLBodySize, &del); err != nil {
-		return err
-	}
-	if err := del.Validate(); err != nil {
-		return err
-	}
-	if _, err := c.meta.GetBucket(ctx, rq.bucket); err != nil {
-		return err
-	}
-	var res s3.DeleteResult
-	for _, o := range del.Objects {
-		err := s3.ValidObjectKey(o.Key)
-		if err == nil && o.VersionID != "" && o.VersionID != s3.NullVersion {
-			err = s3.ErrorFor(s3.CodeNoSuchVersion, "") // only the null version exists (versions.go)
-		}
-		if err == nil && (o.LastModifiedTime != "" || o.Size != "") {
-			err = s3.ErrorFor(s3.CodeNotImplemented, "conditional deletes on LastModifiedTime or Size are not implemented by hanode")
-		}
-		if err == nil {
-			var cond meta.Condition
-			if o.ETag != "" {
-				cond.IfMatch = []string{s3.UnquoteETag(o.ETag)}
-			}
-			err = c.meta.DeleteObjectIf(ctx, rq.bucket, o.Key, c.o.GCGrace, cond)
-		}
-		if err != nil {
-			e := toS3(err)
-			res.Errors = append(res.Errors, s3.DeleteError{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})
-			continue
-		}
-		if !del.Quiet {
-			res.Deleted = append(res.Deleted, s3.Deleted{Key: o.Key, VersionID: o.VersionID})
-		}
-	}
-	return s3.WriteXML(rq.w, http.StatusOK, res)
-}
-
 // copySource reads and checks the x-amz-copy-source object of a copy request, and the byte
 // range to copy.
 func (c *Coordinator) copySource(rq *request) (*meta.Object, int64, int64, error) {
@@ -456,12 +399,16 @@ func (c *Coordinator) copySource(rq *request) (*meta.Object, int64, int64, error
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	if version != "" && version != s3.NullVersion {
-		return nil, 0, 0, s3.ErrorFor(s3.CodeNoSuchVersion, "") // only null versions exist (versions.go)
-	}
-	src, err := c.meta.GetObject(rq.r.Context(), sb, sk)
-	if err != nil {
+	src, err := c.meta.GetObjectVersion(rq.r.Context(), sb, sk, version)
+	switch {
+	case errors.Is(err, meta.ErrDeleteMarker) || err == nil && src.DeleteMarker:
+		// A delete marker is no source (AWS: 400 InvalidRequest).
+		return nil, 0, 0, s3.ErrorFor(s3.CodeInvalidRequest, "the source version is a delete marker")
+	case err != nil:
 		return nil, 0, 0, err
+	}
+	if src.Version != "" {
+		rq.w.Header().Set("X-Amz-Copy-Source-Version-Id", src.VersionID())
 	}
 	if err := s3.CheckCopySourcePreconditions(h, src.ETag, src.Modified); err != nil {
 		return nil, 0, 0, err
@@ -472,7 +419,7 @@ func (c *Coordinator) copySource(rq *request) (*meta.Object, int64, int64, error
 			return nil, 0, 0, err
 		}
 	}
-	if sb == rq.bucket && sk == rq.key && rq.op == "CopyObject" && !strings.EqualFold(h.Get("X-Amz-Metadata-Directive"), "REPLACE") && !sseRequested(h) {
+	if sb == rq.bucket && sk == rq.key && version == "" && rq.op == "CopyObject" && !strings.EqualFold(h.Get("X-Amz-Metadata-Directive"), "REPLACE") && !sseRequested(h) {
 		return nil, 0, 0, s3.ErrorFor(s3.CodeInvalidRequest, "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata")
 	}
 	if n > maxPutSize {
@@ -523,6 +470,10 @@ func (c *Coordinator) copyObject(rq *request) error {
 	if err != nil {
 		return err
 	}
+	lock, err := c.requestLock(rq)
+	if err != nil {
+		return err
+	}
 	if err := c.checkCapacity(replicas); err != nil {
 		return err
 	}
@@ -530,7 +481,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record()}
+	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), Lock: lock}
 	if n == src.Size {
 		obj.Checksum = src.Checksum // the same bytes
 	}
@@ -539,5 +490,6 @@ func (c *Coordinator) copyObject(rq *request) error {
 		return err
 	}
 	enc.respond(rq.w.Header())
+	setVersionHeader(rq.w.Header(), obj)
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CopyObjectResult{LastModified: s3.Timestamp{Time: obj.Modified}, ETag: s3.QuoteETag(obj.ETag)})
 }

@@ -138,6 +138,9 @@ func toS3(err error) *s3.Error {
 		// must never become a 500.
 		return &s3.Error{Code: ve.Code, Status: ve.Status, Message: ve.Message}
 	}
+	if e := versioningError(err); e != nil {
+		return e
+	}
 	switch {
 	case errors.Is(err, meta.ErrNoSuchBucket):
 		return s3.ErrorFor(s3.CodeNoSuchBucket, "")
@@ -278,7 +281,16 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 			return c.bucketLocation, nil
 		case m == http.MethodGet && rq.has("versioning"):
 			rq.op = "GetBucketVersioning"
-			return c.bucketVersioning, nil
+			return c.getBucketVersioning, nil
+		case m == http.MethodPut && rq.has("versioning"):
+			rq.op = "PutBucketVersioning"
+			return c.putBucketVersioning, nil
+		case rq.has("lifecycle") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetBucketLifecycleConfiguration", http.MethodPut: "PutBucketLifecycleConfiguration", http.MethodDelete: "DeleteBucketLifecycle"}[m]
+			return c.bucketLifecycle, nil
+		case rq.has("object-lock") && (m == http.MethodGet || m == http.MethodPut):
+			rq.op = map[string]string{http.MethodGet: "GetObjectLockConfiguration", http.MethodPut: "PutObjectLockConfiguration"}[m]
+			return c.objectLockConfiguration, nil
 		case m == http.MethodGet && rq.has("uploads"):
 			rq.op = "ListMultipartUploads"
 			return c.listUploads, nil
@@ -325,6 +337,12 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 				return nil, err
 			}
 			return c.putObject, nil
+		case rq.has("retention") && (m == http.MethodGet || m == http.MethodPut):
+			rq.op = map[string]string{http.MethodGet: "GetObjectRetention", http.MethodPut: "PutObjectRetention"}[m]
+			return c.objectRetention, nil
+		case rq.has("legal-hold") && (m == http.MethodGet || m == http.MethodPut):
+			rq.op = map[string]string{http.MethodGet: "GetObjectLegalHold", http.MethodPut: "PutObjectLegalHold"}[m]
+			return c.objectLegalHold, nil
 		case rq.has("tagging") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
 			rq.op = map[string]string{http.MethodGet: "GetObjectTagging", http.MethodPut: "PutObjectTagging", http.MethodDelete: "DeleteObjectTagging"}[m]
 			return c.objectTagging, nil
@@ -363,10 +381,10 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 // The query parameters each level serves: its subresources and the parameters S3 defines for
 // its operations. Any other subresource is refused (s3.UnservedSubresource).
 var (
-	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "encryption",
+	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "encryption", "object-lock", "lifecycle",
 		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
-	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging"}
+	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging", "retention", "legal-hold"}
 )
 
 // noParams reports a query with no parameter but those of a presigned URL's signature.
@@ -388,7 +406,7 @@ func unserved(rq *request, sub string) error {
 // hasSubresource reports a subresource that some operation serves but a plain object or
 // bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
 func hasSubresource(q url.Values) bool {
-	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "encryption"} {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "encryption", "object-lock", "retention", "legal-hold", "lifecycle"} {
 		if _, ok := q[s]; ok {
 			return true
 		}
@@ -451,7 +469,7 @@ func (c *Coordinator) createBucket(rq *request) error {
 			return s3.ErrorFor(s3.CodeInvalidLocationConstraint, "this cluster's region is "+c.o.Region)
 		}
 	}
-	if err := c.meta.CreateBucket(rq.r.Context(), b); err != nil {
+	if err := c.createBucketRecord(rq, b); err != nil {
 		if errors.Is(err, meta.ErrBucketExists) {
 			// Someone else's bucket is BucketAlreadyExists; the caller's own is OwnedByYou.
 			cur, lerr := c.authz.bucket(rq.r.Context(), rq.bucket)
@@ -480,11 +498,12 @@ func (c *Coordinator) headBucket(rq *request) error {
 // without objects, so that a refused delete aborts nothing.
 func (c *Coordinator) deleteBucket(rq *request) error {
 	ctx := rq.r.Context()
-	res, err := c.meta.ListObjects(ctx, rq.bucket, "", "", "", false, 1)
+	// Any version or delete marker keeps a bucket (ListVersions reads both kinds).
+	res, err := c.meta.ListVersions(ctx, rq.bucket, "", "", "", "", false, 1)
 	if err != nil {
 		return err
 	}
-	if len(res.Objects) > 0 {
+	if len(res.Versions) > 0 {
 		return s3.ErrorFor(s3.CodeBucketNotEmpty, "")
 	}
 	for {
@@ -519,16 +538,6 @@ func (c *Coordinator) bucketLocation(rq *request) error {
 		loc = "" // S3 answers an empty constraint for us-east-1
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, s3.LocationConstraint{Location: loc})
-}
-
-func (c *Coordinator) bucketVersioning(rq *request) error {
-	if _, err := c.meta.GetBucket(rq.r.Context(), rq.bucket); err != nil {
-		return err
-	}
-	rq.w.Header().Set("Content-Type", "application/xml")
-	rq.w.WriteHeader(http.StatusOK)
-	_, err := io.WriteString(rq.w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<VersioningConfiguration xmlns="`+s3.Namespace+`"></VersioningConfiguration>`)
-	return err
 }
 
 // --- listing

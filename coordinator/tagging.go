@@ -3,6 +3,7 @@ package coordinator
 import (
 	"net/http"
 
+	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3"
 )
 
@@ -10,18 +11,21 @@ import (
 // the object's record; changing them rewrites the record only (meta.Store.SetTags).
 func (c *Coordinator) objectTagging(rq *request) error {
 	ctx := rq.r.Context()
-	version, err := versionID(rq)
-	if err != nil {
-		return err
-	}
+	version := versionID(rq)
 	if version != "" {
 		rq.w.Header().Set("X-Amz-Version-Id", version)
 	}
+	setTags := func(tags map[string]string) error {
+		return c.meta.UpdateVersion(ctx, rq.bucket, rq.key, version, func(o *meta.Object) error { o.Tags = tags; return nil })
+	}
 	switch rq.r.Method {
 	case http.MethodGet:
-		obj, err := c.meta.GetObject(ctx, rq.bucket, rq.key)
+		obj, err := c.meta.GetObjectVersion(ctx, rq.bucket, rq.key, version)
 		if err != nil {
 			return err
+		}
+		if obj.DeleteMarker {
+			return s3.ErrorFor(s3.CodeMethodNotAllowed, "")
 		}
 		return s3.WriteXML(rq.w, http.StatusOK, s3.NewTaggingResult(obj.Tags))
 	case http.MethodPut:
@@ -37,13 +41,13 @@ func (c *Coordinator) objectTagging(rq *request) error {
 		if err != nil {
 			return err
 		}
-		if err := c.meta.SetTags(ctx, rq.bucket, rq.key, tags); err != nil {
+		if err := setTags(tags); err != nil {
 			return err
 		}
 		rq.w.WriteHeader(http.StatusOK)
 		return nil
 	default:
-		if err := c.meta.SetTags(ctx, rq.bucket, rq.key, nil); err != nil {
+		if err := setTags(nil); err != nil {
 			return err
 		}
 		rq.w.WriteHeader(http.StatusNoContent)

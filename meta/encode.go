@@ -26,6 +26,12 @@ const (
 	tagUpload   = 1 // string: the multipart upload that made the object
 	tagTags     = 2 // headers-like map: the object's tag set
 	tagChecksum = 3 // string: the additional checksum, "<algorithm>:<base64>"
+	// Versioning and object lock take tags from 16 up, leaving the low ones to other fields.
+	tagVersion      = 16 // string: the version sort key (Object.Version)
+	tagDeleteMarker = 17 // no value: the record is a delete marker
+	tagLockMode     = 18 // string: GOVERNANCE or COMPLIANCE
+	tagLockUntil    = 19 // time: retain until
+	tagLegalHold    = 20 // no value: a legal hold is on
 )
 
 // Optional trailing fields of an upload record, as for objects.
@@ -289,6 +295,22 @@ func EncodeObject(o *Object) []byte {
 	if o.SSE != nil {
 		e.sse(o.SSE)
 	}
+	if o.Version != "" {
+		e.byte(tagVersion)
+		e.hexish(o.Version)
+	}
+	if o.DeleteMarker {
+		e.byte(tagDeleteMarker)
+	}
+	if o.Lock.Mode != "" {
+		e.byte(tagLockMode)
+		e.str(o.Lock.Mode)
+		e.byte(tagLockUntil)
+		e.time(o.Lock.Until)
+	}
+	if o.Lock.LegalHold {
+		e.byte(tagLegalHold)
+	}
 	return e.b
 }
 
@@ -313,6 +335,16 @@ func DecodeObject(b []byte) (*Object, error) {
 			o.Checksum = d.str()
 		case tagSSE:
 			o.SSE = d.sse()
+		case tagVersion:
+			o.Version = d.hexish()
+		case tagDeleteMarker:
+			o.DeleteMarker = true
+		case tagLockMode:
+			o.Lock.Mode = d.str()
+		case tagLockUntil:
+			o.Lock.Until = d.time()
+		case tagLegalHold:
+			o.Lock.LegalHold = true
 		default:
 			d.err = fmt.Errorf("%w: unknown object field %d", ErrCorrupt, tag)
 		}

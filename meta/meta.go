@@ -6,6 +6,8 @@
 //
 //	b/<bucket>                      bucket record
 //	o/<bucket>/<key>                object record (one per key; bucket names have no '/')
+//	v/<bucket>/<key>\x00<version>   noncurrent version or delete marker (versions.go)
+//	bc/<bucket>                     versioning and object lock configuration (versions.go)
 //	u/<bucket>/<key>\x00<upload>    multipart upload in progress
 //	p/<upload>/<part, 5 digits>     uploaded part
 //	a/<upload>                      an aborted upload whose parts are still being deleted
@@ -41,6 +43,8 @@ const (
 	UploadPrefix  = keyspace.S3Uploads
 	PartPrefix    = keyspace.S3Parts
 	AbortPrefix   = keyspace.S3Aborts
+	VersionPrefix = keyspace.S3Versions
+	ConfigPrefix  = keyspace.S3BucketConfig
 	IntentPrefix  = keyspace.S3Intents
 	GCPrefix      = keyspace.S3Garbage
 	BadPrefix     = keyspace.S3Bad
@@ -110,6 +114,14 @@ type Object struct {
 	Checksum string
 	// SSE is how the object is encrypted at rest; nil when it is stored as sent.
 	SSE *SSE
+	// Version is the version's sort key in a versioned bucket (versions.go): 16 hex digits of
+	// the inverted version sequence, then 8 hex digits of a version id or "null". "" for an
+	// object written while its bucket was never versioned: the null version.
+	Version string
+	// DeleteMarker: the record is a delete marker (no data), kept under VersionPrefix only.
+	DeleteMarker bool
+	// Lock is the version's object lock retention and legal hold (objectlock.go).
+	Lock Lock
 }
 
 // Upload is a multipart upload in progress.

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -155,7 +156,27 @@ func (s *Store) CompleteUploadIf(ctx context.Context, u *Upload, o *Object, unus
 	ok := ObjectKey(u.Bucket, u.Key)
 	o.Upload = u.ID
 	val := EncodeObject(o)
-	if err := s.completeUpload(ctx, u, ok, val, unused, partsRev, grace, cond); err != nil {
+	err := s.completeUpload(ctx, u, ok, val, unused, partsRev, grace, cond)
+	if errors.Is(err, errVersioned) {
+		uk, pp := uploadKey(u.Bucket, u.Key, u.ID), PartPrefix+u.ID+"/"
+		val, err = s.putVersion(ctx, &versionedWrite{bucket: u.Bucket, key: u.Key, obj: o, cond: cond, grace: grace, garbage: unused,
+			conds: []clientv3.Cmp{versionGT0(uk), clientv3.Compare(clientv3.ModRevision(pp), "<", partsRev+1).WithPrefix()},
+			ops:   []clientv3.Op{clientv3.OpDelete(uk), clientv3.OpDelete(pp, clientv3.WithPrefix())},
+			refused: func(ctx context.Context) error {
+				// Keys, not a count: etcd counts a range without its mod-revision filter.
+				tx, err := s.cli.Txn(ctx).Then(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinModRev(partsRev+1))).Commit()
+				switch {
+				case err != nil:
+					return fmt.Errorf("complete upload %s: %w", u.ID, err)
+				case tx.Responses[0].GetResponseRange().Count == 0:
+					return fmt.Errorf("upload %s: %w", u.ID, ErrNoSuchUpload)
+				case len(tx.Responses[1].GetResponseRange().Kvs) > 0:
+					return fmt.Errorf("upload %s: a part was uploaded again while completing: %w", u.ID, ErrConflict)
+				}
+				return nil
+			}})
+	}
+	if err != nil {
 		return s.resolvePut(ctx, ok, val, err)
 	}
 	return nil
@@ -190,11 +211,14 @@ func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value 
 			versionGT0(BucketKey(u.Bucket)),
 			clientv3.Compare(clientv3.ModRevision(ok), "=", rev),
 			clientv3.Compare(clientv3.ModRevision(pp), "<", partsRev+1).WithPrefix(),
+			clientv3.Compare(clientv3.ModRevision(ConfigKey(u.Bucket)), "=", 0), // else versioned (versions.go)
 		}
 		if err := s.fits(conds, ops); err != nil {
 			return fmt.Errorf("complete upload %s: %w", u.ID, err)
 		}
-		tx, err := s.cli.Txn(ctx).If(conds...).Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()), clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithMinModRev(partsRev+1))).Commit()
+		tx, err := s.cli.Txn(ctx).If(conds...).Then(ops...).Else(clientv3.OpGet(uk, clientv3.WithCountOnly()),
+			clientv3.OpGet(pp, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithMinModRev(partsRev+1)),
+			clientv3.OpGet(ConfigKey(u.Bucket), clientv3.WithCountOnly())).Commit()
 		if err != nil {
 			return fmt.Errorf("complete upload %s: %w", u.ID, err)
 		}
@@ -203,6 +227,10 @@ func (s *Store) completeUpload(ctx context.Context, u *Upload, ok string, value 
 		}
 		if tx.Responses[0].GetResponseRange().Count == 0 {
 			return fmt.Errorf("upload %s: %w", u.ID, ErrNoSuchUpload)
+		}
+		// Before the parts' count: etcd counts a range without its mod-revision filter.
+		if tx.Responses[2].GetResponseRange().Count > 0 {
+			return errVersioned
 		}
 		if tx.Responses[1].GetResponseRange().Count > 0 {
 			return fmt.Errorf("upload %s: a part was uploaded again while completing: %w", u.ID, ErrConflict)

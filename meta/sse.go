@@ -30,8 +30,8 @@ const (
 )
 
 // tagSSE is the optional trailing field of object and upload records that holds SSE. It is
-// numbered apart from the others so that fields added alongside it do not collide.
-const tagSSE = 16
+// numbered apart from the others (versioning and object lock use 16–20) so that fields added alongside it do not collide.
+const tagSSE = 24
 
 const (
 	sseKindS3 = 1

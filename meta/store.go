@@ -88,12 +88,13 @@ func (s *Store) ListBuckets(ctx context.Context) ([]Bucket, error) {
 	return out, err
 }
 
-// DeleteBucket deletes an empty bucket (no objects, no uploads in progress), and with it the
+// DeleteBucket deletes an empty bucket (no objects, no versions or delete markers, no uploads
+// in progress), and with it its configuration (versioning, object lock) and the
 // bucket's grants and policy (keyspace.S3Access), so a bucket made again under the name starts
 // with none.
 func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	bk := BucketKey(name)
-	objs, ups := ObjectPrefix+name+"/", UploadPrefix+name+"/"
+	objs, ups, vers := ObjectPrefix+name+"/", UploadPrefix+name+"/", VersionPrefix+name+"/"
 	// First the first key of each range, from etcd's index (no record is read): a bucket that
 	// is not empty is refused without a write transaction, whose range compares would make
 	// etcd read every record of the bucket while it applies them, stalling every other write.
@@ -104,7 +105,7 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	if br.Count == 0 {
 		return fmt.Errorf("delete bucket %s: %w", name, ErrNoSuchBucket)
 	}
-	for _, pre := range []string{objs, ups} {
+	for _, pre := range []string{objs, ups, vers} {
 		k, err := s.firstKey(ctx, pre, clientv3.GetPrefixRangeEnd(pre), br.Header.Revision)
 		if err != nil {
 			return fmt.Errorf("delete bucket %s: %w", name, err)
@@ -120,7 +121,8 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 		versionGT0(bk),
 		clientv3.Compare(clientv3.Version(objs), "=", 0).WithPrefix(),
 		clientv3.Compare(clientv3.Version(ups), "=", 0).WithPrefix(),
-	).Then(clientv3.OpDelete(bk), clientv3.OpDelete(keyspace.S3Access+name+"/", clientv3.WithPrefix())).
+		clientv3.Compare(clientv3.Version(vers), "=", 0).WithPrefix(),
+	).Then(clientv3.OpDelete(bk), clientv3.OpDelete(ConfigKey(name)), clientv3.OpDelete(keyspace.S3Access+name+"/", clientv3.WithPrefix())).
 		Else(clientv3.OpGet(bk, clientv3.WithCountOnly())).Commit()
 	if err != nil {
 		return fmt.Errorf("delete bucket %s: %w", name, err)
@@ -224,6 +226,9 @@ func (s *Store) PutObjectIf(ctx context.Context, bucket, key string, o *Object, 
 	ok := ObjectKey(bucket, key)
 	val := EncodeObject(o)
 	err := s.putObject(ctx, bucket, ok, val, intent, grace, cond)
+	if errors.Is(err, errVersioned) {
+		val, err = s.putVersion(ctx, &versionedWrite{bucket: bucket, key: key, obj: o, intent: intent, cond: cond, grace: grace, refused: s.intentGone(intent)})
+	}
 	if err == nil {
 		return nil
 	}
@@ -260,7 +265,9 @@ func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, 
 		if err := cond.check(rev != 0, old); err != nil {
 			return err
 		}
-		conds := []clientv3.Cmp{versionGT0(BucketKey(bucket)), clientv3.Compare(clientv3.ModRevision(ok), "=", rev)}
+		// A bucket with a versioning configuration takes the versioned path (versions.go).
+		conds := []clientv3.Cmp{versionGT0(BucketKey(bucket)), clientv3.Compare(clientv3.ModRevision(ok), "=", rev),
+			clientv3.Compare(clientv3.ModRevision(ConfigKey(bucket)), "=", 0)}
 		ops := []clientv3.Op{clientv3.OpPut(ok, val)}
 		if intent != "" {
 			conds = append(conds, versionGT0(IntentPrefix+intent))
@@ -288,10 +295,10 @@ func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, 
 	return errTooManyWriters
 }
 
-// DeleteObject removes an object and queues its chunks; deleting a missing key succeeds (S3).
-// A delete transaction whose call fails is settled by deleting again from a fresh read (a
-// delete is idempotent): the key is then either gone, whoever removed it having queued its
-// chunks, or deleted now.
+// DeleteObject deletes a key as S3's DeleteObject without a version id does: an unversioned
+// bucket's object is removed and its chunks queued (a missing key is no error); a versioned
+// bucket gets a delete marker. It is DeleteVersion's plain case (versions.go), which settles a
+// failed call by deleting again from a fresh read.
 func (s *Store) DeleteObject(ctx context.Context, bucket, key string, grace time.Duration) error {
 	return s.DeleteObjectIf(ctx, bucket, key, grace, Condition{})
 }
@@ -300,49 +307,8 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string, grace time
 // evaluated against the record the delete transaction removes. A missing key is deleted
 // whatever the condition, as in S3.
 func (s *Store) DeleteObjectIf(ctx context.Context, bucket, key string, grace time.Duration, cond Condition) error {
-	err := s.deleteObject(ctx, bucket, key, grace, cond)
-	if err == nil || isDefinite(err) || errors.Is(err, ErrCorrupt) {
-		return err
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
-	defer cancel()
-	if rerr := s.deleteObject(rctx, bucket, key, grace, cond); rerr != nil {
-		return fmt.Errorf("%w: %w; deleting again failed too: %v", ErrCommitUnknown, err, rerr)
-	}
-	return nil
-}
-
-func (s *Store) deleteObject(ctx context.Context, bucket, key string, grace time.Duration, cond Condition) error {
-	ok := ObjectKey(bucket, key)
-	for range maxConflictRetries {
-		old, rev, err := s.getRaw(ctx, ok)
-		if err != nil {
-			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
-		}
-		if rev != 0 {
-			if err := cond.check(true, old); err != nil {
-				return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
-			}
-		}
-		if old == nil {
-			if _, err := s.GetBucket(ctx, bucket); err != nil {
-				return err
-			}
-			return nil
-		}
-		ops := []clientv3.Op{clientv3.OpDelete(ok)}
-		if op, ok := s.garbageOp(old.Chunks, grace); ok {
-			ops = append(ops, op)
-		}
-		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(ok), "=", rev)).Then(ops...).Commit()
-		if err != nil {
-			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
-		}
-		if resp.Succeeded {
-			return nil
-		}
-	}
-	return fmt.Errorf("delete object %s/%s: %w", bucket, key, errTooManyWriters)
+	_, err := s.DeleteVersion(ctx, bucket, key, DeleteOptions{Cond: cond, Grace: grace})
+	return err
 }
 
 // getRaw reads an object key, returning its decoded record (nil if absent) and mod revision.
@@ -368,7 +334,7 @@ func (s *Store) commit(ctx context.Context, conds []clientv3.Cmp, ops []clientv3
 	if err := s.fits(conds, ops); err != nil { // e.g. replacing an object recorded before records were capped
 		return false, nil, err
 	}
-	els := []clientv3.Op{clientv3.OpGet(BucketKey(bucket), clientv3.WithCountOnly()), clientv3.OpGet(key)}
+	els := []clientv3.Op{clientv3.OpGet(BucketKey(bucket), clientv3.WithCountOnly()), clientv3.OpGet(key), clientv3.OpGet(ConfigKey(bucket), clientv3.WithCountOnly())}
 	if intent != "" {
 		els = append(els, clientv3.OpGet(IntentPrefix+intent, clientv3.WithCountOnly()))
 	}
@@ -382,7 +348,10 @@ func (s *Store) commit(ctx context.Context, conds []clientv3.Cmp, ops []clientv3
 	if resp.Responses[0].GetResponseRange().Count == 0 {
 		return false, nil, fmt.Errorf("bucket %s: %w", bucket, ErrNoSuchBucket)
 	}
-	if intent != "" && resp.Responses[2].GetResponseRange().Count == 0 {
+	if resp.Responses[2].GetResponseRange().Count > 0 {
+		return false, nil, errVersioned
+	}
+	if intent != "" && resp.Responses[3].GetResponseRange().Count == 0 {
 		return false, nil, fmt.Errorf("write %s: %w", intent, ErrIntentLost)
 	}
 	var cur *mvccpb.KeyValue

@@ -29,6 +29,10 @@ const (
 	CodeInvalidAccessKeyID           = "InvalidAccessKeyId"
 	CodeInvalidArgument              = "InvalidArgument"
 	CodeInvalidBucketName            = "InvalidBucketName"
+	CodeInvalidBucketState           = "InvalidBucketState"
+	CodeInvalidRetentionPeriod       = "InvalidRetentionPeriod"
+	CodeNoSuchObjectLockConfig       = "NoSuchObjectLockConfiguration"
+	CodeObjectLockConfigNotFound     = "ObjectLockConfigurationNotFoundError"
 	CodeInvalidDigest                = "InvalidDigest"
 	CodeInvalidLocationConstraint    = "InvalidLocationConstraint"
 	CodeInvalidPart                  = "InvalidPart"
@@ -44,6 +48,7 @@ const (
 	CodeMissingSecurityHeader        = "MissingSecurityHeader"
 	CodeNoSuchBucket                 = "NoSuchBucket"
 	CodeNoSuchBucketPolicy           = "NoSuchBucketPolicy"
+	CodeNoSuchLifecycleConfiguration = "NoSuchLifecycleConfiguration"
 	CodeNoSuchKey                    = "NoSuchKey"
 	CodeNoSuchUpload                 = "NoSuchUpload"
 	CodeNoSuchVersion                = "NoSuchVersion"
@@ -121,6 +126,14 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusBadRequest, "Invalid Argument", true
 	case CodeInvalidBucketName:
 		return http.StatusBadRequest, "The specified bucket is not valid.", true
+	case CodeInvalidBucketState:
+		return http.StatusConflict, "The request is not valid with the current state of the bucket.", true
+	case CodeInvalidRetentionPeriod:
+		return http.StatusBadRequest, "The retention period must be a positive integer.", true
+	case CodeNoSuchObjectLockConfig:
+		return http.StatusNotFound, "The specified object does not have an ObjectLock configuration.", true
+	case CodeObjectLockConfigNotFound:
+		return http.StatusNotFound, "Object Lock configuration does not exist for this bucket.", true
 	case CodeInvalidDigest:
 		return http.StatusBadRequest, "The Content-MD5 you specified is not valid.", true
 	case CodeInvalidLocationConstraint:
@@ -153,6 +166,8 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusNotFound, "The specified bucket does not exist", true
 	case CodeNoSuchBucketPolicy:
 		return http.StatusNotFound, "The bucket policy does not exist", true
+	case CodeNoSuchLifecycleConfiguration:
+		return http.StatusNotFound, "The lifecycle configuration does not exist", true
 	case CodeNoSuchKey:
 		return http.StatusNotFound, "The specified key does not exist.", true
 	case CodeNoSuchUpload:

@@ -89,6 +89,11 @@ func ValidObjectKey(key string) error {
 	if !utf8.ValidString(key) {
 		return ErrorFor(CodeInvalidArgument, "Object key is not valid UTF-8.")
 	}
+	// NUL separates a key from its upload ids and version sort keys in etcd (meta); XML 1.0
+	// cannot carry it in a listing either.
+	if strings.IndexByte(key, 0) >= 0 {
+		return ErrorFor(CodeInvalidArgument, "Object key must not contain the NUL character.")
+	}
 	return nil
 }
 

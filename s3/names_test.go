@@ -83,6 +83,7 @@ func TestValidObjectKey(t *testing.T) {
 	checkCode(t, ValidObjectKey(strings.Repeat("é", 513)), CodeKeyTooLongError, "513 two-byte runes")
 	checkCode(t, ValidObjectKey("bad\xffutf8"), CodeInvalidArgument, "invalid UTF-8")
 	checkCode(t, ValidObjectKey("\xed\xa0\x80"), CodeInvalidArgument, "surrogate half")
+	checkCode(t, ValidObjectKey("a\x00b"), CodeInvalidArgument, "NUL")
 }
 
 func TestUserMetadata(t *testing.T) {

@@ -27,7 +27,7 @@ func notImplemented(what string) error {
 }
 
 // CheckHeaders refuses request headers of op that ask for a feature hanode does not have:
-// server-side encryption with KMS (SSE-S3 and SSE-C are served), object lock, ACL grants and public canned
+// server-side encryption with KMS (SSE-S3 and SSE-C are served), ACL grants and public canned
 // ACLs, website redirects and storage classes other than STANDARD. It
 // returns nil when every header is one hanode honours or that changes nothing.
 func CheckHeaders(h http.Header, op string) error {
@@ -48,12 +48,8 @@ func CheckHeaders(h http.Header, op string) error {
 			return notImplemented("access grants (" + name + ")")
 		case k == "x-amz-acl" && !cannedACLs[v]:
 			return notImplemented("the canned ACL " + v)
-		case op == OpCreateBucket && k == "x-amz-bucket-object-lock-enabled" && !strings.EqualFold(v, "false"):
-			return notImplemented("object lock")
 		case op == OpCreateBucket && k == "x-amz-object-ownership" && v != "BucketOwnerEnforced":
 			return notImplemented("object ownership " + v)
-		case op == OpWriteObject && strings.HasPrefix(k, "x-amz-object-lock-"):
-			return notImplemented("object lock (" + name + ")")
 		case op == OpWriteObject && k == "x-amz-website-redirect-location":
 			return notImplemented("website redirects")
 		case op == OpWriteObject && k == "x-amz-storage-class" && v != "STANDARD":

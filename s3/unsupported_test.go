@@ -31,12 +31,12 @@ func TestCheckHeaders(t *testing.T) {
 		{OpWritePart, "X-Amz-Acl", "public-read", ""}, // not a part's header; S3 ignores it there too
 		{OpReadObject, "X-Amz-Server-Side-Encryption-Customer-Key", "a2V5", ""},
 		{OpReadObject, "X-Amz-Acl", "public-read", ""},
-		{OpCreateBucket, "X-Amz-Bucket-Object-Lock-Enabled", "true", CodeNotImplemented},
+		{OpCreateBucket, "X-Amz-Bucket-Object-Lock-Enabled", "true", ""},
 		{OpCreateBucket, "X-Amz-Bucket-Object-Lock-Enabled", "false", ""},
 		{OpCreateBucket, "X-Amz-Object-Ownership", "BucketOwnerEnforced", ""},
 		{OpCreateBucket, "X-Amz-Object-Ownership", "ObjectWriter", CodeNotImplemented},
-		{OpWriteObject, "X-Amz-Object-Lock-Mode", "COMPLIANCE", CodeNotImplemented},
-		{OpWriteObject, "X-Amz-Object-Lock-Legal-Hold", "ON", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Object-Lock-Mode", "COMPLIANCE", ""},
+		{OpWriteObject, "X-Amz-Object-Lock-Legal-Hold", "ON", ""},
 		{OpWriteObject, "X-Amz-Tagging", "a=b", ""}, // tagging is served
 		{OpWriteObject, "X-Amz-Website-Redirect-Location", "/x", CodeNotImplemented},
 		{OpWriteObject, "X-Amz-Storage-Class", "STANDARD", ""},

@@ -475,31 +475,35 @@ const NullVersion = "null"
 
 // ObjectVersion is one Version entry of a ListVersionsResult.
 type ObjectVersion struct {
+	XMLName      xml.Name  // Version, or DeleteMarker for a delete marker (which has no ETag, Size and StorageClass)
 	Key          string    `xml:"Key"`
 	VersionID    string    `xml:"VersionId"`
 	IsLatest     bool      `xml:"IsLatest"`
 	LastModified Timestamp `xml:"LastModified"`
-	ETag         string    `xml:"ETag"` // quoted
-	Size         int64     `xml:"Size"`
+	ETag         string    `xml:"ETag,omitempty"` // quoted
+	Size         *int64    `xml:"Size,omitempty"`
 	Owner        *Owner    `xml:"Owner,omitempty"`
-	StorageClass string    `xml:"StorageClass"`
+	StorageClass string    `xml:"StorageClass,omitempty"`
 }
 
 // ListVersionsResult is the ListObjectVersions response, elements in AWS's order.
 type ListVersionsResult struct {
-	XMLName             xml.Name        `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
-	Name                string          `xml:"Name"`
-	Prefix              string          `xml:"Prefix"`
-	KeyMarker           string          `xml:"KeyMarker"`
-	VersionIDMarker     string          `xml:"VersionIdMarker"`
-	NextKeyMarker       string          `xml:"NextKeyMarker,omitempty"`
-	NextVersionIDMarker string          `xml:"NextVersionIdMarker,omitempty"`
-	MaxKeys             int             `xml:"MaxKeys"`
-	Delimiter           string          `xml:"Delimiter,omitempty"`
-	EncodingType        string          `xml:"EncodingType,omitempty"`
-	IsTruncated         bool            `xml:"IsTruncated"`
-	Versions            []ObjectVersion `xml:"Version"`
-	CommonPrefixes      []CommonPrefix  `xml:"CommonPrefixes"`
+	XMLName             xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
+	Name                string   `xml:"Name"`
+	Prefix              string   `xml:"Prefix"`
+	KeyMarker           string   `xml:"KeyMarker"`
+	VersionIDMarker     string   `xml:"VersionIdMarker"`
+	NextKeyMarker       string   `xml:"NextKeyMarker,omitempty"`
+	NextVersionIDMarker string   `xml:"NextVersionIdMarker,omitempty"`
+	MaxKeys             int      `xml:"MaxKeys"`
+	Delimiter           string   `xml:"Delimiter,omitempty"`
+	EncodingType        string   `xml:"EncodingType,omitempty"`
+	IsTruncated         bool     `xml:"IsTruncated"`
+	// Versions holds the Version and DeleteMarker entries interleaved in listing order, as
+	// AWS sends them (clients keep that order): a delete marker is an ObjectVersion named
+	// DeleteMarker (NewDeleteMarker).
+	Versions       []ObjectVersion `xml:"Version"`
+	CommonPrefixes []CommonPrefix  `xml:"CommonPrefixes"`
 }
 
 // URLEncodeKeys applies EncodingType=url to the keys, prefixes, delimiter and key markers.

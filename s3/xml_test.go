@@ -34,6 +34,7 @@ func marshal(t *testing.T, v any) string {
 
 func TestMarshalResponses(t *testing.T) {
 	ts := Timestamp{t0}
+	one := int64(1)
 	for _, tc := range []struct {
 		name string
 		v    any
@@ -100,7 +101,7 @@ func TestMarshalResponses(t *testing.T) {
 		{
 			name: "ListVersionsResult of null versions",
 			v: &ListVersionsResult{Name: "bucket", KeyMarker: "a", VersionIDMarker: "null", NextKeyMarker: "c", NextVersionIDMarker: "null",
-				MaxKeys: 1, IsTruncated: true, Versions: []ObjectVersion{{Key: "c", VersionID: "null", IsLatest: true, LastModified: ts, ETag: `"e"`, Size: 1, StorageClass: "STANDARD"}}},
+				MaxKeys: 1, IsTruncated: true, Versions: []ObjectVersion{{Key: "c", VersionID: "null", IsLatest: true, LastModified: ts, ETag: `"e"`, Size: &one, StorageClass: "STANDARD"}}},
 			want: `<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
 				`<Name>bucket</Name><Prefix></Prefix><KeyMarker>a</KeyMarker><VersionIdMarker>null</VersionIdMarker>` +
 				`<NextKeyMarker>c</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker><MaxKeys>1</MaxKeys><IsTruncated>true</IsTruncated>` +

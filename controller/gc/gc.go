@@ -48,6 +48,8 @@ type Metrics struct {
 	ChunksDeleted  prometheus.Counter
 	RecordsDone    prometheus.Counter
 	UploadsExpired prometheus.Counter
+	// LifecycleExpired counts what lifecycle rules removed (lifecycle.go).
+	LifecycleExpired prometheus.Counter
 }
 
 // NewMetrics makes the counters and registers them with reg (nil: registered nowhere).
@@ -56,9 +58,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ChunksDeleted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_chunks_deleted_total", Help: "Chunk replicas deleted by the garbage collector."}),
 		RecordsDone:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_records_done_total", Help: "Garbage records fully collected."}),
 		UploadsExpired: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_gc_uploads_expired_total", Help: "Abandoned multipart uploads aborted by the active master."}),
+		LifecycleExpired: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_lifecycle_expired_total",
+			Help: "Versions, delete markers and multipart uploads removed by bucket lifecycle rules."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ChunksDeleted, m.RecordsDone, m.UploadsExpired)
+		reg.MustRegister(m.ChunksDeleted, m.RecordsDone, m.UploadsExpired, m.LifecycleExpired)
 	}
 	return m
 }

@@ -177,7 +177,9 @@ func (r *Repairer) Round(ctx context.Context) error {
 	r.progress.sweepStarted(c)
 	unknown := map[string]bool{}
 	checkFailed := map[string]bool{} // machines with replicas missing or not asked about
-	for _, prefix := range []string{meta.ObjectPrefix, meta.PartPrefix} {
+	// Noncurrent versions (v/) are records like current ones: their chunks are repaired, and
+	// counted as referenced by the collection of unreferenced files.
+	for _, prefix := range []string{meta.ObjectPrefix, meta.VersionPrefix, meta.PartPrefix} {
 		err := r.scan(ctx, prefix, func(kvs []*mvccpb.KeyValue) {
 			recs := make([]record, 0, len(kvs))
 			for _, kv := range kvs {
@@ -251,7 +253,11 @@ func (r *Repairer) revision(ctx context.Context) (int64, error) {
 func (r *Repairer) decode(kv *mvccpb.KeyValue, want map[string]int) (record, bool) {
 	k := string(kv.Key)
 	rec := record{key: k, rev: kv.ModRevision, want: r.Replicas}
-	if rest, ok := strings.CutPrefix(k, meta.ObjectPrefix); ok {
+	rest, ok := strings.CutPrefix(k, meta.ObjectPrefix)
+	if !ok {
+		rest, ok = strings.CutPrefix(k, meta.VersionPrefix)
+	}
+	if ok {
 		o, err := meta.DecodeObject(kv.Value)
 		if err != nil {
 			r.Log.Warn("unreadable object record; not repaired", "key", k, "err", err)

@@ -92,6 +92,14 @@ const (
 	S3Buckets = S3 + "b/"
 	// S3Objects: <S3Objects><bucket>/<key> = the object record; keys sort as S3 lists them.
 	S3Objects = S3 + "o/"
+	// S3Versions: <S3Versions><bucket>/<key>\x00<version sort key> = a noncurrent version or a
+	// delete marker of a versioned bucket (the current version stays under S3Objects). The sort
+	// key starts with 16 hex digits of the inverted version sequence, so a key's versions sort
+	// newest first, right after the key itself would.
+	S3Versions = S3 + "v/"
+	// S3BucketConfig: <S3BucketConfig><bucket> = the bucket's versioning and object lock
+	// configuration (JSON); absent for a bucket whose versioning was never enabled.
+	S3BucketConfig = S3 + "bc/"
 	// S3Uploads: <S3Uploads><bucket>/<key>\x00<upload id> = a multipart upload in progress.
 	S3Uploads = S3 + "u/"
 	// S3Parts: <S3Parts><upload id>/<part, 5 digits> = an uploaded part.
