@@ -522,16 +522,19 @@ func TestUnreferenced(t *testing.T) {
 	put(meta.ChunkID(running, 0), "m2")
 
 	r := l.repairer()
-	r.WriteTimeout, r.GCGrace, r.UnreferencedEvery = time.Millisecond, 200*time.Millisecond, time.Millisecond
+	// gc-grace is long enough that two rounds fit within it on a loaded machine (the check
+	// below says so when they did not).
+	r.WriteTimeout, r.GCGrace, r.UnreferencedEvery = time.Millisecond, 2*time.Second, time.Millisecond
 	time.Sleep(r.WriteTimeout + r.GCGrace) // the files are old enough
-	if err := r.Round(ctx); err != nil {   // first run: candidates only
+	first := time.Now()
+	if err := r.Round(ctx); err != nil { // first run: candidates only
 		t.Fatal(err)
 	}
 	if err := r.Round(ctx); err != nil { // within gc-grace of the first: still nothing queued
 		t.Fatal(err)
 	}
 	if n, _ := meta.New(l.cli).GarbageCount(ctx); n != 0 {
-		t.Fatalf("%d garbage records within gc-grace of the first sighting", n)
+		t.Fatalf("%d garbage records within gc-grace of the first sighting (two rounds took %v, gc-grace %v)", n, time.Since(first), r.GCGrace)
 	}
 	time.Sleep(r.GCGrace)
 	if err := r.Round(ctx); err != nil {
