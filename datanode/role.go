@@ -42,7 +42,7 @@ func (r *Role) Start(ctx context.Context) error {
 	if err := r.srv.Listen(); err != nil {
 		return err
 	}
-	store, err := Open(Options{Dir: c.RoleDir(config.RoleDatanode)})
+	store, err := Open(Options{Dir: c.RoleDir(config.RoleDatanode), Capacity: int64(c.Capacity)})
 	if err != nil {
 		r.srv.Close()
 		return fmt.Errorf("datanode: %w", err)

@@ -212,6 +212,7 @@ func (s *Store) Quarantine(id string) error {
 	mu := s.stripe(id)
 	mu.Lock()
 	defer mu.Unlock()
+	// The file keeps its bytes (s.stored counts quarantined files until they are deleted).
 	err := os.Rename(s.path(id), filepath.Join(q, id+"-"+time.Now().UTC().Format("20060102T150405Z")))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("datanode: quarantine chunk %q: %w", id, ErrNotFound)
