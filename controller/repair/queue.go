@@ -3,6 +3,7 @@ package repair
 import (
 	"container/list"
 	"sync"
+	"time"
 
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/meta"
@@ -47,8 +48,10 @@ type Task struct {
 	Priority Priority
 	// Lost names machines whose store's inventory lacks the chunk (wiped or replaced).
 	Lost []string
-	// Move, for a rebalance task, names the machine the replica leaves and the one it goes to.
+	// Move, for a rebalance task, names the machine the replica leaves and the one it goes to;
+	// Plan is the creation time of the plan it belongs to (cancelled or replaced: not done).
 	Move *adminapi.RebalanceMove
+	Plan time.Time
 }
 
 // Queue is a bounded priority queue of tasks, FIFO within a priority, holding each chunk at

@@ -69,13 +69,14 @@ func PlanRebalance(st *adminapi.Repair, regs []cluster.Registration, draining ma
 		}
 	}
 	// Machines within the threshold may take or give too when one side has no partner.
-	if len(over) > 0 && len(under) == 0 || len(under) > 0 && len(over) == 0 {
+	// (Which side lacks partners is decided once, before any is added.)
+	if noOver, noUnder := len(over) == 0, len(under) == 0; noOver != noUnder {
 		for i, m := range p.Machines {
 			target := int64(p.Mean * float64(m.Capacity))
-			if len(under) == 0 && m.Used < target && !hasSide(over, i) {
+			if noUnder && m.Used < target && !hasSide(over, i) {
 				under = append(under, side{i, target - m.Used})
 			}
-			if len(over) == 0 && m.Used > target && !hasSide(under, i) {
+			if noOver && m.Used > target && !hasSide(under, i) {
 				over = append(over, side{i, m.Used - target})
 			}
 		}
@@ -125,11 +126,14 @@ func hasSide(s []side, i int) bool {
 	return false
 }
 
-// StorePlan makes plan the one the master applies (none: delete).
+// StorePlan makes plan the one the master applies (none: delete). The progress saved for an
+// earlier plan names that plan's creation time, so it never counts for this one.
 func StorePlan(ctx context.Context, cli *clientv3.Client, plan *adminapi.RebalancePlan) error {
 	if plan == nil {
-		_, err := cli.Delete(ctx, keyspace.RepairRebalance)
-		return err
+		if _, err := cli.Delete(ctx, keyspace.RepairRebalance); err != nil {
+			return fmt.Errorf("cancel the rebalance plan: %w", err)
+		}
+		return nil
 	}
 	val, _ := json.Marshal(plan)
 	if _, err := cli.Put(ctx, keyspace.RepairRebalance, string(val)); err != nil {
@@ -156,16 +160,38 @@ func readPlan(ctx context.Context, cli *clientv3.Client) (*adminapi.RebalancePla
 
 func moveKey(m *adminapi.RebalanceMove) string { return m.From + ">" + m.To }
 
-// loadPlan reads the applied plan at the start of a round; a new plan starts its counts anew.
+// movedRecord is keyspace.RepairMoved: the bytes moved under the plan created at Plan.
+type movedRecord struct {
+	Plan  time.Time        `json:"plan"`
+	Moved map[string]int64 `json:"moved"`
+}
+
+// loadPlan reads the applied plan at the start of a round. A plan this term has not seen yet
+// starts from the counts the last master saved for it (none: from zero).
 func (r *Repairer) loadPlan(ctx context.Context) error {
 	p, err := readPlan(ctx, r.Etcd)
 	if err != nil {
 		return err
 	}
+	var saved *movedRecord
+	r.mu.Lock()
+	fresh := p != nil && (r.plan == nil || !p.Created.Equal(r.plan.Created))
+	r.mu.Unlock()
+	if fresh {
+		if saved, err = readMoved(ctx, r.Etcd); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p == nil || r.plan == nil || !p.Created.Equal(r.plan.Created) {
+	if p == nil || fresh {
 		r.moved = map[string]int64{}
+	}
+	if fresh && saved != nil && saved.Plan.Equal(p.Created) {
+		for k, v := range saved.Moved {
+			r.moved[k] = v
+		}
+		r.Log.Info("rebalance plan resumed from the saved progress", "moved", saved.Moved)
 	}
 	r.plan = p
 	r.reserved = map[string]int64{}
@@ -173,6 +199,32 @@ func (r *Repairer) loadPlan(ctx context.Context) error {
 		r.reserved[k] = v
 	}
 	return nil
+}
+
+func readMoved(ctx context.Context, cli *clientv3.Client) (*movedRecord, error) {
+	resp, err := cli.Get(ctx, keyspace.RepairMoved)
+	if err != nil {
+		return nil, fmt.Errorf("read the rebalance progress: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	var m movedRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &m); err != nil {
+		return nil, nil // unreadable: the counts start anew (the plan moves again at most what they said)
+	}
+	return &m, nil
+}
+
+// movedOps are the writes that save the applied plan's progress (none: no plan).
+func (r *Repairer) movedOps() []clientv3.Op {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.plan == nil {
+		return nil
+	}
+	val, _ := json.Marshal(movedRecord{Plan: r.plan.Created, Moved: r.moved})
+	return []clientv3.Op{clientv3.OpPut(keyspace.RepairMoved, string(val))}
 }
 
 // queueMove queues a healthy chunk for the applied plan while a move it fits has bytes left.
@@ -186,11 +238,19 @@ func (r *Repairer) queueMove(rec record, ch meta.Chunk, vd verdict) {
 		if r.reserved[k] >= mv.Bytes || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) {
 			continue
 		}
-		if r.queue.Push(Task{Key: rec.key, Rev: rec.rev, Chunk: ch, Want: rec.want, Priority: Rebalance, Move: mv}) {
+		if r.queue.Push(Task{Key: rec.key, Rev: rec.rev, Chunk: ch, Want: rec.want, Priority: Rebalance, Move: mv, Plan: r.plan.Created}) {
 			r.reserved[k] += ch.Size
 		}
 		return
 	}
+}
+
+// inPlan reports whether the plan created at created is still the applied one (as of the
+// last round's start, or a later one poked by the plan's change).
+func (r *Repairer) inPlan(created time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.plan != nil && r.plan.Created.Equal(created)
 }
 
 // finishPlan deletes the applied plan once every move is done.
@@ -207,9 +267,14 @@ func (r *Repairer) finishPlan(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	if !done {
+		if ops := r.movedOps(); len(ops) > 0 {
+			if _, _, err := r.txn(ctx, nil, ops); err != nil {
+				return fmt.Errorf("save the rebalance progress: %w", err)
+			}
+		}
 		return nil
 	}
-	if _, _, err := r.txn(ctx, nil, []clientv3.Op{clientv3.OpDelete(keyspace.RepairRebalance)}); err != nil {
+	if _, _, err := r.txn(ctx, nil, []clientv3.Op{clientv3.OpDelete(keyspace.RepairRebalance), clientv3.OpDelete(keyspace.RepairMoved)}); err != nil {
 		return fmt.Errorf("finish the rebalance plan: %w", err)
 	}
 	r.Log.Info("rebalance plan done", "moves", len(p.Moves), "bytes", p.Bytes)

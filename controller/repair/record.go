@@ -147,7 +147,7 @@ func (r *Repairer) repair(ctx context.Context, t Task) error {
 	if mv := t.Move; mv != nil {
 		// A rebalance move: to its machine only, while that still makes sense.
 		_, live := v.live[mv.To]
-		if vd.work || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) || !live || v.draining[mv.To] || bad[mv.To] || pending[mv.To] {
+		if vd.work || !r.inPlan(t.Plan) || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) || !live || v.draining[mv.To] || bad[mv.To] || pending[mv.To] {
 			return nil
 		}
 		if r.load(mv.To) >= r.PerMachine {

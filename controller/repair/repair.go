@@ -171,18 +171,33 @@ func (r *Repairer) poke() {
 	}
 }
 
-// watch pokes a sweep when a machine starts or stops draining and when a datanode registers
+// watch pokes a sweep when a machine starts or stops draining or is removed, when a rebalance
+// plan is applied or cancelled, and when a datanode registers
 // or goes away (not on the registrations' periodic refreshes).
 func (r *Repairer) watch(ctx context.Context) {
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		drains := r.Etcd.Watch(wctx, keyspace.Drain, clientv3.WithPrefix())
+		removals := r.Etcd.Watch(wctx, keyspace.RepairRemoved, clientv3.WithPrefix(), clientv3.WithFilterDelete())
+		plans := r.Etcd.Watch(wctx, keyspace.RepairRebalance)
 		nodes := r.Etcd.Watch(wctx, keyspace.Nodes, clientv3.WithPrefix())
 		for open := true; open; {
 			select {
 			case <-ctx.Done():
 				open = false
 			case resp, ok := <-drains:
+				if !ok || resp.Err() != nil {
+					open = false
+					break
+				}
+				r.poke()
+			case resp, ok := <-removals:
+				if !ok || resp.Err() != nil {
+					open = false
+					break
+				}
+				r.poke()
+			case resp, ok := <-plans:
 				if !ok || resp.Err() != nil {
 					open = false
 					break

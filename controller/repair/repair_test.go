@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -628,5 +629,190 @@ func TestRebalance(t *testing.T) {
 	}
 	for _, k := range keys {
 		l.verify("b", k, 2)
+	}
+}
+
+// A new master resumes an applied plan's counts from what the last one saved (the status
+// publication saves them): it neither moves again what moved nor starts the plan over.
+func TestRebalanceResumesAfterFailover(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.9", "m1", "m2", "m3", "m4")
+	l.bucket("b")
+	pairs := [][]string{{"m1", "m2"}, {"m2", "m3"}, {"m3", "m1"}}
+	for i := range 12 {
+		l.object("b", fmt.Sprintf("k%02d", i), 2000, pairs[i%3])
+	}
+	old := l.repairer()
+	if err := old.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := old.Status()
+	regs, err := cluster.Nodes(ctx, l.cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := PlanRebalance(&st, regs, nil, 2, 5)
+	if !plan.Feasible || len(plan.Moves) == 0 {
+		t.Fatalf("plan: %+v", plan)
+	}
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Round(ctx); err != nil { // queues the moves
+		t.Fatal(err)
+	}
+	for _, err := range old.drain(ctx) {
+		t.Logf("repair: %v", err)
+	}
+	moved := old.rebalanceStatus()
+	var total int64
+	for _, mv := range moved.Moves {
+		total += mv.Moved
+	}
+	if total < plan.Bytes {
+		t.Fatalf("the old master moved %d of %d bytes", total, plan.Bytes)
+	}
+	// What publish writes every few seconds; then the old master is gone.
+	if _, _, err := old.txn(ctx, nil, old.movedOps()); err != nil {
+		t.Fatal(err)
+	}
+	nu := l.repairer()
+	if err := nu.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q, f := nu.queue.Len(); q != 0 || f != 0 {
+		t.Fatalf("the new master queued %d moves again", q+f)
+	}
+	if p, err := readPlan(ctx, l.cli); err != nil || p != nil {
+		t.Fatalf("the new master did not finish the plan: %+v %v", p, err)
+	}
+	if resp, err := l.cli.Get(ctx, keyspace.RepairMoved); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("the saved progress outlived the plan: %v %v", resp, err)
+	}
+	// Counts saved for another plan do not count for a new one.
+	if _, err := l.cli.Put(ctx, keyspace.RepairMoved, `{"plan":"2001-01-01T00:00:00Z","moved":{"m1>m4":999999}}`); err != nil {
+		t.Fatal(err)
+	}
+	plan.Created = time.Now().UTC()
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := nu.loadPlan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, mv := range nu.rebalanceStatus().Moves {
+		if mv.Moved != 0 {
+			t.Fatalf("a new plan starts with %+v", mv)
+		}
+	}
+}
+
+// node remove --force asks the master; the master, under its fence, counts the machine's
+// replicas lost at once (no grace) and deletes the request. A fenced master writes nothing.
+func TestRemovedThroughTheMaster(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.10", "m1", "m2", "m3")
+	l.bucket("b")
+	l.object("b", "k", 1000, []string{"m1", "m2"})
+	r := l.repairer()
+	r.Grace = time.Hour
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.nodes["m2"].stop()
+	if err := MarkRemoved(ctx, l.cli, "m2"); err != nil {
+		t.Fatal(err)
+	}
+	state := func() MachineState {
+		resp, err := l.cli.Get(ctx, keyspace.RepairMachines+"m2")
+		if err != nil || len(resp.Kvs) == 0 {
+			t.Fatalf("m2's state: %v", err)
+		}
+		var st MachineState
+		if err := json.Unmarshal(resp.Kvs[0].Value, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	fenced := l.repairer()
+	fenced.guard = []clientv3.Cmp{clientv3.Compare(clientv3.Version("term"), ">", 0)}
+	if err := fenced.Round(ctx); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a fenced master's round: %v, want ErrFenced", err)
+	}
+	if st := state(); st.DownSince != nil && st.DownSince.Unix() == 0 {
+		t.Fatalf("a fenced master marked m2 removed: %+v", st)
+	}
+	l.rounds(r, 20*time.Second, func() bool {
+		return onAll(l.record("b", "k"), 2, func(m string) bool { return m == "m1" || m == "m3" })
+	})
+	if st := state(); st.DownSince == nil || st.DownSince.Unix() != 0 {
+		t.Fatalf("m2's state after the removal: %+v", st)
+	}
+	if resp, err := l.cli.Get(ctx, keyspace.RepairRemoved, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("removal requests left: %v %v", resp, err)
+	}
+	l.verify("b", "k", 2)
+}
+
+// PlanRebalance on the sweep's counts: which machines give and take, and how much.
+func TestPlanRebalance(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name      string
+		used, cap map[string]int64
+		threshold float64
+		// want: bytes each machine gives (negative) or takes, within one MiB
+		want map[string]int64
+	}{
+		{
+			// Only the new machine is beyond the threshold: every full one gives its share.
+			name:      "an empty machine of twice the capacity joins",
+			used:      map[string]int64{"m1": 13 * mib, "m2": 13 * mib, "m3": 13 * mib},
+			cap:       map[string]int64{"m1": 64 * mib, "m2": 64 * mib, "m3": 64 * mib, "m4": 128 * mib},
+			threshold: 10,
+			want:      map[string]int64{"m1": -5 * mib, "m2": -5 * mib, "m3": -5 * mib, "m4": 15 * mib},
+		},
+		{
+			name:      "one machine over, the others within",
+			used:      map[string]int64{"m1": 40 * mib, "m2": 20 * mib, "m3": 20 * mib},
+			cap:       map[string]int64{"m1": 100 * mib, "m2": 100 * mib, "m3": 100 * mib},
+			threshold: 10,
+			want:      map[string]int64{"m1": -13 * mib, "m2": 7 * mib, "m3": 7 * mib},
+		},
+		{
+			name:      "balanced",
+			used:      map[string]int64{"m1": 20 * mib, "m2": 22 * mib, "m3": 21 * mib},
+			cap:       map[string]int64{"m1": 100 * mib, "m2": 100 * mib, "m3": 100 * mib},
+			threshold: 10,
+			want:      map[string]int64{},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &adminapi.Repair{Sweep: &adminapi.RepairSweep{Finished: time.Now()}}
+			var regs []cluster.Registration
+			for m, c := range tc.cap {
+				st.Machines = append(st.Machines, adminapi.RepairMachine{Name: m, Bytes: tc.used[m]})
+				regs = append(regs, cluster.Registration{Machine: m, Role: "datanode", Capacity: c, Free: c - tc.used[m]})
+			}
+			p := PlanRebalance(st, regs, nil, 2, tc.threshold)
+			if !p.Feasible {
+				t.Fatalf("not feasible: %v", p.Problems)
+			}
+			got := map[string]int64{}
+			for _, mv := range p.Moves {
+				got[mv.From] -= mv.Bytes
+				got[mv.To] += mv.Bytes
+			}
+			for m := range tc.cap {
+				if d := got[m] - tc.want[m]; d > mib || d < -mib {
+					t.Errorf("%s: %+d bytes, want %+d (moves %+v)", m, got[m], tc.want[m], p.Moves)
+				}
+			}
+			for _, m := range p.Machines {
+				if d := 100 * (m.After - p.Mean); d > tc.threshold || d < -tc.threshold {
+					t.Errorf("%s ends at %.1f%%, mean %.1f%%", m.Name, 100*m.After, 100*p.Mean)
+				}
+			}
+		})
 	}
 }
