@@ -96,6 +96,7 @@ type Config struct {
 	RepairGrace       time.Duration `yaml:"repair-grace" name:"repair-grace" help:"A datanode silent this long is dead: its replicas are re-created elsewhere (a wiped or replaced store, a damaged replica and a drained machine need no wait)." default:"5m"`
 	RepairRate        Size          `yaml:"repair-rate" name:"repair-rate" help:"Bytes per second one datanode may send or receive for repair, drain and rebalance." default:"100MiB"`
 	Capacity          Size          `yaml:"capacity" name:"capacity" help:"Datanode: bytes its chunks may take (0: the whole filesystem); it reports the smaller of this and its filesystem's size, and placement and rebalance use that." default:"0"`
+	RebalanceAuto     bool          `yaml:"rebalance-auto" name:"rebalance-auto" help:"The active master rebalances by itself when machines differ in used space by more than 10 points and nothing needs repair (a machine joined, say); off: only hanode rebalance apply moves data." default:"false"`
 	ScrubInterval     time.Duration `yaml:"scrub-interval" name:"scrub-interval" help:"Every chunk on every datanode is verified against its checksums at least this often." default:"168h"`
 	ScrubRate         Size          `yaml:"scrub-rate" name:"scrub-rate" help:"Bytes per second one datanode may read for scrubbing (client I/O first)." default:"50MiB"`
 	MultipartExpiry   time.Duration `yaml:"multipart-expiry" name:"multipart-expiry" help:"A multipart upload neither completed nor aborted this long after it began is aborted and its parts collected." default:"168h"`

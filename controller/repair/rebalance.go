@@ -277,6 +277,9 @@ func (r *Repairer) finishPlan(ctx context.Context) error {
 	if _, _, err := r.txn(ctx, nil, []clientv3.Op{clientv3.OpDelete(keyspace.RepairRebalance), clientv3.OpDelete(keyspace.RepairMoved)}); err != nil {
 		return fmt.Errorf("finish the rebalance plan: %w", err)
 	}
+	r.mu.Lock()
+	r.plan, r.planDone = nil, time.Now().UTC()
+	r.mu.Unlock()
 	r.Log.Info("rebalance plan done", "moves", len(p.Moves), "bytes", p.Bytes)
 	return nil
 }
@@ -294,4 +297,44 @@ func (r *Repairer) rebalanceStatus() *adminapi.RebalancePlan {
 		p.Moves[i].Moved = r.moved[moveKey(&p.Moves[i])]
 	}
 	return &p
+}
+
+// autoThreshold is the threshold of the plans AutoRebalance applies (the CLI's default).
+const autoThreshold = 10
+
+// autoPlan applies a rebalance plan by itself (rebalance-auto) when the sweep c just finished
+// found nothing at risk, no plan is applied, the sweep began after the last plan of this term
+// finished (its counts include that plan's moves), and the machines differ by more than
+// autoThreshold. The plan is stored under the fence, only if no operator applied one meanwhile.
+func (r *Repairer) autoPlan(ctx context.Context, v *view, c *counts) error {
+	r.mu.Lock()
+	busy := r.plan != nil || c.started.Before(r.planDone)
+	r.mu.Unlock()
+	if busy || c.waiting.chunks > 0 || c.unrecoverable > 0 {
+		return nil
+	}
+	for _, a := range c.atRisk {
+		if a.chunks > 0 {
+			return nil
+		}
+	}
+	st := r.Status()
+	regs := make([]cluster.Registration, 0, len(v.live))
+	for _, reg := range v.live {
+		regs = append(regs, reg)
+	}
+	p := PlanRebalance(&st, regs, v.draining, r.Replicas, autoThreshold)
+	if !p.Feasible || len(p.Moves) == 0 {
+		return nil
+	}
+	val, _ := json.Marshal(p)
+	ok, _, err := r.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.Version(keyspace.RepairRebalance), "=", 0)}, []clientv3.Op{clientv3.OpPut(keyspace.RepairRebalance, string(val))})
+	if err != nil {
+		return fmt.Errorf("apply a rebalance plan: %w", err)
+	}
+	if ok {
+		r.Log.Info("rebalance plan applied by itself (rebalance-auto)", "moves", len(p.Moves), "bytes", p.Bytes, "mean", p.Mean)
+		r.poke()
+	}
+	return nil
 }

@@ -59,6 +59,9 @@ type Repairer struct {
 	// every datanode's chunks).
 	WriteTimeout, UnreferencedEvery time.Duration
 	Metrics                         *Metrics
+	// AutoRebalance (rebalance-auto): the master applies a rebalance plan by itself when the
+	// machines differ by more than 10 points and nothing is at risk (a machine joined, say).
+	AutoRebalance bool
 
 	guard []clientv3.Cmp
 	// afterPull, in tests, runs between a copy and its recording.
@@ -72,6 +75,7 @@ type Repairer struct {
 	candidates map[string]time.Time // unreferenced "<chunk>/<machine>" → sweep start it was first seen after
 
 	plan     *adminapi.RebalancePlan // the applied rebalance plan, as of the round's start
+	planDone time.Time               // when this term last finished a plan
 	reserved map[string]int64        // per move: bytes moved plus bytes queued by this sweep
 
 	mu       sync.Mutex

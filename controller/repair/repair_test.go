@@ -816,3 +816,55 @@ func TestPlanRebalance(t *testing.T) {
 		})
 	}
 }
+
+// rebalance-auto: the master applies a plan by itself once nothing is at risk, carries it
+// out, and applies no other once the machines are within the threshold; off, it applies none.
+func TestAutoRebalance(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.11", "m1", "m2", "m3", "m4")
+	l.bucket("b")
+	pairs := [][]string{{"m1", "m2"}, {"m2", "m3"}, {"m3", "m1"}}
+	for i := range 12 {
+		l.object("b", fmt.Sprintf("k%02d", i), 2000, pairs[i%3])
+	}
+	off := l.repairer()
+	if err := off.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPlan(ctx, l.cli); err != nil || p != nil {
+		t.Fatalf("rebalance-auto off applied %+v %v", p, err)
+	}
+	r := l.repairer()
+	r.AutoRebalance = true
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := readPlan(ctx, l.cli)
+	if err != nil || p == nil || len(p.Moves) == 0 {
+		t.Fatalf("rebalance-auto on: plan %+v %v", p, err)
+	}
+	plans := 1
+	for range 20 {
+		for _, err := range r.drain(ctx) {
+			t.Logf("repair: %v", err)
+		}
+		if err := r.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+		q, err := readPlan(ctx, l.cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q != nil && !q.Created.Equal(p.Created) {
+			plans++
+			p = q
+		}
+	}
+	if q, _ := readPlan(ctx, l.cli); q != nil || plans != 1 {
+		t.Fatalf("after 20 rounds: %d plans applied, one still applied: %+v", plans, q)
+	}
+	st := r.Status()
+	if m4 := slices.IndexFunc(st.Machines, func(m adminapi.RepairMachine) bool { return m.Name == "m4" }); m4 < 0 || st.Machines[m4].Replicas == 0 {
+		t.Fatalf("m4 got nothing: %+v", st.Machines)
+	}
+}

@@ -226,6 +226,11 @@ func (r *Repairer) Round(ctx context.Context) error {
 	if err := r.finishPlan(ctx); err != nil {
 		return err
 	}
+	if r.AutoRebalance {
+		if err := r.autoPlan(ctx, r.cur.Load(), c); err != nil {
+			return err
+		}
+	}
 	return r.collectUnreferenced(ctx, r.cur.Load(), seen, c.started)
 }
 
