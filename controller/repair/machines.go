@@ -36,6 +36,26 @@ type view struct {
 	states   map[string]*MachineState
 	draining map[string]bool
 	grace    time.Duration
+	zones    int // distinct zones of the live, undrained datanodes
+}
+
+// zoneOf is machine m's zone label; a machine without one is its own zone (as placement has it).
+func (v *view) zoneOf(m string) string {
+	if z := v.live[m].Zone; z != "" {
+		return "zone:" + z
+	}
+	return "machine:" + m
+}
+
+// countZones sets v.zones from the live, undrained datanodes.
+func (v *view) countZones() {
+	zs := map[string]bool{}
+	for m := range v.live {
+		if !v.draining[m] {
+			zs[v.zoneOf(m)] = true
+		}
+	}
+	v.zones = len(zs)
 }
 
 func (v *view) dead(m string) bool {
@@ -149,6 +169,7 @@ func (r *Repairer) machines(ctx context.Context, extra map[string]bool) (*view, 
 	if err := r.removals(ctx, v); err != nil {
 		return nil, err
 	}
+	v.countZones()
 	return v, nil
 }
 

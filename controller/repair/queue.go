@@ -11,7 +11,8 @@ import (
 
 // Priority orders repairs, most urgent first (HDFS's LowRedundancyBlocks, CockroachDB's
 // allocator): a chunk one failure away from loss before one merely short of R, before a
-// damaged replica, before a replica that only has to leave a draining machine.
+// damaged replica, before a replica that only has to leave a draining machine, before replicas
+// that share a zone while another zone could take one.
 type Priority int
 
 const (
@@ -23,6 +24,9 @@ const (
 	Damaged
 	// Draining: enough replicas, but one is on a draining machine and must move.
 	Draining
+	// Misplaced: enough healthy replicas, but in fewer zones than they could be (two in one
+	// zone while another zone has a live machine): one moves to a new zone.
+	Misplaced
 	// numPriorities counts the priorities of chunks at risk (the status reports each).
 	numPriorities
 	// Rebalance: a healthy replica moved by an applied rebalance plan, after everything else.
@@ -30,7 +34,7 @@ const (
 	numQueues = numPriorities + 1
 )
 
-var priorityNames = [numQueues]string{"critical", "under-replicated", "damaged", "draining", "rebalance"}
+var priorityNames = [numQueues]string{"critical", "under-replicated", "damaged", "draining", "misplaced", "rebalance"}
 
 func (p Priority) String() string {
 	if p < 0 || p >= numQueues {

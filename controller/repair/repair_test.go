@@ -41,6 +41,7 @@ type lab struct {
 	t     testing.TB
 	cli   *clientv3.Client
 	nodes map[string]*node
+	zones map[string]string // machine → zone label its datanode registers (none: no label)
 }
 
 func client() *datanode.Client {
@@ -63,7 +64,7 @@ func (l *lab) start(name, dir string) *node {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(datanode.NewHandler(st, datanode.NewRepair(datanode.RepairOptions{Peers: client(), Rate: 64 << 20})))
-	reg, err := cluster.Register(context.Background(), l.cli, cluster.Registration{Machine: name, Role: "datanode", Address: srv.URL, Store: st.Identity(), Capacity: 64 << 10, Free: 1 << 30}, 2*time.Second)
+	reg, err := cluster.Register(context.Background(), l.cli, cluster.Registration{Machine: name, Role: "datanode", Address: srv.URL, Store: st.Identity(), Capacity: 64 << 10, Free: 1 << 30, Zone: l.zones[name]}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -866,5 +867,55 @@ func TestAutoRebalance(t *testing.T) {
 	st := r.Status()
 	if m4 := slices.IndexFunc(st.Machines, func(m adminapi.RepairMachine) bool { return m.Name == "m4" }); m4 < 0 || st.Machines[m4].Replicas == 0 {
 		t.Fatalf("m4 got nothing: %+v", st.Machines)
+	}
+}
+
+// Zones: a chunk whose two healthy replicas share a zone while another zone has a live machine
+// is misplaced (after every other priority); repair copies it to the other zone and takes one
+// of the two out. Without zone labels every machine is its own zone: nothing is misplaced.
+func TestMisplacedByZone(t *testing.T) {
+	ctx := context.Background()
+	l := &lab{t: t, cli: etcdtest.Start(t, "127.0.44.12"), nodes: map[string]*node{}, zones: map[string]string{"m1": "a", "m2": "a", "m3": "b"}}
+	for _, m := range []string{"m1", "m2", "m3"} {
+		l.start(m, t.TempDir())
+	}
+	l.bucket("b")
+	l.object("b", "same", 1000, []string{"m1", "m2"}, []string{"m1", "m2"})
+	l.object("b", "spread", 1000, []string{"m1", "m3"})
+	r := l.repairer()
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Status()
+	for _, c := range st.AtRisk {
+		want := int64(0)
+		if c.Priority == "misplaced" {
+			want = 2
+		}
+		if c.Chunks != want {
+			t.Errorf("%s: %d chunks, want %d", c.Priority, c.Chunks, want)
+		}
+	}
+	l.rounds(r, 20*time.Second, func() bool {
+		o := l.record("b", "same")
+		for _, ch := range o.Chunks {
+			if !slices.Contains(ch.Replicas, "m3") {
+				return false
+			}
+		}
+		return true
+	})
+	l.verify("b", "same", 2)
+	l.verify("b", "spread", 2)
+	if o := l.record("b", "spread"); !slices.Equal(o.Chunks[0].Replicas, []string{"m1", "m3"}) {
+		t.Errorf("a well-placed chunk moved: %q", o.Chunks[0].Replicas)
+	}
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range r.Status().AtRisk {
+		if c.Chunks != 0 {
+			t.Errorf("after the repair: %s %d chunks", c.Priority, c.Chunks)
+		}
 	}
 }
