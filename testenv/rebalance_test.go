@@ -163,6 +163,7 @@ func TestLabRebalance(t *testing.T) {
 	// Progress: the moved bytes grow while the plan runs; the master deletes the plan when done.
 	var progress []int64
 	var doneAt time.Time
+	var cliStatus string
 	seen := false
 	waitFor(t, "the rebalance to finish", 90*time.Second, func() bool {
 		st := repairStatus()
@@ -187,6 +188,12 @@ func TestLabRebalance(t *testing.T) {
 		if len(progress) == 0 || progress[len(progress)-1] != moved {
 			progress = append(progress, moved)
 		}
+		// What an operator sees mid-way.
+		if moved > 0 && cliStatus == "" {
+			if out, err := hanodeCmd("rebalance status"); err == nil && strings.Contains(out, "MOVED") {
+				cliStatus = out
+			}
+		}
 		time.Sleep(300 * time.Millisecond)
 		return false
 	})
@@ -194,7 +201,10 @@ func TestLabRebalance(t *testing.T) {
 		t.Errorf("progress seen: %v; want the moved bytes to grow in steps", progress)
 	}
 	out, _ = hanodeCmd("rebalance status")
-	t.Logf("progress samples (bytes moved): %v; then: %s", progress, strings.TrimSpace(out))
+	t.Logf("progress samples (bytes moved): %v; hanode rebalance status mid-way:\n%s\nand after: %s", progress, cliStatus, strings.TrimSpace(out))
+	if cliStatus == "" || !strings.Contains(out, "no rebalance plan applied") {
+		t.Errorf("hanode rebalance status showed no progress mid-way (%q) or still a plan at the end (%q)", cliStatus, out)
+	}
 
 	// The records: every chunk on two distinct machines, each copy intact on its disk.
 	chunks := labChunks(t, ec)

@@ -227,8 +227,10 @@ func (r *Repairer) movedOps() []clientv3.Op {
 	return []clientv3.Op{clientv3.OpPut(keyspace.RepairMoved, string(val))}
 }
 
-// queueMove queues a healthy chunk for the applied plan while a move it fits has bytes left.
-func (r *Repairer) queueMove(rec record, ch meta.Chunk, vd verdict) {
+// queueMove queues a healthy chunk for the applied plan while a move it fits has bytes left. A
+// move that would put the chunk in a zone another of its replicas uses is not made with it
+// (the chunk would be misplaced).
+func (r *Repairer) queueMove(v *view, rec record, ch meta.Chunk, vd verdict) {
 	if r.plan == nil {
 		return
 	}
@@ -236,6 +238,9 @@ func (r *Repairer) queueMove(rec record, ch meta.Chunk, vd verdict) {
 		mv := &r.plan.Moves[i]
 		k := moveKey(mv)
 		if r.reserved[k] >= mv.Bytes || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) {
+			continue
+		}
+		if slices.ContainsFunc(vd.readable, func(m string) bool { return m != mv.From && v.zoneOf(m) == v.zoneOf(mv.To) }) {
 			continue
 		}
 		if r.queue.Push(Task{Key: rec.key, Rev: rec.rev, Chunk: ch, Want: rec.want, Priority: Rebalance, Move: mv, Plan: r.plan.Created}) {

@@ -363,7 +363,7 @@ func (r *Repairer) page(ctx context.Context, v *view, bad badSet, recs []record,
 				c.waiting.chunks++
 				c.waiting.bytes += ch.Size
 			default:
-				r.queueMove(rec, ch, vd)
+				r.queueMove(v, rec, ch, vd)
 			}
 		}
 	}
