@@ -632,7 +632,9 @@ func (s *Store) writeData(ctx context.Context, w io.Writer, r io.Reader, size in
 }
 
 // checkFree refuses when writing more bytes would leave less than MinFreeBytes on the
-// filesystem, or take the store's files past its configured capacity.
+// filesystem, or take the store's files past its configured capacity. Puts under way count
+// once committed, so concurrent puts may overshoot the capacity by what they carry (as they
+// may the reserve: the filesystem is read, not reserved).
 func (s *Store) checkFree(more int64) error {
 	free, err := s.freeBytes()
 	if err != nil {
