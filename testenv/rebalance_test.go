@@ -133,6 +133,23 @@ func TestLabRebalance(t *testing.T) {
 		}
 		return len(plan.Machines) == 4 && len(plan.Moves) > 0
 	})
+	// Each full datanode counts its chunk files against its capacity: what it registers as
+	// used (capacity - free) is at least the replica bytes the sweep found on it.
+	waitFor(t, "the datanodes' registrations to count their chunks", 20*time.Second, func() bool {
+		regs, err := cluster.Nodes(ctx, ec)
+		if err != nil {
+			return false
+		}
+		ok := 0
+		for _, r := range regs {
+			for _, m := range plan.Machines {
+				if r.Role == "datanode" && r.Machine == m.Name && m.Used > 0 && r.Capacity-r.Free >= m.Used {
+					ok++
+				}
+			}
+		}
+		return ok == 3
+	})
 	out, err := hanodeCmd("rebalance plan")
 	if err != nil {
 		t.Fatalf("rebalance plan: %v\n%s", err, out)
