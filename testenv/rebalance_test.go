@@ -9,9 +9,11 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,8 +77,18 @@ func addDatanode(t *testing.T, l *Lab, drv Driver, name, addr string, args ...st
 // the end the machines' used fractions differ by no more than the threshold, both in the
 // records and on the disks; every object reads back byte-identical and no machine holds two
 // replicas of a chunk.
+//
+// As a benchmark of the rebalance rate (bytes moved per second against repair-rate), the rate
+// and the data can be raised: HANODE_BENCH_REBALANCE_RATE (MiB/s, default 2) and
+// HANODE_BENCH_REBALANCE_OBJECTS (400 KiB each, default 48, at most 200).
 func TestLabRebalance(t *testing.T) {
-	const rate = 2 << 20
+	rate, objects := 2<<20, 48
+	if v, err := strconv.Atoi(os.Getenv("HANODE_BENCH_REBALANCE_RATE")); err == nil && v > 0 {
+		rate = v << 20
+	}
+	if v, err := strconv.Atoi(os.Getenv("HANODE_BENCH_REBALANCE_OBJECTS")); err == nil && v > 0 && v <= 200 {
+		objects = v
+	}
 	l, drv := startLab(t, "127.0.90", 3, "--chunk-size", "65536", "--gc-grace", "2s",
 		"--repair-rate", fmt.Sprint(rate), "--capacity", "64MiB")
 	healthy(t, l)
@@ -85,7 +97,7 @@ func TestLabRebalance(t *testing.T) {
 	if err := mc.MakeBucket(ctx, "spread", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	const objects, size = 48, 400 << 10
+	const size = 400 << 10
 	sums := map[string][32]byte{}
 	for i := range objects {
 		d := labData(size+i*999, uint64(1300+i))
