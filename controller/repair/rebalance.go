@@ -144,18 +144,24 @@ func StorePlan(ctx context.Context, cli *clientv3.Client, plan *adminapi.Rebalan
 
 // readPlan returns the applied plan (nil: none).
 func readPlan(ctx context.Context, cli *clientv3.Client) (*adminapi.RebalancePlan, error) {
+	p, _, err := readPlanRev(ctx, cli)
+	return p, err
+}
+
+// readPlanRev returns the applied plan (nil: none) and its key's mod revision.
+func readPlanRev(ctx context.Context, cli *clientv3.Client) (*adminapi.RebalancePlan, int64, error) {
 	resp, err := cli.Get(ctx, keyspace.RepairRebalance)
 	if err != nil {
-		return nil, fmt.Errorf("read the rebalance plan: %w", err)
+		return nil, 0, fmt.Errorf("read the rebalance plan: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	var p adminapi.RebalancePlan
 	if err := json.Unmarshal(resp.Kvs[0].Value, &p); err != nil {
-		return nil, fmt.Errorf("decode the rebalance plan: %w", err)
+		return nil, 0, fmt.Errorf("decode the rebalance plan: %w", err)
 	}
-	return &p, nil
+	return &p, resp.Kvs[0].ModRevision, nil
 }
 
 func moveKey(m *adminapi.RebalanceMove) string { return m.From + ">" + m.To }
@@ -169,7 +175,7 @@ type movedRecord struct {
 // loadPlan reads the applied plan at the start of a round. A plan this term has not seen yet
 // starts from the counts the last master saved for it (none: from zero).
 func (r *Repairer) loadPlan(ctx context.Context) error {
-	p, err := readPlan(ctx, r.Etcd)
+	p, rev, err := readPlanRev(ctx, r.Etcd)
 	if err != nil {
 		return err
 	}
@@ -193,7 +199,7 @@ func (r *Repairer) loadPlan(ctx context.Context) error {
 		}
 		r.Log.Info("rebalance plan resumed from the saved progress", "moved", saved.Moved)
 	}
-	r.plan = p
+	r.plan, r.planRev, r.moveCands = p, rev, 0
 	r.reserved = map[string]int64{}
 	for k, v := range r.moved {
 		r.reserved[k] = v
@@ -243,6 +249,7 @@ func (r *Repairer) queueMove(v *view, rec record, ch meta.Chunk, vd verdict) {
 		if slices.ContainsFunc(vd.readable, func(m string) bool { return m != mv.From && v.zoneOf(m) == v.zoneOf(mv.To) }) {
 			continue
 		}
+		r.moveCands++
 		if r.queue.Push(Task{Key: rec.key, Rev: rec.rev, Chunk: ch, Want: rec.want, Priority: Rebalance, Move: mv, Plan: r.plan.Created}) {
 			r.reserved[k] += ch.Size
 		}
@@ -258,19 +265,39 @@ func (r *Repairer) inPlan(created time.Time) bool {
 	return r.plan != nil && r.plan.Created.Equal(created)
 }
 
-// finishPlan deletes the applied plan once every move is done.
+// finishPlan deletes the applied plan once every move is done, or once a complete sweep found
+// no chunk that could go on with it (every chunk of a move's source is on its target already,
+// say, or would share a zone there) while its machines are live and undrained: queued and
+// in-flight moves are found again by each sweep, so none is left then. It deletes the plan it read at the round's start only.
 func (r *Repairer) finishPlan(ctx context.Context) error {
 	r.mu.Lock()
-	p := r.plan
-	done := p != nil
+	p, rev := r.plan, r.planRev
+	done, stuck := p != nil, p != nil && r.moveCands == 0
+	var moved int64
 	if p != nil {
 		for i := range p.Moves {
-			if r.moved[moveKey(&p.Moves[i])] < p.Moves[i].Bytes {
+			m := r.moved[moveKey(&p.Moves[i])]
+			moved += min(m, p.Moves[i].Bytes)
+			if m < p.Moves[i].Bytes {
 				done = false
 			}
 		}
 	}
 	r.mu.Unlock()
+	// A machine of the plan down or draining may hold back its moves for a while: not stuck.
+	if v := r.cur.Load(); stuck && v != nil {
+		for _, mv := range p.Moves {
+			_, from := v.live[mv.From]
+			_, to := v.live[mv.To]
+			if !from || !to || v.draining[mv.From] || v.draining[mv.To] {
+				stuck = false
+			}
+		}
+	}
+	if stuck && !done {
+		r.Log.Warn("rebalance plan ended: no more chunks can move", "moved", moved, "bytes", p.Bytes)
+		done = true
+	}
 	if !done {
 		if ops := r.movedOps(); len(ops) > 0 {
 			if _, _, err := r.txn(ctx, nil, ops); err != nil {
@@ -279,7 +306,8 @@ func (r *Repairer) finishPlan(ctx context.Context) error {
 		}
 		return nil
 	}
-	if _, _, err := r.txn(ctx, nil, []clientv3.Op{clientv3.OpDelete(keyspace.RepairRebalance), clientv3.OpDelete(keyspace.RepairMoved)}); err != nil {
+	cmp := clientv3.Compare(clientv3.ModRevision(keyspace.RepairRebalance), "=", rev)
+	if _, _, err := r.txn(ctx, []clientv3.Cmp{cmp}, []clientv3.Op{clientv3.OpDelete(keyspace.RepairRebalance), clientv3.OpDelete(keyspace.RepairMoved)}); err != nil {
 		return fmt.Errorf("finish the rebalance plan: %w", err)
 	}
 	r.mu.Lock()

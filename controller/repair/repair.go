@@ -76,7 +76,11 @@ type Repairer struct {
 
 	plan     *adminapi.RebalancePlan // the applied rebalance plan, as of the round's start
 	planDone time.Time               // when this term last finished a plan
-	reserved map[string]int64        // per move: bytes moved plus bytes queued by this sweep
+	planRev  int64                   // the plan key's mod revision, as of the round's start
+	// moveCands counts the chunks this round's sweep found able to go on with the plan
+	// (queued now, or queued or in flight already).
+	moveCands int
+	reserved  map[string]int64 // per move: bytes moved plus bytes queued by this sweep
 
 	mu       sync.Mutex
 	moved    map[string]int64     // per move ("<from>><to>"): bytes moved under the current plan

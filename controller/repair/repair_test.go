@@ -919,3 +919,36 @@ func TestMisplacedByZone(t *testing.T) {
 		}
 	}
 }
+
+// A plan no chunk can go on with (every chunk of the source is on the target already) ends
+// after one sweep instead of staying applied for ever; one with chunks left stays.
+func TestRebalanceStuckPlanEnds(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.13", "m1", "m2", "m3")
+	l.bucket("b")
+	for i := range 4 {
+		l.object("b", fmt.Sprintf("k%d", i), 2000, []string{"m1", "m2"})
+	}
+	r := l.repairer()
+	plan := adminapi.RebalancePlan{Created: time.Now().UTC(), Feasible: true, Moves: []adminapi.RebalanceMove{{From: "m1", To: "m2", Bytes: 4000}}}
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPlan(ctx, l.cli); err != nil || p != nil {
+		t.Fatalf("a stuck plan is still applied: %+v %v", p, err)
+	}
+	// A plan with work left stays.
+	plan = adminapi.RebalancePlan{Created: time.Now().UTC(), Feasible: true, Moves: []adminapi.RebalanceMove{{From: "m1", To: "m3", Bytes: 4000}}}
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPlan(ctx, l.cli); err != nil || p == nil {
+		t.Fatalf("a plan with chunks to move ended: %v", err)
+	}
+}
