@@ -91,6 +91,15 @@ type RepairSummary struct {
 	Updated       time.Time `json:"updated"`
 	// Draining lists the draining machines with the replicas left on them.
 	Draining []RepairMachine `json:"draining,omitempty"`
+	// Rebalance summarises the applied rebalance plan (nil: none).
+	Rebalance *RebalanceSummary `json:"rebalance,omitempty"`
+}
+
+// RebalanceSummary is the applied plan's progress in hanode status.
+type RebalanceSummary struct {
+	Moves int   `json:"moves"`
+	Bytes int64 `json:"bytes"`
+	Moved int64 `json:"moved"`
 }
 
 // Summary condenses a repair status for hanode status.
@@ -109,6 +118,12 @@ func (r *Repair) Summary() *RepairSummary {
 	for _, m := range r.Machines {
 		if m.State == "draining" {
 			s.Draining = append(s.Draining, m)
+		}
+	}
+	if p := r.Rebalance; p != nil {
+		s.Rebalance = &RebalanceSummary{Moves: len(p.Moves), Bytes: p.Bytes}
+		for _, mv := range p.Moves {
+			s.Rebalance.Moved += min(mv.Moved, mv.Bytes)
 		}
 	}
 	return s

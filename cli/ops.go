@@ -95,6 +95,9 @@ func (c statusCmd) Run(e *Env) error {
 			for _, m := range rp.Draining {
 				fmt.Fprintf(w, "drain: %s has %d replicas (%s) left\n", m.Name, m.Left, config.HumanBytes(m.LeftBytes))
 			}
+			if rb := rp.Rebalance; rb != nil {
+				fmt.Fprintf(w, "rebalance: %s of %s moved (%d moves; hanode rebalance status)\n", config.HumanBytes(rb.Moved), config.HumanBytes(rb.Bytes), rb.Moves)
+			}
 		}
 		oldest := "not every datanode has finished a pass yet"
 		if p := r.ScrubOldestPass; p != nil && !p.IsZero() {

@@ -95,6 +95,8 @@ type Config struct {
 	WriteTimeout      time.Duration `yaml:"write-timeout" name:"write-timeout" help:"A write whose intent has not been refreshed for this long is abandoned and its chunks collected." default:"1h"`
 	RepairGrace       time.Duration `yaml:"repair-grace" name:"repair-grace" help:"A datanode silent this long is dead: its replicas are re-created elsewhere (a wiped or replaced store, a damaged replica and a drained machine need no wait)." default:"5m"`
 	RepairRate        Size          `yaml:"repair-rate" name:"repair-rate" help:"Bytes per second one datanode may send or receive for repair, drain and rebalance." default:"100MiB"`
+	Capacity          Size          `yaml:"capacity" name:"capacity" help:"Datanode: bytes its chunks may take (0: the whole filesystem); it reports the smaller of this and its filesystem's size, and placement and rebalance use that." default:"0"`
+	RebalanceAuto     bool          `yaml:"rebalance-auto" name:"rebalance-auto" help:"The active master rebalances by itself when machines differ in used space by more than 10 points and nothing needs repair (a machine joined, say); off: only hanode rebalance apply moves data." default:"false"`
 	ScrubInterval     time.Duration `yaml:"scrub-interval" name:"scrub-interval" help:"Every chunk on every datanode is verified against its checksums at least this often." default:"168h"`
 	ScrubRate         Size          `yaml:"scrub-rate" name:"scrub-rate" help:"Bytes per second one datanode may read for scrubbing (client I/O first)." default:"50MiB"`
 	MultipartExpiry   time.Duration `yaml:"multipart-expiry" name:"multipart-expiry" help:"A multipart upload neither completed nor aborted this long after it began is aborted and its parts collected." default:"168h"`
@@ -355,6 +357,9 @@ func (c *Config) Check() error {
 	}
 	if c.RepairRate < 64<<10 {
 		return keyErr("repair-rate", c.RepairRate.String(), "at least 64KiB (bytes per second)")
+	}
+	if c.Capacity != 0 && c.Capacity < 1<<20 {
+		return keyErr("capacity", c.Capacity.String(), "0 (the filesystem's size) or at least 1MiB")
 	}
 	if c.ScrubInterval < time.Second {
 		return keyErr("scrub-interval", c.ScrubInterval.String(), "a duration of at least 1s")

@@ -54,3 +54,34 @@ func TestRepairKeys(t *testing.T) {
 		t.Fatalf("bad repair-rate: %v", err)
 	}
 }
+
+// capacity: a size from the file, 0 by default; below 1MiB (but not 0) it is refused by name.
+func TestCapacityKey(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		yaml string
+		want Size
+		err  bool
+	}{
+		{"", 0, false},
+		{"capacity: 2GiB\n", 2 << 30, false},
+		{"capacity: 0\n", 0, false},
+		{"capacity: 512KiB\n", 0, true},
+		{"capacity: lots\n", 0, true},
+	} {
+		f := dir + "/c.yaml"
+		if err := os.WriteFile(f, []byte("name: m1\n"+tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := Load(Sources{File: f})
+		if tc.err {
+			if err == nil || !strings.Contains(err.Error(), "capacity") {
+				t.Errorf("%q: %v", tc.yaml, err)
+			}
+			continue
+		}
+		if err != nil || c.Capacity != tc.want {
+			t.Errorf("%q: capacity %v, %v", tc.yaml, c.Capacity, err)
+		}
+	}
+}

@@ -313,6 +313,7 @@ func (c *Role) leadRepair(term *election.Term) {
 		// Unreferenced chunk files: each run lists every datanode, so at most hourly (12 x
 		// gc-grace when that is shorter, at least 10 s).
 		WriteTimeout: cfg.WriteTimeout, UnreferencedEvery: min(max(12*cfg.GCGrace, 10*time.Second), time.Hour),
+		AutoRebalance: cfg.RebalanceAuto,
 	}
 	r.Run(term.Context(), term.Guard())
 }

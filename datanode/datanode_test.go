@@ -621,3 +621,50 @@ func TestOpenCleansTempAndLocks(t *testing.T) {
 		t.Fatalf("dir mode %v %v", fi.Mode(), err)
 	}
 }
+
+// TestCapacity: a configured capacity below the filesystem's is what Usage reports, its free
+// bytes shrink with what the store holds (quarantined files included), a put past it is
+// refused with ErrNoSpace, a deletion gives the room back, and a reopened store counts the
+// same bytes.
+func TestCapacity(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "chunks")
+	const limit = 1 << 20
+	s := openTest(t, Options{Dir: dir, Capacity: limit})
+	u, err := s.Usage()
+	if err != nil || u.Capacity != limit || u.Free != limit || u.Stored != 0 {
+		t.Fatalf("empty store: %+v %v", u, err)
+	}
+	for i := range 3 {
+		mustPut(t, s, fmt.Sprintf("c%d", i), randBytes(300<<10, uint64(i)))
+	}
+	u, _ = s.Usage()
+	// Each file is its data, a CRC per block and the footer.
+	if u.Stored < 3*300<<10 || u.Stored > 3*(300<<10+1024) || u.Free != limit-u.Stored {
+		t.Fatalf("three chunks: %+v", u)
+	}
+	if _, err := s.Put(context.Background(), "c3", bytes.NewReader(randBytes(300<<10, 9)), 300<<10, ""); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("put past the capacity: %v", err)
+	}
+	if err := s.Quarantine("c0"); err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := s.Usage(); q.Stored != u.Stored || q.Chunks != 2 {
+		t.Fatalf("after a quarantine: %+v, before %+v", q, u)
+	}
+	if err := s.Delete("c1"); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "c3", randBytes(300<<10, 9))
+	u, _ = s.Usage()
+	s.Close()
+	s2 := openTest(t, Options{Dir: dir, Capacity: limit})
+	if u2, _ := s2.Usage(); u2.Stored != u.Stored || u2.Chunks != u.Chunks {
+		t.Fatalf("reopened: %+v, before %+v", u2, u)
+	}
+	// A capacity above the filesystem's: the filesystem's is reported.
+	s2.Close()
+	s3 := openTest(t, Options{Dir: dir, Capacity: 1 << 62})
+	if u3, _ := s3.Usage(); u3.Capacity >= 1<<62 || u3.Capacity <= 0 {
+		t.Fatalf("capacity above the filesystem's: %+v", u3)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/internal/service"
@@ -42,7 +44,7 @@ func (r *Role) Start(ctx context.Context) error {
 	if err := r.srv.Listen(); err != nil {
 		return err
 	}
-	store, err := Open(Options{Dir: c.RoleDir(config.RoleDatanode)})
+	store, err := Open(Options{Dir: c.RoleDir(config.RoleDatanode), Capacity: int64(c.Capacity)})
 	if err != nil {
 		r.srv.Close()
 		return fmt.Errorf("datanode: %w", err)
@@ -65,6 +67,15 @@ func (r *Role) Start(ctx context.Context) error {
 	scrub := NewScrubber(store, ScrubOptions{Interval: c.ScrubInterval, Rate: int64(c.ScrubRate), Log: r.log.With("loop", "scrub"),
 		Report: func(ctx context.Context, id string, cause error) error {
 			return meta.New(member.Etcd).MarkBad(ctx, id, c.Name, "scrub: "+cause.Error())
+		},
+		// The master deletes the damaged-replica record when it records the replacement (or
+		// once no record references the chunk): the quarantined copy is of no more use.
+		Repaired: func(ctx context.Context, id string) (bool, error) {
+			resp, err := member.Etcd.Get(ctx, meta.BadPrefix+id+"/"+c.Name, clientv3.WithCountOnly())
+			if err != nil {
+				return false, fmt.Errorf("read the damaged-replica record of chunk %s: %w", id, err)
+			}
+			return resp.Count == 0, nil
 		}})
 	member, runCtx, err := r.m.Join(ctx, config.RoleDatanode, r.Endpoint(), r.log, func(reg cluster.Registration) cluster.Registration {
 		if u, err := store.Usage(); err == nil {

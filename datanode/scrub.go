@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +21,22 @@ import (
 )
 
 // quarantineDir holds chunk files a scrub found corrupt, out of the store's reach (reads get
-// ErrNotFound and go to another replica), kept for an operator to inspect.
+// ErrNotFound and go to another replica), kept for an operator to inspect until the chunk is
+// repaired elsewhere, or at most QuarantineKeep (see Scrubber.clean).
 const quarantineDir = ".quarantine"
+
+// Quarantine bounds: a quarantined file is deleted QuarantineKeep after the quarantine even if
+// its chunk was never repaired (a failed report, say), and the directory keeps at most
+// QuarantineMax files (the oldest go first), so that a failing disk cannot fill it.
+const (
+	QuarantineKeep = 7 * 24 * time.Hour
+	QuarantineMax  = 1000
+	// quarantineSettle: a file is not deleted as repaired sooner than this after its quarantine
+	// (its report, made just after, must have landed for "no record" to mean "repaired").
+	quarantineSettle = time.Minute
+	// quarantineStamp is the time suffix of a quarantined file's name.
+	quarantineStamp = "20060102T150405Z"
+)
 
 // ScrubOptions configure a Scrubber; zero values take the defaults.
 type ScrubOptions struct {
@@ -33,7 +48,14 @@ type ScrubOptions struct {
 	// Report records a corrupt chunk, quarantined already (the datanode writes a
 	// damaged-replica record, which the active master repairs).
 	Report func(ctx context.Context, id string, cause error) error
-	Log    *slog.Logger
+	// Repaired reports whether the damaged copy of chunk id reported from this datanode is dealt
+	// with: its damaged-replica record is gone (the master deletes it in the transaction that
+	// records the replacement, or once no record references the chunk). Its quarantined file is
+	// then deleted. Nil: files are kept for QuarantineKeep.
+	Repaired func(ctx context.Context, id string) (bool, error)
+	// CleanEvery spaces the looks at the quarantine (default 10m).
+	CleanEvery time.Duration
+	Log        *slog.Logger
 }
 
 // Scrubber verifies every chunk of a store in the background: block CRCs and the SHA-256,
@@ -67,6 +89,9 @@ func NewScrubber(s *Store, o ScrubOptions) *Scrubber {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.CleanEvery <= 0 {
+		o.CleanEvery = 10 * time.Minute
+	}
 	return &Scrubber{s: s, o: o, lim: rate.NewLimiter(rate.Limit(o.Rate), max(int(min(o.Rate, 1<<20)), BlockSize))}
 }
 
@@ -77,8 +102,22 @@ func (sc *Scrubber) Report() cluster.ScrubReport {
 	return sc.st
 }
 
-// Run scrubs until ctx ends.
+// Run scrubs, and cleans the quarantine every CleanEvery, until ctx ends.
 func (sc *Scrubber) Run(ctx context.Context) {
+	go func() {
+		t := time.NewTicker(sc.o.CleanEvery)
+		defer t.Stop()
+		for {
+			if err := sc.Clean(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				sc.o.Log.Warn("cleaning the quarantine", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	for ctx.Err() == nil {
 		start := time.Now()
 		if err := sc.Pass(ctx); err != nil && ctx.Err() == nil {
@@ -212,7 +251,8 @@ func (s *Store) Quarantine(id string) error {
 	mu := s.stripe(id)
 	mu.Lock()
 	defer mu.Unlock()
-	err := os.Rename(s.path(id), filepath.Join(q, id+"-"+time.Now().UTC().Format("20060102T150405Z")))
+	// The file keeps its bytes (s.stored counts quarantined files until they are deleted).
+	err := os.Rename(s.path(id), filepath.Join(q, id+"-"+time.Now().UTC().Format(quarantineStamp)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("datanode: quarantine chunk %q: %w", id, ErrNotFound)
 	} else if err != nil {
@@ -223,4 +263,90 @@ func (s *Store) Quarantine(id string) error {
 		return fmt.Errorf("datanode: quarantine chunk %q: %w", id, err)
 	}
 	return fsutil.SyncDir(q)
+}
+
+// Clean deletes quarantined files whose chunk is repaired (Repaired), those quarantined more
+// than QuarantineKeep before now, and the oldest beyond QuarantineMax. A file whose name does
+// not parse is left alone (an operator put it there).
+func (sc *Scrubber) Clean(ctx context.Context, now time.Time) error {
+	files, err := sc.s.quarantined()
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(files, func(a, b quarantined) int { return a.at.Compare(b.at) })
+	excess := len(files) - QuarantineMax
+	for i, f := range files {
+		why := ""
+		switch {
+		case i < excess:
+			why = fmt.Sprintf("more than %d quarantined files", QuarantineMax)
+		case now.Sub(f.at) > QuarantineKeep:
+			why = "quarantined longer than " + QuarantineKeep.String()
+		case sc.o.Repaired != nil && now.Sub(f.at) >= quarantineSettle:
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ok, err := sc.o.Repaired(rctx, f.id)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("is chunk %s repaired: %w", f.id, err)
+			}
+			if ok {
+				why = "repaired elsewhere"
+			}
+		}
+		if why == "" {
+			continue
+		}
+		if err := sc.s.deleteQuarantined(f.name); err != nil {
+			return err
+		}
+		sc.o.Log.Info("quarantined chunk file deleted", "chunk", f.id, "file", f.name, "why", why)
+	}
+	return nil
+}
+
+// quarantined is a file of the quarantine: its chunk id and when it was quarantined.
+type quarantined struct {
+	name, id string
+	at       time.Time
+}
+
+func (s *Store) quarantined() ([]quarantined, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, quarantineDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("datanode: list the quarantine: %w", err)
+	}
+	var out []quarantined
+	for _, e := range ents {
+		name := e.Name()
+		i := strings.LastIndexByte(name, '-')
+		if i <= 0 || !e.Type().IsRegular() {
+			continue
+		}
+		at, err := time.Parse(quarantineStamp, name[i+1:])
+		if err != nil || !ValidID(name[:i]) {
+			continue
+		}
+		out = append(out, quarantined{name: name, id: name[:i], at: at})
+	}
+	return out, nil
+}
+
+// deleteQuarantined removes a file of the quarantine and gives its bytes back.
+func (s *Store) deleteQuarantined(name string) error {
+	p := filepath.Join(s.dir, quarantineDir, name)
+	fi, err := os.Stat(p)
+	if err == nil {
+		err = os.Remove(p)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("datanode: delete quarantined %s: %w", name, err)
+	}
+	s.stored.Add(-fi.Size())
+	return fsutil.SyncDir(filepath.Dir(p))
 }

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,5 +83,75 @@ func TestScrubPass(t *testing.T) {
 	}
 	if rep := sc.Report(); rep.Passes != 2 || rep.LastPassChunks != 2 || rep.Corrupt != 1 || len(reported) != 1 {
 		t.Fatalf("second pass: report %+v, reported %q", rep, reported)
+	}
+}
+
+// Clean deletes a quarantined file once its chunk is repaired (not within a minute of the
+// quarantine), any file older than QuarantineKeep, and the oldest beyond QuarantineMax; the
+// store's byte count follows.
+func TestQuarantineClean(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Options{Dir: t.TempDir(), MinFreeBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, id := range []string{"fixed", "broken", "old"} {
+		if _, err := s.Put(ctx, id, bytes.NewReader([]byte(id)), int64(len(id)), ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Quarantine(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := s.Usage()
+	q := filepath.Join(s.dir, quarantineDir)
+	// "old" was quarantined long ago.
+	ents, _ := os.ReadDir(q)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "old-") {
+			if err := os.Rename(filepath.Join(q, e.Name()), filepath.Join(q, "old-20200101T000000Z")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sc := NewScrubber(s, ScrubOptions{Repaired: func(_ context.Context, id string) (bool, error) { return id == "fixed", nil }})
+	names := func() []string {
+		var out []string
+		ents, _ := os.ReadDir(q)
+		for _, e := range ents {
+			out = append(out, e.Name()[:strings.LastIndexByte(e.Name(), '-')])
+		}
+		slices.Sort(out)
+		return out
+	}
+	if err := sc.Clean(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []string{"broken", "fixed"}) {
+		t.Fatalf("just quarantined: %q left, want the old one gone only", got)
+	}
+	if err := sc.Clean(ctx, time.Now().Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []string{"broken"}) {
+		t.Fatalf("after a minute: %q left, want the unrepaired one only", got)
+	}
+	if u, _ := s.Usage(); u.Stored != before.Stored-int64(len("fixed")+len("old"))-2*(footerLen+4) {
+		t.Errorf("stored %d bytes, before %d", u.Stored, before.Stored)
+	}
+	// The bound on the count: the oldest go.
+	for i := range QuarantineMax + 5 {
+		name := fmt.Sprintf("x%04d-%s", i, time.Now().Add(time.Duration(i)*time.Second).UTC().Format(quarantineStamp))
+		if err := os.WriteFile(filepath.Join(q, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sc.Clean(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got := names()
+	if len(got) != QuarantineMax || slices.Contains(got, "x0000") || !slices.Contains(got, fmt.Sprintf("x%04d", QuarantineMax+4)) {
+		t.Fatalf("%d files left (%q ...), want the newest %d", len(got), got[:3], QuarantineMax)
 	}
 }

@@ -99,6 +99,10 @@ type Options struct {
 	MaxConcurrent int    // disk reads and writes of a block (and fsyncs) in flight (default 64); beyond it they wait (ctx)
 	MaxStreams    int    // open Get readers plus puts in progress (default 512); beyond it Put/Get wait (ctx)
 	MinFreeBytes  int64  // refuse puts (ErrNoSpace) that would leave less free (default 64 MiB)
+	// Capacity bounds the bytes of the store's files (chunks and quarantined chunks); 0: the
+	// filesystem's size. Usage reports the smaller of the two, so that machines sharing one
+	// filesystem, or a disk shared with other data, can be given their share.
+	Capacity int64
 }
 
 // Info describes a stored chunk.
@@ -109,11 +113,14 @@ type Info struct {
 	Created time.Time `json:"created"`
 }
 
-// Usage describes the filesystem holding the chunks.
+// Usage describes the space of the store: its capacity (the filesystem's size, or the
+// configured capacity when smaller), the bytes still free for chunks, the bytes used on the
+// filesystem and the store's own files.
 type Usage struct {
 	Capacity int64 `json:"capacity"`
-	Free     int64 `json:"free"` // available to the (unprivileged) datanode
-	Used     int64 `json:"used"`
+	Free     int64 `json:"free"`   // available to the (unprivileged) datanode, within the capacity
+	Used     int64 `json:"used"`   // filesystem bytes in use (by anything)
+	Stored   int64 `json:"stored"` // bytes of the store's chunk files, quarantined ones included
 	Chunks   int   `json:"chunks"`
 }
 
@@ -123,12 +130,14 @@ type Store struct {
 	dir     string
 	maxSize int64
 	minFree int64
+	limit   int64         // Options.Capacity (0: none)
 	sem     chan struct{} // disk I/O slots, held for one block (or one fsync)
 	streams chan struct{} // open readers and puts in progress
 	crc     *crc32.Table
 	bufs    sync.Pool // *[]byte of BlockSize
 	stripes [lockStripes]sync.Mutex
 	chunks  atomic.Int64
+	stored  atomic.Int64 // bytes of chunk files, quarantined ones included
 	lock    *os.File
 	id      string // the store's identity (identity.go)
 
@@ -170,6 +179,7 @@ func Open(o Options) (*Store, error) {
 		dir:     o.Dir,
 		maxSize: o.MaxChunkSize,
 		minFree: o.MinFreeBytes,
+		limit:   max(o.Capacity, 0),
 		sem:     make(chan struct{}, o.MaxConcurrent),
 		streams: make(chan struct{}, o.MaxStreams),
 		crc:     crc32.MakeTable(crc32.Castagnoli),
@@ -180,12 +190,13 @@ func Open(o Options) (*Store, error) {
 		u, err := s.statfs()
 		return u.Free, err
 	}
-	n, err := s.scan()
+	n, bytes, err := s.scan()
 	if err != nil {
 		lf.Close()
 		return nil, err
 	}
 	s.chunks.Store(n)
+	s.stored.Store(bytes)
 	if s.id, err = loadIdentity(o.Dir); err != nil {
 		lf.Close()
 		return nil, err
@@ -196,34 +207,41 @@ func Open(o Options) (*Store, error) {
 // Close releases the directory lock. Readers still open keep working.
 func (s *Store) Close() error { return s.lock.Close() }
 
-// scan removes stale temp files and counts chunk files.
-func (s *Store) scan() (int64, error) {
+// scan removes stale temp files and counts chunk files and their bytes (quarantined ones
+// included: they hold disk space until deleted).
+func (s *Store) scan() (n, bytes int64, err error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
-		return 0, fmt.Errorf("datanode: %w", err)
+		return 0, 0, fmt.Errorf("datanode: %w", err)
 	}
-	var n int64
 	for _, e := range ents {
-		if !e.IsDir() || !validPrefixDir(e.Name()) {
+		if !e.IsDir() || !(validPrefixDir(e.Name()) || e.Name() == quarantineDir) {
 			continue
 		}
 		sub := filepath.Join(s.dir, e.Name())
 		files, err := os.ReadDir(sub)
 		if err != nil {
-			return 0, fmt.Errorf("datanode: %w", err)
+			return 0, 0, fmt.Errorf("datanode: %w", err)
 		}
 		for _, f := range files {
-			switch name := f.Name(); {
+			name := f.Name()
+			switch {
 			case strings.HasPrefix(name, tmpPrefix):
 				if err := os.Remove(filepath.Join(sub, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return 0, fmt.Errorf("datanode: removing stale temp file: %w", err)
+					return 0, 0, fmt.Errorf("datanode: removing stale temp file: %w", err)
 				}
-			case f.Type().IsRegular() && ValidID(name):
+				continue
+			case !f.Type().IsRegular():
+				continue
+			case e.Name() != quarantineDir && ValidID(name):
 				n++
+			}
+			if fi, err := f.Info(); err == nil {
+				bytes += fi.Size()
 			}
 		}
 	}
-	return n, nil
+	return n, bytes, nil
 }
 
 // ValidID reports whether id is a valid chunk id: 1..128 of [a-z0-9-].
@@ -525,6 +543,7 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, size int64, wan
 	}
 	committed = true
 	s.chunks.Add(1)
+	s.stored.Add(ft.size + int64(len(table)) + footerLen)
 	if err := fsutil.SyncDir(sub); err != nil {
 		return Info{}, false, wrap(err)
 	}
@@ -612,7 +631,10 @@ func (s *Store) writeData(ctx context.Context, w io.Writer, r io.Reader, size in
 	return ft, table, nil
 }
 
-// checkFree refuses when writing more bytes would leave less than MinFreeBytes.
+// checkFree refuses when writing more bytes would leave less than MinFreeBytes on the
+// filesystem, or take the store's files past its configured capacity. Puts under way count
+// once committed, so concurrent puts may overshoot the capacity by what they carry (as they
+// may the reserve: the filesystem is read, not reserved).
 func (s *Store) checkFree(more int64) error {
 	free, err := s.freeBytes()
 	if err != nil {
@@ -620,6 +642,9 @@ func (s *Store) checkFree(more int64) error {
 	}
 	if free-more < s.minFree {
 		return fmt.Errorf("%d bytes free, need %d + %d reserved: %w", free, more, s.minFree, ErrNoSpace)
+	}
+	if used := s.stored.Load(); s.limit > 0 && used+more > s.limit {
+		return fmt.Errorf("%d of the configured capacity of %d bytes used, need %d more: %w", used, s.limit, more, ErrNoSpace)
 	}
 	return nil
 }
@@ -651,13 +676,17 @@ func (s *Store) Delete(id string) error {
 	mu := s.stripe(id)
 	mu.Lock()
 	defer mu.Unlock()
-	err := os.Remove(s.path(id))
+	fi, err := os.Stat(s.path(id))
+	if err == nil {
+		err = os.Remove(s.path(id))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("datanode: delete chunk %q: %w", id, ErrNotFound)
 	} else if err != nil {
 		return fmt.Errorf("datanode: delete chunk %q: %w", id, err)
 	}
 	s.chunks.Add(-1)
+	s.stored.Add(-fi.Size())
 	if err := fsutil.SyncDir(filepath.Dir(s.path(id))); err != nil {
 		return fmt.Errorf("datanode: delete chunk %q: %w", id, err)
 	}
@@ -719,14 +748,20 @@ func (s *Store) List(ctx context.Context, after string, limit int) ([]Info, erro
 	return out, nil
 }
 
-// Usage reports the filesystem's capacity, free (available) and used bytes
-// and the number of chunks stored.
+// Usage reports the store's capacity (the filesystem's, or the configured capacity when
+// smaller), the bytes free within it, the filesystem's used bytes, the store's bytes and the
+// number of chunks stored.
 func (s *Store) Usage() (Usage, error) {
 	u, err := s.statfs()
 	if err != nil {
 		return Usage{}, err
 	}
 	u.Chunks = int(s.chunks.Load())
+	u.Stored = s.stored.Load()
+	if s.limit > 0 && s.limit < u.Capacity {
+		u.Capacity = s.limit
+		u.Free = min(u.Free, max(s.limit-u.Stored, 0))
+	}
 	return u, nil
 }
 

@@ -36,6 +36,26 @@ type view struct {
 	states   map[string]*MachineState
 	draining map[string]bool
 	grace    time.Duration
+	zones    int // distinct zones of the live, undrained datanodes
+}
+
+// zoneOf is machine m's zone label; a machine without one is its own zone (as placement has it).
+func (v *view) zoneOf(m string) string {
+	if z := v.live[m].Zone; z != "" {
+		return "zone:" + z
+	}
+	return "machine:" + m
+}
+
+// countZones sets v.zones from the live, undrained datanodes.
+func (v *view) countZones() {
+	zs := map[string]bool{}
+	for m := range v.live {
+		if !v.draining[m] {
+			zs[v.zoneOf(m)] = true
+		}
+	}
+	v.zones = len(zs)
 }
 
 func (v *view) dead(m string) bool {
@@ -146,6 +166,10 @@ func (r *Repairer) machines(ctx context.Context, extra map[string]bool) (*view, 
 			r.Log.Info("datanode down; its replicas are re-created if it stays down", "machine", m, "grace", r.Grace)
 		}
 	}
+	if err := r.removals(ctx, v); err != nil {
+		return nil, err
+	}
+	v.countZones()
 	return v, nil
 }
 
@@ -163,11 +187,12 @@ func equalTime(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
-// putState writes a machine's state if its key is still at rev (0: absent), under the fence.
-func (r *Repairer) putState(ctx context.Context, m string, st MachineState, rev int64) (int64, error) {
+// putState writes a machine's state if its key is still at rev (0: absent), under the fence,
+// with the extra ops.
+func (r *Repairer) putState(ctx context.Context, m string, st MachineState, rev int64, extra ...clientv3.Op) (int64, error) {
 	val, _ := json.Marshal(st)
 	k := keyspace.RepairMachines + m
-	ok, resp, err := r.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(k), "=", rev)}, []clientv3.Op{clientv3.OpPut(k, string(val))})
+	ok, resp, err := r.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(k), "=", rev)}, append([]clientv3.Op{clientv3.OpPut(k, string(val))}, extra...))
 	if err != nil {
 		return 0, fmt.Errorf("record the state of machine %s: %w", m, err)
 	}
@@ -197,24 +222,48 @@ func (r *Repairer) markChecked(ctx context.Context, v *view, checked []string) e
 	return nil
 }
 
-// MarkRemoved records that machine m left the cluster for good (hanode node remove): its
-// replicas count as lost at once, without waiting for repair-grace. The admin API writes it;
-// the master's next round reads it (and would clear it if a datanode registered there again).
+// MarkRemoved asks the active master to count machine m's replicas lost at once, without
+// waiting for repair-grace (hanode node remove --force, from any controller's admin API). It
+// writes a request, not the machine's state: the master alone writes that, under its fence,
+// at its next round (a watch starts one), and deletes the request in the same transaction.
 func MarkRemoved(ctx context.Context, cli *clientv3.Client, m string) error {
-	k := keyspace.RepairMachines + m
-	resp, err := cli.Get(ctx, k)
-	if err != nil {
-		return fmt.Errorf("read the state of machine %s: %w", m, err)
+	if _, err := cli.Put(ctx, keyspace.RepairRemoved+m, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return fmt.Errorf("ask the master to count machine %s's replicas lost: %w", m, err)
 	}
-	var st MachineState
-	if len(resp.Kvs) > 0 {
-		_ = json.Unmarshal(resp.Kvs[0].Value, &st)
+	return nil
+}
+
+// removals carries out the requests of MarkRemoved: a machine with no registered datanode is
+// down since the epoch (dead at once); a request for a machine whose datanode registered again
+// is dropped. Each state write and its request's deletion are one fenced transaction.
+func (r *Repairer) removals(ctx context.Context, v *view) error {
+	resp, err := r.Etcd.Get(ctx, keyspace.RepairRemoved, clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("read removal requests: %w", err)
 	}
 	gone := time.Unix(0, 0).UTC()
-	st.DownSince = &gone
-	val, _ := json.Marshal(st)
-	if _, err := cli.Put(ctx, k, string(val)); err != nil {
-		return fmt.Errorf("mark machine %s removed: %w", m, err)
+	for _, kv := range resp.Kvs {
+		m := string(kv.Key[len(keyspace.RepairRemoved):])
+		done := clientv3.OpDelete(string(kv.Key))
+		held := clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)
+		if _, live := v.live[m]; live {
+			if _, _, err := r.txn(ctx, []clientv3.Cmp{held}, []clientv3.Op{done}); err != nil {
+				return fmt.Errorf("drop the removal request of live machine %s: %w", m, err)
+			}
+			continue
+		}
+		st := MachineState{}
+		if old := v.states[m]; old != nil {
+			st = *old
+		}
+		st.DownSince = &gone
+		rev, err := r.putState(ctx, m, st, stateRev(v.states[m]), done)
+		if err != nil {
+			return err
+		}
+		st.rev = rev
+		v.states[m] = &st
+		r.Log.Info("machine removed: its replicas are lost, repaired at once", "machine", m)
 	}
 	return nil
 }

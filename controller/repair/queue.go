@@ -3,6 +3,7 @@ package repair
 import (
 	"container/list"
 	"sync"
+	"time"
 
 	"github.com/hanode/hanode/adminapi"
 	"github.com/hanode/hanode/meta"
@@ -10,7 +11,8 @@ import (
 
 // Priority orders repairs, most urgent first (HDFS's LowRedundancyBlocks, CockroachDB's
 // allocator): a chunk one failure away from loss before one merely short of R, before a
-// damaged replica, before a replica that only has to leave a draining machine.
+// damaged replica, before a replica that only has to leave a draining machine, before replicas
+// that share a zone while another zone could take one.
 type Priority int
 
 const (
@@ -22,6 +24,9 @@ const (
 	Damaged
 	// Draining: enough replicas, but one is on a draining machine and must move.
 	Draining
+	// Misplaced: enough healthy replicas, but in fewer zones than they could be (two in one
+	// zone while another zone has a live machine): one moves to a new zone.
+	Misplaced
 	// numPriorities counts the priorities of chunks at risk (the status reports each).
 	numPriorities
 	// Rebalance: a healthy replica moved by an applied rebalance plan, after everything else.
@@ -29,7 +34,7 @@ const (
 	numQueues = numPriorities + 1
 )
 
-var priorityNames = [numQueues]string{"critical", "under-replicated", "damaged", "draining", "rebalance"}
+var priorityNames = [numQueues]string{"critical", "under-replicated", "damaged", "draining", "misplaced", "rebalance"}
 
 func (p Priority) String() string {
 	if p < 0 || p >= numQueues {
@@ -47,8 +52,10 @@ type Task struct {
 	Priority Priority
 	// Lost names machines whose store's inventory lacks the chunk (wiped or replaced).
 	Lost []string
-	// Move, for a rebalance task, names the machine the replica leaves and the one it goes to.
+	// Move, for a rebalance task, names the machine the replica leaves and the one it goes to;
+	// Plan is the creation time of the plan it belongs to (cancelled or replaced: not done).
 	Move *adminapi.RebalanceMove
+	Plan time.Time
 }
 
 // Queue is a bounded priority queue of tasks, FIFO within a priority, holding each chunk at

@@ -69,13 +69,14 @@ func PlanRebalance(st *adminapi.Repair, regs []cluster.Registration, draining ma
 		}
 	}
 	// Machines within the threshold may take or give too when one side has no partner.
-	if len(over) > 0 && len(under) == 0 || len(under) > 0 && len(over) == 0 {
+	// (Which side lacks partners is decided once, before any is added.)
+	if noOver, noUnder := len(over) == 0, len(under) == 0; noOver != noUnder {
 		for i, m := range p.Machines {
 			target := int64(p.Mean * float64(m.Capacity))
-			if len(under) == 0 && m.Used < target && !hasSide(over, i) {
+			if noUnder && m.Used < target && !hasSide(over, i) {
 				under = append(under, side{i, target - m.Used})
 			}
-			if len(over) == 0 && m.Used > target && !hasSide(under, i) {
+			if noOver && m.Used > target && !hasSide(under, i) {
 				over = append(over, side{i, m.Used - target})
 			}
 		}
@@ -125,11 +126,14 @@ func hasSide(s []side, i int) bool {
 	return false
 }
 
-// StorePlan makes plan the one the master applies (none: delete).
+// StorePlan makes plan the one the master applies (none: delete). The progress saved for an
+// earlier plan names that plan's creation time, so it never counts for this one.
 func StorePlan(ctx context.Context, cli *clientv3.Client, plan *adminapi.RebalancePlan) error {
 	if plan == nil {
-		_, err := cli.Delete(ctx, keyspace.RepairRebalance)
-		return err
+		if _, err := cli.Delete(ctx, keyspace.RepairRebalance); err != nil {
+			return fmt.Errorf("cancel the rebalance plan: %w", err)
+		}
+		return nil
 	}
 	val, _ := json.Marshal(plan)
 	if _, err := cli.Put(ctx, keyspace.RepairRebalance, string(val)); err != nil {
@@ -140,34 +144,62 @@ func StorePlan(ctx context.Context, cli *clientv3.Client, plan *adminapi.Rebalan
 
 // readPlan returns the applied plan (nil: none).
 func readPlan(ctx context.Context, cli *clientv3.Client) (*adminapi.RebalancePlan, error) {
+	p, _, err := readPlanRev(ctx, cli)
+	return p, err
+}
+
+// readPlanRev returns the applied plan (nil: none) and its key's mod revision.
+func readPlanRev(ctx context.Context, cli *clientv3.Client) (*adminapi.RebalancePlan, int64, error) {
 	resp, err := cli.Get(ctx, keyspace.RepairRebalance)
 	if err != nil {
-		return nil, fmt.Errorf("read the rebalance plan: %w", err)
+		return nil, 0, fmt.Errorf("read the rebalance plan: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	var p adminapi.RebalancePlan
 	if err := json.Unmarshal(resp.Kvs[0].Value, &p); err != nil {
-		return nil, fmt.Errorf("decode the rebalance plan: %w", err)
+		return nil, 0, fmt.Errorf("decode the rebalance plan: %w", err)
 	}
-	return &p, nil
+	return &p, resp.Kvs[0].ModRevision, nil
 }
 
 func moveKey(m *adminapi.RebalanceMove) string { return m.From + ">" + m.To }
 
-// loadPlan reads the applied plan at the start of a round; a new plan starts its counts anew.
+// movedRecord is keyspace.RepairMoved: the bytes moved under the plan created at Plan.
+type movedRecord struct {
+	Plan  time.Time        `json:"plan"`
+	Moved map[string]int64 `json:"moved"`
+}
+
+// loadPlan reads the applied plan at the start of a round. A plan this term has not seen yet
+// starts from the counts the last master saved for it (none: from zero).
 func (r *Repairer) loadPlan(ctx context.Context) error {
-	p, err := readPlan(ctx, r.Etcd)
+	p, rev, err := readPlanRev(ctx, r.Etcd)
 	if err != nil {
 		return err
 	}
+	var saved *movedRecord
+	r.mu.Lock()
+	fresh := p != nil && (r.plan == nil || !p.Created.Equal(r.plan.Created))
+	r.mu.Unlock()
+	if fresh {
+		if saved, err = readMoved(ctx, r.Etcd); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p == nil || r.plan == nil || !p.Created.Equal(r.plan.Created) {
+	if p == nil || fresh {
 		r.moved = map[string]int64{}
 	}
-	r.plan = p
+	if fresh && saved != nil && saved.Plan.Equal(p.Created) {
+		for k, v := range saved.Moved {
+			r.moved[k] = v
+		}
+		r.Log.Info("rebalance plan resumed from the saved progress", "moved", saved.Moved)
+	}
+	r.plan, r.planRev, r.moveCands = p, rev, 0
 	r.reserved = map[string]int64{}
 	for k, v := range r.moved {
 		r.reserved[k] = v
@@ -175,8 +207,36 @@ func (r *Repairer) loadPlan(ctx context.Context) error {
 	return nil
 }
 
-// queueMove queues a healthy chunk for the applied plan while a move it fits has bytes left.
-func (r *Repairer) queueMove(rec record, ch meta.Chunk, vd verdict) {
+func readMoved(ctx context.Context, cli *clientv3.Client) (*movedRecord, error) {
+	resp, err := cli.Get(ctx, keyspace.RepairMoved)
+	if err != nil {
+		return nil, fmt.Errorf("read the rebalance progress: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	var m movedRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &m); err != nil {
+		return nil, nil // unreadable: the counts start anew (the plan moves again at most what they said)
+	}
+	return &m, nil
+}
+
+// movedOps are the writes that save the applied plan's progress (none: no plan).
+func (r *Repairer) movedOps() []clientv3.Op {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.plan == nil {
+		return nil
+	}
+	val, _ := json.Marshal(movedRecord{Plan: r.plan.Created, Moved: r.moved})
+	return []clientv3.Op{clientv3.OpPut(keyspace.RepairMoved, string(val))}
+}
+
+// queueMove queues a healthy chunk for the applied plan while a move it fits has bytes left. A
+// move that would put the chunk in a zone another of its replicas uses is not made with it
+// (the chunk would be misplaced).
+func (r *Repairer) queueMove(v *view, rec record, ch meta.Chunk, vd verdict) {
 	if r.plan == nil {
 		return
 	}
@@ -186,32 +246,73 @@ func (r *Repairer) queueMove(rec record, ch meta.Chunk, vd verdict) {
 		if r.reserved[k] >= mv.Bytes || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) {
 			continue
 		}
-		if r.queue.Push(Task{Key: rec.key, Rev: rec.rev, Chunk: ch, Want: rec.want, Priority: Rebalance, Move: mv}) {
+		if slices.ContainsFunc(vd.readable, func(m string) bool { return m != mv.From && v.zoneOf(m) == v.zoneOf(mv.To) }) {
+			continue
+		}
+		r.moveCands++
+		if r.queue.Push(Task{Key: rec.key, Rev: rec.rev, Chunk: ch, Want: rec.want, Priority: Rebalance, Move: mv, Plan: r.plan.Created}) {
 			r.reserved[k] += ch.Size
 		}
 		return
 	}
 }
 
-// finishPlan deletes the applied plan once every move is done.
+// inPlan reports whether the plan created at created is still the applied one (as of the
+// last round's start, or a later one poked by the plan's change).
+func (r *Repairer) inPlan(created time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.plan != nil && r.plan.Created.Equal(created)
+}
+
+// finishPlan deletes the applied plan once every move is done, or once a complete sweep found
+// no chunk that could go on with it (every chunk of a move's source is on its target already,
+// say, or would share a zone there) while its machines are live and undrained: queued and
+// in-flight moves are found again by each sweep, so none is left then. It deletes the plan it read at the round's start only.
 func (r *Repairer) finishPlan(ctx context.Context) error {
 	r.mu.Lock()
-	p := r.plan
-	done := p != nil
+	p, rev := r.plan, r.planRev
+	done, stuck := p != nil, p != nil && r.moveCands == 0
+	var moved int64
 	if p != nil {
 		for i := range p.Moves {
-			if r.moved[moveKey(&p.Moves[i])] < p.Moves[i].Bytes {
+			m := r.moved[moveKey(&p.Moves[i])]
+			moved += min(m, p.Moves[i].Bytes)
+			if m < p.Moves[i].Bytes {
 				done = false
 			}
 		}
 	}
 	r.mu.Unlock()
+	// A machine of the plan down or draining may hold back its moves for a while: not stuck.
+	if v := r.cur.Load(); stuck && v != nil {
+		for _, mv := range p.Moves {
+			_, from := v.live[mv.From]
+			_, to := v.live[mv.To]
+			if !from || !to || v.draining[mv.From] || v.draining[mv.To] {
+				stuck = false
+			}
+		}
+	}
+	if stuck && !done {
+		r.Log.Warn("rebalance plan ended: no more chunks can move", "moved", moved, "bytes", p.Bytes)
+		done = true
+	}
 	if !done {
+		if ops := r.movedOps(); len(ops) > 0 {
+			if _, _, err := r.txn(ctx, nil, ops); err != nil {
+				return fmt.Errorf("save the rebalance progress: %w", err)
+			}
+		}
 		return nil
 	}
-	if _, _, err := r.txn(ctx, nil, []clientv3.Op{clientv3.OpDelete(keyspace.RepairRebalance)}); err != nil {
+	cmp := clientv3.Compare(clientv3.ModRevision(keyspace.RepairRebalance), "=", rev)
+	if _, _, err := r.txn(ctx, []clientv3.Cmp{cmp}, []clientv3.Op{clientv3.OpDelete(keyspace.RepairRebalance), clientv3.OpDelete(keyspace.RepairMoved)}); err != nil {
 		return fmt.Errorf("finish the rebalance plan: %w", err)
 	}
+	r.mu.Lock()
+	r.plan, r.planDone = nil, time.Now().UTC()
+	r.mu.Unlock()
 	r.Log.Info("rebalance plan done", "moves", len(p.Moves), "bytes", p.Bytes)
 	return nil
 }
@@ -229,4 +330,44 @@ func (r *Repairer) rebalanceStatus() *adminapi.RebalancePlan {
 		p.Moves[i].Moved = r.moved[moveKey(&p.Moves[i])]
 	}
 	return &p
+}
+
+// autoThreshold is the threshold of the plans AutoRebalance applies (the CLI's default).
+const autoThreshold = 10
+
+// autoPlan applies a rebalance plan by itself (rebalance-auto) when the sweep c just finished
+// found nothing at risk, no plan is applied, the sweep began after the last plan of this term
+// finished (its counts include that plan's moves), and the machines differ by more than
+// autoThreshold. The plan is stored under the fence, only if no operator applied one meanwhile.
+func (r *Repairer) autoPlan(ctx context.Context, v *view, c *counts) error {
+	r.mu.Lock()
+	busy := r.plan != nil || c.started.Before(r.planDone)
+	r.mu.Unlock()
+	if busy || c.waiting.chunks > 0 || c.unrecoverable > 0 {
+		return nil
+	}
+	for _, a := range c.atRisk {
+		if a.chunks > 0 {
+			return nil
+		}
+	}
+	st := r.Status()
+	regs := make([]cluster.Registration, 0, len(v.live))
+	for _, reg := range v.live {
+		regs = append(regs, reg)
+	}
+	p := PlanRebalance(&st, regs, v.draining, r.Replicas, autoThreshold)
+	if !p.Feasible || len(p.Moves) == 0 {
+		return nil
+	}
+	val, _ := json.Marshal(p)
+	ok, _, err := r.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.Version(keyspace.RepairRebalance), "=", 0)}, []clientv3.Op{clientv3.OpPut(keyspace.RepairRebalance, string(val))})
+	if err != nil {
+		return fmt.Errorf("apply a rebalance plan: %w", err)
+	}
+	if ok {
+		r.Log.Info("rebalance plan applied by itself (rebalance-auto)", "moves", len(p.Moves), "bytes", p.Bytes, "mean", p.Mean)
+		r.poke()
+	}
+	return nil
 }

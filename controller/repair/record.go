@@ -147,7 +147,7 @@ func (r *Repairer) repair(ctx context.Context, t Task) error {
 	if mv := t.Move; mv != nil {
 		// A rebalance move: to its machine only, while that still makes sense.
 		_, live := v.live[mv.To]
-		if vd.work || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) || !live || v.draining[mv.To] || bad[mv.To] || pending[mv.To] {
+		if vd.work || !r.inPlan(t.Plan) || !slices.Contains(vd.readable, mv.From) || slices.Contains(ch.Replicas, mv.To) || !live || v.draining[mv.To] || bad[mv.To] || pending[mv.To] {
 			return nil
 		}
 		if r.load(mv.To) >= r.PerMachine {
@@ -156,6 +156,8 @@ func (r *Repairer) repair(ctx context.Context, t Task) error {
 		target = mv.To
 	} else if target, err = r.pickTarget(v, ch, bad, pending, lost, vd.readable); err != nil {
 		return err
+	} else if vd.priority == Misplaced && slices.ContainsFunc(vd.readable, func(m string) bool { return v.zoneOf(m) == v.zoneOf(target) }) {
+		return nil // no machine of a new zone free to take it now: a later sweep tries again
 	}
 	sources := r.pickSources(v, vd.readable)
 	if len(sources) == 0 {
@@ -207,7 +209,7 @@ func (r *Repairer) repair(ctx context.Context, t Task) error {
 func (r *Repairer) pickTarget(v *view, ch *meta.Chunk, bad, pending map[string]bool, lost func(string) bool, readable []string) (string, error) {
 	zones := map[string]bool{}
 	for _, m := range readable {
-		zones[v.live[m].Zone] = true
+		zones[v.zoneOf(m)] = true
 	}
 	var cands []string
 	for m := range v.live {
@@ -223,7 +225,7 @@ func (r *Repairer) pickTarget(v *view, ch *meta.Chunk, bad, pending map[string]b
 	}
 	sort.Slice(cands, func(i, j int) bool {
 		a, b := v.live[cands[i]], v.live[cands[j]]
-		if za, zb := zones[a.Zone], zones[b.Zone]; za != zb {
+		if za, zb := zones[v.zoneOf(a.Machine)], zones[v.zoneOf(b.Machine)]; za != zb {
 			return !za
 		}
 		if la, lb := r.load(a.Machine), r.load(b.Machine); la != lb {
@@ -309,6 +311,16 @@ func (r *Repairer) record(ctx context.Context, t Task, target string, lost func(
 		if mv := t.Move; mv != nil && target == mv.To && len(reps)-1 >= t.Want && slices.Contains(reps, mv.From) {
 			drop[mv.From] = true
 			reps = slices.DeleteFunc(reps, func(x string) bool { return x == mv.From })
+		}
+		// A misplaced chunk's new replica replaces one that shares its zone with another.
+		if t.Priority == Misplaced && len(reps)-1 >= t.Want {
+			for _, m := range reps {
+				if m != target && slices.ContainsFunc(reps, func(x string) bool { return x != m && v.zoneOf(x) == v.zoneOf(m) }) {
+					drop[m] = true
+					reps = slices.DeleteFunc(reps, func(x string) bool { return x == m })
+					break
+				}
+			}
 		}
 		// A replica on a draining machine leaves once enough others stay.
 		stay := 0

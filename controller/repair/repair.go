@@ -59,6 +59,9 @@ type Repairer struct {
 	// every datanode's chunks).
 	WriteTimeout, UnreferencedEvery time.Duration
 	Metrics                         *Metrics
+	// AutoRebalance (rebalance-auto): the master applies a rebalance plan by itself when the
+	// machines differ by more than 10 points and nothing is at risk (a machine joined, say).
+	AutoRebalance bool
 
 	guard []clientv3.Cmp
 	// afterPull, in tests, runs between a copy and its recording.
@@ -72,7 +75,12 @@ type Repairer struct {
 	candidates map[string]time.Time // unreferenced "<chunk>/<machine>" → sweep start it was first seen after
 
 	plan     *adminapi.RebalancePlan // the applied rebalance plan, as of the round's start
-	reserved map[string]int64        // per move: bytes moved plus bytes queued by this sweep
+	planDone time.Time               // when this term last finished a plan
+	planRev  int64                   // the plan key's mod revision, as of the round's start
+	// moveCands counts the chunks this round's sweep found able to go on with the plan
+	// (queued now, or queued or in flight already).
+	moveCands int
+	reserved  map[string]int64 // per move: bytes moved plus bytes queued by this sweep
 
 	mu       sync.Mutex
 	moved    map[string]int64     // per move ("<from>><to>"): bytes moved under the current plan
@@ -171,18 +179,33 @@ func (r *Repairer) poke() {
 	}
 }
 
-// watch pokes a sweep when a machine starts or stops draining and when a datanode registers
+// watch pokes a sweep when a machine starts or stops draining or is removed, when a rebalance
+// plan is applied or cancelled, and when a datanode registers
 // or goes away (not on the registrations' periodic refreshes).
 func (r *Repairer) watch(ctx context.Context) {
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		drains := r.Etcd.Watch(wctx, keyspace.Drain, clientv3.WithPrefix())
+		removals := r.Etcd.Watch(wctx, keyspace.RepairRemoved, clientv3.WithPrefix(), clientv3.WithFilterDelete())
+		plans := r.Etcd.Watch(wctx, keyspace.RepairRebalance)
 		nodes := r.Etcd.Watch(wctx, keyspace.Nodes, clientv3.WithPrefix())
 		for open := true; open; {
 			select {
 			case <-ctx.Done():
 				open = false
 			case resp, ok := <-drains:
+				if !ok || resp.Err() != nil {
+					open = false
+					break
+				}
+				r.poke()
+			case resp, ok := <-removals:
+				if !ok || resp.Err() != nil {
+					open = false
+					break
+				}
+				r.poke()
+			case resp, ok := <-plans:
 				if !ok || resp.Err() != nil {
 					open = false
 					break

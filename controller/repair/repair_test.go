@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -40,6 +41,7 @@ type lab struct {
 	t     testing.TB
 	cli   *clientv3.Client
 	nodes map[string]*node
+	zones map[string]string // machine → zone label its datanode registers (none: no label)
 }
 
 func client() *datanode.Client {
@@ -62,7 +64,7 @@ func (l *lab) start(name, dir string) *node {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(datanode.NewHandler(st, datanode.NewRepair(datanode.RepairOptions{Peers: client(), Rate: 64 << 20})))
-	reg, err := cluster.Register(context.Background(), l.cli, cluster.Registration{Machine: name, Role: "datanode", Address: srv.URL, Store: st.Identity(), Capacity: 64 << 10, Free: 1 << 30}, 2*time.Second)
+	reg, err := cluster.Register(context.Background(), l.cli, cluster.Registration{Machine: name, Role: "datanode", Address: srv.URL, Store: st.Identity(), Capacity: 64 << 10, Free: 1 << 30, Zone: l.zones[name]}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -631,5 +633,325 @@ func TestRebalance(t *testing.T) {
 	}
 	for _, k := range keys {
 		l.verify("b", k, 2)
+	}
+}
+
+// A new master resumes an applied plan's counts from what the last one saved (the status
+// publication saves them): it neither moves again what moved nor starts the plan over.
+func TestRebalanceResumesAfterFailover(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.9", "m1", "m2", "m3", "m4")
+	l.bucket("b")
+	pairs := [][]string{{"m1", "m2"}, {"m2", "m3"}, {"m3", "m1"}}
+	for i := range 12 {
+		l.object("b", fmt.Sprintf("k%02d", i), 2000, pairs[i%3])
+	}
+	old := l.repairer()
+	if err := old.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := old.Status()
+	regs, err := cluster.Nodes(ctx, l.cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := PlanRebalance(&st, regs, nil, 2, 5)
+	if !plan.Feasible || len(plan.Moves) == 0 {
+		t.Fatalf("plan: %+v", plan)
+	}
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Round(ctx); err != nil { // queues the moves
+		t.Fatal(err)
+	}
+	for _, err := range old.drain(ctx) {
+		t.Logf("repair: %v", err)
+	}
+	moved := old.rebalanceStatus()
+	var total int64
+	for _, mv := range moved.Moves {
+		total += mv.Moved
+	}
+	if total < plan.Bytes {
+		t.Fatalf("the old master moved %d of %d bytes", total, plan.Bytes)
+	}
+	// What publish writes every few seconds; then the old master is gone.
+	if _, _, err := old.txn(ctx, nil, old.movedOps()); err != nil {
+		t.Fatal(err)
+	}
+	nu := l.repairer()
+	if err := nu.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q, f := nu.queue.Len(); q != 0 || f != 0 {
+		t.Fatalf("the new master queued %d moves again", q+f)
+	}
+	if p, err := readPlan(ctx, l.cli); err != nil || p != nil {
+		t.Fatalf("the new master did not finish the plan: %+v %v", p, err)
+	}
+	if resp, err := l.cli.Get(ctx, keyspace.RepairMoved); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("the saved progress outlived the plan: %v %v", resp, err)
+	}
+	// Counts saved for another plan do not count for a new one.
+	if _, err := l.cli.Put(ctx, keyspace.RepairMoved, `{"plan":"2001-01-01T00:00:00Z","moved":{"m1>m4":999999}}`); err != nil {
+		t.Fatal(err)
+	}
+	plan.Created = time.Now().UTC()
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := nu.loadPlan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, mv := range nu.rebalanceStatus().Moves {
+		if mv.Moved != 0 {
+			t.Fatalf("a new plan starts with %+v", mv)
+		}
+	}
+}
+
+// node remove --force asks the master; the master, under its fence, counts the machine's
+// replicas lost at once (no grace) and deletes the request. A fenced master writes nothing.
+func TestRemovedThroughTheMaster(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.10", "m1", "m2", "m3")
+	l.bucket("b")
+	l.object("b", "k", 1000, []string{"m1", "m2"})
+	r := l.repairer()
+	r.Grace = time.Hour
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.nodes["m2"].stop()
+	if err := MarkRemoved(ctx, l.cli, "m2"); err != nil {
+		t.Fatal(err)
+	}
+	state := func() MachineState {
+		resp, err := l.cli.Get(ctx, keyspace.RepairMachines+"m2")
+		if err != nil || len(resp.Kvs) == 0 {
+			t.Fatalf("m2's state: %v", err)
+		}
+		var st MachineState
+		if err := json.Unmarshal(resp.Kvs[0].Value, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	fenced := l.repairer()
+	fenced.guard = []clientv3.Cmp{clientv3.Compare(clientv3.Version("term"), ">", 0)}
+	if err := fenced.Round(ctx); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a fenced master's round: %v, want ErrFenced", err)
+	}
+	if st := state(); st.DownSince != nil && st.DownSince.Unix() == 0 {
+		t.Fatalf("a fenced master marked m2 removed: %+v", st)
+	}
+	l.rounds(r, 20*time.Second, func() bool {
+		return onAll(l.record("b", "k"), 2, func(m string) bool { return m == "m1" || m == "m3" })
+	})
+	if st := state(); st.DownSince == nil || st.DownSince.Unix() != 0 {
+		t.Fatalf("m2's state after the removal: %+v", st)
+	}
+	if resp, err := l.cli.Get(ctx, keyspace.RepairRemoved, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("removal requests left: %v %v", resp, err)
+	}
+	l.verify("b", "k", 2)
+}
+
+// PlanRebalance on the sweep's counts: which machines give and take, and how much.
+func TestPlanRebalance(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name      string
+		used, cap map[string]int64
+		threshold float64
+		// want: bytes each machine gives (negative) or takes, within one MiB
+		want map[string]int64
+	}{
+		{
+			// Only the new machine is beyond the threshold: every full one gives its share.
+			name:      "an empty machine of twice the capacity joins",
+			used:      map[string]int64{"m1": 13 * mib, "m2": 13 * mib, "m3": 13 * mib},
+			cap:       map[string]int64{"m1": 64 * mib, "m2": 64 * mib, "m3": 64 * mib, "m4": 128 * mib},
+			threshold: 10,
+			want:      map[string]int64{"m1": -5 * mib, "m2": -5 * mib, "m3": -5 * mib, "m4": 15 * mib},
+		},
+		{
+			name:      "one machine over, the others within",
+			used:      map[string]int64{"m1": 40 * mib, "m2": 20 * mib, "m3": 20 * mib},
+			cap:       map[string]int64{"m1": 100 * mib, "m2": 100 * mib, "m3": 100 * mib},
+			threshold: 10,
+			want:      map[string]int64{"m1": -13 * mib, "m2": 7 * mib, "m3": 7 * mib},
+		},
+		{
+			name:      "balanced",
+			used:      map[string]int64{"m1": 20 * mib, "m2": 22 * mib, "m3": 21 * mib},
+			cap:       map[string]int64{"m1": 100 * mib, "m2": 100 * mib, "m3": 100 * mib},
+			threshold: 10,
+			want:      map[string]int64{},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &adminapi.Repair{Sweep: &adminapi.RepairSweep{Finished: time.Now()}}
+			var regs []cluster.Registration
+			for m, c := range tc.cap {
+				st.Machines = append(st.Machines, adminapi.RepairMachine{Name: m, Bytes: tc.used[m]})
+				regs = append(regs, cluster.Registration{Machine: m, Role: "datanode", Capacity: c, Free: c - tc.used[m]})
+			}
+			p := PlanRebalance(st, regs, nil, 2, tc.threshold)
+			if !p.Feasible {
+				t.Fatalf("not feasible: %v", p.Problems)
+			}
+			got := map[string]int64{}
+			for _, mv := range p.Moves {
+				got[mv.From] -= mv.Bytes
+				got[mv.To] += mv.Bytes
+			}
+			for m := range tc.cap {
+				if d := got[m] - tc.want[m]; d > mib || d < -mib {
+					t.Errorf("%s: %+d bytes, want %+d (moves %+v)", m, got[m], tc.want[m], p.Moves)
+				}
+			}
+			for _, m := range p.Machines {
+				if d := 100 * (m.After - p.Mean); d > tc.threshold || d < -tc.threshold {
+					t.Errorf("%s ends at %.1f%%, mean %.1f%%", m.Name, 100*m.After, 100*p.Mean)
+				}
+			}
+		})
+	}
+}
+
+// rebalance-auto: the master applies a plan by itself once nothing is at risk, carries it
+// out, and applies no other once the machines are within the threshold; off, it applies none.
+func TestAutoRebalance(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.11", "m1", "m2", "m3", "m4")
+	l.bucket("b")
+	pairs := [][]string{{"m1", "m2"}, {"m2", "m3"}, {"m3", "m1"}}
+	for i := range 12 {
+		l.object("b", fmt.Sprintf("k%02d", i), 2000, pairs[i%3])
+	}
+	off := l.repairer()
+	if err := off.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPlan(ctx, l.cli); err != nil || p != nil {
+		t.Fatalf("rebalance-auto off applied %+v %v", p, err)
+	}
+	r := l.repairer()
+	r.AutoRebalance = true
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := readPlan(ctx, l.cli)
+	if err != nil || p == nil || len(p.Moves) == 0 {
+		t.Fatalf("rebalance-auto on: plan %+v %v", p, err)
+	}
+	plans := 1
+	for range 20 {
+		for _, err := range r.drain(ctx) {
+			t.Logf("repair: %v", err)
+		}
+		if err := r.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+		q, err := readPlan(ctx, l.cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q != nil && !q.Created.Equal(p.Created) {
+			plans++
+			p = q
+		}
+	}
+	if q, _ := readPlan(ctx, l.cli); q != nil || plans != 1 {
+		t.Fatalf("after 20 rounds: %d plans applied, one still applied: %+v", plans, q)
+	}
+	st := r.Status()
+	if m4 := slices.IndexFunc(st.Machines, func(m adminapi.RepairMachine) bool { return m.Name == "m4" }); m4 < 0 || st.Machines[m4].Replicas == 0 {
+		t.Fatalf("m4 got nothing: %+v", st.Machines)
+	}
+}
+
+// Zones: a chunk whose two healthy replicas share a zone while another zone has a live machine
+// is misplaced (after every other priority); repair copies it to the other zone and takes one
+// of the two out. Without zone labels every machine is its own zone: nothing is misplaced.
+func TestMisplacedByZone(t *testing.T) {
+	ctx := context.Background()
+	l := &lab{t: t, cli: etcdtest.Start(t, "127.0.44.12"), nodes: map[string]*node{}, zones: map[string]string{"m1": "a", "m2": "a", "m3": "b"}}
+	for _, m := range []string{"m1", "m2", "m3"} {
+		l.start(m, t.TempDir())
+	}
+	l.bucket("b")
+	l.object("b", "same", 1000, []string{"m1", "m2"}, []string{"m1", "m2"})
+	l.object("b", "spread", 1000, []string{"m1", "m3"})
+	r := l.repairer()
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Status()
+	for _, c := range st.AtRisk {
+		want := int64(0)
+		if c.Priority == "misplaced" {
+			want = 2
+		}
+		if c.Chunks != want {
+			t.Errorf("%s: %d chunks, want %d", c.Priority, c.Chunks, want)
+		}
+	}
+	l.rounds(r, 20*time.Second, func() bool {
+		o := l.record("b", "same")
+		for _, ch := range o.Chunks {
+			if !slices.Contains(ch.Replicas, "m3") {
+				return false
+			}
+		}
+		return true
+	})
+	l.verify("b", "same", 2)
+	l.verify("b", "spread", 2)
+	if o := l.record("b", "spread"); !slices.Equal(o.Chunks[0].Replicas, []string{"m1", "m3"}) {
+		t.Errorf("a well-placed chunk moved: %q", o.Chunks[0].Replicas)
+	}
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range r.Status().AtRisk {
+		if c.Chunks != 0 {
+			t.Errorf("after the repair: %s %d chunks", c.Priority, c.Chunks)
+		}
+	}
+}
+
+// A plan no chunk can go on with (every chunk of the source is on the target already) ends
+// after one sweep instead of staying applied for ever; one with chunks left stays.
+func TestRebalanceStuckPlanEnds(t *testing.T) {
+	ctx := context.Background()
+	l := newLab(t, "127.0.44.13", "m1", "m2", "m3")
+	l.bucket("b")
+	for i := range 4 {
+		l.object("b", fmt.Sprintf("k%d", i), 2000, []string{"m1", "m2"})
+	}
+	r := l.repairer()
+	plan := adminapi.RebalancePlan{Created: time.Now().UTC(), Feasible: true, Moves: []adminapi.RebalanceMove{{From: "m1", To: "m2", Bytes: 4000}}}
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPlan(ctx, l.cli); err != nil || p != nil {
+		t.Fatalf("a stuck plan is still applied: %+v %v", p, err)
+	}
+	// A plan with work left stays.
+	plan = adminapi.RebalancePlan{Created: time.Now().UTC(), Feasible: true, Moves: []adminapi.RebalanceMove{{From: "m1", To: "m3", Bytes: 4000}}}
+	if err := StorePlan(ctx, l.cli, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPlan(ctx, l.cli); err != nil || p == nil {
+		t.Fatalf("a plan with chunks to move ended: %v", err)
 	}
 }

@@ -239,7 +239,9 @@ func (r *Repairer) publish(ctx context.Context) {
 		}
 		val, _ := json.Marshal(r.Status())
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, _, err := r.txn(wctx, nil, []clientv3.Op{clientv3.OpPut(keyspace.RepairStatus, string(val))})
+		// The plan's progress goes with it: a new master resumes the counts from there.
+		ops := append([]clientv3.Op{clientv3.OpPut(keyspace.RepairStatus, string(val))}, r.movedOps()...)
+		_, _, err := r.txn(wctx, nil, ops)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			r.Log.Debug("publishing the repair status", "err", err)

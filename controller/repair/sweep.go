@@ -124,11 +124,24 @@ func (v *view) judge(ch meta.Chunk, want int, lost, bad func(m string) bool) ver
 				stay++
 			}
 		}
-		if stay < want && stay < len(vd.readable) {
+		switch {
+		case stay < want && stay < len(vd.readable):
 			vd.work, vd.priority = true, Draining
+		case v.misplaced(vd.readable, want):
+			vd.work, vd.priority = true, Misplaced
 		}
 	}
 	return vd
+}
+
+// misplaced: the readable replicas (all healthy, none waiting) use fewer zones than they
+// could: fewer than both the replicas wanted and the zones the live machines offer.
+func (v *view) misplaced(readable []string, want int) bool {
+	zs := map[string]bool{}
+	for _, m := range readable {
+		zs[v.zoneOf(m)] = true
+	}
+	return len(zs) < min(want, len(readable), v.zones)
 }
 
 // record is one decoded record of a page.
@@ -227,6 +240,11 @@ func (r *Repairer) Round(ctx context.Context) error {
 	}
 	if err := r.finishPlan(ctx); err != nil {
 		return err
+	}
+	if r.AutoRebalance {
+		if err := r.autoPlan(ctx, r.cur.Load(), c); err != nil {
+			return err
+		}
 	}
 	return r.collectUnreferenced(ctx, r.cur.Load(), seen, c.started)
 }
@@ -351,7 +369,7 @@ func (r *Repairer) page(ctx context.Context, v *view, bad badSet, recs []record,
 				c.waiting.chunks++
 				c.waiting.bytes += ch.Size
 			default:
-				r.queueMove(rec, ch, vd)
+				r.queueMove(v, rec, ch, vd)
 			}
 		}
 	}

@@ -152,4 +152,12 @@ const (
 	// JSON moves {from, to, bytes}; the master moves replicas until each is done, and deletes
 	// it then.
 	RepairRebalance = Repair + "rebalance"
+	// RepairMoved is the applied plan's progress: {"plan": <its created time>, "moved":
+	// {"<from>><to>": bytes}}, rewritten with the status, so that a new master carries on
+	// counting from there instead of from zero.
+	RepairMoved = Repair + "moved"
+	// RepairRemoved: <RepairRemoved><machine> is a request from `hanode node remove --force`
+	// (written by the controller that serves it, not under the fence): the master counts the
+	// machine's replicas lost at once, in its fenced machine state, and deletes the request.
+	RepairRemoved = Repair + "removed/"
 )
