@@ -28,7 +28,11 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
-	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags}
+	acl, err := c.objectACL(rq)
+	if err != nil {
+		return err
+	}
+	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags, ACL: acl}
 	if err := c.meta.CreateUpload(rq.r.Context(), u); err != nil {
 		return err
 	}
@@ -109,7 +113,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	for _, p := range parts {
 		byNum[p.Number] = p
 	}
-	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers, Tags: u.Tags}
+	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers, Tags: u.Tags, ACL: u.ACL}
 	md5s := make([][]byte, 0, len(req.Parts))
 	used := make(map[int]bool, len(req.Parts))
 	for i, cp := range req.Parts {

@@ -202,6 +202,10 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
+	acl, err := c.objectACL(rq)
+	if err != nil {
+		return err
+	}
 	replicas, err := c.replicasFor(ctx, rq.bucket)
 	if err != nil {
 		return err
@@ -210,7 +214,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags}
+	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, ACL: acl}
 	if w.checksum.Algorithm != "" {
 		obj.Checksum = w.checksum.Algorithm + ":" + w.checksum.Value
 	}
@@ -260,6 +264,9 @@ func (c *Coordinator) getObject(rq *request) error {
 	}
 	obj, err := c.meta.GetObject(ctx, rq.bucket, rq.key)
 	if err != nil {
+		return err
+	}
+	if err := rq.recheckObject(obj); err != nil {
 		return err
 	}
 	h := rq.w.Header()
@@ -480,6 +487,10 @@ func (c *Coordinator) copyData(ctx context.Context, rq *request, src *meta.Objec
 
 func (c *Coordinator) copyObject(rq *request) error {
 	ctx := rq.r.Context()
+	acl, err := c.objectACL(rq) // a copy gets the ACL its request asks for, never the source's
+	if err != nil {
+		return err
+	}
 	src, off, n, err := c.copySource(rq)
 	if err != nil {
 		return err
@@ -507,7 +518,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags}
+	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, ACL: acl}
 	if n == src.Size {
 		obj.Checksum = src.Checksum // the same bytes
 	}

@@ -39,10 +39,13 @@ type request struct {
 	bucket string
 	key    string
 	op     string
-	auth   *sigv4.Auth // nil: an anonymous request (allowed by a bucket policy)
+	auth   *sigv4.Auth // an anonymous request's has no AccessKey
 	root   bool        // the access key is a root user
 	access *s3access.Bucket
 	status int
+	// objectGate, when set, is what the object's ACL must still allow when the handler reads
+	// the record it serves (the object's ACL is what allowed the request).
+	objectGate func(*meta.ACL) bool
 }
 
 func (rq *request) query(name string) string { return rq.r.URL.Query().Get(name) }
@@ -201,11 +204,12 @@ func (c *Coordinator) route(rq *request) error {
 	}
 	auth, err := c.verifier.Verify(r)
 	anonymous := errors.Is(err, sigv4.ErrAnonymous)
-	if err != nil && (!anonymous || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
-		if anonymous {
-			c.refuseAnonymous(rq, "method")
-		}
+	if err != nil && !anonymous {
 		return err
+	}
+	if anonymous {
+		// What an anonymous request may do is what its bucket's ACL or policy allows anyone.
+		auth = &sigv4.Auth{PayloadHash: sigv4.UnsignedPayload}
 	}
 	rq.auth = auth
 	h, err := c.dispatch(rq)
@@ -216,12 +220,7 @@ func (c *Coordinator) route(rq *request) error {
 		}
 		return err
 	}
-	if anonymous {
-		err = c.authorizeAnonymous(rq)
-	} else {
-		err = c.authorize(rq)
-	}
-	if err != nil {
+	if err := c.authorize(rq); err != nil {
 		return err
 	}
 	return h(rq)
@@ -261,6 +260,12 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		case m == http.MethodDelete && rq.only("policy"):
 			rq.op = "DeleteBucketPolicy"
 			return c.deleteBucketPolicy, nil
+		case (m == http.MethodGet || m == http.MethodPut) && rq.only("acl"):
+			rq.op = map[string]string{http.MethodGet: "GetBucketAcl", http.MethodPut: "PutBucketAcl"}[m]
+			if m == http.MethodGet {
+				return c.getBucketACL, nil
+			}
+			return c.putBucketACL, nil
 		case m == http.MethodHead:
 			rq.op = "HeadBucket"
 			return c.headBucket, nil
@@ -325,6 +330,12 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		case rq.has("tagging") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
 			rq.op = map[string]string{http.MethodGet: "GetObjectTagging", http.MethodPut: "PutObjectTagging", http.MethodDelete: "DeleteObjectTagging"}[m]
 			return c.objectTagging, nil
+		case (m == http.MethodGet || m == http.MethodPut) && rq.has("acl"):
+			rq.op = map[string]string{http.MethodGet: "GetObjectAcl", http.MethodPut: "PutObjectAcl"}[m]
+			if m == http.MethodGet {
+				return c.getObjectACL, nil
+			}
+			return c.putObjectACL, nil
 		case m == http.MethodGet && upload != "":
 			rq.op = "ListParts"
 			return c.listParts, nil
@@ -360,10 +371,10 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 // The query parameters each level serves: its subresources and the parameters S3 defines for
 // its operations. Any other subresource is refused (s3.UnservedSubresource).
 var (
-	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy",
+	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "acl",
 		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
-	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging"}
+	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging", "acl"}
 )
 
 // noParams reports a query with no parameter but those of a presigned URL's signature.
@@ -385,7 +396,7 @@ func unserved(rq *request, sub string) error {
 // hasSubresource reports a subresource that some operation serves but a plain object or
 // bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
 func hasSubresource(q url.Values) bool {
-	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging"} {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "acl"} {
 		if _, ok := q[s]; ok {
 			return true
 		}
@@ -446,6 +457,17 @@ func (c *Coordinator) createBucket(rq *request) error {
 		}
 		if cfg.LocationConstraint != "" && cfg.LocationConstraint != c.o.Region {
 			return s3.ErrorFor(s3.CodeInvalidLocationConstraint, "this cluster's region is "+c.o.Region)
+		}
+	}
+	acl, err := c.bucketACLFor(rq)
+	if err != nil {
+		return err
+	}
+	b.ACL = acl
+	if o := rq.r.Header.Get("X-Amz-Object-Ownership"); o != "" {
+		b.Ownership = o
+		if o == "BucketOwnerEnforced" && acl != nil {
+			return s3.ErrorFor(s3.CodeInvalidBucketACLWithObjectOwnership, "")
 		}
 	}
 	if err := c.meta.CreateBucket(rq.r.Context(), b); err != nil {

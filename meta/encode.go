@@ -286,6 +286,9 @@ func EncodeObject(o *Object) []byte {
 		e.byte(tagChecksum)
 		e.str(o.Checksum)
 	}
+	if o.ACL != nil {
+		e.acl(o.ACL)
+	}
 	return e.b
 }
 
@@ -308,6 +311,8 @@ func DecodeObject(b []byte) (*Object, error) {
 			o.Tags = d.headers()
 		case tagChecksum:
 			o.Checksum = d.str()
+		case tagACL:
+			o.ACL = d.acl()
 		default:
 			d.err = fmt.Errorf("%w: unknown object field %d", ErrCorrupt, tag)
 		}
@@ -354,6 +359,9 @@ func EncodeUpload(u *Upload) []byte {
 		e.byte(tagUploadTags)
 		e.headers(u.Tags)
 	}
+	if u.ACL != nil {
+		e.acl(u.ACL)
+	}
 	return e.b
 }
 
@@ -366,6 +374,8 @@ func DecodeUpload(b []byte) (*Upload, error) {
 		switch tag := d.byte(); tag {
 		case tagUploadTags:
 			u.Tags = d.headers()
+		case tagACL:
+			u.ACL = d.acl()
 		default:
 			d.err = fmt.Errorf("%w: unknown upload field %d", ErrCorrupt, tag)
 		}

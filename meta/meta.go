@@ -74,6 +74,21 @@ type Bucket struct {
 	Owner string `json:"owner,omitempty"`
 	// Replicas overrides the cluster's replication factor for new objects; 0 = cluster default.
 	Replicas int `json:"replicas,omitempty"`
+	// ACL is the bucket's access control list; nil: the default (the owner alone).
+	ACL *ACL `json:"acl,omitempty"`
+	// Ownership is the bucket's object ownership control (BucketOwnerEnforced,
+	// BucketOwnerPreferred, ObjectWriter); empty: none set, objects belong to their writers.
+	Ownership string `json:"ownership,omitempty"`
+	// PublicAccessBlock is the bucket's public access block; nil: none.
+	PublicAccessBlock *PublicAccessBlock `json:"public_access_block,omitempty"`
+}
+
+// PublicAccessBlock is S3's PublicAccessBlockConfiguration of a bucket.
+type PublicAccessBlock struct {
+	BlockPublicAcls       bool `json:"block_public_acls,omitempty"`
+	IgnorePublicAcls      bool `json:"ignore_public_acls,omitempty"`
+	BlockPublicPolicy     bool `json:"block_public_policy,omitempty"`
+	RestrictPublicBuckets bool `json:"restrict_public_buckets,omitempty"`
 }
 
 // Chunk is one stored piece of an object. Its ID names the chunk file on every replica.
@@ -105,6 +120,9 @@ type Object struct {
 	// Checksum is the additional checksum the object was written with, "<algorithm>:<base64
 	// value>" (e.g. "crc32:AAAAAA=="), verified when the data arrived; "" when none.
 	Checksum string
+	// ACL is the object's access control list; nil: the default (owned by the bucket's owner,
+	// who alone has access).
+	ACL *ACL
 }
 
 // Upload is a multipart upload in progress.
@@ -116,6 +134,8 @@ type Upload struct {
 	Headers   map[string]string
 	// Tags is the tag set the completed object gets (x-amz-tagging at creation).
 	Tags map[string]string
+	// ACL is the ACL the completed object gets.
+	ACL *ACL
 }
 
 // Part is an uploaded part of a multipart upload.

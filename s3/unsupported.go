@@ -18,17 +18,12 @@ const (
 	OpReadObject   = "ReadObject"  // GetObject, HeadObject
 )
 
-// cannedACLs an object or bucket write may name: both mean what hanode does anyway (the
-// bucket's owner controls everything in it).
-var cannedACLs = map[string]bool{"private": true, "bucket-owner-full-control": true}
-
 func notImplemented(what string) error {
 	return ErrorFor(CodeNotImplemented, what+" is not implemented by hanode")
 }
 
 // CheckHeaders refuses request headers of op that ask for a feature hanode does not have:
-// server-side encryption (SSE-S3, SSE-KMS, SSE-C), object lock, ACL grants and public canned
-// ACLs, website redirects and storage classes other than STANDARD. It
+// server-side encryption (SSE-S3, SSE-KMS, SSE-C), object lock, website redirects and storage classes other than STANDARD. It
 // returns nil when every header is one hanode honours or that changes nothing.
 func CheckHeaders(h http.Header, op string) error {
 	for name := range h {
@@ -46,14 +41,10 @@ func CheckHeaders(h http.Header, op string) error {
 		case op == OpReadObject || op == OpWritePart:
 		case strings.HasPrefix(k, "x-amz-server-side-encryption"):
 			return notImplemented("server-side encryption (" + name + ")")
-		case strings.HasPrefix(k, "x-amz-grant-"):
-			return notImplemented("access grants (" + name + ")")
-		case k == "x-amz-acl" && !cannedACLs[v]:
-			return notImplemented("the canned ACL " + v)
 		case op == OpCreateBucket && k == "x-amz-bucket-object-lock-enabled" && !strings.EqualFold(v, "false"):
 			return notImplemented("object lock")
-		case op == OpCreateBucket && k == "x-amz-object-ownership" && v != "BucketOwnerEnforced":
-			return notImplemented("object ownership " + v)
+		case op == OpCreateBucket && k == "x-amz-object-ownership" && v != "BucketOwnerEnforced" && v != "BucketOwnerPreferred" && v != "ObjectWriter":
+			return ErrorFor(CodeInvalidArgument, "unknown object ownership "+v)
 		case op == OpWriteObject && strings.HasPrefix(k, "x-amz-object-lock-"):
 			return notImplemented("object lock (" + name + ")")
 		case op == OpWriteObject && k == "x-amz-website-redirect-location":
