@@ -163,6 +163,7 @@ func (c *Coordinator) putBucketACL(rq *request) error {
 	}); err != nil {
 		return err
 	}
+	c.authz.forget(rq.bucket)
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
 }

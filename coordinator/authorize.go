@@ -101,6 +101,7 @@ func (c *Coordinator) authorize(rq *request) error {
 		return err
 	}
 	rq.access = &b
+	corsHeaders(rq, &b)
 	if !b.Exists && !rq.root {
 		if anonymous {
 			return c.refuse(rq, "policy")
@@ -311,7 +312,7 @@ func (rq *request) bucketOwner() *s3.Owner {
 	return &s3.Owner{ID: id, DisplayName: id}
 }
 
-// --- bucket policy (public read only; security/s3access.ParsePolicy)
+// --- bucket policy (security/s3access.ParsePolicy)
 
 func (c *Coordinator) putBucketPolicy(rq *request) error {
 	body, err := rq.auth.Body(rq.r)
@@ -329,12 +330,16 @@ func (c *Coordinator) putBucketPolicy(rq *request) error {
 	case err != nil:
 		return s3.ErrorFor(s3.CodeMalformedPolicy, err.Error())
 	}
+	if blk := rq.access.Block; blk != nil && blk.BlockPublicPolicy && p.Public() {
+		return s3.ErrorFor(s3.CodeAccessDenied, "the bucket's public access block refuses public policies")
+	}
 	if err := s3access.New(c.o.Etcd).PutPolicy(rq.r.Context(), rq.bucket, p); err != nil {
 		if errors.Is(err, s3access.ErrNoSuchBucket) {
 			return s3.ErrorFor(s3.CodeNoSuchBucket, "")
 		}
 		return err
 	}
+	c.authz.forget(rq.bucket)
 	rq.w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -359,9 +364,24 @@ func (c *Coordinator) deleteBucketPolicy(rq *request) error {
 	if err := s3access.New(c.o.Etcd).DeletePolicy(rq.r.Context(), rq.bucket); err != nil {
 		return err
 	}
+	c.authz.forget(rq.bucket)
 	rq.w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 // anonLogEvery is how often a refused anonymous request may be logged.
 const anonLogEvery = time.Second
+
+// getPolicyStatus answers whether the bucket is public: its policy allows anyone something
+// unconditionally, or its ACL grants something to everyone or every authenticated user.
+func (c *Coordinator) getPolicyStatus(rq *request) error {
+	b, _, err := s3access.New(c.o.Etcd).Load(rq.r.Context(), rq.bucket)
+	if err != nil {
+		return err
+	}
+	public := b.Policy != nil && b.Policy.Public() || b.ACLsEnabled() && s3access.Public(b.ACL)
+	rq.w.Header().Set("Content-Type", "application/xml")
+	rq.w.WriteHeader(http.StatusOK)
+	_, err = io.WriteString(rq.w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<PolicyStatus xmlns="`+s3.Namespace+`"><IsPublic>`+strconv.FormatBool(public)+`</IsPublic></PolicyStatus>`)
+	return err
+}

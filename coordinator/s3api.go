@@ -196,11 +196,12 @@ func (c *Coordinator) route(rq *request) error {
 		return err
 	}
 	rq.bucket, rq.key = bucket, key
+	if r.Method == http.MethodOptions {
+		return c.preflight(rq)
+	}
 	if r.Method == http.MethodPost && key == "" && strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "multipart/form-data") {
-		// A browser upload (POST policy) carries its signature in the form, not in headers:
-		// answer what it is before the verifier refuses it as anonymous.
-		rq.op = "PostObject"
-		return s3.ErrorFor(s3.CodeNotImplemented, "browser uploads (POST object) are not implemented by hanode")
+		// A browser upload (POST policy) carries its signature in the form, not in headers.
+		return c.postObject(rq)
 	}
 	auth, err := c.verifier.Verify(r)
 	anonymous := errors.Is(err, sigv4.ErrAnonymous)
@@ -257,9 +258,24 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		case m == http.MethodGet && rq.only("policy"):
 			rq.op = "GetBucketPolicy"
 			return c.getBucketPolicy, nil
+		case m == http.MethodGet && rq.only("policyStatus"):
+			rq.op = "GetBucketPolicyStatus"
+			return c.getPolicyStatus, nil
 		case m == http.MethodDelete && rq.only("policy"):
 			rq.op = "DeleteBucketPolicy"
 			return c.deleteBucketPolicy, nil
+		case rq.only("cors") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetBucketCors", http.MethodPut: "PutBucketCors", http.MethodDelete: "DeleteBucketCors"}[m]
+			return map[string]func(*request) error{http.MethodGet: c.getBucketCORS, http.MethodPut: c.putBucketCORS, http.MethodDelete: c.deleteBucketCORS}[m], nil
+		case rq.only("publicAccessBlock") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetPublicAccessBlock", http.MethodPut: "PutPublicAccessBlock", http.MethodDelete: "DeletePublicAccessBlock"}[m]
+			return c.publicAccessBlock, nil
+		case rq.only("ownershipControls") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetBucketOwnershipControls", http.MethodPut: "PutBucketOwnershipControls", http.MethodDelete: "DeleteBucketOwnershipControls"}[m]
+			return c.ownershipControls, nil
+		case rq.only("tagging") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetBucketTagging", http.MethodPut: "PutBucketTagging", http.MethodDelete: "DeleteBucketTagging"}[m]
+			return c.bucketTagging, nil
 		case (m == http.MethodGet || m == http.MethodPut) && rq.only("acl"):
 			rq.op = map[string]string{http.MethodGet: "GetBucketAcl", http.MethodPut: "PutBucketAcl"}[m]
 			if m == http.MethodGet {
@@ -371,7 +387,7 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 // The query parameters each level serves: its subresources and the parameters S3 defines for
 // its operations. Any other subresource is refused (s3.UnservedSubresource).
 var (
-	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "acl",
+	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "policyStatus", "acl", "cors", "publicAccessBlock", "ownershipControls", "tagging",
 		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
 	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging", "acl"}
@@ -396,7 +412,7 @@ func unserved(rq *request, sub string) error {
 // hasSubresource reports a subresource that some operation serves but a plain object or
 // bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
 func hasSubresource(q url.Values) bool {
-	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "acl"} {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "acl", "cors", "publicAccessBlock", "ownershipControls", "policyStatus"} {
 		if _, ok := q[s]; ok {
 			return true
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hanode/hanode/internal/keyspace"
 	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/s3"
 )
 
 // Level is what an access key may do to a bucket. Each level includes the ones below it.
@@ -92,8 +93,8 @@ type Bucket struct {
 	Ownership string
 	// Block is the public access block; nil: none.
 	Block *meta.PublicAccessBlock
-	// CORS is the bucket's CORS configuration, as stored; nil: none.
-	CORS []byte
+	// CORS is the bucket's CORS configuration; nil: none.
+	CORS *s3.CORSConfiguration
 }
 
 // Level returns what accessKey may do to b; root may do everything.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hanode/hanode/internal/keyspace"
 	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/s3"
 )
 
 // Errors of the store.
@@ -73,7 +74,11 @@ func (s *Store) Load(ctx context.Context, bucket string) (b Bucket, rev int64, e
 			}
 			b.Policy = p
 		case k == CORSKey(bucket):
-			b.CORS = kv.Value
+			var c s3.CORSConfiguration
+			if err := json.Unmarshal(kv.Value, &c); err != nil {
+				return Bucket{}, 0, fmt.Errorf("CORS configuration of bucket %s: %w: %v", bucket, meta.ErrCorrupt, err)
+			}
+			b.CORS = &c
 		case strings.HasPrefix(k, grantPrefix(bucket)):
 			var g Grant
 			if err := json.Unmarshal(kv.Value, &g); err != nil {
