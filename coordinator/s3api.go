@@ -346,6 +346,9 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		case rq.has("tagging") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
 			rq.op = map[string]string{http.MethodGet: "GetObjectTagging", http.MethodPut: "PutObjectTagging", http.MethodDelete: "DeleteObjectTagging"}[m]
 			return c.objectTagging, nil
+		case m == http.MethodGet && rq.has("attributes"):
+			rq.op = "GetObjectAttributes"
+			return c.getObjectAttributes, nil
 		case (m == http.MethodGet || m == http.MethodPut) && rq.has("acl"):
 			rq.op = map[string]string{http.MethodGet: "GetObjectAcl", http.MethodPut: "PutObjectAcl"}[m]
 			if m == http.MethodGet {
@@ -390,7 +393,7 @@ var (
 	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "policyStatus", "acl", "cors", "publicAccessBlock", "ownershipControls", "tagging",
 		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
-	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging", "acl"}
+	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging", "acl", "attributes"}
 )
 
 // noParams reports a query with no parameter but those of a presigned URL's signature.
@@ -412,7 +415,7 @@ func unserved(rq *request, sub string) error {
 // hasSubresource reports a subresource that some operation serves but a plain object or
 // bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
 func hasSubresource(q url.Values) bool {
-	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "acl", "cors", "publicAccessBlock", "ownershipControls", "policyStatus"} {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "acl", "cors", "publicAccessBlock", "ownershipControls", "policyStatus", "attributes"} {
 		if _, ok := q[s]; ok {
 			return true
 		}
@@ -444,9 +447,34 @@ func (c *Coordinator) listBuckets(rq *request) error {
 			return err
 		}
 	}
-	res := s3.ListAllMyBucketsResult{Owner: s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}}
-	for _, b := range bs {
+	q := rq.r.URL.Query()
+	maxBuckets := 10000
+	if v := q.Get("max-buckets"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return s3.ErrorFor(s3.CodeInvalidArgument, "max-buckets must be 1 to 10000")
+		}
+		maxBuckets = n
+	}
+	after := ""
+	if tok := q.Get("continuation-token"); tok != "" {
+		a, _, err := decodeToken(tok)
+		if err != nil {
+			return err
+		}
+		after = a
+	}
+	prefix := q.Get("prefix")
+	res := s3.ListAllMyBucketsResult{Owner: s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}, Prefix: prefix}
+	for _, b := range bs { // by name
+		if b.Name <= after || !strings.HasPrefix(b.Name, prefix) {
+			continue
+		}
 		if rq.root || (b.Owner != "" && b.Owner == rq.auth.AccessKey) || granted[b.Name] {
+			if len(res.Buckets) == maxBuckets {
+				res.ContinuationToken = encodeToken(res.Buckets[len(res.Buckets)-1].Name, false)
+				break
+			}
 			res.Buckets = append(res.Buckets, s3.Bucket{Name: b.Name, CreationDate: s3.Timestamp{Time: b.Created}})
 		}
 	}
