@@ -99,7 +99,19 @@ func ACLPolicy(acl *meta.ACL, owner string) AccessControlPolicy {
 	if acl == nil {
 		acl = &meta.ACL{Grants: []meta.Grant{{Grantee: owner, Permission: "FULL_CONTROL"}}}
 	}
+	// Groups first, then users, each in the order set (as RGW answers).
+	grants := make([]meta.Grant, 0, len(acl.Grants))
 	for _, g := range acl.Grants {
+		if g.Grantee == meta.GroupAllUsers || g.Grantee == meta.GroupAuthenticatedUsers {
+			grants = append(grants, g)
+		}
+	}
+	for _, g := range acl.Grants {
+		if g.Grantee != meta.GroupAllUsers && g.Grantee != meta.GroupAuthenticatedUsers {
+			grants = append(grants, g)
+		}
+	}
+	for _, g := range grants {
 		var ge Grantee
 		switch g.Grantee {
 		case meta.GroupAllUsers:

@@ -69,7 +69,17 @@ func (b *Bucket) Decide(n Need, a Ask) (bool, error) {
 		return false, err
 	}
 	if !exists {
-		return b.Decide(Need{Level: Read, Bucket: PermRead, Action: "s3:ListBucket"}, Ask{Principal: a.Principal, Value: a.Value})
+		// As a listing of the key's name: s3:prefix is the key.
+		value := func(k string) ([]string, bool, error) {
+			if k == "s3:prefix" {
+				return []string{a.Key}, true, nil
+			}
+			if a.Value == nil {
+				return nil, false, nil
+			}
+			return a.Value(k)
+		}
+		return b.Decide(Need{Level: Read, Bucket: PermRead, Action: "s3:ListBucket"}, Ask{Principal: a.Principal, Value: value})
 	}
 	return b.ObjectPerms(acl, a.Principal)&n.Object == n.Object, nil
 }
