@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/base64"
 	"context"
 	"fmt"
 	"io"
@@ -213,6 +215,11 @@ func TestS3PolicyEvaluated(t *testing.T) {
 	} {
 		tc.expect(t, c.who+" "+c.method+" "+c.path, c.want, c.who, c.method, c.path, nil)
 	}
+	// DeleteObjects decides each key: the Deny on s3:DeleteObject holds for every key.
+	del := `<Delete><Object><Key>private/b.txt</Key></Object></Delete>`
+	if code, body, _ := tc.s3req("alice", "POST", "/docs?delete", []byte(del), map[string]string{"Content-Md5": md5b64(del)}); code != 200 || !strings.Contains(body, "<Code>AccessDenied</Code>") {
+		t.Errorf("DeleteObjects under a Deny: %d %s", code, body)
+	}
 	// The owner may always manage the policy, even one that denies it that.
 	if err := alice.SetBucketPolicy(ctx, "docs", ""); err != nil {
 		t.Fatalf("the owner could not delete a policy denying it: %v", err)
@@ -229,3 +236,5 @@ func TestS3PolicyEvaluated(t *testing.T) {
 	}
 	tc.expect(t, "a public ACL under BlockPublicAcls", 403, "alice", "PUT", "/docs?acl", map[string]string{"X-Amz-Acl": "public-read"})
 }
+
+func md5b64(s string) string { h := md5.Sum([]byte(s)); return base64.StdEncoding.EncodeToString(h[:]) }

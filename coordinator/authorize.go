@@ -108,7 +108,9 @@ func (c *Coordinator) authorize(rq *request) error {
 		}
 		return s3.ErrorFor(s3.CodeNoSuchBucket, "")
 	}
-	if !rq.root {
+	// DeleteObjects names its keys in its body: with a bucket policy, whose statements may
+	// speak of keys, each key is decided as a DeleteObject (authorizeKey).
+	if !rq.root && !(rq.op == "DeleteObjects" && b.Policy != nil) {
 		ok, err := b.Decide(need, c.ask(rq, &b, rq.bucket, rq.key))
 		if err != nil {
 			return err
@@ -138,6 +140,22 @@ func (c *Coordinator) authorize(rq *request) error {
 				return c.refuse(rq, "grant")
 			}
 		}
+	}
+	return nil
+}
+
+// authorizeKey decides one key of a DeleteObjects as a DeleteObject of that key, when the
+// bucket has a policy (authorize decided the request as a whole otherwise).
+func (c *Coordinator) authorizeKey(rq *request, key string) error {
+	if rq.root || rq.access == nil || rq.access.Policy == nil {
+		return nil
+	}
+	ok, err := rq.access.Decide(opNeed["DeleteObject"], c.ask(rq, rq.access, rq.bucket, key))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.refuse(rq, "grant")
 	}
 	return nil
 }

@@ -423,6 +423,9 @@ func (c *Coordinator) deleteObjects(rq *request) error {
 			err = s3.ErrorFor(s3.CodeNotImplemented, "conditional deletes on LastModifiedTime or Size are not implemented by hanode")
 		}
 		if err == nil {
+			err = c.authorizeKey(rq, o.Key)
+		}
+		if err == nil {
 			var cond meta.Condition
 			if o.ETag != "" {
 				cond.IfMatch = []string{s3.UnquoteETag(o.ETag)}
