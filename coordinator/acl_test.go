@@ -2,9 +2,9 @@ package coordinator
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"encoding/base64"
-	"context"
 	"fmt"
 	"io"
 	"net/http"

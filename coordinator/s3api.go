@@ -483,6 +483,17 @@ func (c *Coordinator) listBuckets(rq *request) error {
 
 func (c *Coordinator) createBucket(rq *request) error {
 	b := meta.Bucket{Name: rq.bucket, Created: time.Now().UTC(), Owner: rq.auth.AccessKey}
+	acl, err := c.bucketACLFor(rq)
+	if err != nil {
+		return err
+	}
+	b.ACL = acl
+	if o := rq.r.Header.Get("X-Amz-Object-Ownership"); o != "" {
+		b.Ownership = o
+		if o == "BucketOwnerEnforced" && acl != nil {
+			return s3.ErrorFor(s3.CodeInvalidBucketACLWithObjectOwnership, "")
+		}
+	}
 	if v := rq.r.Header.Get("X-Hanode-Replicas"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 7 {
@@ -501,17 +512,6 @@ func (c *Coordinator) createBucket(rq *request) error {
 		}
 		if cfg.LocationConstraint != "" && cfg.LocationConstraint != c.o.Region {
 			return s3.ErrorFor(s3.CodeInvalidLocationConstraint, "this cluster's region is "+c.o.Region)
-		}
-	}
-	acl, err := c.bucketACLFor(rq)
-	if err != nil {
-		return err
-	}
-	b.ACL = acl
-	if o := rq.r.Header.Get("X-Amz-Object-Ownership"); o != "" {
-		b.Ownership = o
-		if o == "BucketOwnerEnforced" && acl != nil {
-			return s3.ErrorFor(s3.CodeInvalidBucketACLWithObjectOwnership, "")
 		}
 	}
 	if err := c.meta.CreateBucket(rq.r.Context(), b); err != nil {
