@@ -40,6 +40,20 @@ func (c *Coordinator) checkGrantees(ctx context.Context, grants []meta.Grant) er
 	return nil
 }
 
+// enforcedACL refuses a request setting an ACL in a bucket whose object ownership is
+// BucketOwnerEnforced (ACLs off), unless it is the canned bucket-owner-full-control, which
+// says what the bucket does anyway (as S3 answers: AccessControlListNotSupported).
+func enforcedACL(rq *request) error {
+	if rq.access == nil || rq.access.ACLsEnabled() || rq.op == "CreateBucket" {
+		return nil
+	}
+	h := rq.r.Header
+	if h.Get("X-Amz-Acl") == "bucket-owner-full-control" {
+		return nil
+	}
+	return s3.ErrorFor(s3.CodeAccessControlListNotSupported, "")
+}
+
 // aclAllowed applies the bucket's object ownership and public access block to an ACL a
 // request sets: with BucketOwnerEnforced only the default ACL is accepted
 // (AccessControlListNotSupported), with BlockPublicAcls no public one (AccessDenied).
@@ -62,6 +76,9 @@ func (c *Coordinator) requestedACL(rq *request, owner string) (*meta.ACL, error)
 	}
 	grants, set, err := s3.RequestACL(rq.r.Header, owner, bucketOwner)
 	if err != nil || !set {
+		return nil, err
+	}
+	if err := enforcedACL(rq); err != nil {
 		return nil, err
 	}
 	if err := c.checkGrantees(rq.r.Context(), grants); err != nil {
@@ -111,6 +128,9 @@ func (c *Coordinator) objectACL(rq *request) (*meta.ACL, error) {
 // bodyACL reads a PutBucketAcl/PutObjectAcl request: the headers, or else the XML body. The
 // owner a body names must be the resource's (an ACL does not change owners).
 func (c *Coordinator) bodyACL(rq *request, owner string) ([]meta.Grant, error) {
+	if err := enforcedACL(rq); err != nil {
+		return nil, err
+	}
 	grants, set, err := s3.RequestACL(rq.r.Header, owner, rq.access.Owner)
 	if err != nil {
 		return nil, err

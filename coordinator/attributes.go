@@ -30,7 +30,7 @@ type attributeChecksum struct {
 }
 
 type attributeParts struct {
-	TotalPartsCount      int             `xml:"TotalPartsCount"`
+	TotalPartsCount      int             `xml:"PartsCount"` // AWS's element name (its SDKs' member is TotalPartsCount)
 	PartNumberMarker     int             `xml:"PartNumberMarker"`
 	NextPartNumberMarker int             `xml:"NextPartNumberMarker"`
 	MaxParts             int             `xml:"MaxParts"`

@@ -203,6 +203,10 @@ func (c *Coordinator) listParts(rq *request) error {
 		return err
 	}
 	owner := &s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}
+	if rq.access != nil { // the owner the object will have (its ACL's, chosen at creation)
+		id := rq.access.ObjectOwner(u.ACL)
+		owner = &s3.Owner{ID: id, DisplayName: id}
+	}
 	res := s3.ListPartsResult{Bucket: rq.bucket, Key: rq.key, UploadID: u.ID, Initiator: owner, Owner: owner, StorageClass: "STANDARD",
 		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: more}
 	for _, p := range parts {

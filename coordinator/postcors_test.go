@@ -117,6 +117,8 @@ func TestS3PostObject(t *testing.T) {
 		{"anonymous, bucket not public", "", "", nil, [][2]string{{"key", "user/anon"}}, "x", 403},
 		{"no key", "alice", "alice-secret-1", conds, fields[1:], "x", 400},
 		{"a condition hanode does not know", "alice", "alice-secret-1", append(conds, []any{"ends-with", "$key", "x"}), fields, "x", 400},
+		{"a checksum the file does not have", "alice", "alice-secret-1", conds, append(fields, [2]string{"x-amz-checksum-sha256", sha256b64("not x")}), "x", 400},
+		{"the file's checksum", "alice", "alice-secret-1", conds, append(fields, [2]string{"x-amz-checksum-sha256", sha256b64("x")}), "x", 204},
 	} {
 		code, body, _ := tc.postForm(t, "upl", c.ak, c.sk, c.conds, c.fields, c.file)
 		if code != c.want {
@@ -226,3 +228,5 @@ func TestS3CORS(t *testing.T) {
 		t.Fatalf("preflight after DeleteBucketCors: %d", code)
 	}
 }
+
+func sha256b64(s string) string { h := sha256.Sum256([]byte(s)); return base64.StdEncoding.EncodeToString(h[:]) }

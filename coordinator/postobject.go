@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -86,6 +87,7 @@ func (c *Coordinator) postObject(rq *request) error {
 	if err := s3.ValidObjectKey(key); err != nil {
 		return err
 	}
+	fields["key"] = key // conditions speak of the key stored
 	fields["bucket"] = rq.bucket
 	accessKey, lo, hi, err := c.postAuth(rq, fields)
 	if err != nil {
@@ -129,11 +131,24 @@ func (c *Coordinator) postObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	body, size, cleanup, err := spool(file, hi)
+	ck, err := s3.RequestChecksum(h)
+	if err != nil {
+		return err
+	}
+	var src io.Reader = file
+	var sum hash.Hash
+	if ck.Algorithm != "" {
+		sum = s3.NewChecksum(ck.Algorithm)
+		src = io.TeeReader(file, sum)
+	}
+	body, size, cleanup, err := spool(src, hi)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	if sum != nil && !ck.Matches(sum.Sum(nil)) {
+		return s3.ErrorFor(s3.CodeBadDigest, "The x-amz-checksum-"+ck.Algorithm+" you specified did not match the calculated checksum.")
+	}
 	if size < lo {
 		return s3.ErrorFor(s3.CodeEntityTooSmall, "Your proposed upload is smaller than the minimum allowed size")
 	}
@@ -149,6 +164,9 @@ func (c *Coordinator) postObject(rq *request) error {
 		return err
 	}
 	obj := &meta.Object{Size: size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, ACL: acl}
+	if ck.Algorithm != "" {
+		obj.Checksum = ck.Algorithm + ":" + ck.Value
+	}
 	if err := c.meta.PutObjectIf(ctx, rq.bucket, key, obj, writeID, c.o.GCGrace, meta.Condition{}); err != nil {
 		return err
 	}
@@ -262,11 +280,11 @@ func postResponse(rq *request, fields map[string]string, etag string) error {
 	h.Set("Location", loc)
 	if redirect := fields["success_action_redirect"]; redirect != "" {
 		if u, err := url.Parse(redirect); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-			q := u.Query()
-			q.Set("bucket", rq.bucket)
-			q.Set("key", rq.key)
-			q.Set("etag", s3.QuoteETag(etag))
-			u.RawQuery = q.Encode()
+			q := "bucket=" + url.QueryEscape(rq.bucket) + "&key=" + url.QueryEscape(rq.key) + "&etag=" + url.QueryEscape(s3.QuoteETag(etag))
+			if u.RawQuery != "" {
+				q = u.RawQuery + "&" + q
+			}
+			u.RawQuery = q
 			h.Set("Location", u.String())
 			rq.w.WriteHeader(http.StatusSeeOther)
 			return nil

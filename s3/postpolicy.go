@@ -161,7 +161,8 @@ func (p *PostPolicy) Check(fields map[string]string) error {
 		}
 	}
 	for f := range fields {
-		if !covered[f] && !postExempt[f] && !strings.HasPrefix(f, "x-ignore-") {
+		// x-amz-checksum-* is verified against the file, as a PutObject's header is.
+		if !covered[f] && !postExempt[f] && !strings.HasPrefix(f, "x-ignore-") && !strings.HasPrefix(f, "x-amz-checksum-") {
 			return ErrorFor(CodeAccessDenied, "Invalid according to Policy: Extra input fields: "+f)
 		}
 	}
