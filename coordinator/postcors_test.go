@@ -229,4 +229,7 @@ func TestS3CORS(t *testing.T) {
 	}
 }
 
-func sha256b64(s string) string { h := sha256.Sum256([]byte(s)); return base64.StdEncoding.EncodeToString(h[:]) }
+func sha256b64(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
