@@ -233,3 +233,91 @@ func sha256b64(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return base64.StdEncoding.EncodeToString(h[:])
 }
+
+// The smaller bucket and object features: bucket tagging, ownership controls (enforced),
+// public access block round trips, GetObjectAttributes, ListBuckets paging.
+func TestS3BucketExtras(t *testing.T) {
+	tc := newTestCluster(t, clusterOpts{machines: 2, replicas: 2, etcdHost: "127.0.110.6"})
+	ctx := context.Background()
+	alice := tc.addUser("alice", "alice-secret-1")
+	tc.addUser("bob", "bob-secret-12")
+	for _, b := range []string{"b-one", "b-two", "b-three"} {
+		if err := alice.MakeBucket(ctx, b, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ListBuckets pages by name.
+	body := tc.expect(t, "ListBuckets max-buckets=2", 200, "alice", "GET", "/?max-buckets=2", nil)
+	if !strings.Contains(body, "<Name>b-one</Name>") || !strings.Contains(body, "<Name>b-three</Name>") || strings.Contains(body, "b-two") || !strings.Contains(body, "<ContinuationToken>") {
+		t.Fatalf("first page: %s", body)
+	}
+	tok := body[strings.Index(body, "<ContinuationToken>")+len("<ContinuationToken>") : strings.Index(body, "</ContinuationToken>")]
+	body = tc.expect(t, "ListBuckets second page", 200, "alice", "GET", "/?max-buckets=2&continuation-token="+tok, nil)
+	if !strings.Contains(body, "<Name>b-two</Name>") || strings.Contains(body, "b-one") || strings.Contains(body, "<ContinuationToken>") {
+		t.Fatalf("second page: %s", body)
+	}
+	tc.expect(t, "ListBuckets max-buckets=0", 400, "alice", "GET", "/?max-buckets=0", nil)
+
+	// Bucket tagging.
+	tc.expect(t, "GetBucketTagging before any", 404, "alice", "GET", "/b-one?tagging", nil)
+	tags := `<Tagging><TagSet><Tag><Key>team</Key><Value>web</Value></Tag></TagSet></Tagging>`
+	if code, body, _ := tc.s3req("alice", "PUT", "/b-one?tagging", []byte(tags), nil); code != 204 {
+		t.Fatalf("PutBucketTagging: %d %s", code, body)
+	}
+	if body := tc.expect(t, "GetBucketTagging", 200, "alice", "GET", "/b-one?tagging", nil); !strings.Contains(body, "<Key>team</Key><Value>web</Value>") {
+		t.Fatalf("GetBucketTagging: %s", body)
+	}
+	tc.expect(t, "bob's GetBucketTagging", 403, "bob", "GET", "/b-one?tagging", nil)
+	tc.expect(t, "DeleteBucketTagging", 204, "alice", "DELETE", "/b-one?tagging", nil)
+	tc.expect(t, "GetBucketTagging after delete", 404, "alice", "GET", "/b-one?tagging", nil)
+
+	// Ownership controls: BucketOwnerEnforced turns ACLs off; a public bucket must be made
+	// private first.
+	tc.expect(t, "GetBucketOwnershipControls before any", 404, "alice", "GET", "/b-two?ownershipControls", nil)
+	enforced := `<OwnershipControls><Rule><ObjectOwnership>BucketOwnerEnforced</ObjectOwnership></Rule></OwnershipControls>`
+	tc.expect(t, "PutBucketAcl public-read", 200, "alice", "PUT", "/b-two?acl", map[string]string{"X-Amz-Acl": "public-read"})
+	if code, body, _ := tc.s3req("alice", "PUT", "/b-two?ownershipControls", []byte(enforced), nil); code != 400 || !strings.Contains(body, "InvalidBucketAclWithObjectOwnership") {
+		t.Fatalf("BucketOwnerEnforced on a public bucket: %d %s", code, body)
+	}
+	tc.expect(t, "PutBucketAcl private", 200, "alice", "PUT", "/b-two?acl", map[string]string{"X-Amz-Acl": "private"})
+	if code, body, _ := tc.s3req("alice", "PUT", "/b-two?ownershipControls", []byte(enforced), nil); code != 200 {
+		t.Fatalf("PutBucketOwnershipControls: %d %s", code, body)
+	}
+	if body := tc.expect(t, "GetBucketOwnershipControls", 200, "alice", "GET", "/b-two?ownershipControls", nil); !strings.Contains(body, "BucketOwnerEnforced") {
+		t.Fatalf("GetBucketOwnershipControls: %s", body)
+	}
+	if code, body, _ := tc.s3req("alice", "PUT", "/b-two/o", []byte("x"), map[string]string{"X-Amz-Acl": "public-read"}); code != 400 || !strings.Contains(body, "AccessControlListNotSupported") {
+		t.Fatalf("a public ACL under BucketOwnerEnforced: %d %s", code, body)
+	}
+	if code, body, _ := tc.s3req("alice", "PUT", "/b-two/o", []byte("x"), map[string]string{"X-Amz-Acl": "bucket-owner-full-control"}); code != 200 {
+		t.Fatalf("bucket-owner-full-control under BucketOwnerEnforced: %d %s", code, body)
+	}
+	tc.expect(t, "PutObjectAcl under BucketOwnerEnforced", 400, "alice", "PUT", "/b-two/o?acl", map[string]string{"X-Amz-Acl": "public-read"})
+	tc.expect(t, "anonymous GET under BucketOwnerEnforced", 403, "", "GET", "/b-two/o", nil)
+	tc.expect(t, "DeleteBucketOwnershipControls", 204, "alice", "DELETE", "/b-two?ownershipControls", nil)
+
+	// Public access block round trip.
+	tc.expect(t, "GetPublicAccessBlock before any", 404, "alice", "GET", "/b-three?publicAccessBlock", nil)
+	pab := `<PublicAccessBlockConfiguration><IgnorePublicAcls>true</IgnorePublicAcls></PublicAccessBlockConfiguration>`
+	if code, body, _ := tc.s3req("alice", "PUT", "/b-three?publicAccessBlock", []byte(pab), nil); code != 200 {
+		t.Fatalf("PutPublicAccessBlock: %d %s", code, body)
+	}
+	if body := tc.expect(t, "GetPublicAccessBlock", 200, "alice", "GET", "/b-three?publicAccessBlock", nil); !strings.Contains(body, "<IgnorePublicAcls>true</IgnorePublicAcls>") || !strings.Contains(body, "<BlockPublicAcls>false</BlockPublicAcls>") {
+		t.Fatalf("GetPublicAccessBlock: %s", body)
+	}
+	tc.expect(t, "PutBucketAcl public-read under IgnorePublicAcls", 200, "alice", "PUT", "/b-three?acl", map[string]string{"X-Amz-Acl": "public-read"})
+	tc.expect(t, "anonymous listing ignored", 403, "", "GET", "/b-three", nil)
+	tc.expect(t, "DeletePublicAccessBlock", 204, "alice", "DELETE", "/b-three?publicAccessBlock", nil)
+	tc.expect(t, "anonymous listing after the block is gone", 200, "", "GET", "/b-three", nil)
+
+	// GetObjectAttributes.
+	if code, body, _ := tc.s3req("alice", "PUT", "/b-three/obj", []byte("foo"), nil); code != 200 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	body = tc.expect(t, "GetObjectAttributes", 200, "alice", "GET", "/b-three/obj?attributes", map[string]string{"X-Amz-Object-Attributes": "ETag,ObjectSize,StorageClass,ObjectParts"})
+	if !strings.Contains(body, "<ETag>acbd18db4cc2f85cedef654fccc4a4d8</ETag>") || !strings.Contains(body, "<ObjectSize>3</ObjectSize>") || strings.Contains(body, "ObjectParts") {
+		t.Fatalf("GetObjectAttributes: %s", body)
+	}
+	tc.expect(t, "GetObjectAttributes with an unknown attribute", 400, "alice", "GET", "/b-three/obj?attributes", map[string]string{"X-Amz-Object-Attributes": "Colour"})
+	tc.expect(t, "bob's GetObjectAttributes", 403, "bob", "GET", "/b-three/obj?attributes", map[string]string{"X-Amz-Object-Attributes": "ETag"})
+}
