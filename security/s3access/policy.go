@@ -125,7 +125,7 @@ var (
 		"s3:x-amz-copy-source": true, "s3:x-amz-metadata-directive": true, "s3:x-amz-storage-class": true,
 		"s3:x-amz-server-side-encryption": true, "s3:x-amz-server-side-encryption-aws-kms-key-id": true,
 		"s3:x-amz-server-side-encryption-customer-algorithm": true,
-		"s3:x-amz-content-sha256": true, "s3:signatureversion": true, "s3:authtype": true,
+		"s3:x-amz-content-sha256":                            true, "s3:signatureversion": true, "s3:authtype": true,
 	}
 	conditionKeyPrefixes = []string{"s3:existingobjecttag/", "s3:requestobjecttag/", "s3:x-amz-grant-"}
 )
