@@ -147,6 +147,8 @@ type RotateResult struct {
 	KeyID       string   `json:"key_id"`
 	Controllers []string `json:"controllers"`
 	Resealed    int      `json:"resealed"`
+	// DataKeys is how many SSE-S3 objects and uploads had their data key re-sealed.
+	DataKeys int `json:"data_keys"`
 }
 
 // PKISignRequest is the body of POST /v1/pki/sign.

@@ -382,11 +382,13 @@ func (secretsRotateCmd) Run(e *Env) error {
 		KeyID       string   `json:"key_id"`
 		Controllers []string `json:"controllers"`
 		Resealed    int      `json:"resealed"`
+		DataKeys    int      `json:"data_keys"`
 	}
 	if err := adminCall(e, http.MethodPost, "/v1/secrets/rotate", nil, &out); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Stdout, "keyring rotated: primary key %s on controllers %s; %d secrets re-sealed\n", out.KeyID, strings.Join(out.Controllers, ", "), out.Resealed)
+	fmt.Fprintf(e.Stdout, "keyring rotated: primary key %s on controllers %s; %d secrets and %d object data keys re-sealed\n",
+		out.KeyID, strings.Join(out.Controllers, ", "), out.Resealed, out.DataKeys)
 	return nil
 }
 

@@ -174,8 +174,12 @@ func (c *Role) rotateKeyring(ctx context.Context) (*adminapi.RotateResult, error
 	if err != nil {
 		return nil, fmt.Errorf("re-seal the secrets: %w", err)
 	}
-	c.log.Info("keyring rotated", "key", id, "controllers", voters, "resealed", n)
-	return &adminapi.RotateResult{KeyID: id, Controllers: voters, Resealed: n}, nil
+	keys, err := c.resealDataKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("keyring rotated", "key", id, "controllers", voters, "resealed", n, "data_keys", keys)
+	return &adminapi.RotateResult{KeyID: id, Controllers: voters, Resealed: n, DataKeys: keys}, nil
 }
 
 // waitAcks waits until every controller acknowledged stage for key id.

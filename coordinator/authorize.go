@@ -64,6 +64,9 @@ var opNeed = map[string]s3access.Need{
 	"GetBucketOwnershipControls":    {Level: s3access.Owner, Action: "s3:GetBucketOwnershipControls"},
 	"PutBucketOwnershipControls":    {Level: s3access.Owner, Action: "s3:PutBucketOwnershipControls"},
 	"DeleteBucketOwnershipControls": {Level: s3access.Owner, Action: "s3:PutBucketOwnershipControls"},
+	"PutBucketEncryption":           {Level: s3access.Owner, Action: "s3:PutEncryptionConfiguration"},
+	"GetBucketEncryption":           {Level: s3access.Owner, Action: "s3:GetEncryptionConfiguration"},
+	"DeleteBucketEncryption":        {Level: s3access.Owner, Action: "s3:PutEncryptionConfiguration"},
 }
 
 func accessDenied() error { return s3.ErrorFor(s3.CodeAccessDenied, "") }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/hanode/hanode/datanode"
+	"github.com/hanode/hanode/internal/sealstream"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/placement"
 	"github.com/hanode/hanode/s3"
@@ -57,7 +58,10 @@ type written struct {
 // stores every chunk on `replicas` datanodes on distinct machines, fsynced. It returns the
 // chunk list and the MD5 of the whole body. On error, chunks may have been stored: the caller
 // aborts the write intent and the collector removes them.
-func (c *Coordinator) writeChunks(ctx context.Context, body io.Reader, size int64, replicas int, writeID string) (*written, error) {
+//
+// With a sealer, each chunk is encrypted before it leaves (sse.go): the MD5 is the plaintext's,
+// the chunk's size and SHA-256 the sealed bytes'.
+func (c *Coordinator) writeChunks(ctx context.Context, body io.Reader, size int64, replicas int, writeID string, enc *sealer) (*written, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sum := md5.New()
@@ -97,6 +101,16 @@ func (c *Coordinator) writeChunks(ctx context.Context, body io.Reader, size int6
 			break
 		}
 		sum.Write(buf)
+		if enc != nil {
+			sealed, err := enc.seal(meta.ChunkID(writeID, i), buf)
+			if err != nil {
+				c.bufs.put(buf)
+				<-slots
+				fail(err)
+				break
+			}
+			buf = sealed
+		}
 		wg.Add(1)
 		go func(i int, buf []byte) {
 			defer wg.Done()
@@ -353,6 +367,9 @@ func (c *Coordinator) readChunk(ctx context.Context, w io.Writer, ref objectRef,
 		}
 		s.close(c)
 		if tw.err != nil {
+			if errors.Is(tw.err, sealstream.ErrAuth) { // the writer opens sealed blocks (sse.go)
+				return fmt.Errorf("chunk %s from %s: %w", ch.ID, s.machine, tw.err)
+			}
 			return &clientWriteError{tw.err}
 		}
 		if err == nil && k < n {
@@ -623,7 +640,9 @@ type bufferPool struct {
 }
 
 func newBufferPool(memory, chunkSize int64) *bufferPool {
-	p := &bufferPool{sem: semaphore.NewWeighted(memory), size: chunkSize, heads: make(chan struct{}, headBuffers)}
+	// Every buffer can hold its chunk sealed (sse.go encrypts in place): 0.024 % more.
+	size := sealstream.SealedSize(chunkSize)
+	p := &bufferPool{sem: semaphore.NewWeighted(max(memory, size)), size: size, heads: make(chan struct{}, headBuffers)}
 	p.head.New = func() any { b := make([]byte, headSize); return &b }
 	return p
 }
@@ -659,19 +678,20 @@ func (p *bufferPool) fill(ctx context.Context, body io.Reader, n int64) ([]byte,
 }
 
 func (p *bufferPool) get(ctx context.Context, n int64) ([]byte, error) {
-	if err := p.sem.Acquire(ctx, n); err != nil {
+	c := sealstream.SealedSize(n)
+	if err := p.sem.Acquire(ctx, c); err != nil {
 		return nil, err
 	}
-	if n == p.size {
+	if c == p.size {
 		if b, ok := p.large.Get().(*[]byte); ok {
 			return (*b)[:n], nil
 		}
 	}
-	return make([]byte, n), nil
+	return make([]byte, n, c), nil
 }
 
 func (p *bufferPool) put(b []byte) {
-	p.sem.Release(int64(len(b)))
+	p.sem.Release(int64(cap(b)))
 	if int64(cap(b)) == p.size {
 		b = b[:p.size]
 		p.large.Put(&b)

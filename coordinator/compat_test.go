@@ -194,9 +194,9 @@ func TestCompatibility(t *testing.T) {
 			code   string
 		}{
 			{"/compat/tagged", "X-Amz-Tagging", "a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11", s3.CodeInvalidTag},
-			{"/compat/sse", "X-Amz-Server-Side-Encryption", "AES256", s3.CodeNotImplemented},
+			{"/compat/sse", "X-Amz-Server-Side-Encryption", "AES256", s3.CodeNotImplemented}, // this coordinator reaches no keyring
 			{"/compat/sse", "X-Amz-Server-Side-Encryption", "aws:kms", s3.CodeNotImplemented},
-			{"/compat/sse", "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256", s3.CodeNotImplemented},
+			{"/compat/sse", "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256", s3.CodeInvalidArgument}, // SSE-C without its key
 			{"/compat/locked", "X-Amz-Object-Lock-Mode", "COMPLIANCE", s3.CodeNotImplemented},
 			{"/compat/public", "X-Amz-Acl", "log-delivery-write", s3.CodeNotImplemented},
 			{"/compat/granted", "X-Amz-Grant-Read", "id=someone", s3.CodeInvalidArgument}, // no such user
@@ -220,8 +220,10 @@ func TestCompatibility(t *testing.T) {
 				t.Fatalf("bucket %s created though refused: %v", b, err)
 			}
 		}
-		// A read with SSE-C parameters: no object here is encrypted with a customer key.
-		r := tc.do(http.MethodGet, "/compat/a%20b", http.Header{"X-Amz-Server-Side-Encryption-Customer-Algorithm": {"AES256"}}, nil)
+		// A read with SSE-C parameters of an object not encrypted with a customer key.
+		r := tc.do(http.MethodGet, "/compat/a%20b", http.Header{"X-Amz-Server-Side-Encryption-Customer-Algorithm": {"AES256"},
+			"X-Amz-Server-Side-Encryption-Customer-Key":     {"MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="},
+			"X-Amz-Server-Side-Encryption-Customer-Key-Md5": {"KYvwGXoFFJ42a2u2GDWhwQ=="}}, nil)
 		if r.status != http.StatusBadRequest || r.code() != s3.CodeInvalidRequest {
 			t.Fatalf("GET with SSE-C: %d %s", r.status, r.body)
 		}

@@ -47,6 +47,9 @@ type Options struct {
 	Domains      []string
 	Log          *slog.Logger
 	Registry     prometheus.Registerer
+	// DataKeys makes and opens SSE-S3 data keys (a controller, sse.go); nil: SSE-S3 answers
+	// NotImplemented.
+	DataKeys DataKeys
 }
 
 func (o *Options) check() error {
@@ -93,6 +96,7 @@ type Coordinator struct {
 	bufs     *bufferPool
 	copyBufs sync.Pool // *[]byte for streaming reads
 	metrics  *metrics
+	dataKeys dataKeyCache // opened SSE-S3 data keys (sse.go)
 }
 
 // New returns a Coordinator; Run must be running for it to see datanodes.
@@ -116,6 +120,7 @@ func New(o Options) (*Coordinator, error) {
 	// disagree on its name (s3cmd signs for "US", others for us-east-1 or what they were told).
 	c.verifier = &sigv4.Verifier{Lookup: c.keys.lookup}
 	c.metrics = newMetrics(o.Registry)
+	c.dataKeys = newDataKeyCache(o.Registry)
 	c.health = newHealth(o.Datanodes, o.Log, c.nodes.addr, o.Registry)
 	return c, nil
 }

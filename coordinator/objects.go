@@ -3,7 +3,6 @@ package coordinator
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -98,13 +97,13 @@ func (c *Coordinator) checkCapacity(replicas int) error {
 // trip per small object) and the write cannot commit before it is in etcd. A coordinator killed
 // in that window can leave chunks no intent names: a leak of at most two chunks, never a
 // visible effect, which nothing reclaims yet (an orphan sweep of the datanodes would).
-func (c *Coordinator) writeData(ctx context.Context, bucket, key string, body io.Reader, size int64, replicas int) (*written, string, error) {
+func (c *Coordinator) writeData(ctx context.Context, bucket, key string, body io.Reader, size int64, replicas int, enc *sealer) (*written, string, error) {
 	in := meta.Intent{ID: meta.NewWriteID(), Bucket: bucket, Key: key, Writer: c.o.Name}
 	begun := make(chan error, 1)
 	go func() { begun <- c.meta.BeginWrite(ctx, in) }()
 	tctx, stopTouch := context.WithCancel(ctx)
 	go c.touch(tctx, in)
-	w, err := c.writeChunks(ctx, body, size, replicas, in.ID)
+	w, err := c.writeChunks(ctx, body, size, replicas, in.ID, enc)
 	stopTouch()
 	if berr := <-begun; err == nil && berr != nil {
 		err = berr
@@ -145,7 +144,7 @@ func (c *Coordinator) abort(writeID string) {
 // writeBody stores a request's body (PutObject, UploadPart) as a new write: it checks the
 // size limit and Content-MD5, refuses up front without enough datanodes, and verifies the MD5
 // of what arrived. On success the write awaits its commit under the returned id.
-func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string) (*written, string, error) {
+func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc *sealer) (*written, string, error) {
 	r := rq.r
 	size, err := bodySize(r)
 	if err != nil {
@@ -176,7 +175,7 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string) (*wr
 		sum = s3.NewChecksum(ck.Algorithm)
 		body = io.TeeReader(body, sum)
 	}
-	w, writeID, err := c.writeData(r.Context(), rq.bucket, rq.key, body, size, replicas)
+	w, writeID, err := c.writeData(r.Context(), rq.bucket, rq.key, body, size, replicas, enc)
 	if err != nil {
 		return nil, "", err
 	}
@@ -206,15 +205,19 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	replicas, err := c.replicasFor(ctx, rq.bucket)
+	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
 	if err != nil {
 		return err
 	}
-	w, writeID, err := c.writeBody(rq, replicas, "a single PUT may carry at most 5 GiB; use a multipart upload")
+	enc, err := c.sseForWrite(ctx, rq.r.Header, defaultSSE)
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, ACL: acl}
+	w, writeID, err := c.writeBody(rq, replicas, "a single PUT may carry at most 5 GiB; use a multipart upload", enc)
+	if err != nil {
+		return err
+	}
+	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), ACL: acl}
 	if w.checksum.Algorithm != "" {
 		obj.Checksum = w.checksum.Algorithm + ":" + w.checksum.Value
 	}
@@ -225,6 +228,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	if w.checksum.Algorithm != "" {
 		rq.w.Header().Set(w.checksum.Header(), w.checksum.Value)
 	}
+	enc.respond(rq.w.Header())
 	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
@@ -269,6 +273,9 @@ func (c *Coordinator) getObject(rq *request) error {
 	if err := rq.recheckObject(obj); err != nil {
 		return err
 	}
+	if err := readRequestSSE(r.Header); err != nil {
+		return err
+	}
 	h := rq.w.Header()
 	if version != "" {
 		h.Set("X-Amz-Version-Id", version)
@@ -306,6 +313,13 @@ func (c *Coordinator) getObject(rq *request) error {
 			h.Set("Content-Range", s3.ContentRange(off, n, obj.Size))
 		}
 	}
+	// The key is checked once the request is known to be for bytes that exist (a part number
+	// out of range is InvalidPart whatever the key).
+	key, cust, err := c.objectKey(ctx, r.Header, obj.SSE, false, r.Method != http.MethodHead)
+	if err != nil {
+		return err
+	}
+	respondSSE(h, obj.SSE, cust)
 	for k, v := range obj.Headers {
 		if strings.HasPrefix(k, s3.MetaHeaderPrefix) {
 			h[k] = []string{v} // lower case, as S3 sends it (SDKs keep the name's case)
@@ -338,7 +352,7 @@ func (c *Coordinator) getObject(rq *request) error {
 		return nil
 	}
 	lw := &lazyWriter{w: rq.w, status: status}
-	err = c.readRange(ctx, lw, objectRef{rq.bucket, rq.key}, obj, off, n)
+	err = c.readObject(ctx, lw, objectRef{rq.bucket, rq.key}, obj, key, off, n)
 	c.metrics.bytesOut.Add(float64(lw.n))
 	if err == nil {
 		if !lw.started {
@@ -468,7 +482,7 @@ func (c *Coordinator) copySource(rq *request) (*meta.Object, int64, int64, error
 			return nil, 0, 0, err
 		}
 	}
-	if sb == rq.bucket && sk == rq.key && rq.op == "CopyObject" && !strings.EqualFold(h.Get("X-Amz-Metadata-Directive"), "REPLACE") {
+	if sb == rq.bucket && sk == rq.key && rq.op == "CopyObject" && !strings.EqualFold(h.Get("X-Amz-Metadata-Directive"), "REPLACE") && !sseRequested(h) {
 		return nil, 0, 0, s3.ErrorFor(s3.CodeInvalidRequest, "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata")
 	}
 	if n > maxPutSize {
@@ -477,13 +491,14 @@ func (c *Coordinator) copySource(rq *request) (*meta.Object, int64, int64, error
 	return src, off, n, nil
 }
 
-// copyData streams bytes [off, off+n) of src into a new write.
-func (c *Coordinator) copyData(ctx context.Context, rq *request, src *meta.Object, off, n int64, replicas int) (*written, string, error) {
+// copyData streams bytes [off, off+n) of src (opened with srcKey when encrypted) into a new
+// write (sealed by enc when given).
+func (c *Coordinator) copyData(ctx context.Context, rq *request, src *meta.Object, srcKey []byte, off, n int64, replicas int, enc *sealer) (*written, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(c.readRange(ctx, pw, copySourceRef(rq), src, off, n)) }()
-	w, id, err := c.writeData(ctx, rq.bucket, rq.key, pr, n, replicas)
+	go func() { pw.CloseWithError(c.readObject(ctx, pw, copySourceRef(rq), src, srcKey, off, n)) }()
+	w, id, err := c.writeData(ctx, rq.bucket, rq.key, pr, n, replicas, enc)
 	pr.CloseWithError(errors.New("copy ended"))
 	return w, id, err
 }
@@ -510,18 +525,26 @@ func (c *Coordinator) copyObject(rq *request) error {
 			return err
 		}
 	}
-	replicas, err := c.replicasFor(ctx, rq.bucket)
+	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
+	if err != nil {
+		return err
+	}
+	srcKey, _, err := c.objectKey(ctx, rq.r.Header, src.SSE, true, true)
+	if err != nil {
+		return err
+	}
+	enc, err := c.sseForWrite(ctx, rq.r.Header, defaultSSE)
 	if err != nil {
 		return err
 	}
 	if err := c.checkCapacity(replicas); err != nil {
 		return err
 	}
-	w, writeID, err := c.copyData(ctx, rq, src, off, n, replicas)
+	w, writeID, err := c.copyData(ctx, rq, src, srcKey, off, n, replicas, enc)
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, ACL: acl}
+	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), ACL: acl}
 	if n == src.Size {
 		obj.Checksum = src.Checksum // the same bytes
 	}
@@ -529,5 +552,6 @@ func (c *Coordinator) copyObject(rq *request) error {
 	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
 	}
+	enc.respond(rq.w.Header())
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CopyObjectResult{LastModified: s3.Timestamp{Time: obj.Modified}, ETag: s3.QuoteETag(obj.ETag)})
 }

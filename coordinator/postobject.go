@@ -3,7 +3,6 @@ package coordinator
 import (
 	"bytes"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -152,24 +151,30 @@ func (c *Coordinator) postObject(rq *request) error {
 	if size < lo {
 		return s3.ErrorFor(s3.CodeEntityTooSmall, "Your proposed upload is smaller than the minimum allowed size")
 	}
-	replicas, err := c.replicasFor(ctx, rq.bucket)
+	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
 	if err != nil {
 		return err
 	}
 	if err := c.checkCapacity(replicas); err != nil {
 		return err
 	}
-	w, writeID, err := c.writeData(ctx, rq.bucket, key, body, size, replicas)
+	// Encryption fields (x-amz-server-side-encryption*) are read as a PutObject's headers.
+	enc, err := c.sseForWrite(ctx, h, defaultSSE)
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: size, Modified: time.Now().UTC(), ETag: hex.EncodeToString(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, ACL: acl}
+	w, writeID, err := c.writeData(ctx, rq.bucket, key, body, size, replicas, enc)
+	if err != nil {
+		return err
+	}
+	obj := &meta.Object{Size: size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), ACL: acl}
 	if ck.Algorithm != "" {
 		obj.Checksum = ck.Algorithm + ":" + ck.Value
 	}
 	if err := c.meta.PutObjectIf(ctx, rq.bucket, key, obj, writeID, c.o.GCGrace, meta.Condition{}); err != nil {
 		return err
 	}
+	enc.respond(rq.w.Header())
 	return postResponse(rq, fields, obj.ETag)
 }
 

@@ -66,6 +66,7 @@ func (r *Role) Start(ctx context.Context) error {
 		Domains:      c.S3Domains,
 		Log:          r.log,
 		Registry:     r.srv.Registry,
+		DataKeys:     controllerDataKeys{r},
 	})
 	if err != nil {
 		member.Leave(ctx)

@@ -282,6 +282,9 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 				return c.getBucketACL, nil
 			}
 			return c.putBucketACL, nil
+		case rq.only("encryption") && (m == http.MethodPut || m == http.MethodGet || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodPut: "PutBucketEncryption", http.MethodGet: "GetBucketEncryption", http.MethodDelete: "DeleteBucketEncryption"}[m]
+			return map[string]func(*request) error{http.MethodPut: c.putBucketEncryption, http.MethodGet: c.getBucketEncryption, http.MethodDelete: c.deleteBucketEncryption}[m], nil
 		case m == http.MethodHead:
 			rq.op = "HeadBucket"
 			return c.headBucket, nil
@@ -390,7 +393,7 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 // The query parameters each level serves: its subresources and the parameters S3 defines for
 // its operations. Any other subresource is refused (s3.UnservedSubresource).
 var (
-	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "policyStatus", "acl", "cors", "publicAccessBlock", "ownershipControls", "tagging",
+	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "policyStatus", "acl", "cors", "publicAccessBlock", "ownershipControls", "tagging", "encryption",
 		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
 	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging", "acl", "attributes"}
@@ -415,7 +418,7 @@ func unserved(rq *request, sub string) error {
 // hasSubresource reports a subresource that some operation serves but a plain object or
 // bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
 func hasSubresource(q url.Values) bool {
-	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "acl", "cors", "publicAccessBlock", "ownershipControls", "policyStatus", "attributes"} {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "acl", "cors", "publicAccessBlock", "ownershipControls", "policyStatus", "attributes", "encryption"} {
 		if _, ok := q[s]; ok {
 			return true
 		}

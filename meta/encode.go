@@ -289,6 +289,9 @@ func EncodeObject(o *Object) []byte {
 	if o.ACL != nil {
 		e.acl(o.ACL)
 	}
+	if o.SSE != nil {
+		e.sse(o.SSE)
+	}
 	return e.b
 }
 
@@ -313,6 +316,8 @@ func DecodeObject(b []byte) (*Object, error) {
 			o.Checksum = d.str()
 		case tagACL:
 			o.ACL = d.acl()
+		case tagSSE:
+			o.SSE = d.sse()
 		default:
 			d.err = fmt.Errorf("%w: unknown object field %d", ErrCorrupt, tag)
 		}
@@ -362,6 +367,9 @@ func EncodeUpload(u *Upload) []byte {
 	if u.ACL != nil {
 		e.acl(u.ACL)
 	}
+	if u.SSE != nil {
+		e.sse(u.SSE)
+	}
 	return e.b
 }
 
@@ -376,6 +384,8 @@ func DecodeUpload(b []byte) (*Upload, error) {
 			u.Tags = d.headers()
 		case tagACL:
 			u.ACL = d.acl()
+		case tagSSE:
+			u.SSE = d.sse()
 		default:
 			d.err = fmt.Errorf("%w: unknown upload field %d", ErrCorrupt, tag)
 		}

@@ -81,6 +81,9 @@ type Bucket struct {
 	Ownership string `json:"ownership,omitempty"`
 	// PublicAccessBlock is the bucket's public access block; nil: none.
 	PublicAccessBlock *PublicAccessBlock `json:"public_access_block,omitempty"`
+	// Encryption is the bucket's default encryption (PutBucketEncryption): SSES3 for objects
+	// written without an encryption header, "" for none.
+	Encryption string `json:"encryption,omitempty"`
 }
 
 // PublicAccessBlock is S3's PublicAccessBlockConfiguration of a bucket.
@@ -123,6 +126,8 @@ type Object struct {
 	// ACL is the object's access control list; nil: the default (owned by the bucket's owner,
 	// who alone has access).
 	ACL *ACL
+	// SSE is how the object is encrypted at rest; nil when it is stored as sent.
+	SSE *SSE
 }
 
 // Upload is a multipart upload in progress.
@@ -136,6 +141,8 @@ type Upload struct {
 	Tags map[string]string
 	// ACL is the ACL the completed object gets.
 	ACL *ACL
+	// SSE is the encryption of the upload's parts and of the object it makes; nil: none.
+	SSE *SSE
 }
 
 // Part is an uploaded part of a multipart upload.

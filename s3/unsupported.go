@@ -23,7 +23,8 @@ func notImplemented(what string) error {
 }
 
 // CheckHeaders refuses request headers of op that ask for a feature hanode does not have:
-// server-side encryption (SSE-S3, SSE-KMS, SSE-C), object lock, website redirects and storage classes other than STANDARD. It
+// server-side encryption with KMS (SSE-S3 and SSE-C are served), object lock, website redirects
+// and storage classes other than STANDARD. It
 // returns nil when every header is one hanode honours or that changes nothing.
 func CheckHeaders(h http.Header, op string) error {
 	for name := range h {
@@ -32,15 +33,13 @@ func CheckHeaders(h http.Header, op string) error {
 		switch {
 		case strings.HasPrefix(k, "x-amz-server-side-encryption-customer-"),
 			strings.HasPrefix(k, "x-amz-copy-source-server-side-encryption-customer-"):
-			if op == OpReadObject {
-				// What AWS answers for SSE-C parameters on an object not stored with SSE-C:
-				// no object here is.
-				return ErrorFor(CodeInvalidRequest, "The encryption parameters are not applicable to this object.")
-			}
-			return notImplemented("server-side encryption with customer keys (SSE-C)")
+			// SSE-C: the coordinator serves it (ParseSSECustomer).
 		case op == OpReadObject || op == OpWritePart:
 		case strings.HasPrefix(k, "x-amz-server-side-encryption"):
-			return notImplemented("server-side encryption (" + name + ")")
+			// SSE-S3 is served; SSE-KMS and anything else is refused by ParseSSE.
+			if _, err := ParseSSE(h); err != nil {
+				return err
+			}
 		case op == OpCreateBucket && k == "x-amz-bucket-object-lock-enabled" && !strings.EqualFold(v, "false"):
 			return notImplemented("object lock")
 		case op == OpCreateBucket && k == "x-amz-object-ownership" && v != "BucketOwnerEnforced" && v != "BucketOwnerPreferred" && v != "ObjectWriter":

@@ -19,14 +19,17 @@ func TestCheckHeaders(t *testing.T) {
 		{OpWriteObject, "X-Amz-Acl", "public-read", ""}, // ACLs are served (RequestACL reads them)
 		{OpCreateBucket, "X-Amz-Acl", "public-read-write", ""},
 		{OpCreateBucket, "X-Amz-Grant-Read", "id=x", ""},
-		{OpWriteObject, "X-Amz-Server-Side-Encryption", "AES256", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption", "AES256", ""}, // SSE-S3: the coordinator serves it
 		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms:dsse", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption", "DES", CodeInvalidArgument},
 		{OpWriteObject, "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "k", CodeNotImplemented},
-		{OpWriteObject, "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256", CodeNotImplemented},
-		{OpWritePart, "X-Amz-Server-Side-Encryption-Customer-Key", "a2V5", CodeNotImplemented},
-		{OpWritePart, "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key", "a2V5", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption-Bucket-Key-Enabled", "true", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256", ""}, // SSE-C: checked by the coordinator
+		{OpWritePart, "X-Amz-Server-Side-Encryption-Customer-Key", "a2V5", ""},
+		{OpWritePart, "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key", "a2V5", ""},
 		{OpWritePart, "X-Amz-Acl", "public-read", ""}, // not a part's header; S3 ignores it there too
-		{OpReadObject, "X-Amz-Server-Side-Encryption-Customer-Key", "a2V5", CodeInvalidRequest},
+		{OpReadObject, "X-Amz-Server-Side-Encryption-Customer-Key", "a2V5", ""},
 		{OpReadObject, "X-Amz-Acl", "public-read", ""},
 		{OpCreateBucket, "X-Amz-Bucket-Object-Lock-Enabled", "true", CodeNotImplemented},
 		{OpCreateBucket, "X-Amz-Bucket-Object-Lock-Enabled", "false", ""},

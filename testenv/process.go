@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // processDriver runs each lab process as a child of the hanode binary in its own session, so
@@ -40,10 +41,29 @@ func (processDriver) Start(ctx context.Context, l *Lab, m *Machine, p *Process) 
 		return fmt.Errorf("exec %s: %w", l.Binary, err)
 	}
 	p.PID = cmd.Process.Pid
-	// Reap the child if it dies while this process still runs (tests); once `lab up` exits the
-	// children are reparented and reaped by init.
-	go func() { _ = cmd.Wait() }()
+	started, logPath := time.Now(), p.Log
+	// Reap the child if it dies while this process still runs (tests), and note how it ended at
+	// the end of its log, so that a process killed before it wrote anything still leaves a
+	// trace; once `lab up` exits the children are reparented and reaped by init.
+	go func() {
+		_ = cmd.Wait()
+		noteExit(logPath, cmd.Process.Pid, cmd.ProcessState, time.Since(started))
+	}()
 	return nil
+}
+
+// noteExit appends one line saying how a lab process ended to its log.
+func noteExit(logPath string, pid int, st *os.ProcessState, ran time.Duration) {
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return // the lab's directory is gone (torn down)
+	}
+	defer f.Close()
+	how := "unknown"
+	if st != nil {
+		how = st.String()
+	}
+	fmt.Fprintf(f, "hanode lab: process %d ended (%s) after %s\n", pid, how, ran.Round(time.Millisecond))
 }
 
 // labEnv is this process's environment without HANODE_* variables: a sourced lab env file

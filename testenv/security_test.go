@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/hanode/hanode/adminapi"
@@ -355,6 +357,15 @@ func TestLabSecretsRotate(t *testing.T) {
 	l, drv := startLab(t, "127.0.28", 3)
 	healthy(t, l)
 	ctx := context.Background()
+	// An SSE-S3 object: its data key, made and sealed by a controller, is re-sealed too.
+	data := bytes.Repeat([]byte("sse-s3 across a keyring rotation "), 40000)
+	mc := labS3(t, l, l.Endpoints.S3[0])
+	if err := mc.MakeBucket(ctx, "rotate", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.PutObject(ctx, "rotate", "sse", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{ServerSideEncryption: encrypt.NewSSE()}); err != nil {
+		t.Fatal(err)
+	}
 	cmd := fmt.Sprintf("source %s && %s secrets rotate", filepath.Join(l.Dir, EnvFile), binary)
 	out, err := exec.Command("bash", "-c", cmd).CombinedOutput()
 	if err != nil {
@@ -363,12 +374,19 @@ func TestLabSecretsRotate(t *testing.T) {
 	var keyID string
 	// The sealed CA, two S3 secret keys (the root user and the lab user), the proxies keyring
 	// and the record of which key is root are re-sealed.
-	if _, err := fmt.Sscanf(string(out), "keyring rotated: primary key %s on", &keyID); err != nil || !strings.Contains(string(out), "; 5 secrets re-sealed") {
+	if _, err := fmt.Sscanf(string(out), "keyring rotated: primary key %s on", &keyID); err != nil || !strings.Contains(string(out), "; 5 secrets and 1 object data keys re-sealed") {
 		t.Fatalf("unexpected output %q (%v)", out, err)
 	}
 	// S3 keys still open under the new key: a fresh coordinator cache asks a controller.
 	if _, err := labS3(t, l, l.Endpoints.S3[2]).ListBuckets(ctx); err != nil {
 		t.Fatalf("S3 after the keyring rotation: %v", err)
+	}
+	o, err := labS3(t, l, l.Endpoints.S3[2]).GetObject(ctx, "rotate", "sse", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(o); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the SSE-S3 object after the keyring rotation: %v (%d bytes)", err, len(got))
 	}
 	for _, m := range l.Machines {
 		ring, err := secrets.Load(filepath.Join(m.DataDir, pki.DirName, "keyring.json"))

@@ -1,0 +1,72 @@
+package coordinator
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/hanode/hanode/s3"
+)
+
+// writeSettings returns what a new object of bucket gets from its bucket: the replication
+// factor and the default encryption ("" or meta.SSES3); one read of the bucket's record.
+func (c *Coordinator) writeSettings(ctx context.Context, bucket string) (int, string, error) {
+	b, err := c.meta.GetBucket(ctx, bucket)
+	if err != nil {
+		return 0, "", err
+	}
+	replicas := c.o.Replicas
+	if b.Replicas > 0 {
+		replicas = b.Replicas
+	}
+	return replicas, b.Encryption, nil
+}
+
+// errNoEncryptionConfig is AWS's answer for a bucket without default encryption.
+var errNoEncryptionConfig = &s3.Error{Code: "ServerSideEncryptionConfigurationNotFoundError", Status: http.StatusNotFound,
+	Message: "The server side encryption configuration was not found"}
+
+// putBucketEncryption sets the bucket's default encryption: SSE-S3 only (SSE-KMS answers
+// NotImplemented).
+func (c *Coordinator) putBucketEncryption(rq *request) error {
+	body, err := rq.auth.Body(rq.r)
+	if err != nil {
+		return err
+	}
+	var cfg s3.ServerSideEncryptionConfiguration
+	if err := s3.DecodeXML(body, 64<<10, &cfg); err != nil {
+		return err
+	}
+	algo, err := cfg.DefaultAlgorithm()
+	if err != nil {
+		return err
+	}
+	if c.o.DataKeys == nil {
+		return errNoDataKeys
+	}
+	if err := c.meta.SetBucketEncryption(rq.r.Context(), rq.bucket, algo); err != nil {
+		return err
+	}
+	rq.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (c *Coordinator) getBucketEncryption(rq *request) error {
+	b, err := c.meta.GetBucket(rq.r.Context(), rq.bucket)
+	if err != nil {
+		return err
+	}
+	if b.Encryption == "" {
+		return errNoEncryptionConfig
+	}
+	off := false
+	return s3.WriteXML(rq.w, http.StatusOK, s3.ServerSideEncryptionConfiguration{Xmlns: s3.Namespace, Rules: []s3.ServerSideEncRule{{
+		Default: &s3.ServerSideEncDefault{SSEAlgorithm: b.Encryption}, BucketKeyEnabled: &off}}})
+}
+
+func (c *Coordinator) deleteBucketEncryption(rq *request) error {
+	if err := c.meta.SetBucketEncryption(rq.r.Context(), rq.bucket, ""); err != nil {
+		return err
+	}
+	rq.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
