@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -111,14 +112,14 @@ func (c *Coordinator) bucketTagging(rq *request) error {
 	case http.MethodGet:
 		resp, err := c.o.Etcd.Get(ctx, k)
 		if err != nil {
-			return err
+			return fmt.Errorf("read the tags of bucket %s: %w", rq.bucket, err)
 		}
 		if len(resp.Kvs) == 0 {
 			return s3.ErrorFor(s3.CodeNoSuchTagSet, "")
 		}
 		var tags map[string]string
 		if err := json.Unmarshal(resp.Kvs[0].Value, &tags); err != nil {
-			return err
+			return fmt.Errorf("tags of bucket %s: %w: %v", rq.bucket, meta.ErrCorrupt, err)
 		}
 		return s3.WriteXML(rq.w, http.StatusOK, s3.NewTaggingResult(tags))
 	case http.MethodPut:
@@ -138,7 +139,7 @@ func (c *Coordinator) bucketTagging(rq *request) error {
 		resp, err := c.o.Etcd.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(meta.BucketKey(rq.bucket)), ">", 0)).
 			Then(clientv3.OpPut(k, string(val))).Commit()
 		if err != nil {
-			return err
+			return fmt.Errorf("put the tags of bucket %s: %w", rq.bucket, err)
 		}
 		if !resp.Succeeded {
 			return s3.ErrorFor(s3.CodeNoSuchBucket, "")
@@ -147,7 +148,7 @@ func (c *Coordinator) bucketTagging(rq *request) error {
 		return nil
 	}
 	if _, err := c.o.Etcd.Delete(ctx, k); err != nil {
-		return err
+		return fmt.Errorf("delete the tags of bucket %s: %w", rq.bucket, err)
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
 	return nil
