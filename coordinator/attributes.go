@@ -84,6 +84,10 @@ func (c *Coordinator) getObjectAttributes(rq *request) error {
 	if err := rq.recheckObject(obj); err != nil {
 		return err
 	}
+	// An SSE-C object's attributes need its key, as its HEAD does (no data key is opened).
+	if _, _, err := c.objectKey(rq.r.Context(), rq.r.Header, obj.SSE, false, false); err != nil {
+		return err
+	}
 	out := getObjectAttributesResponse{Xmlns: s3.Namespace}
 	if want["ETag"] {
 		out.ETag = obj.ETag
