@@ -45,6 +45,7 @@ test: build fmt-check vet
 FUZZ_TARGETS := config:FuzzParseYAML security/pki:FuzzLoadPEM security/pki:FuzzIdentityOf security/pki:FuzzParseCSR \
 	security/secrets:FuzzOpen security/tokens:FuzzParse security/join:FuzzParseRequest internal/httprange:FuzzParse meta:FuzzDecodeObject \
 	s3:FuzzParseRange s3:FuzzDecodeXML s3:FuzzParseCopySource s3:FuzzParseRequest \
+	s3:FuzzParseACL s3:FuzzRequestACL s3:FuzzParsePostPolicy s3:FuzzParseCORS security/s3access:FuzzParsePolicy \
 	s3/sigv4:FuzzParseAuthorization s3/sigv4:FuzzPresignQuery s3/sigv4:FuzzChunkedBody
 fuzz: deps
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -64,20 +64,22 @@ user() {
     --data-dir ./hanode-data --controllers "https://$addr:8900") |
     "$py" -c 'import json,sys; u=json.load(sys.stdin); print(u["access_key"], u["secret_key"])'
 }
-section() { # name, display name, user id, email
-  set -- "$1" "$2" "$3" "$4" $(user "$1")
-  printf '[%s]\ndisplay_name = %s\nuser_id = %s\nemail = %s\naccess_key = %s\nsecret_key = %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
+section() { # name, email
+  # hanode names a user by its access key: that is the canonical user id and display name
+  # its ACLs and listings show, so the suite's user_id and display_name are the access key.
+  set -- "$1" "$2" $(user "$1")
+  printf '[%s]\ndisplay_name = %s\nuser_id = %s\nemail = %s\naccess_key = %s\nsecret_key = %s\n' "$1" "$3" "$3" "$2" "$3" "$4"
 }
 {
   printf '[DEFAULT]\nhost = %s\nport = 9000\nis_secure = True\nssl_verify = False\n\n' "$addr"
   printf '[fixtures]\nbucket prefix = hanode-{random}-\n\n'
-  section "s3 main" "main" "main" "main@example.com"
+  section "s3 main" "main@example.com"
   printf 'api_name = us-east-1\n\n'
-  section "s3 alt" "alt" "alt" "alt@example.com"; echo
-  section "s3 tenant" "tenant" "tenant" "tenant@example.com"; printf 'tenant = testx\n\n'
-  section "iam" "iam" "iam" "iam@example.com"; echo
-  section "iam root" "iamroot" "iamroot" "iamroot@example.com"; echo
-  section "iam alt root" "iamaltroot" "iamaltroot" "iamaltroot@example.com"
+  section "s3 alt" "alt@example.com"; echo
+  section "s3 tenant" "tenant@example.com"; printf 'tenant = testx\n\n'
+  section "iam" "iam@example.com"; echo
+  section "iam root" "iamroot@example.com"; echo
+  section "iam alt root" "iamaltroot@example.com"
 } >"$work/s3tests.conf"
 
 echo "ceph/s3-tests $rev, s3tests/functional/test_s3.py, against the appliance at https://$addr:9000 ($("$HANODE" version | head -n 1))"

@@ -145,3 +145,12 @@ func (a *authzCache) follow(ctx context.Context, prefix string) error {
 	}
 	return errors.New("the watch channel closed")
 }
+
+// forget drops name's entry: this coordinator changed what decides access to it, and its
+// next request must not wait for the watch to say so.
+func (a *authzCache) forget(name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.entries, name)
+	a.gen++
+}

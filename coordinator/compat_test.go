@@ -166,13 +166,13 @@ func TestCompatibility(t *testing.T) {
 
 	t.Run("unserved subresources are refused, never answered as the plain operation", func(t *testing.T) {
 		for _, c := range []struct{ method, target string }{
-			{http.MethodGet, "/compat?policyStatus"},
-			{http.MethodGet, "/compat?acl"},
+			{http.MethodGet, "/compat?website"},
+			{http.MethodGet, "/compat?logging"},
 			{http.MethodGet, "/compat?somethingNew"},
 			{http.MethodPut, "/compat?website"},
-			{http.MethodGet, "/compat/a%20b?acl"},
-			{http.MethodGet, "/compat/a%20b?attributes"},
 			{http.MethodPut, "/compat/a%20b?restore"},
+			{http.MethodGet, "/compat/a%20b?torrent"},
+			{http.MethodPost, "/compat/a%20b?restore"},
 			{http.MethodDelete, "/compat/a%20b?acl"},
 			{http.MethodPut, "/compat/a%20b?torrent"},
 		} {
@@ -199,10 +199,11 @@ func TestCompatibility(t *testing.T) {
 			{"/compat/sse", "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256", s3.CodeInvalidArgument}, // SSE-C without its key
 			// object lock on a bucket created without it (objectlock_test.go covers the rest)
 			{"/compat/locked", "X-Amz-Object-Lock-Legal-Hold", "ON", s3.CodeInvalidRequest},
-			{"/compat/public", "X-Amz-Acl", "public-read", s3.CodeNotImplemented},
-			{"/compat/granted", "X-Amz-Grant-Read", "id=someone", s3.CodeNotImplemented},
+			{"/compat/public", "X-Amz-Acl", "log-delivery-write", s3.CodeNotImplemented},
+			{"/compat/granted", "X-Amz-Grant-Read", "id=someone", s3.CodeInvalidArgument}, // no such user
+			{"/compat/granted", "X-Amz-Grant-Read", "uri=http://acs.amazonaws.com/groups/s3/LogDelivery", s3.CodeNotImplemented},
 			{"/compat/tagged", "X-Amz-Tagging", strings.Repeat("k=v&", 10) + "x=y", s3.CodeInvalidTag},
-			{"/publicbucket", "X-Amz-Acl", "public-read-write", s3.CodeNotImplemented},
+			{"/publicbucket", "X-Amz-Acl", "aws-exec-read", s3.CodeNotImplemented},
 		} {
 			r := tc.do(http.MethodPut, c.target, http.Header{c.header: {c.value}}, []byte("secret"))
 			if r.status != s3.ErrorFor(c.code, "").Status || r.code() != c.code {
@@ -256,13 +257,16 @@ func TestCompatibility(t *testing.T) {
 		}
 	})
 
-	t.Run("browser uploads (POST object) answer 501", func(t *testing.T) {
+	t.Run("an anonymous browser upload (POST object) into a private bucket is refused", func(t *testing.T) {
 		var body bytes.Buffer
 		body.WriteString("--xx\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\npost\r\n--xx\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\ndata\r\n--xx--\r\n")
 		req, _ := http.NewRequest(http.MethodPost, tc.s3.URL+"/compat", &body)
 		req.Header.Set("Content-Type", "multipart/form-data; boundary=xx")
-		if r := tc.send(req); r.status != http.StatusNotImplemented || r.code() != s3.CodeNotImplemented {
+		if r := tc.send(req); r.status != http.StatusForbidden || r.code() != s3.CodeAccessDenied {
 			t.Fatalf("%d %s", r.status, r.body)
+		}
+		if _, err := mc.StatObject(ctx, "compat", "post", minio.StatObjectOptions{}); s3code(err) != s3.CodeNoSuchKey {
+			t.Fatalf("a refused POST stored its object: %v", err)
 		}
 	})
 

@@ -31,6 +31,10 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err := c.uploadLock(rq, headers); err != nil {
 		return err
 	}
+	acl, err := c.objectACL(rq)
+	if err != nil {
+		return err
+	}
 	_, defaultSSE, err := c.writeSettings(rq.r.Context(), rq.bucket) // before a data key is made for it
 	if err != nil {
 		return err
@@ -39,7 +43,7 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
-	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags, SSE: enc.record()}
+	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags, SSE: enc.record(), ACL: acl}
 	if err := c.meta.CreateUpload(rq.r.Context(), u); err != nil {
 		return err
 	}
@@ -136,7 +140,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	for _, p := range parts {
 		byNum[p.Number] = p
 	}
-	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers, Tags: u.Tags, SSE: u.SSE}
+	obj := &meta.Object{Modified: time.Now().UTC(), Headers: u.Headers, Tags: u.Tags, SSE: u.SSE, ACL: u.ACL}
 	obj.Lock, obj.Headers = completedLock(u.Headers)
 	md5s := make([][]byte, 0, len(req.Parts))
 	used := make(map[int]bool, len(req.Parts))
@@ -229,6 +233,10 @@ func (c *Coordinator) listParts(rq *request) error {
 		return err
 	}
 	owner := &s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}
+	if rq.access != nil { // the owner the object will have (its ACL's, chosen at creation)
+		id := rq.access.ObjectOwner(u.ACL)
+		owner = &s3.Owner{ID: id, DisplayName: id}
+	}
 	res := s3.ListPartsResult{Bucket: rq.bucket, Key: rq.key, UploadID: u.ID, Initiator: owner, Owner: owner, StorageClass: "STANDARD",
 		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: more}
 	for _, p := range parts {

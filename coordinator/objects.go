@@ -201,6 +201,10 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
+	acl, err := c.objectACL(rq)
+	if err != nil {
+		return err
+	}
 	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
 	if err != nil {
 		return err
@@ -217,7 +221,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), Lock: lock}
+	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), Lock: lock, ACL: acl}
 	if w.checksum.Algorithm != "" {
 		obj.Checksum = w.checksum.Algorithm + ":" + w.checksum.Value
 	}
@@ -266,6 +270,9 @@ func (c *Coordinator) getObject(rq *request) error {
 	h := rq.w.Header()
 	obj, err := c.readVersion(rq)
 	if err != nil {
+		return err
+	}
+	if err := rq.recheckObject(obj); err != nil {
 		return err
 	}
 	if err := readRequestSSE(r.Header); err != nil {
@@ -442,6 +449,10 @@ func (c *Coordinator) copyData(ctx context.Context, rq *request, src *meta.Objec
 
 func (c *Coordinator) copyObject(rq *request) error {
 	ctx := rq.r.Context()
+	acl, err := c.objectACL(rq) // a copy gets the ACL its request asks for, never the source's
+	if err != nil {
+		return err
+	}
 	src, off, n, err := c.copySource(rq)
 	if err != nil {
 		return err
@@ -481,7 +492,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), Lock: lock}
+	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), Lock: lock, ACL: acl}
 	if n == src.Size {
 		obj.Checksum = src.Checksum // the same bytes
 	}

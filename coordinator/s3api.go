@@ -39,10 +39,13 @@ type request struct {
 	bucket string
 	key    string
 	op     string
-	auth   *sigv4.Auth // nil: an anonymous request (allowed by a bucket policy)
+	auth   *sigv4.Auth // an anonymous request's has no AccessKey
 	root   bool        // the access key is a root user
 	access *s3access.Bucket
 	status int
+	// objectGate, when set, is what the object's ACL must still allow when the handler reads
+	// the record it serves (the object's ACL is what allowed the request).
+	objectGate func(*meta.ACL) bool
 }
 
 func (rq *request) query(name string) string { return rq.r.URL.Query().Get(name) }
@@ -196,19 +199,21 @@ func (c *Coordinator) route(rq *request) error {
 		return err
 	}
 	rq.bucket, rq.key = bucket, key
+	if r.Method == http.MethodOptions {
+		return c.preflight(rq)
+	}
 	if r.Method == http.MethodPost && key == "" && strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "multipart/form-data") {
-		// A browser upload (POST policy) carries its signature in the form, not in headers:
-		// answer what it is before the verifier refuses it as anonymous.
-		rq.op = "PostObject"
-		return s3.ErrorFor(s3.CodeNotImplemented, "browser uploads (POST object) are not implemented by hanode")
+		// A browser upload (POST policy) carries its signature in the form, not in headers.
+		return c.postObject(rq)
 	}
 	auth, err := c.verifier.Verify(r)
 	anonymous := errors.Is(err, sigv4.ErrAnonymous)
-	if err != nil && (!anonymous || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
-		if anonymous {
-			c.refuseAnonymous(rq, "method")
-		}
+	if err != nil && !anonymous {
 		return err
+	}
+	if anonymous {
+		// What an anonymous request may do is what its bucket's ACL or policy allows anyone.
+		auth = &sigv4.Auth{PayloadHash: sigv4.UnsignedPayload}
 	}
 	rq.auth = auth
 	h, err := c.dispatch(rq)
@@ -219,12 +224,7 @@ func (c *Coordinator) route(rq *request) error {
 		}
 		return err
 	}
-	if anonymous {
-		err = c.authorizeAnonymous(rq)
-	} else {
-		err = c.authorize(rq)
-	}
-	if err != nil {
+	if err := c.authorize(rq); err != nil {
 		return err
 	}
 	return h(rq)
@@ -261,9 +261,30 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		case m == http.MethodGet && rq.only("policy"):
 			rq.op = "GetBucketPolicy"
 			return c.getBucketPolicy, nil
+		case m == http.MethodGet && rq.only("policyStatus"):
+			rq.op = "GetBucketPolicyStatus"
+			return c.getPolicyStatus, nil
 		case m == http.MethodDelete && rq.only("policy"):
 			rq.op = "DeleteBucketPolicy"
 			return c.deleteBucketPolicy, nil
+		case rq.only("cors") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetBucketCors", http.MethodPut: "PutBucketCors", http.MethodDelete: "DeleteBucketCors"}[m]
+			return map[string]func(*request) error{http.MethodGet: c.getBucketCORS, http.MethodPut: c.putBucketCORS, http.MethodDelete: c.deleteBucketCORS}[m], nil
+		case rq.only("publicAccessBlock") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetPublicAccessBlock", http.MethodPut: "PutPublicAccessBlock", http.MethodDelete: "DeletePublicAccessBlock"}[m]
+			return c.publicAccessBlock, nil
+		case rq.only("ownershipControls") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetBucketOwnershipControls", http.MethodPut: "PutBucketOwnershipControls", http.MethodDelete: "DeleteBucketOwnershipControls"}[m]
+			return c.ownershipControls, nil
+		case rq.only("tagging") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
+			rq.op = map[string]string{http.MethodGet: "GetBucketTagging", http.MethodPut: "PutBucketTagging", http.MethodDelete: "DeleteBucketTagging"}[m]
+			return c.bucketTagging, nil
+		case (m == http.MethodGet || m == http.MethodPut) && rq.only("acl"):
+			rq.op = map[string]string{http.MethodGet: "GetBucketAcl", http.MethodPut: "PutBucketAcl"}[m]
+			if m == http.MethodGet {
+				return c.getBucketACL, nil
+			}
+			return c.putBucketACL, nil
 		case rq.only("encryption") && (m == http.MethodPut || m == http.MethodGet || m == http.MethodDelete):
 			rq.op = map[string]string{http.MethodPut: "PutBucketEncryption", http.MethodGet: "GetBucketEncryption", http.MethodDelete: "DeleteBucketEncryption"}[m]
 			return map[string]func(*request) error{http.MethodPut: c.putBucketEncryption, http.MethodGet: c.getBucketEncryption, http.MethodDelete: c.deleteBucketEncryption}[m], nil
@@ -346,6 +367,15 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 		case rq.has("tagging") && (m == http.MethodGet || m == http.MethodPut || m == http.MethodDelete):
 			rq.op = map[string]string{http.MethodGet: "GetObjectTagging", http.MethodPut: "PutObjectTagging", http.MethodDelete: "DeleteObjectTagging"}[m]
 			return c.objectTagging, nil
+		case m == http.MethodGet && rq.has("attributes"):
+			rq.op = "GetObjectAttributes"
+			return c.getObjectAttributes, nil
+		case (m == http.MethodGet || m == http.MethodPut) && rq.has("acl"):
+			rq.op = map[string]string{http.MethodGet: "GetObjectAcl", http.MethodPut: "PutObjectAcl"}[m]
+			if m == http.MethodGet {
+				return c.getObjectACL, nil
+			}
+			return c.putObjectACL, nil
 		case m == http.MethodGet && upload != "":
 			rq.op = "ListParts"
 			return c.listParts, nil
@@ -381,10 +411,10 @@ func (c *Coordinator) dispatch(rq *request) (func(*request) error, error) {
 // The query parameters each level serves: its subresources and the parameters S3 defines for
 // its operations. Any other subresource is refused (s3.UnservedSubresource).
 var (
-	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "encryption", "object-lock", "lifecycle",
+	bucketParams = []string{"location", "versioning", "uploads", "versions", "delete", "policy", "policyStatus", "acl", "cors", "publicAccessBlock", "ownershipControls", "tagging", "encryption", "object-lock", "lifecycle",
 		"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "key-marker", "upload-id-marker", "max-uploads", "version-id-marker"}
-	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging", "retention", "legal-hold"}
+	objectParams = []string{"uploads", "uploadId", "partNumber", "versionId", "max-parts", "part-number-marker", "tagging", "acl", "attributes", "retention", "legal-hold"}
 )
 
 // noParams reports a query with no parameter but those of a presigned URL's signature.
@@ -406,7 +436,7 @@ func unserved(rq *request, sub string) error {
 // hasSubresource reports a subresource that some operation serves but a plain object or
 // bucket operation must not be mistaken for (PUT ?uploads is not a PutObject).
 func hasSubresource(q url.Values) bool {
-	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "encryption", "object-lock", "retention", "legal-hold", "lifecycle"} {
+	for _, s := range []string{"uploads", "delete", "location", "versioning", "versions", "tagging", "acl", "cors", "publicAccessBlock", "ownershipControls", "policyStatus", "attributes", "encryption", "object-lock", "retention", "legal-hold", "lifecycle"} {
 		if _, ok := q[s]; ok {
 			return true
 		}
@@ -438,9 +468,34 @@ func (c *Coordinator) listBuckets(rq *request) error {
 			return err
 		}
 	}
-	res := s3.ListAllMyBucketsResult{Owner: s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}}
-	for _, b := range bs {
+	q := rq.r.URL.Query()
+	maxBuckets := 10000
+	if v := q.Get("max-buckets"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return s3.ErrorFor(s3.CodeInvalidArgument, "max-buckets must be 1 to 10000")
+		}
+		maxBuckets = n
+	}
+	after := ""
+	if tok := q.Get("continuation-token"); tok != "" {
+		a, _, err := decodeToken(tok)
+		if err != nil {
+			return err
+		}
+		after = a
+	}
+	prefix := q.Get("prefix")
+	res := s3.ListAllMyBucketsResult{Owner: s3.Owner{ID: rq.auth.AccessKey, DisplayName: rq.auth.AccessKey}, Prefix: prefix}
+	for _, b := range bs { // by name
+		if b.Name <= after || !strings.HasPrefix(b.Name, prefix) {
+			continue
+		}
 		if rq.root || (b.Owner != "" && b.Owner == rq.auth.AccessKey) || granted[b.Name] {
+			if len(res.Buckets) == maxBuckets {
+				res.ContinuationToken = encodeToken(res.Buckets[len(res.Buckets)-1].Name, false)
+				break
+			}
 			res.Buckets = append(res.Buckets, s3.Bucket{Name: b.Name, CreationDate: s3.Timestamp{Time: b.Created}})
 		}
 	}
@@ -449,6 +504,17 @@ func (c *Coordinator) listBuckets(rq *request) error {
 
 func (c *Coordinator) createBucket(rq *request) error {
 	b := meta.Bucket{Name: rq.bucket, Created: time.Now().UTC(), Owner: rq.auth.AccessKey}
+	acl, err := c.bucketACLFor(rq)
+	if err != nil {
+		return err
+	}
+	b.ACL = acl
+	if o := rq.r.Header.Get("X-Amz-Object-Ownership"); o != "" {
+		b.Ownership = o
+		if o == "BucketOwnerEnforced" && acl != nil {
+			return s3.ErrorFor(s3.CodeInvalidBucketACLWithObjectOwnership, "")
+		}
+	}
 	if v := rq.r.Header.Get("X-Hanode-Replicas"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 7 {

@@ -27,6 +27,9 @@ func (c *Coordinator) objectTagging(rq *request) error {
 		if obj.DeleteMarker {
 			return s3.ErrorFor(s3.CodeMethodNotAllowed, "")
 		}
+		if err := rq.recheckObject(obj); err != nil {
+			return err
+		}
 		return s3.WriteXML(rq.w, http.StatusOK, s3.NewTaggingResult(obj.Tags))
 	case http.MethodPut:
 		body, err := rq.auth.Body(rq.r)

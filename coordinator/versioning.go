@@ -174,6 +174,9 @@ func (c *Coordinator) deleteObjects(rq *request) error {
 		if err == nil && (o.LastModifiedTime != "" || o.Size != "") {
 			err = s3.ErrorFor(s3.CodeNotImplemented, "conditional deletes on LastModifiedTime or Size are not implemented by hanode")
 		}
+		if err == nil { // a policy may deny some keys: each is decided on its own
+			err = c.authorizeKey(rq, o.Key)
+		}
 		var r meta.DeleteResult
 		if err == nil {
 			var cond meta.Condition

@@ -292,6 +292,9 @@ func EncodeObject(o *Object) []byte {
 		e.byte(tagChecksum)
 		e.str(o.Checksum)
 	}
+	if o.ACL != nil {
+		e.acl(o.ACL)
+	}
 	if o.SSE != nil {
 		e.sse(o.SSE)
 	}
@@ -333,6 +336,8 @@ func DecodeObject(b []byte) (*Object, error) {
 			o.Tags = d.headers()
 		case tagChecksum:
 			o.Checksum = d.str()
+		case tagACL:
+			o.ACL = d.acl()
 		case tagSSE:
 			o.SSE = d.sse()
 		case tagVersion:
@@ -391,6 +396,9 @@ func EncodeUpload(u *Upload) []byte {
 		e.byte(tagUploadTags)
 		e.headers(u.Tags)
 	}
+	if u.ACL != nil {
+		e.acl(u.ACL)
+	}
 	if u.SSE != nil {
 		e.sse(u.SSE)
 	}
@@ -406,6 +414,8 @@ func DecodeUpload(b []byte) (*Upload, error) {
 		switch tag := d.byte(); tag {
 		case tagUploadTags:
 			u.Tags = d.headers()
+		case tagACL:
+			u.ACL = d.acl()
 		case tagSSE:
 			u.SSE = d.sse()
 		default:

@@ -78,9 +78,24 @@ type Bucket struct {
 	Owner string `json:"owner,omitempty"`
 	// Replicas overrides the cluster's replication factor for new objects; 0 = cluster default.
 	Replicas int `json:"replicas,omitempty"`
+	// ACL is the bucket's access control list; nil: the default (the owner alone).
+	ACL *ACL `json:"acl,omitempty"`
+	// Ownership is the bucket's object ownership control (BucketOwnerEnforced,
+	// BucketOwnerPreferred, ObjectWriter); empty: none set, objects belong to their writers.
+	Ownership string `json:"ownership,omitempty"`
+	// PublicAccessBlock is the bucket's public access block; nil: none.
+	PublicAccessBlock *PublicAccessBlock `json:"public_access_block,omitempty"`
 	// Encryption is the bucket's default encryption (PutBucketEncryption): SSES3 for objects
 	// written without an encryption header, "" for none.
 	Encryption string `json:"encryption,omitempty"`
+}
+
+// PublicAccessBlock is S3's PublicAccessBlockConfiguration of a bucket.
+type PublicAccessBlock struct {
+	BlockPublicAcls       bool `json:"block_public_acls,omitempty"`
+	IgnorePublicAcls      bool `json:"ignore_public_acls,omitempty"`
+	BlockPublicPolicy     bool `json:"block_public_policy,omitempty"`
+	RestrictPublicBuckets bool `json:"restrict_public_buckets,omitempty"`
 }
 
 // Chunk is one stored piece of an object. Its ID names the chunk file on every replica.
@@ -112,6 +127,9 @@ type Object struct {
 	// Checksum is the additional checksum the object was written with, "<algorithm>:<base64
 	// value>" (e.g. "crc32:AAAAAA=="), verified when the data arrived; "" when none.
 	Checksum string
+	// ACL is the object's access control list; nil: the default (owned by the bucket's owner,
+	// who alone has access).
+	ACL *ACL
 	// SSE is how the object is encrypted at rest; nil when it is stored as sent.
 	SSE *SSE
 	// Version is the version's sort key in a versioned bucket (versions.go): 16 hex digits of
@@ -133,6 +151,8 @@ type Upload struct {
 	Headers   map[string]string
 	// Tags is the tag set the completed object gets (x-amz-tagging at creation).
 	Tags map[string]string
+	// ACL is the ACL the completed object gets.
+	ACL *ACL
 	// SSE is the encryption of the upload's parts and of the object it makes; nil: none.
 	SSE *SSE
 }

@@ -61,6 +61,14 @@ const (
 	CodeSignatureDoesNotMatch        = "SignatureDoesNotMatch"
 	CodeSlowDown                     = "SlowDown"
 	CodeXAmzContentSHA256Mismatch    = "XAmzContentSHA256Mismatch"
+
+	CodeInvalidBucketACLWithObjectOwnership = "InvalidBucketAclWithObjectOwnership"
+	CodeNoSuchCORSConfiguration             = "NoSuchCORSConfiguration"
+	CodeCORSForbidden                       = "AccessForbidden"
+	CodeOwnershipControlsNotFound           = "OwnershipControlsNotFoundError"
+	CodeNoSuchPublicAccessBlock             = "NoSuchPublicAccessBlockConfiguration"
+	CodeNoSuchTagSet                        = "NoSuchTagSet"
+	CodeInvalidPolicyDocument               = "InvalidPolicyDocument"
 )
 
 // Error is an S3 error response. Handlers return it (possibly wrapped) and
@@ -190,6 +198,26 @@ func codeInfo(code string) (status int, msg string, ok bool) {
 		return http.StatusForbidden, "The request signature we calculated does not match the signature you provided. Check your key and signing method.", true
 	case CodeSlowDown:
 		return http.StatusServiceUnavailable, "Please reduce your request rate.", true
+	case CodeMalformedACLError:
+		return http.StatusBadRequest, "The XML you provided was not well-formed or did not validate against our published schema.", true
+	case CodeUnresolvableGrantByEmailAddress:
+		return http.StatusBadRequest, "The e-mail address you provided does not match any account on record.", true
+	case CodeAccessControlListNotSupported:
+		return http.StatusBadRequest, "The bucket does not allow ACLs", true
+	case CodeInvalidBucketACLWithObjectOwnership:
+		return http.StatusBadRequest, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting", true
+	case CodeNoSuchCORSConfiguration:
+		return http.StatusNotFound, "The CORS configuration does not exist", true
+	case CodeCORSForbidden:
+		return http.StatusForbidden, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.", true
+	case CodeOwnershipControlsNotFound:
+		return http.StatusNotFound, "The bucket ownership controls were not found", true
+	case CodeNoSuchPublicAccessBlock:
+		return http.StatusNotFound, "The public access block configuration was not found", true
+	case CodeNoSuchTagSet:
+		return http.StatusNotFound, "The TagSet does not exist", true
+	case CodeInvalidPolicyDocument:
+		return http.StatusBadRequest, "The content of the form does not meet the conditions specified in the policy document.", true
 	case CodeXAmzContentSHA256Mismatch:
 		return http.StatusBadRequest, "The provided 'x-amz-content-sha256' header does not match what was computed.", true
 	}

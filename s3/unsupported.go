@@ -18,17 +18,13 @@ const (
 	OpReadObject   = "ReadObject"  // GetObject, HeadObject
 )
 
-// cannedACLs an object or bucket write may name: both mean what hanode does anyway (the
-// bucket's owner controls everything in it).
-var cannedACLs = map[string]bool{"private": true, "bucket-owner-full-control": true}
-
 func notImplemented(what string) error {
 	return ErrorFor(CodeNotImplemented, what+" is not implemented by hanode")
 }
 
 // CheckHeaders refuses request headers of op that ask for a feature hanode does not have:
-// server-side encryption with KMS (SSE-S3 and SSE-C are served), ACL grants and public canned
-// ACLs, website redirects and storage classes other than STANDARD. It
+// server-side encryption with KMS (SSE-S3 and SSE-C are served), website redirects and storage
+// classes other than STANDARD. It
 // returns nil when every header is one hanode honours or that changes nothing.
 func CheckHeaders(h http.Header, op string) error {
 	for name := range h {
@@ -44,12 +40,8 @@ func CheckHeaders(h http.Header, op string) error {
 			if _, err := ParseSSE(h); err != nil {
 				return err
 			}
-		case strings.HasPrefix(k, "x-amz-grant-"):
-			return notImplemented("access grants (" + name + ")")
-		case k == "x-amz-acl" && !cannedACLs[v]:
-			return notImplemented("the canned ACL " + v)
-		case op == OpCreateBucket && k == "x-amz-object-ownership" && v != "BucketOwnerEnforced":
-			return notImplemented("object ownership " + v)
+		case op == OpCreateBucket && k == "x-amz-object-ownership" && v != "BucketOwnerEnforced" && v != "BucketOwnerPreferred" && v != "ObjectWriter":
+			return ErrorFor(CodeInvalidArgument, "unknown object ownership "+v)
 		case op == OpWriteObject && k == "x-amz-website-redirect-location":
 			return notImplemented("website redirects")
 		case op == OpWriteObject && k == "x-amz-storage-class" && v != "STANDARD":

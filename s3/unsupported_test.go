@@ -16,9 +16,9 @@ func TestCheckHeaders(t *testing.T) {
 		{OpWriteObject, "Content-Type", "text/plain", ""},
 		{OpWriteObject, "X-Amz-Acl", "private", ""},
 		{OpWriteObject, "X-Amz-Acl", "bucket-owner-full-control", ""},
-		{OpWriteObject, "X-Amz-Acl", "public-read", CodeNotImplemented},
-		{OpCreateBucket, "X-Amz-Acl", "public-read-write", CodeNotImplemented},
-		{OpCreateBucket, "X-Amz-Grant-Read", "id=x", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Acl", "public-read", ""}, // ACLs are served (RequestACL reads them)
+		{OpCreateBucket, "X-Amz-Acl", "public-read-write", ""},
+		{OpCreateBucket, "X-Amz-Grant-Read", "id=x", ""},
 		{OpWriteObject, "X-Amz-Server-Side-Encryption", "AES256", ""}, // SSE-S3: the coordinator serves it
 		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms", CodeNotImplemented},
 		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms:dsse", CodeNotImplemented},
@@ -34,7 +34,8 @@ func TestCheckHeaders(t *testing.T) {
 		{OpCreateBucket, "X-Amz-Bucket-Object-Lock-Enabled", "true", ""},
 		{OpCreateBucket, "X-Amz-Bucket-Object-Lock-Enabled", "false", ""},
 		{OpCreateBucket, "X-Amz-Object-Ownership", "BucketOwnerEnforced", ""},
-		{OpCreateBucket, "X-Amz-Object-Ownership", "ObjectWriter", CodeNotImplemented},
+		{OpCreateBucket, "X-Amz-Object-Ownership", "ObjectWriter", ""},
+		{OpCreateBucket, "X-Amz-Object-Ownership", "Whoever", CodeInvalidArgument},
 		{OpWriteObject, "X-Amz-Object-Lock-Mode", "COMPLIANCE", ""},
 		{OpWriteObject, "X-Amz-Object-Lock-Legal-Hold", "ON", ""},
 		{OpWriteObject, "X-Amz-Tagging", "a=b", ""}, // tagging is served

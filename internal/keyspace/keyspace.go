@@ -127,9 +127,10 @@ const (
 	S3Users = S3 + "users/"
 	// S3Access holds who may use a bucket besides its owner (the bucket record's owner field)
 	// and root (security/s3access): <S3Access><bucket>/grant/<access key> = {level, by,
-	// created} and <S3Access><bucket>/policy = the bucket's public-read policy. Written by the
-	// admin API (grants) and coordinators (policies, by the bucket's owner); deleted with the
-	// bucket in its delete transaction; watched by every coordinator.
+	// created}, <S3Access><bucket>/policy = the bucket policy's document, .../cors = its CORS
+	// configuration and .../tagging = its tags. Written by the admin API (grants) and
+	// coordinators (the rest, by the bucket's owner); deleted with the bucket in its delete
+	// transaction; watched by every coordinator.
 	S3Access = S3 + "access/"
 	// S3Settings is never written: coordinators read it (count only) as a cheap probe that
 	// etcd answers.

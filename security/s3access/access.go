@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/hanode/hanode/internal/keyspace"
+	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/s3"
 )
 
 // Level is what an access key may do to a bucket. Each level includes the ones below it.
@@ -63,6 +65,12 @@ func grantPrefix(bucket string) string { return BucketPrefix(bucket) + "grant/" 
 // PolicyKey is the etcd key of bucket's policy.
 func PolicyKey(bucket string) string { return BucketPrefix(bucket) + "policy" }
 
+// CORSKey is the etcd key of bucket's CORS configuration.
+func CORSKey(bucket string) string { return BucketPrefix(bucket) + "cors" }
+
+// TaggingKey is the etcd key of bucket's tag set.
+func TaggingKey(bucket string) string { return BucketPrefix(bucket) + "tagging" }
+
 // BucketPrefix holds everything that gives access to bucket (bucket names have no '/').
 func BucketPrefix(bucket string) string { return keyspace.S3Access + bucket + "/" }
 
@@ -79,6 +87,14 @@ type Bucket struct {
 	Owner  string // empty: root's
 	Grants map[string]Level
 	Policy *Policy // nil: no bucket policy
+	// ACL is the bucket's S3 ACL; nil: the default (the owner alone).
+	ACL *meta.ACL
+	// Ownership is the object ownership control; "" when none is set.
+	Ownership string
+	// Block is the public access block; nil: none.
+	Block *meta.PublicAccessBlock
+	// CORS is the bucket's CORS configuration; nil: none.
+	CORS *s3.CORSConfiguration
 }
 
 // Level returns what accessKey may do to b; root may do everything.
@@ -101,20 +117,3 @@ func (b *Bucket) Allows(accessKey string, root bool, need Level) bool {
 
 // Visible reports whether accessKey may see b in ListBuckets: it owns it or holds a grant.
 func (b *Bucket) Visible(accessKey string, root bool) bool { return b.Level(accessKey, root) > None }
-
-// AnonymousAllows reports whether an anonymous request may perform the S3 operation op
-// (GetObject, HeadObject, ListObjects, ListObjectsV2, GetBucketLocation) on b.
-func (b *Bucket) AnonymousAllows(op string) bool {
-	if !b.Exists || b.Policy == nil {
-		return false
-	}
-	switch op {
-	case "GetObject", "HeadObject":
-		return b.Policy.GetObject
-	case "ListObjects", "ListObjectsV2":
-		return b.Policy.ListBucket
-	case "GetBucketLocation":
-		return b.Policy.GetBucketLocation
-	}
-	return false
-}

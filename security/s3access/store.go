@@ -12,6 +12,7 @@ import (
 
 	"github.com/hanode/hanode/internal/keyspace"
 	"github.com/hanode/hanode/meta"
+	"github.com/hanode/hanode/s3"
 )
 
 // Errors of the store.
@@ -56,17 +57,28 @@ func (s *Store) Load(ctx context.Context, bucket string) (b Bucket, rev int64, e
 		if err := json.Unmarshal(kvs[0].Value, &rec); err != nil {
 			return Bucket{}, 0, fmt.Errorf("bucket %s: %w: %v", bucket, meta.ErrCorrupt, err)
 		}
-		b.Exists, b.Owner = true, rec.Owner
+		b.Exists, b.Owner, b.ACL, b.Ownership, b.Block = true, rec.Owner, rec.ACL, rec.Ownership, rec.PublicAccessBlock
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		k := string(kv.Key)
 		switch {
 		case k == PolicyKey(bucket):
-			var p Policy
-			if err := json.Unmarshal(kv.Value, &p); err != nil {
+			var stored Policy
+			if err := json.Unmarshal(kv.Value, &stored); err != nil {
 				return Bucket{}, 0, fmt.Errorf("policy of bucket %s: %w: %v", bucket, meta.ErrCorrupt, err)
 			}
-			b.Policy = &p
+			// Only the document is stored; it was valid when it was put.
+			p, err := ParsePolicy(bucket, []byte(stored.Document))
+			if err != nil {
+				return Bucket{}, 0, fmt.Errorf("policy of bucket %s: %w: %v", bucket, meta.ErrCorrupt, err)
+			}
+			b.Policy = p
+		case k == CORSKey(bucket):
+			var c s3.CORSConfiguration
+			if err := json.Unmarshal(kv.Value, &c); err != nil {
+				return Bucket{}, 0, fmt.Errorf("CORS configuration of bucket %s: %w: %v", bucket, meta.ErrCorrupt, err)
+			}
+			b.CORS = &c
 		case strings.HasPrefix(k, grantPrefix(bucket)):
 			var g Grant
 			if err := json.Unmarshal(kv.Value, &g); err != nil {
@@ -183,6 +195,26 @@ func (s *Store) PutPolicy(ctx context.Context, bucket string, p *Policy) error {
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("put the policy of bucket %s: %w", bucket, ErrNoSuchBucket)
+	}
+	return nil
+}
+
+// PutCORS stores bucket's CORS configuration (encoded by the caller) if the bucket exists.
+func (s *Store) PutCORS(ctx context.Context, bucket string, cfg []byte) error {
+	resp, err := s.kv.Txn(ctx).If(exists(meta.BucketKey(bucket))).Then(clientv3.OpPut(CORSKey(bucket), string(cfg))).Commit()
+	if err != nil {
+		return fmt.Errorf("put the CORS configuration of bucket %s: %w", bucket, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("put the CORS configuration of bucket %s: %w", bucket, ErrNoSuchBucket)
+	}
+	return nil
+}
+
+// DeleteCORS removes bucket's CORS configuration.
+func (s *Store) DeleteCORS(ctx context.Context, bucket string) error {
+	if _, err := s.kv.Delete(ctx, CORSKey(bucket)); err != nil {
+		return fmt.Errorf("delete the CORS configuration of bucket %s: %w", bucket, err)
 	}
 	return nil
 }
