@@ -62,7 +62,10 @@ func TestPermissions(t *testing.T) {
 		}
 	}
 	put := func(c *clientv3.Client, key string) error { _, err := c.Put(ctx, key, "v"); return err }
-	get := func(c *clientv3.Client, key string) error { _, err := c.Get(ctx, key, clientv3.WithPrefix()); return err }
+	get := func(c *clientv3.Client, key string) error {
+		_, err := c.Get(ctx, key, clientv3.WithPrefix())
+		return err
+	}
 	for _, tc := range []struct {
 		who   string
 		c     *clientv3.Client
