@@ -170,14 +170,15 @@ type Server struct {
 	// counted — whether the machine name or an address is another machine's: it returns the
 	// HTTP status and the reason to refuse, or 0 and nil.
 	Conflict func(ctx context.Context, machine string, addresses []string) (int, error)
-	// Admit, if set, is told of every machine a certificate is issued or renewed for (its
-	// etcd access); a failure is logged, and the machine's processes ask again when they start.
+	// Admit, if set, gives a machine its etcd access as its certificate's roles say: at a join
+	// (a failure refuses the join, leaving the token unused) and at each renewal (a failure is
+	// logged; the machine's processes ask again when they start).
 	Admit func(ctx context.Context, id pki.Identity) error
 	// Revoked, if set, refuses the renewal of a certificate of a removed machine.
 	Revoked func(ctx context.Context, cert *x509.Certificate) error
 }
 
-// ErrConflict wraps Conflict's refusals.
+// ErrConflict wraps the refusals of Conflict and Admit.
 var ErrConflict = errors.New("machine name or address in use")
 
 func (s *Server) refused(r *http.Request) {
@@ -319,15 +320,22 @@ func (s *Server) join(ctx context.Context, req *Request) (int, *Response, error)
 		return http.StatusServiceUnavailable, nil, fmt.Errorf("signing CA unavailable: %w", err)
 	}
 	// Redeem last: a request that fails the checks above does not use the token up.
+	// Once the token passed, before its use is counted: the name and addresses must be free,
+	// and the machine gets its etcd access (a joining controller needs it to add itself to
+	// etcd), so that a refusal here leaves the token unused.
 	conflictStatus := 0
 	conflict := func() error {
-		if s.Conflict == nil {
-			return nil
+		if s.Conflict != nil {
+			if status, err := s.Conflict(ctx, req.Machine, req.Addresses); err != nil {
+				conflictStatus = status
+				return fmt.Errorf("%w: %w", ErrConflict, err)
+			}
 		}
-		status, err := s.Conflict(ctx, req.Machine, req.Addresses)
-		if err != nil {
-			conflictStatus = status
-			return fmt.Errorf("%w: %w", ErrConflict, err)
+		if s.Admit != nil {
+			if err := s.Admit(ctx, id); err != nil {
+				conflictStatus = http.StatusServiceUnavailable
+				return fmt.Errorf("%w: etcd access for %s: %w", ErrConflict, req.Machine, err)
+			}
 		}
 		return nil
 	}
@@ -341,11 +349,7 @@ func (s *Server) join(ctx context.Context, req *Request) (int, *Response, error)
 	if err != nil {
 		return http.StatusBadRequest, nil, fmt.Errorf("sign certificate for %s: %w", req.Machine, err)
 	}
-	if s.Admit != nil {
-		if err := s.Admit(ctx, id); err != nil {
-			s.Log.Warn("joined machine not admitted to etcd yet; its processes ask again when they start", "machine", req.Machine, "err", err)
-		}
-	}
+
 	bundle, err := s.CABundle()
 	if err != nil {
 		return http.StatusServiceUnavailable, nil, err
