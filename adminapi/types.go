@@ -16,6 +16,9 @@ const (
 	PKISignPath = "/v1/pki/sign"
 	// ProxyKeyringPath hands out the proxy keyring.
 	ProxyKeyringPath = "/v1/proxy/keyring"
+	// EtcdAccessPath admits the calling machine to etcd as its certificate says: its etcd user
+	// gets the permissions of the certificate's roles (docs/security.md).
+	EtcdAccessPath = "/v1/pki/etcd-access"
 )
 
 // LeaderInfo is the answer of GET /v1/cluster/leader.

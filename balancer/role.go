@@ -145,8 +145,9 @@ func (px *Role) build() error {
 		GetCertificate: px.getCertificate,
 		// Cluster certificates are verified when offered (the /metrics endpoint takes them),
 		// and a certificate from another CA fails the handshake.
-		ClientCAs:  b.Pool(),
-		ClientAuth: tls.VerifyClientCertIfGiven,
+		ClientCAs:        b.Pool(),
+		ClientAuth:       tls.VerifyClientCertIfGiven,
+		VerifyConnection: b.VerifyConnection, // a removed machine's certificate is refused
 	})
 	px.https.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	if c.ProxyACMEDirectory != "" {

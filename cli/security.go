@@ -300,6 +300,7 @@ type nodeRemoveCmd struct {
 func (c nodeRemoveCmd) Run(e *Env) error {
 	var out struct {
 		RemovedController bool `json:"removed_controller"`
+		Revoked           bool `json:"revoked"`
 	}
 	path := "/v1/nodes/" + url.PathEscape(c.Machine)
 	if c.Force {
@@ -311,6 +312,9 @@ func (c nodeRemoveCmd) Run(e *Env) error {
 	fmt.Fprintf(e.Stdout, "removed %s", c.Machine)
 	if out.RemovedController {
 		fmt.Fprint(e.Stdout, " (its controller left the etcd cluster)")
+	}
+	if out.Revoked {
+		fmt.Fprint(e.Stdout, "; its certificates are revoked")
 	}
 	fmt.Fprintln(e.Stdout)
 	return nil

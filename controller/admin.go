@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/security/access"
+	"github.com/hanode/hanode/security/etcdauth"
 	"github.com/hanode/hanode/security/join"
 	"github.com/hanode/hanode/security/pki"
 	"github.com/hanode/hanode/security/secrets"
@@ -180,6 +182,7 @@ func (c *Role) adminRoutes() {
 	mux.Handle("POST /v1/pki/rotate", write(access.Admin, c.handleCARotate))
 	mux.HandleFunc("GET /v1/pki/signer", c.handleSigner) // public: which CA signs now
 	c.proxyRoutes()
+	c.etcdAccessRoute()
 	c.agentRoutes(read, write, access.ReadOnly, access.Operator)
 	js := &join.Server{
 		Tokens:       sec.tokens,
@@ -194,6 +197,16 @@ func (c *Role) adminRoutes() {
 		},
 		Refused: func(remote string) { sec.audit.Refused("join", "POST "+join.JoinPath, remote) },
 		Limit:   ratelimit.New(joinRate, joinBurst, 10000),
+		Conflict: func(ctx context.Context, machine string, addresses []string) (int, error) {
+			if err := c.machineTaken(ctx, machine, addresses); err != nil {
+				return joinConflict(err), err
+			}
+			return 0, nil
+		},
+		Admit: c.admitMachine,
+		Revoked: func(ctx context.Context, cert *x509.Certificate) error {
+			return etcdauth.CheckRevoked(ctx, c.cli, cert.Subject.CommonName, pki.IssuedAt(cert))
+		},
 	}
 	js.Register(mux)
 	js.RegisterRenew(mux)
@@ -406,8 +419,9 @@ func (c *Role) holdsNoReplicas(ctx context.Context, machine string) error {
 	return nil
 }
 
-// handleNodeRemove forgets a machine that has left for good: its drain mark and, if it was a
-// controller, its etcd member; repair takes its replicas for lost at once. A machine that still
+// handleNodeRemove forgets a machine that has left for good: its drain mark, its etcd user and,
+// if it was a controller, its etcd member; its certificates are revoked; repair takes its
+// replicas for lost at once. A machine that still
 // runs any role is refused (stop it first), and so is one still holding replicas unless
 // ?force=true.
 func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
@@ -463,8 +477,25 @@ func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	if !removedMember && resp.Deleted == 0 && agents.Deleted == 0 && !force {
+	// Its etcd user goes, so its certificates reach no key in etcd from now on.
+	hadUser, err := etcdauth.Remove(ctx, c.cli, machine)
+	if err != nil {
+		code := http.StatusServiceUnavailable
+		if errors.Is(err, etcdauth.ErrReservedName) {
+			code = http.StatusBadRequest
+		}
+		service.WriteError(w, code, err)
+		return
+	}
+	if !removedMember && resp.Deleted == 0 && agents.Deleted == 0 && !hadUser && !force {
 		service.WriteError(w, http.StatusNotFound, fmt.Errorf("no machine %q is known to the cluster", machine))
+		return
+	}
+	// Every certificate issued to it so far is revoked: every listener refuses it and it
+	// cannot be renewed. The record outlives the longest such certificate, then goes.
+	ttl := max(c.m.Config.CertValidity, pki.DefaultNodeValidity) + 24*time.Hour
+	if _, err := etcdauth.Revoke(ctx, c.cli, machine, principal(r), ttl); err != nil {
+		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	// Its replicas are lost at once: repair need not wait for repair-grace.
@@ -472,5 +503,5 @@ func (c *Role) handleNodeRemove(w http.ResponseWriter, r *http.Request) {
 		service.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	service.WriteJSON(w, http.StatusOK, map[string]any{"machine": machine, "removed_controller": removedMember})
+	service.WriteJSON(w, http.StatusOK, map[string]any{"machine": machine, "removed_controller": removedMember, "revoked": true})
 }

@@ -144,6 +144,7 @@ func (c *Role) Start(ctx context.Context) error {
 		defer c.wg.Done()
 		c.sec.publishCA(runCtx, cli, c.log)
 	}()
+	c.m.FollowRevocations(runCtx, cli, c.log)
 	go func() {
 		defer c.wg.Done()
 		c.sec.syncKeyring(runCtx, cli, cfg.Name, c.log)
@@ -186,6 +187,7 @@ func (c *Role) lead(term *election.Term) {
 	ctx := term.Context()
 	go c.leadS3(term)
 	go c.leadRepair(term)
+	go c.leadEtcdAuth(term)
 	go c.sec.audit.RunTrim(ctx, time.Minute) // the audit trail's retention
 	rec := cluster.MasterRecord{Name: c.m.Config.Name, Epoch: term.Epoch, Since: term.Since}
 	t := time.NewTicker(time.Second)

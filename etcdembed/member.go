@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/pkg/v3/featuregate"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -450,14 +451,13 @@ func (m *Member) promoteLoop() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
-		// The server forwards to the leader over the peer mTLS transport.
-		_, err := s.PromoteMember(ctx, uint64(s.MemberID()))
+		err := m.promoteViaLeader(ctx)
 		cancel()
 		switch {
 		case err == nil:
 			m.log.Info("promoted from learner to voting member")
 			return
-		case errors.Is(err, etcderrors.ErrLearnerNotReady):
+		case errors.Is(err, etcderrors.ErrLearnerNotReady), errors.Is(err, rpctypes.ErrMemberLearnerNotReady), errors.Is(err, errNoLeaderYet):
 			m.log.Debug("learner not caught up yet, will retry promotion")
 		case m.ctx.Err() != nil:
 			return
@@ -468,6 +468,35 @@ func (m *Member) promoteLoop() {
 			}
 		}
 	}
+}
+
+// errNoLeaderYet: the learner does not know the leader yet.
+var errNoLeaderYet = errors.New("no etcd leader known yet")
+
+// promoteViaLeader asks the Raft leader, as a client with this machine's certificate, to promote
+// this learner. Not the server's own PromoteMember: with etcd's authentication on, promotion
+// needs a root user, which etcd takes from the client certificate of a gRPC call, and neither
+// an in-process call nor the learner's forwarding to the leader over the peer port carries one.
+// Only the leader can tell whether the learner caught up, so it is asked directly.
+func (m *Member) promoteViaLeader(ctx context.Context) error {
+	s := m.etcd.Server
+	lead := s.Leader()
+	if lead == 0 {
+		return errNoLeaderYet
+	}
+	lm := s.Cluster().Member(lead)
+	if lm == nil || len(lm.ClientURLs) == 0 {
+		return errNoLeaderYet
+	}
+	cli, err := m.newClient(ctx, lm.ClientURLs)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	if _, err := cli.MemberPromote(ctx, uint64(s.MemberID())); err != nil {
+		return fmt.Errorf("promote via the leader %s (%s): %w", lm.Name, strings.Join(lm.ClientURLs, ","), err)
+	}
+	return nil
 }
 
 // probeLoop periodically checks which peers answer on their peer URL, so

@@ -63,6 +63,11 @@ const (
 	// PKIBundle is the CA bundle handed to machines (both CAs during a rotation). Written by
 	// `hanode ca rotate`.
 	PKIBundle = Root + "pki/bundle"
+	// Revoked holds the machines removed with `hanode node remove`: <Revoked><machine> =
+	// {machine, removed, by}, on a lease that outlives every certificate issued before the
+	// removal. Every listener refuses a certificate of that machine issued before the removal,
+	// and renewal refuses it. Written by the admin API; read by every machine.
+	Revoked = Root + "pki/revoked/"
 	// Keyring holds the transient state of a cluster keyring rotation (`hanode secrets
 	// rotate`), deleted when it ends: next, primary and acks/<controller>.
 	Keyring        = Root + "keyring/"

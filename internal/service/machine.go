@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -13,6 +16,7 @@ import (
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/etcdembed"
+	"github.com/hanode/hanode/security/etcdauth"
 	"github.com/hanode/hanode/security/pki"
 )
 
@@ -30,6 +34,30 @@ type Machine struct {
 	// certificates and keyring): one transport, and the controller that answered last is asked
 	// first. See Controllers.
 	admin *adminapi.Client
+	// revocations starts the one follower of the revoked machines of this process.
+	revocations sync.Once
+}
+
+// FollowRevocations makes the process's listeners refuse the certificates of removed machines,
+// following them in etcd through cli until ctx ends. Only the first call does anything.
+func (m *Machine) FollowRevocations(ctx context.Context, cli *clientv3.Client, log *slog.Logger) {
+	m.revocations.Do(func() { go etcdauth.FollowRevocations(ctx, cli, m.Bundle, log) })
+}
+
+// RequestEtcdAccess asks the controllers to admit this machine to etcd as its certificate
+// says (POST /v1/pki/etcd-access): its etcd user then holds its roles' permissions. A
+// controller machine is etcd root already. A failure is logged, not fatal: the user may exist
+// already, and etcd's refusals say what is missing.
+func (m *Machine) RequestEtcdAccess(ctx context.Context, cli *clientv3.Client, log *slog.Logger) {
+	id := m.Bundle.Identity()
+	if id.HasRole(config.RoleController) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := m.Controllers(ctx, cli).Do(ctx, http.MethodPost, adminapi.EtcdAccessPath, nil, nil); err != nil {
+		log.Warn("could not ask the controllers for this machine's etcd access", "machine", id.Machine, "roles", id.Roles, "err", err)
+	}
 }
 
 // NewMachine builds the shared state of a process's roles from its configuration and certificate.

@@ -30,7 +30,9 @@ func (m *Machine) Join(ctx context.Context, role, endpoint string, log *slog.Log
 	if err != nil {
 		return nil, nil, err
 	}
+	m.RequestEtcdAccess(ctx, cli, log)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.FollowRevocations(rctx, cli, log)
 	reg := Register(rctx, cli, cluster.Registration{
 		Machine: c.Name, Role: role, Address: endpoint, PID: os.Getpid(), Version: m.Version, Started: time.Now().UTC(), Zone: c.Zone,
 	}, c.LeaderTTL, log, refresh)

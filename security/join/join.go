@@ -166,7 +166,20 @@ type Server struct {
 	Refused func(remote string)
 	// Limit, if set, bounds the join attempts per source address: beyond it, 429.
 	Limit *ratelimit.PerSource
+	// Conflict, if set, is asked — only for a caller with a valid token, before its use is
+	// counted — whether the machine name or an address is another machine's: it returns the
+	// HTTP status and the reason to refuse, or 0 and nil.
+	Conflict func(ctx context.Context, machine string, addresses []string) (int, error)
+	// Admit, if set, gives a machine its etcd access as its certificate's roles say: at a join
+	// (a failure refuses the join, leaving the token unused) and at each renewal (a failure is
+	// logged; the machine's processes ask again when they start).
+	Admit func(ctx context.Context, id pki.Identity) error
+	// Revoked, if set, refuses the renewal of a certificate of a removed machine.
+	Revoked func(ctx context.Context, cert *x509.Certificate) error
 }
+
+// ErrConflict wraps the refusals of Conflict and Admit.
+var ErrConflict = errors.New("machine name or address in use")
 
 func (s *Server) refused(r *http.Request) {
 	if s.Refused != nil {
@@ -263,7 +276,7 @@ func (s *Server) serveJoin(w http.ResponseWriter, r *http.Request) {
 	// A token whose secret matched was checked first in Redeem: any other error means the
 	// caller showed no valid token (or failed before it was looked at).
 	tokenValid := err == nil || errors.Is(err, tokens.ErrRevoked) || errors.Is(err, tokens.ErrExpired) ||
-		errors.Is(err, tokens.ErrUsedUp) || errors.Is(err, tokens.ErrRoleNotAllowed)
+		errors.Is(err, tokens.ErrUsedUp) || errors.Is(err, tokens.ErrRoleNotAllowed) || errors.Is(err, ErrConflict)
 	switch {
 	case tokenValid && s.Audit != nil:
 		s.Audit(r.Context(), "token:"+req.TokenID, req.Machine, status, r.RemoteAddr)
@@ -307,13 +320,36 @@ func (s *Server) join(ctx context.Context, req *Request) (int, *Response, error)
 		return http.StatusServiceUnavailable, nil, fmt.Errorf("signing CA unavailable: %w", err)
 	}
 	// Redeem last: a request that fails the checks above does not use the token up.
-	if _, err := s.Tokens.Redeem(ctx, req.TokenID, req.Secret, req.Roles, time.Now()); err != nil {
+	// Once the token passed, before its use is counted: the name and addresses must be free,
+	// and the machine gets its etcd access (a joining controller needs it to add itself to
+	// etcd), so that a refusal here leaves the token unused.
+	conflictStatus := 0
+	conflict := func() error {
+		if s.Conflict != nil {
+			if status, err := s.Conflict(ctx, req.Machine, req.Addresses); err != nil {
+				conflictStatus = status
+				return fmt.Errorf("%w: %w", ErrConflict, err)
+			}
+		}
+		if s.Admit != nil {
+			if err := s.Admit(ctx, id); err != nil {
+				conflictStatus = http.StatusServiceUnavailable
+				return fmt.Errorf("%w: etcd access for %s: %w", ErrConflict, req.Machine, err)
+			}
+		}
+		return nil
+	}
+	if _, err := s.Tokens.RedeemIf(ctx, req.TokenID, req.Secret, req.Roles, time.Now(), conflict); err != nil {
+		if conflictStatus != 0 {
+			return conflictStatus, nil, err
+		}
 		return http.StatusForbidden, nil, fmt.Errorf("token refused: %w", err)
 	}
 	certPEM, err := ca.SignCSR(csr, id, s.CertValidity, time.Now())
 	if err != nil {
 		return http.StatusBadRequest, nil, fmt.Errorf("sign certificate for %s: %w", req.Machine, err)
 	}
+
 	bundle, err := s.CABundle()
 	if err != nil {
 		return http.StatusServiceUnavailable, nil, err

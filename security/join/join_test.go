@@ -3,6 +3,7 @@ package join
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -247,4 +248,79 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("accepted an incomplete request: %+v", req)
 		}
 	})
+}
+
+// TestJoinConflictAndRevokedRenewal: a join whose name the Conflict hook refuses fails with its
+// status and leaves the token's use; a certificate the Revoked hook refuses is not renewed.
+func TestJoinConflictAndRevokedRenewal(t *testing.T) {
+	cli := etcdtest.Start(t, "127.0.100.22")
+	ca := newCA(t)
+	store := tokens.NewStore(cli)
+	var admitted []string
+	revoked := map[string]bool{}
+	s := &Server{
+		Tokens:   store,
+		Signer:   func(context.Context) (*pki.CA, error) { return ca, nil },
+		CABundle: func() ([]byte, error) { return ca.CertPEM, nil },
+		Keyring:  func() *secrets.Keyring { return nil },
+		Cluster: func(context.Context) (string, []string, []string, error) {
+			return "test", []string{"https://e:2379"}, nil, nil
+		},
+		CertValidity: time.Hour,
+		Log:          slog.New(slog.DiscardHandler),
+		Conflict: func(_ context.Context, machine string, _ []string) (int, error) {
+			if machine == "taken" {
+				return http.StatusConflict, errors.New("machine name taken is in use")
+			}
+			return 0, nil
+		},
+		Admit: func(_ context.Context, id pki.Identity) error { admitted = append(admitted, id.Machine); return nil },
+		Revoked: func(_ context.Context, cert *x509.Certificate) error {
+			if revoked[cert.Subject.CommonName] {
+				return errors.New("machine was removed")
+			}
+			return nil
+		},
+	}
+	mux := http.NewServeMux()
+	s.Register(mux)
+	s.RegisterRenew(mux)
+	srv := tlsServer(t, ca, mux)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	srv.TLS.ClientCAs, srv.TLS.ClientAuth = pool, tls.VerifyClientCertIfGiven // for renewals
+	ctx := context.Background()
+	tok, err := tokens.Generate(ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Create(ctx, tokens.Record{ID: tok.ID, SecretHash: tokens.HashSecret(tok.Secret), MaxUses: 1}); err != nil {
+		t.Fatal(err)
+	}
+	join := func(machine string) (string, error) {
+		dir := t.TempDir()
+		_, err := Join(ctx, Options{Server: srv.URL, Token: tok.String(), Machine: machine, Roles: []string{"datanode"}, Addresses: []string{"127.0.0.1"}, PKIDir: dir})
+		return dir, err
+	}
+	if _, err := join("taken"); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("join as a taken name: %v", err)
+	}
+	dir, err := join("free") // the one use is still there
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(admitted, ",") != "free" {
+		t.Errorf("admitted %v, want [free]", admitted)
+	}
+	b, err := pki.LoadBundle(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Renew(ctx, []string{srv.URL}, b); err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	revoked["free"] = true
+	if err := Renew(ctx, []string{srv.URL}, b); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("renewal of a revoked machine: %v, want 403", err)
+	}
 }

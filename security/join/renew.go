@@ -51,6 +51,12 @@ func (s *Server) serveRenew(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not a machine certificate: "+err.Error(), http.StatusForbidden)
 		return
 	}
+	if s.Revoked != nil {
+		if err := s.Revoked(r.Context(), r.TLS.PeerCertificates[0]); err != nil {
+			http.Error(w, "renewal refused: "+err.Error(), http.StatusForbidden)
+			return
+		}
+	}
 	var req RenewRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
 		http.Error(w, "malformed renewal request: "+err.Error(), http.StatusBadRequest)
@@ -75,6 +81,11 @@ func (s *Server) serveRenew(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, "CA unavailable", http.StatusServiceUnavailable)
 		return
+	}
+	if s.Admit != nil {
+		if err := s.Admit(r.Context(), id); err != nil {
+			s.Log.Warn("renewing machine not admitted to etcd", "machine", id.Machine, "err", err)
+		}
 	}
 	s.Log.Info("renewed a machine certificate", "machine", id.Machine, "roles", id.Roles, "valid_for", s.CertValidity)
 	w.Header().Set("Content-Type", "application/json")

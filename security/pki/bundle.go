@@ -26,6 +26,8 @@ type Bundle struct {
 
 	reloadMu sync.Mutex // serializes Reload so the last reader wins predictably
 	state    atomic.Pointer[bundleState]
+	// revoked are the removed machines whose certificates every server config refuses.
+	revoked atomic.Pointer[Revocations]
 }
 
 // bundleState is immutable once published.
@@ -200,7 +202,18 @@ func (b *Bundle) ServerConfig() *tls.Config {
 		ClientCAs:  b.Pool(),
 		ClientAuth: tls.VerifyClientCertIfGiven,
 		NextProtos: []string{"h2", "http/1.1"},
+		// A removed machine's certificate still chains to the CA: refuse it in the handshake.
+		VerifyConnection: b.VerifyConnection,
 	}
+}
+
+// VerifyConnection refuses a handshake whose client certificate the bundle's revocations
+// revoke (tls.Config.VerifyConnection of every server configuration).
+func (b *Bundle) VerifyConnection(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	return b.CheckRevoked(cs.PeerCertificates[0])
 }
 
 // ClientConfig returns a TLS client config trusting the cluster CA and

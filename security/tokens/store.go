@@ -190,6 +190,13 @@ func (s *Store) Revoke(ctx context.Context, id string) error {
 // checks and the increment are one compare-and-swap, so concurrent redeems of
 // a 1-use token let exactly one through. It returns the updated record.
 func (s *Store) Redeem(ctx context.Context, id, secret string, roles []string, now time.Time) (Record, error) {
+	return s.RedeemIf(ctx, id, secret, roles, now, nil)
+}
+
+// RedeemIf is Redeem that also runs check, if not nil, once the token passed its checks and
+// before its use is counted: an error from check refuses the redemption (returned wrapped) and
+// leaves the token unused, and only a caller with a valid token learns it.
+func (s *Store) RedeemIf(ctx context.Context, id, secret string, roles []string, now time.Time, check func() error) (Record, error) {
 	got := HashSecret(secret)
 	rec, err := s.update(ctx, id, func(rec *Record) error {
 		if subtle.ConstantTimeCompare([]byte(got), []byte(rec.SecretHash)) != 1 {
@@ -209,6 +216,11 @@ func (s *Store) Redeem(ctx context.Context, id, secret string, roles []string, n
 				if !slices.Contains(rec.Roles, r) {
 					return fmt.Errorf("%w: %q (allowed: %v)", ErrRoleNotAllowed, r, rec.Roles)
 				}
+			}
+		}
+		if check != nil {
+			if err := check(); err != nil {
+				return err
 			}
 		}
 		rec.Uses++
