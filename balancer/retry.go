@@ -149,7 +149,13 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 			prev = ab
 		}
 
-		resp, err := tg.tr.RoundTrip(req)
+		var resp *http.Response
+		var err error
+		if h1Eligible(req) {
+			resp, err = tg.h1.roundTrip(req)
+		} else {
+			resp, err = tg.tr.RoundTrip(req)
+		}
 		if err == nil {
 			st.errKind = "" // an earlier attempt's failure was recovered
 			return resp, nil
