@@ -214,9 +214,11 @@ func (e *errStaleConn) Unwrap() error { return e.err }
 
 // roundTrip sends req on a pooled or new connection and returns the response; its body hands
 // the connection back to the pool once read to the end.
-func (p *h1Pool) roundTrip(req *http.Request) (*http.Response, error) {
+// at, when not nil, learns what the retry policy needs (connection obtained and reused, headers
+// written, an interim answer forwarded); req's context trace (the ReverseProxy's) gets the 1xx.
+func (p *h1Pool) roundTrip(req *http.Request, at *attempt) (*http.Response, error) {
 	for {
-		resp, err := p.roundTripOnce(req)
+		resp, err := p.roundTripOnce(req, at)
 		var stale *errStaleConn
 		if errors.As(err, &stale) {
 			if req.Body == nil || req.Body == http.NoBody {
@@ -228,12 +230,17 @@ func (p *h1Pool) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-func (p *h1Pool) roundTripOnce(req *http.Request) (*http.Response, error) {
+func (p *h1Pool) roundTripOnce(req *http.Request, at *attempt) (*http.Response, error) {
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
 	c, reused, err := p.get(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if at != nil {
+		at.connAt.Store(time.Now().UnixNano())
+		at.reused.Store(reused)
+		at.gotConn.Store(true)
 	}
 	if trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused})
@@ -249,12 +256,15 @@ func (p *h1Pool) roundTripOnce(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	if err := c.writeRequest(req, trace); err != nil {
+	if err := c.writeRequest(req, trace, at); err != nil {
 		return fail(err, true)
 	}
 	resp, err := http.ReadResponse(c.br, req)
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 		// Interim answers (103 Early Hints): the ReverseProxy forwards them through the trace.
+		if at != nil {
+			at.got1xx.Store(true)
+		}
 		if trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
 				return fail(err, false)
@@ -278,7 +288,7 @@ func (p *h1Pool) roundTripOnce(req *http.Request) (*http.Response, error) {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // writeRequest writes the request line, the headers and the body, and flushes.
-func (c *h1Conn) writeRequest(req *http.Request, trace *httptrace.ClientTrace) error {
+func (c *h1Conn) writeRequest(req *http.Request, trace *httptrace.ClientTrace, at *attempt) error {
 	w := c.bw
 	uri := req.URL.RequestURI()
 	host := req.Host
@@ -324,6 +334,9 @@ func (c *h1Conn) writeRequest(req *http.Request, trace *httptrace.ClientTrace) e
 	}
 	if _, err := w.WriteString("\r\n"); err != nil {
 		return err
+	}
+	if at != nil {
+		at.wroteHeaders.Store(true)
 	}
 	if trace != nil && trace.WroteHeaders != nil {
 		trace.WroteHeaders()

@@ -138,10 +138,21 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 		tg := u.target.Load()
 
 		at := &attempt{}
-		req := out.WithContext(httptrace.WithClientTrace(out.Context(), at.trace()))
-		uu := *out.URL
-		uu.Scheme, uu.Host = tg.url.Scheme, tg.url.Host
-		req.URL = &uu
+		useH1 := h1Eligible(out)
+		req := out
+		if useH1 {
+			// The own path reports to at directly and dials tg's address itself: no trace to
+			// compose and no URL to copy.
+			if body != nil {
+				r2 := *out
+				req = &r2
+			}
+		} else {
+			req = out.WithContext(httptrace.WithClientTrace(out.Context(), at.trace()))
+			uu := *out.URL
+			uu.Scheme, uu.Host = tg.url.Scheme, tg.url.Host
+			req.URL = &uu
+		}
 		var ab *attemptBody
 		if body != nil {
 			ab = &attemptBody{rc: body}
@@ -151,8 +162,8 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 
 		var resp *http.Response
 		var err error
-		if h1Eligible(req) {
-			resp, err = tg.h1.roundTrip(req)
+		if useH1 {
+			resp, err = tg.h1.roundTrip(req, at)
 		} else {
 			resp, err = tg.tr.RoundTrip(req)
 		}
