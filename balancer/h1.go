@@ -41,11 +41,13 @@ type h1Pool struct {
 // h1Conn is one upstream connection. While a request uses it, it belongs to that request only.
 type h1Conn struct {
 	pool   *h1Pool
-	nc     net.Conn // *tls.Conn for https
-	raw    net.Conn // the TCP connection under nc
+	nc     net.Conn        // *tls.Conn for https
+	rc     syscall.RawConn // the TCP connection under nc, for alive's peek; nil if it has none
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	peek   func(fd uintptr) bool
+	idleOK bool // peek's answer
 }
 
 const h1BufSize = 16 << 10 // one TLS record
@@ -129,7 +131,12 @@ func (p *h1Pool) dial(ctx context.Context) (*h1Conn, error) {
 		}
 		nc = tc
 	}
-	return &h1Conn{pool: p, nc: nc, raw: raw, br: bufio.NewReaderSize(nc, h1BufSize), bw: bufio.NewWriterSize(nc, h1BufSize)}, nil
+	c := &h1Conn{pool: p, nc: nc, br: bufio.NewReaderSize(nc, h1BufSize), bw: bufio.NewWriterSize(nc, h1BufSize)}
+	if sc, ok := raw.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
+	c.peek = c.peekFD
+	return c, nil
 }
 
 // alive reports whether an idle connection can take a request: nothing buffered and, on the
@@ -139,22 +146,21 @@ func (c *h1Conn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	sc, ok := c.raw.(syscall.Conn)
-	if !ok {
+	if c.rc == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
+	c.idleOK = false
+	err := c.rc.Read(c.peek)
+	return err == nil && c.idleOK
+}
+
+// peekFD is alive's non-blocking peek; bound once per connection (c.peek) so that a check
+// allocates nothing.
+func (c *h1Conn) peekFD(fd uintptr) bool {
 	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = n < 0 && (e == syscall.EAGAIN || e == syscall.EWOULDBLOCK)
-		return true // never wait for readability
-	})
-	return err == nil && ok
+	n, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.idleOK = n < 0 && (e == syscall.EAGAIN || e == syscall.EWOULDBLOCK)
+	return true // never wait for readability
 }
 
 // put returns a connection whose response was read completely to the pool.
