@@ -222,9 +222,9 @@ func (e *errStaleConn) Unwrap() error { return e.err }
 // the connection back to the pool once read to the end.
 // at, when not nil, learns what the retry policy needs (connection obtained and reused, headers
 // written, an interim answer forwarded); req's context trace (the ReverseProxy's) gets the 1xx.
-func (p *h1Pool) roundTrip(req *http.Request, at *attempt) (*http.Response, error) {
+func (p *h1Pool) roundTrip(req *http.Request, at *attempt, fw *fwdRequest) (*http.Response, error) {
 	for {
-		resp, err := p.roundTripOnce(req, at)
+		resp, err := p.roundTripOnce(req, at, fw)
 		var stale *errStaleConn
 		if errors.As(err, &stale) {
 			if req.Body == nil || req.Body == http.NoBody {
@@ -236,7 +236,7 @@ func (p *h1Pool) roundTrip(req *http.Request, at *attempt) (*http.Response, erro
 	}
 }
 
-func (p *h1Pool) roundTripOnce(req *http.Request, at *attempt) (*http.Response, error) {
+func (p *h1Pool) roundTripOnce(req *http.Request, at *attempt, fw *fwdRequest) (*http.Response, error) {
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
 	c, reused, err := p.get(ctx)
@@ -262,7 +262,7 @@ func (p *h1Pool) roundTripOnce(req *http.Request, at *attempt) (*http.Response, 
 		}
 		return nil, err
 	}
-	if err := c.writeRequest(req, trace, at); err != nil {
+	if err := c.writeRequest(req, trace, at, fw); err != nil {
 		return fail(err, true)
 	}
 	resp, err := http.ReadResponse(c.br, req)
@@ -271,7 +271,11 @@ func (p *h1Pool) roundTripOnce(req *http.Request, at *attempt) (*http.Response, 
 		if at != nil {
 			at.got1xx.Store(true)
 		}
-		if trace != nil && trace.Got1xxResponse != nil {
+		if fw != nil && fw.on1xx != nil {
+			if err := fw.on1xx(resp.StatusCode, resp.Header); err != nil {
+				return fail(err, false)
+			}
+		} else if trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
 				return fail(err, false)
 			}
@@ -293,8 +297,9 @@ func (p *h1Pool) roundTripOnce(req *http.Request, at *attempt) (*http.Response, 
 // aLongTimeAgo is a deadline in the past: it unblocks any read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// writeRequest writes the request line, the headers and the body, and flushes.
-func (c *h1Conn) writeRequest(req *http.Request, trace *httptrace.ClientTrace, at *attempt) error {
+// writeRequest writes the request line, the headers and the body, and flushes. With fw (the
+// own forwarding path), req's headers are the client's, filtered and completed here.
+func (c *h1Conn) writeRequest(req *http.Request, trace *httptrace.ClientTrace, at *attempt, fw *fwdRequest) error {
 	w := c.bw
 	uri := req.URL.RequestURI()
 	host := req.Host
@@ -308,7 +313,11 @@ func (c *h1Conn) writeRequest(req *http.Request, trace *httptrace.ClientTrace, a
 	w.WriteString(host)
 	w.WriteString("\r\n")
 	for k, vs := range req.Header {
-		if k == "Host" || k == "Content-Length" || k == "Transfer-Encoding" || k == "Connection" {
+		if fw != nil {
+			if fw.skipOut(k) {
+				continue
+			}
+		} else if k == "Host" || k == "Content-Length" || k == "Transfer-Encoding" || k == "Connection" {
 			continue
 		}
 		for _, v := range vs {
@@ -320,6 +329,9 @@ func (c *h1Conn) writeRequest(req *http.Request, trace *httptrace.ClientTrace, a
 			w.WriteString(v)
 			w.WriteString("\r\n")
 		}
+	}
+	if fw != nil {
+		fw.writeForwarded(w)
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	chunked := false
