@@ -138,8 +138,8 @@ profile_start() {
 	local m1="$dir/lab/m1" lab=$dir/lab/lab.json
 	local -a urls=()
 	urls+=("coordinator-m1=$(jq -r '.endpoints.s3[0]' "$lab")")
-	urls+=("datanode-m1=https://$HP.1:$(jq -r '[.machines[0].processes[] | select(.roles | index("datanode"))][0].ports.datanode // 9100' "$lab")")
-	urls+=("datanode-m2=https://$HP.2:$(jq -r '[.machines[1].processes[] | select(.roles | index("datanode"))][0].ports.datanode // 9100' "$lab")")
+	urls+=("datanode-m1=$(jq -r '[.machines[0].processes[] | select(.roles | index("datanode"))][0].url' "$lab")")
+	urls+=("datanode-m2=$(jq -r '[.machines[1].processes[] | select(.roles | index("datanode"))][0].url' "$lab")")
 	[ "$1" = proxy ] && urls+=("proxy-m1=$(jq -r '.endpoints.proxies[0] // .endpoints.proxy' "$lab")")
 	local u
 	for u in "${urls[@]}"; do
