@@ -74,13 +74,18 @@ func (p *Proxy) copyBody(w *respWriter, res *http.Response) error {
 	defer p.bufs.Put(buf)
 	hb, _ := res.Body.(*h1Body)
 	var fl http.Flusher
+	var written int64
 	for {
 		n, rerr := res.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if rerr == nil && hb != nil && hb.idle() {
+			written += int64(n)
+			// Not when the body is complete: the handler's return sends it (over HTTP/2 with
+			// the end of the stream in the same write).
+			complete := res.ContentLength >= 0 && written >= res.ContentLength
+			if rerr == nil && !complete && hb != nil && hb.idle() {
 				if fl == nil {
 					fl, _ = w.ResponseWriter.(http.Flusher)
 				}
