@@ -143,8 +143,9 @@ profile_start() {
 	[ "$1" = proxy ] && urls+=("proxy-m1=$(jq -r '.endpoints.proxies[0] // .endpoints.proxy' "$lab")")
 	local u
 	for u in "${urls[@]}"; do
-		curl -s --cacert "$m1/pki/ca.crt" --cert "$m1/pki/node.crt" --key "$m1/pki/node.key" \
-			-o "$dir/pprof/$2-${u%%=*}.pprof" "${u#*=}/debug/pprof/profile?seconds=$secs" &
+		# node.pem: machine 1's certificate and key in one file (security/pki).
+		curl -sS --fail --cacert "$m1/pki/ca.crt" --cert "$m1/pki/node.pem" \
+			-o "$dir/pprof/$2-${u%%=*}.pprof" "${u#*=}/debug/pprof/profile?seconds=$secs" 2>>"$dir/pprof/curl.err" &
 		prof+=($!)
 	done
 }
