@@ -172,9 +172,13 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 // the session was placed or moved, else the request's own, echoed.
 func (p *Proxy) issuePin(st *reqState, h http.Header) {
 	if st.needPin {
-		v := p.signPin(st.up.id, st.sid, p.now().Unix())
-		h.Add("Set-Cookie", pinCookie(v, st.secure))
-		h.Set(PinHeader, v)
+		m := p.pinFor(st.up.id, st.sid, st.secure)
+		if c := h["Set-Cookie"]; len(c) > 0 {
+			h["Set-Cookie"] = append(c, m.cookie[0])
+		} else {
+			h["Set-Cookie"] = m.cookie
+		}
+		h[PinHeader] = m.pin
 	} else if st.pinIn != "" {
 		h.Set(PinHeader, st.pinIn)
 	}

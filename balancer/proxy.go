@@ -43,6 +43,7 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	sessions *sessionTable
 	pins     atomic.Pointer[pinKeys]
+	lastPin  atomic.Pointer[pinMemo]
 	m        *metrics
 	bufs     bufferPool
 
