@@ -94,6 +94,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !isUpgrade(r) && h1Eligible(r) {
+		p.forward(rw, r, st)
+		return
+	}
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if isUpgrade(r) {
 		var done func()
@@ -160,19 +164,32 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	st := stateFrom(res.Request.Context())
 	st.status = res.StatusCode
-	if st.needPin {
-		v := p.signPin(st.up.id, st.sid, p.now().Unix())
-		res.Header.Add("Set-Cookie", pinCookie(v, st.secure))
-		res.Header.Set(PinHeader, v)
-	} else if st.pinIn != "" {
-		res.Header.Set(PinHeader, st.pinIn)
-	}
+	p.issuePin(st, res.Header)
 	return nil
+}
+
+// issuePin adds the session's pin to the response headers h: a new one (and its cookie) when
+// the session was placed or moved, else the request's own, echoed.
+func (p *Proxy) issuePin(st *reqState, h http.Header) {
+	if st.needPin {
+		m := p.pinFor(st.up.id, st.sid, st.secure)
+		if c := h["Set-Cookie"]; len(c) > 0 {
+			h["Set-Cookie"] = append(c, m.cookie[0])
+		} else {
+			h["Set-Cookie"] = m.cookie
+		}
+		h[PinHeader] = m.pin
+	} else if st.pinIn != "" {
+		h.Set(PinHeader, st.pinIn)
+	}
 }
 
 // handleError answers when no upstream response could be obtained.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateFrom(r.Context())
+	p.answerError(w, r, stateFrom(r.Context()), err)
+}
+
+func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	var cbe *clientBodyError
 	var nerr net.Error
 	code := http.StatusBadGateway

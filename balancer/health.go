@@ -39,7 +39,8 @@ type upstream struct {
 // or weight changes.
 type target struct {
 	url    *url.URL
-	tr     *http.Transport
+	tr     *http.Transport // health checks, and requests h1 does not take (h1Eligible)
+	h1     *h1Pool
 	weight float64
 }
 
@@ -85,7 +86,7 @@ func (p *Proxy) newTarget(up Upstream) *target {
 	if p.cfg.UpstreamTLS != nil {
 		tr.TLSClientConfig = p.cfg.UpstreamTLS.Clone()
 	}
-	return &target{url: &base, tr: tr, weight: up.Weight}
+	return &target{url: &base, tr: tr, h1: newH1Pool(up, p.cfg.UpstreamTLS, &p.cfg, &p.bufs), weight: up.Weight}
 }
 
 // healthLoop runs a round of checks immediately and then every interval.
@@ -105,7 +106,9 @@ func (p *Proxy) healthLoop(ctx context.Context) {
 // checkAll checks every upstream concurrently and waits for the results.
 func (p *Proxy) checkAll(ctx context.Context) {
 	var wg sync.WaitGroup
+	now := time.Now()
 	for _, u := range p.upstreams().list {
+		u.target.Load().h1.expireIdle(now)
 		if !u.checking.CompareAndSwap(false, true) {
 			continue // the previous check is still running
 		}

@@ -92,6 +92,33 @@ func (p *Proxy) signPin(node, sid string, issued int64) string {
 	return payload + "." + base64.RawURLEncoding.EncodeToString(m[:pinMACLen])
 }
 
+// pinMemo is the last pin issued, with its cookie, as header values (one element each, shared
+// read-only by the responses that carry them). A client without a cookie jar is issued a pin
+// on every response, and signPin gives the same string for the same node, session, second and
+// key, so the next response of the session within the second reuses it instead of an HMAC and
+// ten allocations.
+type pinMemo struct {
+	ks        *pinKeys
+	node, sid string
+	issued    int64
+	secure    bool
+	pin       []string
+	cookie    []string
+}
+
+// pinFor returns the pin (and cookie) of sid on node issued now.
+func (p *Proxy) pinFor(node, sid string, secure bool) *pinMemo {
+	ks, now := p.pins.Load(), p.now().Unix()
+	if m := p.lastPin.Load(); m != nil && m.ks == ks && m.issued == now && m.secure == secure && m.node == node && m.sid == sid {
+		return m
+	}
+	v := p.signPin(node, sid, now)
+	m := &pinMemo{ks: ks, node: node, sid: sid, issued: now, secure: secure,
+		pin: []string{v}, cookie: []string{pinCookie(v, secure)}}
+	p.lastPin.Store(m)
+	return m
+}
+
 // verifyPin parses and authenticates a pin; nil means invalid or expired (older than
 // PinTTL), which callers treat exactly like no pin. A pin past half its lifetime is stale:
 // re-issued.

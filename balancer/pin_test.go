@@ -232,3 +232,55 @@ func TestPinsAcrossProxiesAndRotation(t *testing.T) {
 		t.Errorf("p2 session table has %d entries, want %d", got, len(pins))
 	}
 }
+
+// TestPinMemo: the reused pin is exactly what signing would give, for the same session in the
+// same second only, and never outlives a key rotation.
+func TestPinMemo(t *testing.T) {
+	clk := newFakeClock()
+	p := newProxy(t, Config{now: clk.Now})
+	a1 := p.pinFor("n1", "sidA", true)
+	if a2 := p.pinFor("n1", "sidA", true); a2 != a1 {
+		t.Error("the same session in the same second signed its pin again")
+	}
+	if want := p.signPin("n1", "sidA", clk.Now().Unix()); a1.pin[0] != want {
+		t.Errorf("memo pin %q, signPin %q", a1.pin[0], want)
+	}
+	tests := []struct {
+		name            string
+		node, sid       string
+		secure, advance bool
+		rotate          bool
+	}{
+		{"another session", "n1", "sidB", true, false, false},
+		{"another node", "n2", "sidA", true, false, false},
+		{"not secure", "n1", "sidA", false, false, false},
+		{"a second later", "n1", "sidA", true, true, false},
+		{"after a key rotation", "n1", "sidA", true, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := p.pinFor("n1", "sidA", true)
+			if tc.advance {
+				clk.Advance(time.Second)
+			}
+			if tc.rotate {
+				if err := p.SetPinKeys([]byte("another key of 32 bytes, exactly")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := p.pinFor(tc.node, tc.sid, tc.secure)
+			if got == before {
+				t.Fatal("memo reused")
+			}
+			if want := p.signPin(tc.node, tc.sid, clk.Now().Unix()); got.pin[0] != want {
+				t.Errorf("pin %q, want %q", got.pin[0], want)
+			}
+			if pi := p.verifyPin(got.pin[0]); pi == nil || pi.node != tc.node || pi.sid != tc.sid {
+				t.Errorf("issued pin does not verify as %s/%s: %+v", tc.node, tc.sid, pi)
+			}
+			if !strings.Contains(got.cookie[0], got.pin[0]) || strings.Contains(got.cookie[0], "Secure") != tc.secure {
+				t.Errorf("cookie %q for pin %q, secure %v", got.cookie[0], got.pin[0], tc.secure)
+			}
+		})
+	}
+}

@@ -43,6 +43,7 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	sessions *sessionTable
 	pins     atomic.Pointer[pinKeys]
+	lastPin  atomic.Pointer[pinMemo]
 	m        *metrics
 	bufs     bufferPool
 
@@ -153,8 +154,9 @@ func (p *Proxy) SetUpstreams(list []Upstream) error {
 		} else if t := cur.target.Load(); t.url.Scheme != u.URL.Scheme || t.url.Host != u.URL.Host {
 			cur.target.Store(p.newTarget(u))
 			t.tr.CloseIdleConnections()
+			t.h1.closeIdle(true)
 		} else if t.weight != u.Weight {
-			cur.target.Store(&target{url: t.url, tr: t.tr, weight: u.Weight})
+			cur.target.Store(&target{url: t.url, tr: t.tr, h1: t.h1, weight: u.Weight})
 		}
 		next.byID[u.ID] = cur
 		next.list = append(next.list, cur)
@@ -168,7 +170,9 @@ func (p *Proxy) SetUpstreams(list []Upstream) error {
 	p.picker.Set(bl)
 	for id, u := range old.byID {
 		if next.byID[id] == nil {
-			u.target.Load().tr.CloseIdleConnections()
+			t := u.target.Load()
+			t.tr.CloseIdleConnections()
+			t.h1.closeIdle(true)
 			p.log.Info("proxy: upstream removed", "upstream", id)
 		}
 	}
@@ -229,7 +233,9 @@ func (p *Proxy) Close() error {
 	}
 	p.loops.Wait()
 	for _, u := range p.upstreams().list {
-		u.target.Load().tr.CloseIdleConnections()
+		t := u.target.Load()
+		t.tr.CloseIdleConnections()
+		t.h1.closeIdle(false)
 	}
 	return nil
 }

@@ -124,8 +124,12 @@ func idempotent(r *http.Request) bool {
 // (passive health check) unless it happened on a pooled connection, and the
 // retry re-picks the session's upstream.
 func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
-	p := rt.p
-	st := stateFrom(out.Context())
+	return rt.p.roundTrip(stateFrom(out.Context()), out, nil)
+}
+
+// roundTrip is RoundTrip for st's request out; fw, when not nil, is the own forwarding path's
+// request (forward), which always goes over h1.
+func (p *Proxy) roundTrip(st *reqState, out *http.Request, fw *fwdRequest) (*http.Response, error) {
 	body := out.Body
 	var budgetEnd time.Time
 	var prev *attemptBody
@@ -138,10 +142,21 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 		tg := u.target.Load()
 
 		at := &attempt{}
-		req := out.WithContext(httptrace.WithClientTrace(out.Context(), at.trace()))
-		uu := *out.URL
-		uu.Scheme, uu.Host = tg.url.Scheme, tg.url.Host
-		req.URL = &uu
+		useH1 := fw != nil || h1Eligible(out)
+		req := out
+		if useH1 {
+			// The own path reports to at directly and dials tg's address itself: no trace to
+			// compose and no URL to copy.
+			if body != nil {
+				r2 := *out
+				req = &r2
+			}
+		} else {
+			req = out.WithContext(httptrace.WithClientTrace(out.Context(), at.trace()))
+			uu := *out.URL
+			uu.Scheme, uu.Host = tg.url.Scheme, tg.url.Host
+			req.URL = &uu
+		}
 		var ab *attemptBody
 		if body != nil {
 			ab = &attemptBody{rc: body}
@@ -149,7 +164,13 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 			prev = ab
 		}
 
-		resp, err := tg.tr.RoundTrip(req)
+		var resp *http.Response
+		var err error
+		if useH1 {
+			resp, err = tg.h1.roundTrip(req, at, fw)
+		} else {
+			resp, err = tg.tr.RoundTrip(req)
+		}
 		if err == nil {
 			st.errKind = "" // an earlier attempt's failure was recovered
 			return resp, nil

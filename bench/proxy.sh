@@ -17,7 +17,9 @@
 # Settings (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_CONNS (64),
 # BENCH_STREAMS (h2load streams per connection, 10), BENCH_PROXY_CPU (1), BENCH_LOAD_CPU (0),
 # BENCH_ONLY ("nginx haproxy hanode"), BENCH_WORKLOADS ("1k 64k close h2"), BENCH_DIR (work dir; default a fresh /tmp dir),
-# BENCH_PPROF=1 (profile hanode: $BENCH_DIR/hanode-<workload>.pprof; see bench/pprof).
+# BENCH_PPROF=1 (profile hanode: $BENCH_DIR/hanode-<workload>.pprof; see bench/pprof),
+# BENCH_BASELINE (another hanode binary, e.g. main's build: measured in the same run as the
+# proxy "hanode-base", for before/after figures side by side).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +34,8 @@ WORKLOADS=${BENCH_WORKLOADS:-1k 64k close h2}
 WORK=${BENCH_DIR:-$(mktemp -d /tmp/hanode-bench.XXXXXX)}
 mkdir -p "$WORK"
 TICK=$(getconf CLK_TCK)
-declare -A PORT=([nginx]=19443 [haproxy]=19444 [hanode]=19445)
+declare -A PORT=([nginx]=19443 [haproxy]=19444 [hanode]=19445 [hanode-base]=19446)
+if [ -n "${BENCH_BASELINE:-}" ] && [ -z "${BENCH_ONLY:-}" ]; then ONLY="nginx haproxy hanode-base hanode"; fi
 PIDS=()
 
 cleanup() {
@@ -156,15 +159,16 @@ start_proxy() { # name workload-tag -> sets PID
 	haproxy)
 		taskset -c "$PROXY_CPU" haproxy -f "$WORK/haproxy.cfg" -db &
 		;;
-	hanode)
+	hanode | hanode-base)
 		# A standalone proxy: fixed upstreams and certificate files, no etcd (docs/operations.md).
 		[ -d "$WORK/hn/pki" ] || "$WORK/hanode" init --data-dir "$WORK/hn" --name bench --address 127.0.0.1 --cluster-name bench --role proxy >/dev/null
 		local cmd=("$WORK/hanode")
+		[ "$1" = hanode-base ] && cmd=("$BENCH_BASELINE")
 		# BENCH_PPROF=1: the same roles.Run under a CPU profile, one per workload (bench/pprof).
-		[ -n "${BENCH_PPROF:-}" ] && cmd=("$WORK/pprof" -cpuprofile "$WORK/hanode-$2.pprof")
+		[ -n "${BENCH_PPROF:-}" ] && [ "$1" = hanode ] && cmd=("$WORK/pprof" -cpuprofile "$WORK/hanode-$2.pprof")
 		HANODE_ROLE=proxy HANODE_NAME=bench HANODE_ADDRESS=127.0.0.1 HANODE_CLUSTER_NAME=bench \
 			HANODE_DATA_DIR="$WORK/hn" HANODE_LOG_LEVEL=warn \
-			HANODE_PROXY_HTTPS_PORT="${PORT[hanode]}" HANODE_PROXY_HTTP_PORT=19080 \
+			HANODE_PROXY_HTTPS_PORT="${PORT[$1]}" HANODE_PROXY_HTTP_PORT=19080 \
 			HANODE_PROXY_UPSTREAMS="$(IFS=,; echo "${UPSTREAMS[*]}")" \
 			HANODE_PROXY_CERT_FILE="$WORK/cert.pem" HANODE_PROXY_KEY_FILE="$WORK/key.pem" \
 			GOMAXPROCS=1 taskset -c "$PROXY_CPU" "${cmd[@]}" >>"$WORK/hanode.log" 2>&1 &

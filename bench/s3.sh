@@ -1,28 +1,209 @@
-#!/bin/sh
-# The data-path benchmark of docs/benchmarks.md: a three-machine process lab, the two ceilings
-# (disk write with fsync, loopback TCP copy) and `hanode bench` at c=16 for 4 KiB, 1 MiB and
-# 64 MiB objects, PUT then GET. Usage: bench/s3.sh [LAB_DIR]   (from the repository root)
-set -eu
-dir=${1:-/tmp/hanode-bench-lab}
-make build >/dev/null
-./hanode lab down --dir "$dir" >/dev/null 2>&1 || true
+#!/usr/bin/env bash
+# bench/s3.sh — the data-path benchmark of docs/benchmarks.md: SeaweedFS and hanode side by side
+# in one run, the same load generator, sizes and concurrency, and the ratios.
+#
+#   SeaweedFS  3 masters, 3 volume servers, a filer with its S3 gateway, replication 001 (two
+#              copies on two volume servers), plain HTTP, default settings (no fsync), on
+#              $WEED_PREFIX.1-3. A benchmark anchor, not a dependency: the `weed` binary is built
+#              once from the pinned module into $WEED (outside the repository) when missing.
+#   hanode     a three-machine process lab (`hanode lab up`, R = 2, mutual TLS on every hop,
+#              fsync before acknowledging) on $HANODE_PREFIX.1-3, measured at machine 1's
+#              coordinator and through machine 1's proxy.
+#
+# Load: `hanode bench` (minio-go, every GET byte verified against what the PUT wrote) with
+# $BENCH_CONC workers; per size, a warm-up PUT run on each target in the bucket it is measured
+# in, then $BENCH_DURATION of PUTs on each target one after the other, then GETs of those keys.
+# Prints one table with the ratios hanode / SeaweedFS. Run it under the heavy-work lock when the
+# machine is shared: flock /tmp/hanode-heavy.lock bench/s3.sh
+#
+# Usage: bench/s3.sh [DIR]   (from the repository root; DIR default /tmp/hanode-bench-s3)
+# Settings (environment): BENCH_SIZES ("4KiB 1MiB"), BENCH_CONC (16), BENCH_DURATION (15s),
+# BENCH_WARMUP (3s), BENCH_ONLY ("seaweedfs coordinator proxy"), HANODE_PREFIX (127.0.115),
+# WEED_PREFIX (127.0.116), WEED (~/.cache/hanode-bench/weed), HANODE_BIN (./hanode, built with
+# make build when not given), BENCH_PPROF=1 (CPU profiles of machine 1's coordinator, datanode
+# and proxy and machine 2's datanode during each hanode run, in DIR/pprof).
+set -euo pipefail
+
+dir=${1:-/tmp/hanode-bench-s3}
+SIZES=${BENCH_SIZES:-4KiB 1MiB}
+CONC=${BENCH_CONC:-16}
+DUR=${BENCH_DURATION:-15s}
+WARM=${BENCH_WARMUP:-3s}
+ONLY=${BENCH_ONLY:-seaweedfs coordinator proxy}
+HP=${HANODE_PREFIX:-127.0.115}
+WP=${WEED_PREFIX:-127.0.116}
+WEED=${WEED:-$HOME/.cache/hanode-bench/weed}
+WEED_MODULE=github.com/seaweedfs/seaweedfs@v0.0.0-20261109003541-7506e5f91cd6
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+if [ -z "${HANODE_BIN:-}" ]; then
+	make build >/dev/null
+	HANODE_BIN=./hanode
+fi
+hn=$(realpath "$HANODE_BIN")
+
+# --- SeaweedFS binary, built once outside the repository ------------------------------------
+if [[ " $ONLY " == *" seaweedfs "* ]] && [ ! -x "$WEED" ]; then
+	log "building SeaweedFS ($WEED_MODULE) into $WEED; this takes a while"
+	src=$(cd /tmp && go mod download -json "$WEED_MODULE" | jq -r .Dir)
+	build=$(dirname "$WEED")/seaweedfs-src
+	mkdir -p "$(dirname "$WEED")"
+	rm -rf "$build" && cp -r "$src" "$build" && chmod -R u+w "$build"
+	(cd "$build" && go build -o "$WEED" ./weed)
+fi
+
+# --- start both -----------------------------------------------------------------------------
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	"$hn" lab down --dir "$dir/lab" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+"$hn" lab down --dir "$dir/lab" >/dev/null 2>&1 || true
 rm -rf "$dir"
-./hanode lab up --dir "$dir" --address-prefix 127.0.38 >/dev/null
-trap './hanode lab down --dir "$dir" >/dev/null 2>&1 || true' EXIT
-set -a; . "$dir/env"; set +a
-s3=https://127.0.38.1:9000
-echo "== ceilings"
-echo "disk, 8 MiB writes, one fdatasync at the end (dd conv=fdatasync):"
-dd if=/dev/zero of="$dir/dd.test" bs=8M count=64 conv=fdatasync 2>&1 | tail -1
-echo "disk, 4 KiB writes each synced (dd oflag=dsync):"
-dd if=/dev/zero of="$dir/dd.test" bs=4k count=2000 oflag=dsync 2>&1 | tail -1
-rm -f "$dir/dd.test"
-echo "disk, a datanode's durable create (4 KiB, fsync, rename, fsync dir):"
-go run ./bench/fsync "$dir"
-go run ./bench/loopback -bytes 4294967296
-echo "== hanode bench (3 machines, R=2, c=16, coordinator $s3)"
-for size in 4KiB 1MiB 64MiB; do
-  case $size in 64MiB) n=48 keys=16;; 1MiB) n=1500 keys=64;; *) n=6000 keys=256;; esac
-  ./hanode bench --endpoint "$s3" --size $size --count $n --keys $keys --concurrency 16 --op put --bucket "bench-$(echo $size | tr A-Z a-z)" | tail -n +2
-  ./hanode bench --endpoint "$s3" --size $size --count $n --keys $keys --concurrency 16 --op get --bucket "bench-$(echo $size | tr A-Z a-z)" | tail -n +3
+mkdir -p "$dir/pprof"
+
+wait_http() { # url what
+	for _ in $(seq 600); do
+		curl -s -o /dev/null "$1" && return 0
+		sleep 0.1
+	done
+	log "$2 did not answer at $1"
+	exit 1
+}
+
+if [[ " $ONLY " == *" seaweedfs "* ]]; then
+	log "SeaweedFS on $WP.1-3"
+	peers="$WP.1:9333,$WP.2:9333,$WP.3:9333"
+	for i in 1 2 3; do
+		mkdir -p "$dir/weed/m$i" "$dir/weed/v$i"
+		"$WEED" master -ip="$WP.$i" -ip.bind="$WP.$i" -port=9333 -mdir="$dir/weed/m$i" -peers="$peers" \
+			-defaultReplication=001 -volumeSizeLimitMB=1024 >"$dir/weed/master$i.log" 2>&1 &
+		pids+=($!)
+	done
+	for i in 1 2 3; do wait_http "http://$WP.$i:9333/cluster/status" "SeaweedFS master $i"; done
+	for i in 1 2 3; do
+		"$WEED" volume -ip="$WP.$i" -ip.bind="$WP.$i" -port=8080 -dir="$dir/weed/v$i" -mserver="$peers" \
+			-max=0 >"$dir/weed/volume$i.log" 2>&1 &
+		pids+=($!)
+	done
+	for i in 1 2 3; do wait_http "http://$WP.$i:8080/status" "SeaweedFS volume $i"; done
+	mkdir -p "$dir/weed/filer"
+	"$WEED" filer -ip="$WP.1" -ip.bind="$WP.1" -port=8888 -master="$peers" -defaultStoreDir="$dir/weed/filer" \
+		-s3 -s3.port=8333 >"$dir/weed/filer.log" 2>&1 &
+	pids+=($!)
+	wait_http "http://$WP.1:8333/" "SeaweedFS S3 gateway"
+fi
+
+if [[ " $ONLY " == *" coordinator "* || " $ONLY " == *" proxy "* ]]; then
+	log "hanode lab on $HP.1-3"
+	"$hn" lab up --dir "$dir/lab" --address-prefix "$HP" >/dev/null
+fi
+
+# --- the load ------------------------------------------------------------------------------
+# endpoint and environment per target; SeaweedFS's gateway has no identities configured, so any
+# key pair is accepted.
+endpoint() {
+	case $1 in
+	seaweedfs) echo "http://$WP.1:8333" ;;
+	coordinator) jq -r '.endpoints.s3[0]' "$dir/lab/lab.json" ;;
+	proxy) jq -r '.endpoints.proxies[0] // .endpoints.proxy' "$dir/lab/lab.json" ;;
+	esac
+}
+run_bench() { # target op size duration bucket -> JSON on stdout
+	local t=$1
+	shift
+	if [ "$t" = seaweedfs ]; then
+		env -i PATH="$PATH" HOME="$dir/weed" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchbenchbench \
+			"$hn" bench --endpoint "$(endpoint "$t")" --json "$@"
+	else
+		(
+			set -a
+			. "$dir/lab/env"
+			set +a
+			exec "$hn" bench --endpoint "$(endpoint "$t")" --json "$@"
+		)
+	fi
+}
+
+# profile_start target tag: CPU profiles of the roles that serve the target while it runs.
+prof=()
+profile_start() {
+	prof=()
+	[ -n "${BENCH_PPROF:-}" ] && [ "$1" != seaweedfs ] || return 0
+	local secs=${DUR%s}
+	secs=$((secs > 4 ? secs - 2 : secs))
+	local m1="$dir/lab/m1" lab=$dir/lab/lab.json
+	local -a urls=()
+	urls+=("coordinator-m1=$(jq -r '.endpoints.s3[0]' "$lab")")
+	urls+=("datanode-m1=$(jq -r '[.machines[0].processes[] | select(.roles | index("datanode"))][0].url' "$lab")")
+	urls+=("datanode-m2=$(jq -r '[.machines[1].processes[] | select(.roles | index("datanode"))][0].url' "$lab")")
+	[ "$1" = proxy ] && urls+=("proxy-m1=$(jq -r '.endpoints.proxies[0] // .endpoints.proxy' "$lab")")
+	local u
+	for u in "${urls[@]}"; do
+		# node.pem: machine 1's certificate and key in one file (security/pki).
+		curl -sS --fail --cacert "$m1/pki/ca.crt" --cert "$m1/pki/node.pem" \
+			-o "$dir/pprof/$2-${u%%=*}.pprof" "${u#*=}/debug/pprof/profile?seconds=$secs" 2>>"$dir/pprof/curl.err" &
+		prof+=($!)
+	done
+}
+profile_wait() { for p in "${prof[@]}"; do wait "$p" || true; done; }
+
+declare -A RES
+measure() { # target op size bucket
+	local t=$1 op=$2 size=$3 bucket=$4 out tag
+	tag="$t-$op-$(echo "$size" | tr A-Z a-z)"
+	profile_start "$t" "$tag"
+	local args=(--op "$op" --size "$size" --duration "$DUR" --keys "$KEYS" --concurrency "$CONC" --bucket "$bucket")
+	[ "$op" = get ] && args+=(--prepared)
+	if ! out=$(run_bench "$t" "${args[@]}" 2>"$dir/$tag.err"); then
+		log "$tag failed: $(tail -1 "$dir/$tag.err")"
+	fi
+	profile_wait
+	echo "$out" >"$dir/$tag.json"
+	local r
+	r=$(echo "$out" | jq -r --arg op "$op" '.results[] | select(.op == $op) | "\(.ops_per_sec) \(.mb_per_sec) \(.p50_ms) \(.p99_ms) \(.errors)"' 2>/dev/null || true)
+	RES[$tag]=${r:-"0 0 0 0 -"}
+	log "$tag: $(echo "${RES[$tag]}" | awk '{ printf "%.1f ops/s, %.1f MB/s, p50 %.1f ms, p99 %.1f ms, %s errors", $1, $2, $3, $4, $5 }')"
+}
+
+log "load before the runs: $(uptime)"
+for size in $SIZES; do
+	case $size in 4KiB | 4kib) KEYS=256 ;; *) KEYS=64 ;; esac
+	s=$(echo "$size" | tr A-Z a-z)
+	for t in $ONLY; do
+		run_bench "$t" --op put --size "$size" --duration "$WARM" --keys "$KEYS" --concurrency "$CONC" --bucket "$t-$s" >/dev/null 2>&1 ||
+			log "warm-up $t $size failed"
+	done
+	for op in put get; do
+		for t in $ONLY; do measure "$t" "$op" "$size" "$t-$s"; done
+	done
 done
+load_after=$(uptime)
+
+# --- the table -----------------------------------------------------------------------------
+{
+	echo "Run $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; $CONC workers, ${DUR} per run after a ${WARM} warm-up; load after: ${load_after##*average: }"
+	echo
+	echo "| size | op | SeaweedFS | hanode coordinator | ratio | hanode proxy | ratio | p99 ms (SW / coord / proxy) |"
+	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
+	for size in $SIZES; do
+		s=$(echo "$size" | tr A-Z a-z)
+		for op in put get; do
+			sw=${RES[seaweedfs-$op-$s]:-"0 0 0 0 -"}
+			co=${RES[coordinator-$op-$s]:-"0 0 0 0 -"}
+			px=${RES[proxy-$op-$s]:-"0 0 0 0 -"}
+			awk -v size="$size" -v op="$op" -v sw="$sw" -v co="$co" -v px="$px" 'BEGIN {
+				split(sw, a, " "); split(co, b, " "); split(px, c, " ")
+				small = size ~ /^4/
+				f = small ? 1 : 2; unit = small ? " obj/s" : " MB/s"
+				r1 = a[f] > 0 ? sprintf("%.2f×", b[f] / a[f]) : "-"
+				r2 = a[f] > 0 ? sprintf("%.2f×", c[f] / a[f]) : "-"
+				printf "| %s | %s | %.1f%s | %.1f%s | %s | %.1f%s | %s | %.0f / %.0f / %.0f |\n", size, toupper(op), a[f], unit, b[f], unit, r1, c[f], unit, r2, a[4], b[4], c[4]
+			}'
+		done
+	done
+} | tee "$dir/results.md"
+log "raw outputs in $dir${BENCH_PPROF:+, profiles in $dir/pprof}"
