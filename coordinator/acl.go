@@ -189,12 +189,9 @@ func (c *Coordinator) putBucketACL(rq *request) error {
 }
 
 func (c *Coordinator) getObjectACL(rq *request) error {
-	obj, err := c.meta.GetObjectVersion(rq.r.Context(), rq.bucket, rq.key, versionID(rq))
+	obj, err := c.namedVersion(rq)
 	if err != nil {
 		return err
-	}
-	if obj.DeleteMarker {
-		return s3.ErrorFor(s3.CodeMethodNotAllowed, "")
 	}
 	if err := rq.recheckObject(obj); err != nil {
 		return err

@@ -75,12 +75,9 @@ func (c *Coordinator) getObjectAttributes(rq *request) error {
 			return s3.ErrorFor(s3.CodeInvalidArgument, "x-amz-part-number-marker must be a non-negative integer")
 		}
 	}
-	obj, err := c.meta.GetObjectVersion(rq.r.Context(), rq.bucket, rq.key, version)
+	obj, err := c.namedVersion(rq)
 	if err != nil {
 		return err
-	}
-	if obj.DeleteMarker {
-		return s3.ErrorFor(s3.CodeMethodNotAllowed, "")
 	}
 	if err := rq.recheckObject(obj); err != nil {
 		return err

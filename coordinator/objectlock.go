@@ -218,12 +218,9 @@ func (c *Coordinator) objectRetention(rq *request) error {
 		return err
 	}
 	if rq.r.Method == http.MethodGet {
-		obj, err := c.meta.GetObjectVersion(ctx, rq.bucket, rq.key, versionID(rq))
+		obj, err := c.namedVersion(rq)
 		if err != nil {
 			return err
-		}
-		if obj.DeleteMarker {
-			return s3.ErrorFor(s3.CodeMethodNotAllowed, "")
 		}
 		if obj.Lock.Mode == "" {
 			return s3.ErrorFor(s3.CodeNoSuchObjectLockConfig, "")
@@ -285,12 +282,9 @@ func (c *Coordinator) objectLegalHold(rq *request) error {
 		return err
 	}
 	if rq.r.Method == http.MethodGet {
-		obj, err := c.meta.GetObjectVersion(ctx, rq.bucket, rq.key, versionID(rq))
+		obj, err := c.namedVersion(rq)
 		if err != nil {
 			return err
-		}
-		if obj.DeleteMarker {
-			return s3.ErrorFor(s3.CodeMethodNotAllowed, "")
 		}
 		status := "OFF"
 		if obj.Lock.LegalHold {

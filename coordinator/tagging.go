@@ -20,12 +20,9 @@ func (c *Coordinator) objectTagging(rq *request) error {
 	}
 	switch rq.r.Method {
 	case http.MethodGet:
-		obj, err := c.meta.GetObjectVersion(ctx, rq.bucket, rq.key, version)
+		obj, err := c.namedVersion(rq)
 		if err != nil {
 			return err
-		}
-		if obj.DeleteMarker {
-			return s3.ErrorFor(s3.CodeMethodNotAllowed, "")
 		}
 		if err := rq.recheckObject(obj); err != nil {
 			return err

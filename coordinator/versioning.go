@@ -35,6 +35,19 @@ func versioningError(err error) *s3.Error {
 
 // setVersionHeader names the version a write made, when it made one: a write while
 // versioning is suspended makes the null version, which S3 does not name.
+// namedVersion reads the version a request on an object's subresource names (versionId, else
+// the current one); a delete marker has none of them: 405 MethodNotAllowed, as S3 answers.
+func (c *Coordinator) namedVersion(rq *request) (*meta.Object, error) {
+	obj, err := c.meta.GetObjectVersion(rq.r.Context(), rq.bucket, rq.key, versionID(rq))
+	if err != nil {
+		return nil, err
+	}
+	if obj.DeleteMarker {
+		return nil, s3.ErrorFor(s3.CodeMethodNotAllowed, "")
+	}
+	return obj, nil
+}
+
 func setVersionHeader(h http.Header, o *meta.Object) {
 	if o.Version != "" && o.VersionID() != meta.NullVersion {
 		h.Set("X-Amz-Version-Id", o.VersionID())
