@@ -177,15 +177,10 @@ func (c *Coordinator) putBucketACL(rq *request) error {
 	if !ownerOnly(grants, rq.access.Owner) {
 		acl = &meta.ACL{Grants: grants}
 	}
-	if err := c.meta.UpdateBucket(rq.r.Context(), rq.bucket, func(b *meta.Bucket) error {
+	return c.bucketChanged(rq, http.StatusOK, c.meta.UpdateBucket(rq.r.Context(), rq.bucket, func(b *meta.Bucket) error {
 		b.ACL = acl
 		return nil
-	}); err != nil {
-		return err
-	}
-	c.authz.forget(rq.bucket)
-	rq.w.WriteHeader(http.StatusOK)
-	return nil
+	}))
 }
 
 func (c *Coordinator) getObjectACL(rq *request) error {

@@ -81,6 +81,18 @@ var opNeed = map[string]s3access.Need{
 	"DeleteBucketLifecycle":           {Level: s3access.Owner, Action: "s3:PutLifecycleConfiguration"},
 }
 
+// bucketChanged ends a request that changed a bucket's access settings: when the change (err)
+// succeeded, this coordinator's cached decision data for the bucket is dropped (other
+// coordinators learn it from their watch) and status is answered.
+func (c *Coordinator) bucketChanged(rq *request, status int, err error) error {
+	if err != nil {
+		return err
+	}
+	c.authz.forget(rq.bucket)
+	rq.w.WriteHeader(status)
+	return nil
+}
+
 func accessDenied() error { return s3.ErrorFor(s3.CodeAccessDenied, "") }
 
 // authorize decides a request (signed or anonymous) against its bucket's owner, grants, ACLs
@@ -394,12 +406,7 @@ func (c *Coordinator) getBucketPolicy(rq *request) error {
 }
 
 func (c *Coordinator) deleteBucketPolicy(rq *request) error {
-	if err := s3access.New(c.o.Etcd).DeletePolicy(rq.r.Context(), rq.bucket); err != nil {
-		return err
-	}
-	c.authz.forget(rq.bucket)
-	rq.w.WriteHeader(http.StatusNoContent)
-	return nil
+	return c.bucketChanged(rq, http.StatusNoContent, s3access.New(c.o.Etcd).DeletePolicy(rq.r.Context(), rq.bucket))
 }
 
 // anonLogEvery is how often a refused anonymous request may be logged.

@@ -40,19 +40,9 @@ func (c *Coordinator) publicAccessBlock(rq *request) error {
 		}
 		blk := &meta.PublicAccessBlock{BlockPublicAcls: cfg.BlockPublicAcls, IgnorePublicAcls: cfg.IgnorePublicAcls,
 			BlockPublicPolicy: cfg.BlockPublicPolicy, RestrictPublicBuckets: cfg.RestrictPublicBuckets}
-		if err := c.meta.UpdateBucket(ctx, rq.bucket, func(b *meta.Bucket) error { b.PublicAccessBlock = blk; return nil }); err != nil {
-			return err
-		}
-		c.authz.forget(rq.bucket)
-		rq.w.WriteHeader(http.StatusOK)
-		return nil
+		return c.bucketChanged(rq, http.StatusOK, c.meta.UpdateBucket(ctx, rq.bucket, func(b *meta.Bucket) error { b.PublicAccessBlock = blk; return nil }))
 	}
-	if err := c.meta.UpdateBucket(ctx, rq.bucket, func(b *meta.Bucket) error { b.PublicAccessBlock = nil; return nil }); err != nil {
-		return err
-	}
-	c.authz.forget(rq.bucket)
-	rq.w.WriteHeader(http.StatusNoContent)
-	return nil
+	return c.bucketChanged(rq, http.StatusNoContent, c.meta.UpdateBucket(ctx, rq.bucket, func(b *meta.Bucket) error { b.PublicAccessBlock = nil; return nil }))
 }
 
 func (c *Coordinator) ownershipControls(rq *request) error {
@@ -80,7 +70,7 @@ func (c *Coordinator) ownershipControls(rq *request) error {
 			return s3.ErrorFor(s3.CodeMalformedXML, "one Rule with ObjectOwnership BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter")
 		}
 		o := cfg.Rules[0].ObjectOwnership
-		if err := c.meta.UpdateBucket(ctx, rq.bucket, func(b *meta.Bucket) error {
+		return c.bucketChanged(rq, http.StatusOK, c.meta.UpdateBucket(ctx, rq.bucket, func(b *meta.Bucket) error {
 			// ACLs are off under BucketOwnerEnforced: a bucket whose ACL grants others
 			// something must be made private first, as in S3.
 			if o == "BucketOwnerEnforced" && b.ACL != nil && !ownerOnly(b.ACL.Grants, b.Owner) {
@@ -88,19 +78,9 @@ func (c *Coordinator) ownershipControls(rq *request) error {
 			}
 			b.Ownership = o
 			return nil
-		}); err != nil {
-			return err
-		}
-		c.authz.forget(rq.bucket)
-		rq.w.WriteHeader(http.StatusOK)
-		return nil
+		}))
 	}
-	if err := c.meta.UpdateBucket(ctx, rq.bucket, func(b *meta.Bucket) error { b.Ownership = ""; return nil }); err != nil {
-		return err
-	}
-	c.authz.forget(rq.bucket)
-	rq.w.WriteHeader(http.StatusNoContent)
-	return nil
+	return c.bucketChanged(rq, http.StatusNoContent, c.meta.UpdateBucket(ctx, rq.bucket, func(b *meta.Bucket) error { b.Ownership = ""; return nil }))
 }
 
 // bucketTagging serves Get/Put/DeleteBucketTagging; the tag set is kept beside the bucket's

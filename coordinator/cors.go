@@ -22,12 +22,7 @@ func (c *Coordinator) putBucketCORS(rq *request) error {
 		return err
 	}
 	val, _ := json.Marshal(cfg)
-	if err := s3access.New(c.o.Etcd).PutCORS(rq.r.Context(), rq.bucket, val); err != nil {
-		return err
-	}
-	c.authz.forget(rq.bucket)
-	rq.w.WriteHeader(http.StatusOK)
-	return nil
+	return c.bucketChanged(rq, http.StatusOK, s3access.New(c.o.Etcd).PutCORS(rq.r.Context(), rq.bucket, val))
 }
 
 func (c *Coordinator) getBucketCORS(rq *request) error {
@@ -44,12 +39,7 @@ func (c *Coordinator) getBucketCORS(rq *request) error {
 }
 
 func (c *Coordinator) deleteBucketCORS(rq *request) error {
-	if err := s3access.New(c.o.Etcd).DeleteCORS(rq.r.Context(), rq.bucket); err != nil {
-		return err
-	}
-	c.authz.forget(rq.bucket)
-	rq.w.WriteHeader(http.StatusNoContent)
-	return nil
+	return c.bucketChanged(rq, http.StatusNoContent, s3access.New(c.o.Etcd).DeleteCORS(rq.r.Context(), rq.bucket))
 }
 
 // corsHeaders adds the CORS headers of a request with an Origin to its response, whatever
