@@ -1,12 +1,9 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -98,15 +95,7 @@ func TestLabRebalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	const size = 400 << 10
-	sums := map[string][32]byte{}
-	for i := range objects {
-		d := labData(size+i*999, uint64(1300+i))
-		key := fmt.Sprintf("r%02d", i)
-		sums[key] = sha256.Sum256(d)
-		if _, err := mc.PutObject(ctx, "spread", key, bytes.NewReader(d), int64(len(d)), minio.PutObjectOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sums := putSummed(ctx, t, mc, "spread", "r%02d", objects, size, 999, 1300)
 	ec, err := l.EtcdClient(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -298,16 +287,5 @@ func TestLabRebalance(t *testing.T) {
 		}
 		return false
 	})
-	for key, sum := range sums {
-		o, err := mc.GetObject(ctx, "spread", key, minio.GetObjectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := sha256.New()
-		_, err = io.Copy(h, o)
-		o.Close()
-		if err != nil || [32]byte(h.Sum(nil)) != sum {
-			t.Fatalf("%s after the rebalance: %v, bytes differ: %v", key, err, [32]byte(h.Sum(nil)) != sum)
-		}
-	}
+	checkSummed(ctx, t, mc, "spread", sums, "after the rebalance")
 }

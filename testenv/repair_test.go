@@ -94,15 +94,7 @@ func TestLabRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	const objects, size = 40, 256 << 10
-	sums := map[string][32]byte{}
-	for i := range objects {
-		d := labData(size+i*1000, uint64(500+i))
-		key := fmt.Sprintf("o%02d", i)
-		sums[key] = sha256.Sum256(d)
-		if _, err := mc.PutObject(ctx, "heal", key, bytes.NewReader(d), int64(len(d)), minio.PutObjectOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sums := putSummed(ctx, t, mc, "heal", "o%02d", objects, size, 1000, 500)
 	ec, err := l.EtcdClient(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -110,18 +102,7 @@ func TestLabRepair(t *testing.T) {
 	defer ec.Close()
 	readAll := func() {
 		t.Helper()
-		for key, sum := range sums {
-			o, err := mc.GetObject(ctx, "heal", key, minio.GetObjectOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			h := sha256.New()
-			_, err = io.Copy(h, o)
-			o.Close()
-			if err != nil || [32]byte(h.Sum(nil)) != sum {
-				t.Fatalf("%s: read back %v, bytes differ: %v", key, err, [32]byte(h.Sum(nil)) != sum)
-			}
-		}
+		checkSummed(ctx, t, mc, "heal", sums, "read back")
 	}
 	wipe := func(m string) (map[string]meta.Chunk, time.Time) {
 		t.Helper()
@@ -365,19 +346,13 @@ func TestLabRepairOverwrite(t *testing.T) {
 	})
 	for i := range objects {
 		key := fmt.Sprintf("w%02d", i)
-		o, err := mc.GetObject(ctx, "race", key, minio.GetObjectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := sha256.New()
-		_, err = io.Copy(h, o)
-		o.Close()
+		got, err := readSum(ctx, mc, "race", key)
 		sum, live := sums[key]
 		switch {
 		case !live && (err == nil || minio.ToErrorResponse(err).Code != "NoSuchKey"):
 			t.Fatalf("deleted %s reads back: %v", key, err)
-		case live && (err != nil || [32]byte(h.Sum(nil)) != sum):
-			t.Fatalf("%s: %v, bytes differ: %v", key, err, [32]byte(h.Sum(nil)) != sum)
+		case live && (err != nil || got != sum):
+			t.Fatalf("%s: %v, bytes differ: %v", key, err, got != sum)
 		}
 	}
 	// Every chunk file on every disk is referenced by a record on that machine, once the

@@ -59,6 +59,47 @@ func labData(n int, seed uint64) []byte {
 	return b
 }
 
+// putSummed writes n objects to bucket, key fmt.Sprintf(keyFmt, i), of size+i*step bytes of
+// labData(seed+i), and returns each key's SHA-256.
+func putSummed(ctx context.Context, t *testing.T, mc *minio.Client, bucket, keyFmt string, n, size, step int, seed uint64) map[string][32]byte {
+	t.Helper()
+	sums := make(map[string][32]byte, n)
+	for i := range n {
+		d := labData(size+i*step, seed+uint64(i))
+		key := fmt.Sprintf(keyFmt, i)
+		sums[key] = sha256.Sum256(d)
+		if _, err := mc.PutObject(ctx, bucket, key, bytes.NewReader(d), int64(len(d)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sums
+}
+
+// readSum reads an object through S3 whole and returns its SHA-256.
+func readSum(ctx context.Context, mc *minio.Client, bucket, key string) ([32]byte, error) {
+	o, err := mc.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer o.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, o); err != nil {
+		return [32]byte{}, err
+	}
+	return [32]byte(h.Sum(nil)), nil
+}
+
+// checkSummed fails the test unless every key of sums reads back with its SHA-256.
+func checkSummed(ctx context.Context, t *testing.T, mc *minio.Client, bucket string, sums map[string][32]byte, when string) {
+	t.Helper()
+	for key, want := range sums {
+		got, err := readSum(ctx, mc, bucket, key)
+		if err != nil || got != want {
+			t.Fatalf("%s %s: %v, bytes differ: %v", key, when, err, got != want)
+		}
+	}
+}
+
 // TestLabS3 is the data path on three machines: a standard S3 client uploads (100 MiB
 // multipart), lists, downloads and deletes; locate shows every chunk on R = 2 distinct
 // machines; kill -9 of a datanode fails no read and no write.
