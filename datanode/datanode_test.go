@@ -645,7 +645,7 @@ func TestCapacity(t *testing.T) {
 	if _, err := s.Put(context.Background(), "c3", bytes.NewReader(randBytes(300<<10, 9)), 300<<10, ""); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("put past the capacity: %v", err)
 	}
-	if err := s.Quarantine("c0"); err != nil {
+	if _, err := s.Quarantine("c0"); err != nil {
 		t.Fatal(err)
 	}
 	if q, _ := s.Usage(); q.Stored != u.Stored || q.Chunks != 2 {

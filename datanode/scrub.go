@@ -22,8 +22,14 @@ import (
 
 // quarantineDir holds chunk files a scrub found corrupt, out of the store's reach (reads get
 // ErrNotFound and go to another replica), kept for an operator to inspect until the chunk is
-// repaired elsewhere, or at most QuarantineKeep (see Scrubber.clean).
+// repaired elsewhere, or at most QuarantineKeep (see Scrubber.Clean).
 const quarantineDir = ".quarantine"
+
+// unreportedSuffix ends the name of a quarantined file whose damage is not yet recorded in etcd.
+// A file is quarantined under it and renamed without it once the report has landed, so that a
+// report that failed, or a crash between quarantine and report, is retried by Clean instead of
+// being lost: nothing else would tell the master that this machine's copy is gone.
+const unreportedSuffix = ".unreported"
 
 // Quarantine bounds: a quarantined file is deleted QuarantineKeep after the quarantine even if
 // its chunk was never repaired (a failed report, say), and the directory keeps at most
@@ -46,7 +52,8 @@ type ScrubOptions struct {
 	// Rate bounds the bytes per second a pass reads (scrub-rate, default 50 MiB).
 	Rate int64
 	// Report records a corrupt chunk, quarantined already (the datanode writes a
-	// damaged-replica record, which the active master repairs).
+	// damaged-replica record, which the active master repairs). It must be idempotent: a report
+	// that failed is made again by every Clean until it succeeds.
 	Report func(ctx context.Context, id string, cause error) error
 	// Repaired reports whether the damaged copy of chunk id reported from this datanode is dealt
 	// with: its damaged-replica record is gone (the master deletes it in the transaction that
@@ -190,19 +197,28 @@ func (sc *Scrubber) corrupt(ctx context.Context, id string, cause error) {
 	sc.mu.Lock()
 	sc.st.Corrupt++
 	sc.mu.Unlock()
-	if err := sc.s.Quarantine(id); err != nil {
+	name, err := sc.s.Quarantine(id)
+	if err != nil {
 		sc.o.Log.Error("quarantining a corrupt chunk", "chunk", id, "err", err)
 		return
 	}
 	sc.o.Log.Warn("scrub found a corrupt chunk; quarantined", "chunk", id, "err", cause)
+	if err := sc.report(ctx, quarantined{name: name, id: id}, cause); err != nil {
+		sc.o.Log.Error("reporting a corrupt chunk; it is quarantined, reads use other replicas; the report is retried every "+sc.o.CleanEvery.String(), "chunk", id, "err", err)
+	}
+}
+
+// report records the damage of quarantined file f in etcd, then marks the file reported.
+func (sc *Scrubber) report(ctx context.Context, f quarantined, cause error) error {
 	if sc.o.Report == nil {
-		return
+		return nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := sc.o.Report(rctx, id, cause); err != nil {
-		sc.o.Log.Error("reporting a corrupt chunk; it is quarantined, reads use other replicas", "chunk", id, "err", err)
+	if err := sc.o.Report(rctx, f.id, cause); err != nil {
+		return err
 	}
+	return sc.s.markReported(f.name)
 }
 
 // scrubChunk verifies chunk id block by block, calling wait before each block, and returns
@@ -239,35 +255,51 @@ func (s *Store) scrubChunk(ctx context.Context, id string, wait func(context.Con
 	return n, nil
 }
 
-// Quarantine moves chunk id out of the store into the quarantine directory.
-func (s *Store) Quarantine(id string) error {
+// Quarantine moves chunk id out of the store into the quarantine directory, as not yet
+// reported, and returns the quarantined file's name.
+func (s *Store) Quarantine(id string) (string, error) {
 	if err := checkID(id); err != nil {
-		return err
+		return "", err
 	}
 	q := filepath.Join(s.dir, quarantineDir)
 	if err := s.mkdirSynced(q); err != nil {
-		return fmt.Errorf("datanode: quarantine chunk %q: %w", id, err)
+		return "", fmt.Errorf("datanode: quarantine chunk %q: %w", id, err)
 	}
 	mu := s.stripe(id)
 	mu.Lock()
 	defer mu.Unlock()
 	// The file keeps its bytes (s.stored counts quarantined files until they are deleted).
-	err := os.Rename(s.path(id), filepath.Join(q, id+"-"+time.Now().UTC().Format(quarantineStamp)))
+	name := id + "-" + time.Now().UTC().Format(quarantineStamp) + unreportedSuffix
+	err := os.Rename(s.path(id), filepath.Join(q, name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("datanode: quarantine chunk %q: %w", id, ErrNotFound)
+		return "", fmt.Errorf("datanode: quarantine chunk %q: %w", id, ErrNotFound)
 	} else if err != nil {
-		return fmt.Errorf("datanode: quarantine chunk %q: %w", id, err)
+		return "", fmt.Errorf("datanode: quarantine chunk %q: %w", id, err)
 	}
 	s.chunks.Add(-1)
 	if err := fsutil.SyncDir(filepath.Dir(s.path(id))); err != nil {
-		return fmt.Errorf("datanode: quarantine chunk %q: %w", id, err)
+		return "", fmt.Errorf("datanode: quarantine chunk %q: %w", id, err)
+	}
+	return name, fsutil.SyncDir(q)
+}
+
+// markReported renames quarantined file name to its reported form (without unreportedSuffix).
+func (s *Store) markReported(name string) error {
+	to, ok := strings.CutSuffix(name, unreportedSuffix)
+	if !ok {
+		return nil
+	}
+	q := filepath.Join(s.dir, quarantineDir)
+	if err := os.Rename(filepath.Join(q, name), filepath.Join(q, to)); err != nil {
+		return fmt.Errorf("datanode: mark quarantined %s reported: %w", name, err)
 	}
 	return fsutil.SyncDir(q)
 }
 
-// Clean deletes quarantined files whose chunk is repaired (Repaired), those quarantined more
-// than QuarantineKeep before now, and the oldest beyond QuarantineMax. A file whose name does
-// not parse is left alone (an operator put it there).
+// Clean reports again the quarantined files whose report has not landed, and deletes those
+// whose chunk is repaired (Repaired; reported files only), those quarantined more than
+// QuarantineKeep before now, and the oldest beyond QuarantineMax. A file whose name does not
+// parse is left alone (an operator put it there).
 func (sc *Scrubber) Clean(ctx context.Context, now time.Time) error {
 	files, err := sc.s.quarantined()
 	if err != nil {
@@ -282,6 +314,13 @@ func (sc *Scrubber) Clean(ctx context.Context, now time.Time) error {
 			why = fmt.Sprintf("more than %d quarantined files", QuarantineMax)
 		case now.Sub(f.at) > QuarantineKeep:
 			why = "quarantined longer than " + QuarantineKeep.String()
+		case !f.reported:
+			// Its damage is not recorded, so "no record" would not mean "repaired": report it again.
+			if err := sc.report(ctx, f, errReportRetried); err != nil {
+				sc.o.Log.Warn("reporting a quarantined chunk again", "chunk", f.id, "file", f.name, "err", err)
+			} else {
+				sc.o.Log.Info("quarantined chunk reported", "chunk", f.id, "file", f.name)
+			}
 		case sc.o.Repaired != nil && now.Sub(f.at) >= quarantineSettle:
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			ok, err := sc.o.Repaired(rctx, f.id)
@@ -304,10 +343,15 @@ func (sc *Scrubber) Clean(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// quarantined is a file of the quarantine: its chunk id and when it was quarantined.
+// errReportRetried is the cause a report made again gives (the first cause was only logged).
+var errReportRetried = errors.New("corrupt, found by scrub (report retried)")
+
+// quarantined is a file of the quarantine: its chunk id, when it was quarantined and whether
+// its damage is recorded in etcd.
 type quarantined struct {
 	name, id string
 	at       time.Time
+	reported bool
 }
 
 func (s *Store) quarantined() ([]quarantined, error) {
@@ -321,15 +365,16 @@ func (s *Store) quarantined() ([]quarantined, error) {
 	var out []quarantined
 	for _, e := range ents {
 		name := e.Name()
-		i := strings.LastIndexByte(name, '-')
+		base, unreported := strings.CutSuffix(name, unreportedSuffix)
+		i := strings.LastIndexByte(base, '-')
 		if i <= 0 || !e.Type().IsRegular() {
 			continue
 		}
-		at, err := time.Parse(quarantineStamp, name[i+1:])
-		if err != nil || !ValidID(name[:i]) {
+		at, err := time.Parse(quarantineStamp, base[i+1:])
+		if err != nil || !ValidID(base[:i]) {
 			continue
 		}
-		out = append(out, quarantined{name: name, id: name[:i], at: at})
+		out = append(out, quarantined{name: name, id: base[:i], at: at, reported: !unreported})
 	}
 	return out, nil
 }

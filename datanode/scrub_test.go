@@ -87,8 +87,8 @@ func TestScrubPass(t *testing.T) {
 }
 
 // Clean deletes a quarantined file once its chunk is repaired (not within a minute of the
-// quarantine), any file older than QuarantineKeep, and the oldest beyond QuarantineMax; the
-// store's byte count follows.
+// quarantine, and never while its report has not landed: it reports it again), any file older
+// than QuarantineKeep, and the oldest beyond QuarantineMax; the store's byte count follows.
 func TestQuarantineClean(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(Options{Dir: t.TempDir(), MinFreeBytes: 1})
@@ -96,15 +96,32 @@ func TestQuarantineClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for _, id := range []string{"fixed", "broken", "old"} {
+	for _, id := range []string{"fixed", "broken", "old", "lost"} {
 		if _, err := s.Put(ctx, id, bytes.NewReader([]byte(id)), int64(len(id)), ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Quarantine(id); err != nil {
 			t.Fatal(err)
 		}
 	}
 	before, _ := s.Usage()
+	// "lost"'s first report fails (etcd unreachable, say); every other report lands. The damaged
+	// record of a chunk stands from its report until the master repairs it ("fixed" only): a
+	// chunk never reported has no record either, which must not read as "repaired".
+	reports := map[string]int{}
+	recorded := map[string]bool{}
+	etcdDown := true
+	sc := NewScrubber(s, ScrubOptions{
+		Report: func(_ context.Context, id string, _ error) error {
+			reports[id]++
+			if id == "lost" && etcdDown {
+				return errors.New("etcd unreachable")
+			}
+			recorded[id] = true
+			return nil
+		},
+		Repaired: func(_ context.Context, id string) (bool, error) { return id == "fixed" || !recorded[id], nil },
+	})
+	for _, id := range []string{"fixed", "broken", "old", "lost"} {
+		sc.corrupt(ctx, id, ErrCorrupt)
+	}
 	q := filepath.Join(s.dir, quarantineDir)
 	// "old" was quarantined long ago.
 	ents, _ := os.ReadDir(q)
@@ -115,12 +132,12 @@ func TestQuarantineClean(t *testing.T) {
 			}
 		}
 	}
-	sc := NewScrubber(s, ScrubOptions{Repaired: func(_ context.Context, id string) (bool, error) { return id == "fixed", nil }})
 	names := func() []string {
 		var out []string
 		ents, _ := os.ReadDir(q)
 		for _, e := range ents {
-			out = append(out, e.Name()[:strings.LastIndexByte(e.Name(), '-')])
+			base, _ := strings.CutSuffix(e.Name(), unreportedSuffix)
+			out = append(out, base[:strings.LastIndexByte(base, '-')])
 		}
 		slices.Sort(out)
 		return out
@@ -128,14 +145,27 @@ func TestQuarantineClean(t *testing.T) {
 	if err := sc.Clean(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(); !slices.Equal(got, []string{"broken", "fixed"}) {
+	if got := names(); !slices.Equal(got, []string{"broken", "fixed", "lost"}) {
 		t.Fatalf("just quarantined: %q left, want the old one gone only", got)
+	}
+	if reports["lost"] != 2 || recorded["lost"] {
+		t.Fatalf("lost: %d reports, recorded %v; want a second, failed, attempt", reports["lost"], recorded["lost"])
 	}
 	if err := sc.Clean(ctx, time.Now().Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(); !slices.Equal(got, []string{"broken"}) {
-		t.Fatalf("after a minute: %q left, want the unrepaired one only", got)
+	if got := names(); !slices.Equal(got, []string{"broken", "lost"}) {
+		t.Fatalf("after a minute: %q left, want the unrepaired and the unreported ones", got)
+	}
+	etcdDown = false
+	if err := sc.Clean(ctx, time.Now().Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if !recorded["lost"] || reports["lost"] != 4 || reports["broken"] != 1 {
+		t.Fatalf("reports %v, recorded %v: want lost reported once etcd answers, the others once", reports, recorded)
+	}
+	if got := names(); !slices.Equal(got, []string{"broken", "lost"}) {
+		t.Fatalf("after the report landed: %q left, want both kept until repaired", got)
 	}
 	if u, _ := s.Usage(); u.Stored != before.Stored-int64(len("fixed")+len("old"))-2*(footerLen+4) {
 		t.Errorf("stored %d bytes, before %d", u.Stored, before.Stored)
