@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -666,5 +667,70 @@ func TestCapacity(t *testing.T) {
 	s3 := openTest(t, Options{Dir: dir, Capacity: 1 << 62})
 	if u3, _ := s3.Usage(); u3.Capacity >= 1<<62 || u3.Capacity <= 0 {
 		t.Fatalf("capacity above the filesystem's: %+v", u3)
+	}
+}
+
+// gatedReader hands out its bytes only once gate is closed, counting the puts that got as far
+// as reading.
+type gatedReader struct {
+	r       io.Reader
+	gate    <-chan struct{}
+	started *atomic.Int32
+	once    sync.Once
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	g.once.Do(func() { g.started.Add(1) })
+	<-g.gate
+	return g.r.Read(p)
+}
+
+// Concurrent puts cannot take the store past its capacity together: each sets its file's room
+// aside before reading its body, so of six 300 KiB puts under way at once into a 1 MiB store,
+// three are refused before they read anything and the store ends within its capacity.
+func TestCapacityConcurrentPuts(t *testing.T) {
+	const limit, size, n = 1 << 20, 300 << 10, 6
+	s := openTest(t, Options{Dir: filepath.Join(t.TempDir(), "chunks"), Capacity: limit})
+	gate := make(chan struct{})
+	var started atomic.Int32
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			body := &gatedReader{r: bytes.NewReader(randBytes(size, uint64(i))), gate: gate, started: &started}
+			_, err := s.Put(context.Background(), fmt.Sprintf("p%d", i), body, size, "")
+			errs <- err
+		}()
+	}
+	// Wait until every put is either reading its body or refused.
+	var refused []error
+	deadline := time.Now().Add(10 * time.Second)
+	for int(started.Load())+len(refused) < n {
+		select {
+		case err := <-errs:
+			refused = append(refused, err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d puts reading, %d refused after 10s", started.Load(), len(refused))
+		}
+	}
+	close(gate)
+	ok := 0
+	for len(refused)+ok < n {
+		err := <-errs
+		if err == nil {
+			ok++
+			continue
+		}
+		refused = append(refused, err)
+	}
+	for _, err := range refused {
+		if !errors.Is(err, ErrNoSpace) {
+			t.Errorf("refused put: %v, want ErrNoSpace", err)
+		}
+	}
+	u, _ := s.Usage()
+	if ok != 3 || u.Stored > limit || u.Chunks != 3 {
+		t.Fatalf("%d puts stored, usage %+v; want 3 within %d bytes", ok, u, limit)
 	}
 }

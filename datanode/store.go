@@ -138,6 +138,7 @@ type Store struct {
 	stripes [lockStripes]sync.Mutex
 	chunks  atomic.Int64
 	stored  atomic.Int64 // bytes of chunk files, quarantined ones included
+	pending atomic.Int64 // bytes the puts under way will add (reserve), not yet in stored
 	lock    *os.File
 	id      string // the store's identity (identity.go)
 
@@ -491,9 +492,11 @@ func (s *Store) put(ctx context.Context, id string, r io.Reader, size int64, wan
 	}
 	defer s.closeStream()
 
-	if err := s.checkFree(max(size, 0)); err != nil {
+	release, err := s.reserve(max(size, 0))
+	if err != nil {
 		return Info{}, false, wrap(err)
 	}
+	defer release()
 	sub := filepath.Join(s.dir, prefixOf(id))
 	if err := s.mkdirSynced(sub); err != nil {
 		return Info{}, false, wrap(err)
@@ -622,7 +625,7 @@ func (s *Store) writeData(ctx context.Context, w io.Writer, r io.Reader, size in
 			return ft, nil, fmt.Errorf("reading body: %w", err)
 		}
 		if blk%spaceCheckEvr == 0 {
-			if err := s.checkFree(0); err != nil {
+			if err := s.checkGrowing(size, ft.size); err != nil {
 				return ft, nil, err
 			}
 		}
@@ -631,23 +634,56 @@ func (s *Store) writeData(ctx context.Context, w io.Writer, r io.Reader, size in
 	return ft, table, nil
 }
 
-// checkFree refuses when writing more bytes would leave less than MinFreeBytes on the
-// filesystem, or take the store's files past its configured capacity. Puts under way count
-// once committed, so concurrent puts may overshoot the capacity by what they carry (as they
-// may the reserve: the filesystem is read, not reserved).
-func (s *Store) checkFree(more int64) error {
+// reserve refuses a put of size bytes when its file would leave less than MinFreeBytes on the
+// filesystem, or take the store's files past its configured capacity, counting the puts under
+// way by what their files will take; otherwise it sets that room aside until release. (The
+// filesystem itself is read, not reserved: other writers on it are not counted.) A put of
+// unknown size reserves nothing beyond the checks.
+func (s *Store) reserve(size int64) (release func(), err error) {
+	file := fileSize(size)
+	free, err := s.freeBytes()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		pending := s.pending.Load()
+		if free-pending-file < s.minFree {
+			return nil, fmt.Errorf("%d bytes free, %d of them promised to puts under way, need %d + %d reserved: %w", free, pending, file, s.minFree, ErrNoSpace)
+		}
+		if used := s.stored.Load(); s.limit > 0 && used+pending+file > s.limit {
+			return nil, fmt.Errorf("%d of the configured capacity of %d bytes used and %d promised to puts under way, need %d more: %w", used, s.limit, pending, file, ErrNoSpace)
+		}
+		if s.pending.CompareAndSwap(pending, pending+file) {
+			// A put that commits adds its file to stored before this runs: the two counts overlap
+			// for a moment, which only errs on the side of refusing.
+			return func() { s.pending.Add(-file) }, nil
+		}
+	}
+}
+
+// checkGrowing refuses, during a put of size bytes (-1: unknown, nothing reserved) that has
+// written written bytes, when the filesystem has filled past MinFreeBytes beyond what the
+// reservations promised (another writer on it, say), or when a put of unknown size has grown
+// past the configured capacity.
+func (s *Store) checkGrowing(size, written int64) error {
 	free, err := s.freeBytes()
 	if err != nil {
 		return err
 	}
-	if free-more < s.minFree {
-		return fmt.Errorf("%d bytes free, need %d + %d reserved: %w", free, more, s.minFree, ErrNoSpace)
+	pending := s.pending.Load()
+	// What this put reserved and has written is in both free (taken) and pending (promised).
+	if free-pending+min(written, fileSize(max(size, 0))) < s.minFree {
+		return fmt.Errorf("%d bytes free, %d promised to puts under way: %w", free, pending, ErrNoSpace)
 	}
-	if used := s.stored.Load(); s.limit > 0 && used+more > s.limit {
-		return fmt.Errorf("%d of the configured capacity of %d bytes used, need %d more: %w", used, s.limit, more, ErrNoSpace)
+	if used := s.stored.Load(); size < 0 && s.limit > 0 && used+pending+written > s.limit {
+		return fmt.Errorf("%d of the configured capacity of %d bytes used, %d promised, %d written by a put of unknown size: %w", used, s.limit, pending, written, ErrNoSpace)
 	}
 	return nil
 }
+
+// fileSize is the length of the file of a chunk of size bytes: the data, a CRC per block and
+// the footer.
+func fileSize(size int64) int64 { return size + 4*nblocksFor(size) + footerLen }
 
 func (s *Store) ioErr(err error) error {
 	if isNoSpace(err) {
