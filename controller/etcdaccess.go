@@ -15,6 +15,7 @@ import (
 	"github.com/hanode/hanode/cluster"
 	"github.com/hanode/hanode/config"
 	"github.com/hanode/hanode/controller/election"
+	"github.com/hanode/hanode/internal/ratelimit"
 	"github.com/hanode/hanode/internal/service"
 	"github.com/hanode/hanode/security/access"
 	"github.com/hanode/hanode/security/etcdauth"
@@ -196,7 +197,29 @@ func joinConflict(err error) int {
 	}
 }
 
+// Requests to POST /v1/pki/etcd-access allowed per source address: each admits a machine with a
+// dozen etcd writes, and a machine's processes ask once each when they start, so a burst covers
+// a whole machine starting (or a crash loop's first rounds), and the rate bounds what a
+// machine's certificate, stolen or looping, can make etcd do.
+const (
+	etcdAccessRate  = 0.2
+	etcdAccessBurst = 20
+)
+
 // etcdAccessRoute registers POST /v1/pki/etcd-access for machine certificates.
 func (c *Role) etcdAccessRoute() {
-	c.srv.Mux.Handle("POST "+adminapi.EtcdAccessPath, access.RequireCertificate(http.HandlerFunc(c.handleEtcdAccess)))
+	limit := ratelimit.New(etcdAccessRate, etcdAccessBurst, 10000)
+	c.srv.Mux.Handle("POST "+adminapi.EtcdAccessPath, access.RequireCertificate(limited(limit, http.HandlerFunc(c.handleEtcdAccess))))
+}
+
+// limited answers 429 Too Many Requests, with a Retry-After, to a source past its rate in l.
+func limited(l *ratelimit.PerSource, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !l.Allow(r.RemoteAddr) {
+			w.Header().Set("Retry-After", "5")
+			service.WriteError(w, http.StatusTooManyRequests, fmt.Errorf("too many %s requests from %s; retry later", r.URL.Path, ratelimit.Source(r.RemoteAddr)))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
