@@ -105,7 +105,9 @@ func TestStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(name, encCtx string, sealed []byte) ([]byte, error) { return s.OpenDataKey(ctx, name, encCtx, sealed) }
+	open := func(name, encCtx string, sealed []byte) ([]byte, error) {
+		return s.OpenDataKey(ctx, name, encCtx, sealed)
+	}
 	if got, err := open("testkey-1", "", sealed); err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("open under testkey-1: %v", err)
 	}
