@@ -328,10 +328,10 @@ func (c *Coordinator) sseForWrite(ctx context.Context, h http.Header, def bucket
 // kmsSealer makes an SSE-KMS object's data key under KMS key keyID with encryption context encCtx.
 func (c *Coordinator) kmsSealer(ctx context.Context, keyID, encCtx string) (*sealer, error) {
 	switch {
-	case keyID == "":
-		return nil, errNoKMSKey
 	case c.o.KMS == nil:
 		return nil, errNoKMS
+	case keyID == "":
+		return nil, errNoKMSKey
 	}
 	plain, sealed, err := c.o.KMS.NewKMS(ctx, keyID, encCtx)
 	c.dataKeys.count("new", err)
