@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/adminapi"
+	"github.com/hanode/hanode/coordinator"
 	"github.com/hanode/hanode/security/kms"
 )
 
@@ -73,13 +74,11 @@ func (c kmsDisableCmd) Run(e *Env) error {
 	if err := adminCall(e, http.MethodPost, "/v1/kms/keys/"+url.PathEscape(c.Name)+"/disable", nil, nil); err != nil {
 		return fmt.Errorf("kms disable %s: %w", c.Name, err)
 	}
-	fmt.Fprintf(e.Stdout, "KMS key %s disabled: its objects are unreadable (within %s on every coordinator) until it is enabled\n", c.Name, kmsCacheBound)
+	// A coordinator may still open the key's objects with a data key it opened before, for at
+	// most coordinator.KMSKeyTTL.
+	fmt.Fprintf(e.Stdout, "KMS key %s disabled: its objects are unreadable (within %s on every coordinator) until it is enabled\n", c.Name, coordinator.KMSKeyTTL)
 	return nil
 }
-
-// kmsCacheBound is how long a coordinator may still open a disabled key's objects with a data
-// key it opened before (coordinator.KMSKeyTTL, which cli does not import).
-const kmsCacheBound = "30 s"
 
 type kmsEnableCmd struct {
 	Name string `arg:"" help:"The key's name."`

@@ -69,13 +69,13 @@ type dataKeyCache struct {
 	mu   sync.Mutex
 	keys map[string]cachedKey // by sealed form
 	// calls counts data-key requests by op (new, open) and result (ok, cached, error): an SSE-S3
-	// read or write depends on reaching a controller when its key is not cached.
+	// or SSE-KMS read or write depends on reaching a controller when its key is not cached.
 	calls *prometheus.CounterVec
 }
 
 func newDataKeyCache(reg prometheus.Registerer) dataKeyCache {
 	calls := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_s3_data_key_requests_total",
-		Help: "SSE-S3 data keys made (op=new) and opened (op=open) for this coordinator, by result (ok, cached, error)."}, []string{"op", "result"})
+		Help: "SSE-S3 and SSE-KMS data keys made (op=new) and opened (op=open) for this coordinator, by result (ok, cached, error)."}, []string{"op", "result"})
 	if reg != nil {
 		reg.MustRegister(calls)
 	}
