@@ -19,7 +19,7 @@ func TestCheckHeaders(t *testing.T) {
 		{OpWriteObject, "X-Amz-Acl", "public-read", ""}, // ACLs are served (RequestACL reads them)
 		{OpCreateBucket, "X-Amz-Acl", "public-read-write", ""},
 		{OpCreateBucket, "X-Amz-Grant-Read", "id=x", ""},
-		{OpWriteObject, "X-Amz-Server-Side-Encryption", "AES256", ""}, // SSE-S3: the coordinator serves it
+		{OpWriteObject, "X-Amz-Server-Side-Encryption", "AES256", ""},  // SSE-S3: the coordinator serves it
 		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms", ""}, // SSE-KMS: the built-in KMS serves it
 		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms:dsse", CodeNotImplemented},
 		{OpWriteObject, "X-Amz-Server-Side-Encryption", "DES", CodeInvalidArgument},
