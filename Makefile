@@ -44,7 +44,7 @@ test: build fmt-check vet
 # Fuzz every parser of outside input for FUZZTIME each (the seed corpora run in `make test`).
 FUZZ_TARGETS := config:FuzzParseYAML security/pki:FuzzLoadPEM security/pki:FuzzIdentityOf security/pki:FuzzParseCSR \
 	security/secrets:FuzzOpen security/tokens:FuzzParse security/join:FuzzParseRequest internal/httprange:FuzzParse meta:FuzzDecodeObject \
-	s3:FuzzParseRange s3:FuzzDecodeXML s3:FuzzParseCopySource s3:FuzzParseRequest \
+	s3:FuzzParseSSE s3:FuzzParseRange s3:FuzzDecodeXML s3:FuzzParseCopySource s3:FuzzParseRequest \
 	s3:FuzzParseACL s3:FuzzRequestACL s3:FuzzParsePostPolicy s3:FuzzParseCORS security/s3access:FuzzParsePolicy \
 	s3/sigv4:FuzzParseAuthorization s3/sigv4:FuzzPresignQuery s3/sigv4:FuzzChunkedBody
 fuzz: deps

@@ -11,3 +11,18 @@ type DataKey struct {
 type DataKeyOpen struct {
 	Sealed []byte `json:"sealed"`
 }
+
+// KMSDataKey is the body of POST /v1/sse/kms/datakey (KeyID and Context) and of POST
+// /v1/sse/kms/open (all three): a data key made or sealed under the built-in KMS's key KeyID,
+// bound to the encryption context Context ("" for none). The answer is a DataKey. An unknown
+// key answers 404, a disabled one 409. Coordinator certificates only.
+type KMSDataKey struct {
+	KeyID   string `json:"key_id"`
+	Context string `json:"context,omitempty"`
+	Sealed  []byte `json:"sealed,omitempty"`
+}
+
+// KMSKeyCreate is the body of POST /v1/kms/keys.
+type KMSKeyCreate struct {
+	Name string `json:"name"`
+}

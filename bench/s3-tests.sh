@@ -64,6 +64,13 @@ user() {
     --data-dir ./hanode-data --controllers "https://$addr:8900") |
     "$py" -c 'import json,sys; u=json.load(sys.stdin); print(u["access_key"], u["secret_key"])'
 }
+# The built-in KMS's keys the SSE-KMS cases name (kms_keyid and kms_keyid2 of [s3 main]).
+kmskey() {
+  (cd "$work/app" && HANODE_ADDRESS=$addr "$HANODE" kms create "$1" \
+    --data-dir ./hanode-data --controllers "https://$addr:8900") >/dev/null
+}
+kmskey testkey-1
+kmskey testkey-2
 section() { # name, email
   # hanode names a user by its access key: that is the canonical user id and display name
   # its ACLs and listings show, so the suite's user_id and display_name are the access key.
@@ -74,7 +81,7 @@ section() { # name, email
   printf '[DEFAULT]\nhost = %s\nport = 9000\nis_secure = True\nssl_verify = False\n\n' "$addr"
   printf '[fixtures]\nbucket prefix = hanode-{random}-\n\n'
   section "s3 main" "main@example.com"
-  printf 'api_name = us-east-1\n\n'
+  printf 'api_name = us-east-1\nkms_keyid = testkey-1\nkms_keyid2 = testkey-2\n\n'
   section "s3 alt" "alt@example.com"; echo
   section "s3 tenant" "tenant@example.com"; printf 'tenant = testx\n\n'
   section "iam" "iam@example.com"; echo
@@ -83,8 +90,9 @@ section() { # name, email
 } >"$work/s3tests.conf"
 
 echo "ceph/s3-tests $rev, s3tests/functional/test_s3.py, against the appliance at https://$addr:9000 ($("$HANODE" version | head -n 1))"
-# SSL_CERT_FILE: the cases that open their own TLS connections (100-continue) trust the CA.
-(cd "$tests" && SSL_CERT_FILE=$ca S3TEST_CONF="$work/s3tests.conf" "$py" -m pytest -q -p no:cacheprovider --junitxml="$work/junit.xml" \
+# SSL_CERT_FILE: the cases that open their own TLS connections (100-continue) trust the CA;
+# REQUESTS_CA_BUNDLE: so do the POST upload cases that call requests without verify=.
+(cd "$tests" && SSL_CERT_FILE=$ca REQUESTS_CA_BUNDLE=$ca S3TEST_CONF="$work/s3tests.conf" "$py" -m pytest -q -p no:cacheprovider --junitxml="$work/junit.xml" \
   s3tests/functional/test_s3.py "$@" >"$work/pytest.log" 2>&1) || true
 tail -n 1 "$work/pytest.log"
 

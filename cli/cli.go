@@ -30,6 +30,7 @@ type CLI struct {
 	Credential credentialCmd `cmd:"" help:"Admin API bearer credentials: create, list, revoke."`
 	CA         caCmd         `cmd:"" name:"ca" help:"The cluster CA: rotate."`
 	Secrets    secretsCmd    `cmd:"" help:"Secrets at rest: rotate the keyring."`
+	KMS        kmsCmd        `cmd:"" name:"kms" help:"The built-in KMS behind SSE-KMS: create, list, disable, enable, delete keys."`
 	Audit      auditCmd      `cmd:"" help:"Show the audit trail of admin actions."`
 	Node       nodeCmd       `cmd:"" help:"Machines: list, drain."`
 	Repair     repairCmd     `cmd:"" help:"Show re-replication: chunks and bytes at risk by priority, rate, ETA."`

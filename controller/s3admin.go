@@ -74,6 +74,7 @@ func (c *Role) s3Routes() {
 	}))
 	c.grantRoutes()
 	c.sseRoutes()
+	c.kmsRoutes()
 	// Coordinators verify signatures with the secret; only their certificates may read it.
 	mux.Handle("GET /v1/s3/keys/{id}", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if sec.keyring == nil {

@@ -194,8 +194,8 @@ func TestCompatibility(t *testing.T) {
 			code   string
 		}{
 			{"/compat/tagged", "X-Amz-Tagging", "a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11", s3.CodeInvalidTag},
-			{"/compat/sse", "X-Amz-Server-Side-Encryption", "AES256", s3.CodeNotImplemented}, // this coordinator reaches no keyring
-			{"/compat/sse", "X-Amz-Server-Side-Encryption", "aws:kms", s3.CodeNotImplemented},
+			{"/compat/sse", "X-Amz-Server-Side-Encryption", "AES256", s3.CodeNotImplemented},                     // this coordinator reaches no keyring
+			{"/compat/sse", "X-Amz-Server-Side-Encryption", "aws:kms", s3.CodeNotImplemented},                    // nor a KMS
 			{"/compat/sse", "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256", s3.CodeInvalidArgument}, // SSE-C without its key
 			// object lock on a bucket created without it (objectlock_test.go covers the rest)
 			{"/compat/locked", "X-Amz-Object-Lock-Legal-Hold", "ON", s3.CodeInvalidRequest},

@@ -50,6 +50,12 @@ type Options struct {
 	// DataKeys makes and opens SSE-S3 data keys (a controller, sse.go); nil: SSE-S3 answers
 	// NotImplemented.
 	DataKeys DataKeys
+	// KMS makes and opens SSE-KMS data keys (a controller, sse.go); nil: SSE-KMS answers
+	// NotImplemented.
+	KMS KMSKeys
+	// KMSKeyTTL is how long an opened SSE-KMS data key is cached (default KMSKeyTTL): the
+	// longest a disabled KMS key's objects stay readable through this coordinator.
+	KMSKeyTTL time.Duration
 }
 
 func (o *Options) check() error {
@@ -69,6 +75,9 @@ func (o *Options) check() error {
 	}
 	if o.Region == "" {
 		o.Region = "us-east-1"
+	}
+	if o.KMSKeyTTL <= 0 {
+		o.KMSKeyTTL = KMSKeyTTL
 	}
 	if o.BodyWindow <= 0 {
 		o.BodyWindow = 30 * time.Second

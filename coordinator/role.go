@@ -67,6 +67,7 @@ func (r *Role) Start(ctx context.Context) error {
 		Log:          r.log,
 		Registry:     r.srv.Registry,
 		DataKeys:     controllerDataKeys{r},
+		KMS:          controllerDataKeys{r},
 	})
 	if err != nil {
 		member.Leave(ctx)

@@ -19,6 +19,7 @@ import (
 	"github.com/hanode/hanode/internal/sealstream"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3"
+	"github.com/hanode/hanode/security/kms"
 )
 
 // Encryption at rest (docs/security.md). An encrypted object's chunks are sealed here, in the
@@ -27,6 +28,10 @@ import (
 // and repair see only sealed bytes and need no key. The object key is
 //   - SSE-S3: a random data key of the object (of the upload, for multipart), sealed with the
 //     cluster keyring, which only controllers hold (DataKeys); the sealed form is in the record;
+//   - SSE-KMS: a random data key of the object, sealed under a named key of the built-in KMS
+//     (security/kms), whose material only controllers hold (KMSKeys); the record keeps the key's
+//     name, the sealed data key and the encryption context. A disabled or deleted KMS key
+//     makes its objects unreadable, whatever the other keys;
 //   - SSE-C: the customer's key, given with every request and never stored; the record keeps a
 //     salted HMAC of it, which tells a right key from a wrong one.
 
@@ -39,24 +44,38 @@ type DataKeys interface {
 	Open(ctx context.Context, sealed []byte) ([]byte, error)
 }
 
-// Opened data keys are cached so that reading an SSE-S3 object costs no controller call after
-// the first: at most dataKeyCacheSize keys, each for dataKeyTTL.
+// KMSKeys makes and opens SSE-KMS data keys under the built-in KMS's keys; a controller does it
+// (POST /v1/sse/kms/datakey and /v1/sse/kms/open), since only controllers hold the keys'
+// material. Errors wrap kms.ErrNotFound for an unknown key and kms.ErrDisabled for a disabled one.
+type KMSKeys interface {
+	// NewKMS returns a fresh data key and the same key sealed under KMS key keyID, bound to
+	// the encryption context encCtx ("" for none).
+	NewKMS(ctx context.Context, keyID, encCtx string) (plain, sealed []byte, err error)
+	// OpenKMS returns the data key sealed under keyID with encCtx, if keyID exists and is enabled.
+	OpenKMS(ctx context.Context, keyID, encCtx string, sealed []byte) ([]byte, error)
+}
+
+// Opened data keys are cached so that reading an encrypted object costs no controller call
+// after the first: at most dataKeyCacheSize keys, an SSE-S3 one for dataKeyTTL, an SSE-KMS one
+// for KMSKeyTTL (Options.KMSKeyTTL), which bounds how long a disabled KMS key's objects stay
+// readable through a coordinator that opened their data key before.
 const (
 	dataKeyCacheSize = 4096
 	dataKeyTTL       = 10 * time.Minute
+	KMSKeyTTL        = 30 * time.Second
 )
 
 type dataKeyCache struct {
 	mu   sync.Mutex
 	keys map[string]cachedKey // by sealed form
 	// calls counts data-key requests by op (new, open) and result (ok, cached, error): an SSE-S3
-	// read or write depends on reaching a controller when its key is not cached.
+	// or SSE-KMS read or write depends on reaching a controller when its key is not cached.
 	calls *prometheus.CounterVec
 }
 
 func newDataKeyCache(reg prometheus.Registerer) dataKeyCache {
 	calls := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_s3_data_key_requests_total",
-		Help: "SSE-S3 data keys made (op=new) and opened (op=open) for this coordinator, by result (ok, cached, error)."}, []string{"op", "result"})
+		Help: "SSE-S3 and SSE-KMS data keys made (op=new) and opened (op=open) for this coordinator, by result (ok, cached, error)."}, []string{"op", "result"})
 	if reg != nil {
 		reg.MustRegister(calls)
 	}
@@ -79,14 +98,43 @@ type cachedKey struct {
 	expires time.Time
 }
 
-func (c *Coordinator) openDataKey(ctx context.Context, sealed []byte) ([]byte, error) {
+// openDataKey returns the data key of an SSE-S3 or SSE-KMS object (or upload) encrypted as sse,
+// from the cache or a controller.
+func (c *Coordinator) openDataKey(ctx context.Context, sse *meta.SSE) ([]byte, error) {
+	if sse.Algorithm == meta.SSEKMS {
+		if c.o.KMS == nil {
+			return nil, errNoKMS
+		}
+		id := "kms\x00" + sse.KMSKeyID + "\x00" + sse.KMSContext + "\x00" + string(sse.SealedKey)
+		return c.cachedDataKey(id, c.o.KMSKeyTTL, func() ([]byte, error) {
+			key, err := c.o.KMS.OpenKMS(ctx, sse.KMSKeyID, sse.KMSContext, sse.SealedKey)
+			c.dataKeys.count("open", err)
+			if err != nil {
+				return nil, c.kmsError(sse.KMSKeyID, err)
+			}
+			return key, nil
+		})
+	}
 	if c.o.DataKeys == nil {
 		return nil, errNoDataKeys
 	}
+	return c.cachedDataKey(string(sse.SealedKey), dataKeyTTL, func() ([]byte, error) {
+		key, err := c.o.DataKeys.Open(ctx, sse.SealedKey)
+		c.dataKeys.count("open", err)
+		if err != nil {
+			c.log.Warn("a controller did not open an SSE-S3 data key", "err", err)
+			return nil, errKeysUnavailable
+		}
+		return key, nil
+	})
+}
+
+// cachedDataKey returns the data key cached under id, or opens it and caches it for ttl.
+func (c *Coordinator) cachedDataKey(id string, ttl time.Duration, open func() ([]byte, error)) ([]byte, error) {
 	now := time.Now()
 	dk := &c.dataKeys
 	dk.mu.Lock()
-	e, ok := dk.keys[string(sealed)]
+	e, ok := dk.keys[id]
 	dk.mu.Unlock()
 	if ok && now.Before(e.expires) {
 		if dk.calls != nil {
@@ -94,11 +142,9 @@ func (c *Coordinator) openDataKey(ctx context.Context, sealed []byte) ([]byte, e
 		}
 		return e.key, nil
 	}
-	key, err := c.o.DataKeys.Open(ctx, sealed)
-	dk.count("open", err)
+	key, err := open()
 	if err != nil {
-		c.log.Warn("a controller did not open an SSE-S3 data key", "err", err)
-		return nil, errKeysUnavailable
+		return nil, err
 	}
 	if len(key) != sealstream.KeySize {
 		return nil, fmt.Errorf("open the object's data key: %d bytes, want %d", len(key), sealstream.KeySize)
@@ -122,8 +168,21 @@ func (c *Coordinator) openDataKey(ctx context.Context, sealed []byte) ([]byte, e
 		}
 		delete(dk.keys, k)
 	}
-	dk.keys[string(sealed)] = cachedKey{key: key, expires: now.Add(dataKeyTTL)}
+	dk.keys[id] = cachedKey{key: key, expires: now.Add(ttl)}
 	return key, nil
+}
+
+// kmsError is the S3 answer for a KMS call about key keyID that failed with err: AWS's errors
+// for an unknown or disabled key, else 503 (the cause logged).
+func (c *Coordinator) kmsError(keyID string, err error) error {
+	switch {
+	case errors.Is(err, kms.ErrNotFound):
+		return s3.ErrKMSNotFound(keyID)
+	case errors.Is(err, kms.ErrDisabled):
+		return s3.ErrKMSDisabled(keyID)
+	}
+	c.log.Warn("a controller did not make or open an SSE-KMS data key", "kms_key", keyID, "err", err)
+	return errKeysUnavailable
 }
 
 // errKeysUnavailable: no controller made or opened a data key (503; the cause is logged).
@@ -131,6 +190,12 @@ var errKeysUnavailable = s3.ErrorFor(s3.CodeServiceUnavailable, "no controller c
 
 // errNoDataKeys: a coordinator built without DataKeys (no controller to seal keys) serves no SSE-S3.
 var errNoDataKeys = s3.ErrorFor(s3.CodeNotImplemented, "SSE-S3 needs the cluster keyring, which this coordinator cannot reach")
+
+// errNoKMS: a coordinator built without KMS (no controller) serves no SSE-KMS.
+var errNoKMS = s3.ErrorFor(s3.CodeNotImplemented, "SSE-KMS needs the built-in KMS, which this coordinator cannot reach")
+
+// errNoKMSKey: aws:kms asked for without a key id, in a bucket without a default KMS key.
+var errNoKMSKey = s3.ErrorFor(s3.CodeInvalidArgument, "aws:kms needs x-amz-server-side-encryption-aws-kms-key-id (or a bucket default encryption with a KMSMasterKeyID): hanode has no AWS managed key")
 
 // sealer seals the chunks of one write under an object key, and says what the record keeps.
 type sealer struct {
@@ -174,6 +239,12 @@ func respondSSE(h http.Header, sse *meta.SSE, customer *s3.SSECustomer) {
 	case sse == nil:
 	case sse.Algorithm == meta.SSES3:
 		h.Set(s3.HeaderSSE, s3.SSEAlgorithmAES256)
+	case sse.Algorithm == meta.SSEKMS:
+		h.Set(s3.HeaderSSE, s3.SSEAlgorithmKMS)
+		h.Set(s3.HeaderSSEKMSKeyID, sse.KMSKeyID)
+		if sse.KMSContext != "" {
+			h.Set(s3.HeaderSSEKMSContext, sse.KMSContext)
+		}
 	case sse.Algorithm == meta.SSEC:
 		h.Set(s3.HeaderSSECAlgorithm, s3.SSEAlgorithmAES256)
 		if customer != nil {
@@ -209,11 +280,15 @@ func keyMatches(check, key []byte) bool {
 	return hmac.Equal(m.Sum(nil), check[16:])
 }
 
-// sseForWrite returns the sealer a write (PutObject, CopyObject's target, CreateMultipartUpload)
-// asks for with its headers, or its bucket's default encryption (bucketDefault); nil to store
-// the bytes as sent.
-func (c *Coordinator) sseForWrite(ctx context.Context, h http.Header, bucketDefault string) (*sealer, error) {
-	algo, err := s3.ParseSSE(h)
+// bucketDefault is a bucket's default encryption: meta.SSES3, meta.SSEKMS with its KMS key, or
+// none ("").
+type bucketDefault struct{ algo, kmsKeyID string }
+
+// sseForWrite returns the sealer a write (PutObject, CopyObject's target, CreateMultipartUpload,
+// a POST upload) asks for with its headers, or its bucket's default encryption (def); nil to
+// store the bytes as sent.
+func (c *Coordinator) sseForWrite(ctx context.Context, h http.Header, def bucketDefault) (*sealer, error) {
+	req, err := s3.ParseSSE(h)
 	if err != nil {
 		return nil, err
 	}
@@ -222,12 +297,18 @@ func (c *Coordinator) sseForWrite(ctx context.Context, h http.Header, bucketDefa
 		return nil, err
 	}
 	switch {
-	case cust != nil && algo != "":
+	case cust != nil && req.Algorithm != "":
 		return nil, s3.ErrorFor(s3.CodeInvalidArgument, "Server Side Encryption with Customer provided key is incompatible with the encryption method specified")
 	case cust != nil:
 		return &sealer{sse: &meta.SSE{Algorithm: meta.SSEC, KeyCheck: keyCheck(cust.Key)}, key: cust.Key, customer: cust}, nil
-	case algo == "" && bucketDefault == "":
+	case req.Algorithm == "" && def.algo == "":
 		return nil, nil
+	case req.Algorithm == s3.SSEAlgorithmKMS || req.Algorithm == "" && def.algo == meta.SSEKMS:
+		keyID := req.KMSKeyID
+		if keyID == "" && def.algo == meta.SSEKMS {
+			keyID = def.kmsKeyID
+		}
+		return c.kmsSealer(ctx, keyID, req.KMSContext)
 	}
 	if c.o.DataKeys == nil {
 		return nil, errNoDataKeys
@@ -244,11 +325,30 @@ func (c *Coordinator) sseForWrite(ctx context.Context, h http.Header, bucketDefa
 	return &sealer{sse: &meta.SSE{Algorithm: meta.SSES3, SealedKey: sealed}, key: plain}, nil
 }
 
+// kmsSealer makes an SSE-KMS object's data key under KMS key keyID with encryption context encCtx.
+func (c *Coordinator) kmsSealer(ctx context.Context, keyID, encCtx string) (*sealer, error) {
+	switch {
+	case c.o.KMS == nil:
+		return nil, errNoKMS
+	case keyID == "":
+		return nil, errNoKMSKey
+	}
+	plain, sealed, err := c.o.KMS.NewKMS(ctx, keyID, encCtx)
+	c.dataKeys.count("new", err)
+	if err != nil {
+		return nil, c.kmsError(keyID, err)
+	}
+	if len(plain) != sealstream.KeySize {
+		return nil, fmt.Errorf("a data key for SSE-KMS is %d bytes, want %d", len(plain), sealstream.KeySize)
+	}
+	return &sealer{sse: &meta.SSE{Algorithm: meta.SSEKMS, SealedKey: sealed, KMSKeyID: keyID, KMSContext: encCtx}, key: plain}, nil
+}
+
 // objectKey returns the key that opens an object (or an upload's parts) encrypted as sse,
 // checking the SSE-C headers (the copy source's, with copySource) a request brings: an SSE-C
 // object needs them and the right key (else 400, or 403 for a wrong key, as AWS), any other
-// object must not be given them. nil: not encrypted, or an SSE-S3 key not asked for (!open:
-// a HEAD needs no data key, and costs no controller call).
+// object must not be given them. nil: not encrypted, or an SSE-S3 or SSE-KMS key not asked
+// for (!open: a HEAD needs no data key, and costs no controller call).
 func (c *Coordinator) objectKey(ctx context.Context, h http.Header, sse *meta.SSE, copySource, open bool) ([]byte, *s3.SSECustomer, error) {
 	cust, err := s3.ParseSSECustomer(h, copySource)
 	if err != nil {
@@ -261,7 +361,7 @@ func (c *Coordinator) objectKey(ctx context.Context, h http.Header, sse *meta.SS
 		if sse == nil || !open {
 			return nil, nil, nil
 		}
-		key, err := c.openDataKey(ctx, sse.SealedKey)
+		key, err := c.openDataKey(ctx, sse)
 		return key, nil, err
 	}
 	if cust == nil {
@@ -322,7 +422,7 @@ func (c *Coordinator) partSealer(ctx context.Context, h http.Header, u *meta.Upl
 	case u.SSE == nil:
 		return nil, nil
 	}
-	key, err := c.openDataKey(ctx, u.SSE.SealedKey)
+	key, err := c.openDataKey(ctx, u.SSE)
 	if err != nil {
 		return nil, err
 	}
@@ -383,6 +483,39 @@ func (d controllerDataKeys) New(ctx context.Context) ([]byte, []byte, error) {
 		return nil, nil, fmt.Errorf("ask a controller for a data key: %w", err)
 	}
 	return out.Key, out.Sealed, nil
+}
+
+// kmsCall posts body to a KMS endpoint of a controller: 404 is kms.ErrNotFound, 409
+// kms.ErrDisabled.
+func (d controllerDataKeys) kmsCall(ctx context.Context, path string, body adminapi.KMSDataKey) (*adminapi.DataKey, error) {
+	var out adminapi.DataKey
+	_, err := d.r.m.Controllers(ctx, d.r.member.Etcd).DoIdempotent(ctx, http.MethodPost, path, body, &out)
+	var ae *adminapi.APIError
+	switch {
+	case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+		return nil, fmt.Errorf("KMS key %s: %w", body.KeyID, kms.ErrNotFound)
+	case errors.As(err, &ae) && ae.Status == http.StatusConflict:
+		return nil, fmt.Errorf("KMS key %s: %w", body.KeyID, kms.ErrDisabled)
+	case err != nil:
+		return nil, fmt.Errorf("ask a controller for an SSE-KMS data key under %s: %w", body.KeyID, err)
+	}
+	return &out, nil
+}
+
+func (d controllerDataKeys) NewKMS(ctx context.Context, keyID, encCtx string) ([]byte, []byte, error) {
+	out, err := d.kmsCall(ctx, "/v1/sse/kms/datakey", adminapi.KMSDataKey{KeyID: keyID, Context: encCtx})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out.Key, out.Sealed, nil
+}
+
+func (d controllerDataKeys) OpenKMS(ctx context.Context, keyID, encCtx string, sealed []byte) ([]byte, error) {
+	out, err := d.kmsCall(ctx, "/v1/sse/kms/open", adminapi.KMSDataKey{KeyID: keyID, Context: encCtx, Sealed: sealed})
+	if err != nil {
+		return nil, err
+	}
+	return out.Key, nil
 }
 
 func (d controllerDataKeys) Open(ctx context.Context, sealed []byte) ([]byte, error) {

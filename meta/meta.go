@@ -85,9 +85,12 @@ type Bucket struct {
 	Ownership string `json:"ownership,omitempty"`
 	// PublicAccessBlock is the bucket's public access block; nil: none.
 	PublicAccessBlock *PublicAccessBlock `json:"public_access_block,omitempty"`
-	// Encryption is the bucket's default encryption (PutBucketEncryption): SSES3 for objects
-	// written without an encryption header, "" for none.
+	// Encryption is the bucket's default encryption (PutBucketEncryption): SSES3 or SSEKMS
+	// for objects written without an encryption header, "" for none.
 	Encryption string `json:"encryption,omitempty"`
+	// KMSKeyID is the KMS key of the default encryption SSEKMS (its KMSMasterKeyID), and the
+	// key of a write that asks for aws:kms without naming one.
+	KMSKeyID string `json:"kms_key_id,omitempty"`
 }
 
 // PublicAccessBlock is S3's PublicAccessBlockConfiguration of a bucket.

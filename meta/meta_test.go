@@ -67,6 +67,9 @@ func FuzzDecodeObject(f *testing.F) {
 	withUpload := sampleObject(1)
 	withUpload.Upload = NewUploadID()
 	f.Add(EncodeObject(withUpload))
+	withKMS := sampleObject(1)
+	withKMS.SSE = &SSE{Algorithm: SSEKMS, KMSKeyID: "testkey-1", SealedKey: []byte("sealed"), KMSContext: "e30="}
+	f.Add(EncodeObject(withKMS))
 	f.Add([]byte{verObject, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := DecodeObject(b)

@@ -11,6 +11,8 @@ func TestEncodeSSE(t *testing.T) {
 	for _, s := range []*SSE{
 		{Algorithm: SSES3, SealedKey: []byte("hns1\x08sealed-key-bytes")},
 		{Algorithm: SSEC, KeyCheck: []byte("salt-and-hmac")},
+		{Algorithm: SSEKMS, KMSKeyID: "testkey-1", SealedKey: []byte("nonce-and-sealed-key"), KMSContext: "eyJhIjoiYiJ9"},
+		{Algorithm: SSEKMS, KMSKeyID: "k", SealedKey: []byte("s")},
 	} {
 		o := sampleObject(2)
 		o.Checksum = "crc32:AAAAAA=="

@@ -4,9 +4,11 @@ import (
 	"crypto/md5"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // Server-side encryption request headers.
@@ -21,7 +23,6 @@ const (
 	headerSSEBucketKey    = "X-Amz-Server-Side-Encryption-Bucket-Key-Enabled"
 	headerSSEKMSKeyID     = "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"
 	headerSSEKMSContext   = "X-Amz-Server-Side-Encryption-Context"
-	sseKMSNotImplemented  = "SSE-KMS (there is no KMS in hanode; use SSE-S3, AES256, or SSE-C)"
 	sseCustomerKeyMessage = "The secret key was invalid for the specified algorithm."
 )
 
@@ -68,24 +69,127 @@ func ParseSSECustomer(h http.Header, copySource bool) (*SSECustomer, error) {
 	return &SSECustomer{Key: k, KeyMD5: base64.StdEncoding.EncodeToString(got[:])}, nil
 }
 
-// ParseSSE reads x-amz-server-side-encryption of a write: "" (not asked) or SSEAlgorithmAES256
-// (SSE-S3). SSE-KMS is NotImplemented (there is no KMS); anything else InvalidArgument. The
-// KMS-only headers are refused with it; a bucket key disabled is no request at all.
-func ParseSSE(h http.Header) (string, error) {
+// SSERequest is what the encryption headers of a write ask for.
+type SSERequest struct {
+	// Algorithm is "" (not asked), SSEAlgorithmAES256 (SSE-S3) or SSEAlgorithmKMS.
+	Algorithm string
+	// KMSKeyID (SSE-KMS) is the KMS key named by x-amz-server-side-encryption-aws-kms-key-id
+	// ("" when not named: the bucket's default key is used, if it has one).
+	KMSKeyID string
+	// KMSContext (SSE-KMS) is x-amz-server-side-encryption-context as sent (base64 of a JSON
+	// object of strings), "" for none.
+	KMSContext string
+}
+
+// SSEAlgorithmKMS is SSE-KMS's x-amz-server-side-encryption.
+const SSEAlgorithmKMS = "aws:kms"
+
+// Exported names of the SSE-KMS headers (responses carry them).
+const (
+	HeaderSSEKMSKeyID   = headerSSEKMSKeyID
+	HeaderSSEKMSContext = headerSSEKMSContext
+)
+
+// maxKMSContext bounds x-amz-server-side-encryption-context (AWS KMS allows 8 KiB of context).
+const maxKMSContext = 8 << 10
+
+// ParseSSE reads the encryption headers of a write: x-amz-server-side-encryption "" (not
+// asked), AES256 (SSE-S3) or aws:kms (SSE-KMS, with the key id and encryption context
+// headers, both optional). A key id or context without aws:kms, a malformed context or
+// another algorithm is InvalidArgument, as AWS answers; aws:kms:dsse and S3 Bucket Keys are
+// NotImplemented (a bucket key disabled is no request at all).
+func ParseSSE(h http.Header) (SSERequest, error) {
 	v := strings.TrimSpace(h.Get(HeaderSSE))
-	if h.Get(headerSSEKMSKeyID) != "" || h.Get(headerSSEKMSContext) != "" {
-		return "", notImplemented(sseKMSNotImplemented)
-	}
 	if b := strings.TrimSpace(h.Get(headerSSEBucketKey)); b != "" && !strings.EqualFold(b, "false") {
-		return "", notImplemented("S3 Bucket Keys (they serve SSE-KMS)")
+		return SSERequest{}, notImplemented("S3 Bucket Keys")
 	}
+	keyID, encCtx := strings.TrimSpace(h.Get(headerSSEKMSKeyID)), strings.TrimSpace(h.Get(headerSSEKMSContext))
 	switch {
+	case v == SSEAlgorithmKMS:
+		id, err := ParseKMSKeyID(keyID, true)
+		if err != nil {
+			return SSERequest{}, err
+		}
+		if err := checkKMSContext(encCtx); err != nil {
+			return SSERequest{}, err
+		}
+		return SSERequest{Algorithm: v, KMSKeyID: id, KMSContext: encCtx}, nil
+	case keyID != "" || encCtx != "":
+		return SSERequest{}, ErrorFor(CodeInvalidArgument, "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms")
 	case v == "", v == SSEAlgorithmAES256:
-		return v, nil
-	case strings.HasPrefix(v, "aws:kms"):
-		return "", notImplemented(sseKMSNotImplemented)
+		return SSERequest{Algorithm: v}, nil
+	case strings.HasPrefix(v, SSEAlgorithmKMS):
+		return SSERequest{}, notImplemented("the encryption method " + v)
 	}
-	return "", ErrorFor(CodeInvalidArgument, "The encryption method specified is not supported.")
+	return SSERequest{}, ErrorFor(CodeInvalidArgument, "The encryption method specified is not supported.")
+}
+
+// ParseKMSKeyID returns the name of the built-in KMS's key that id (a request's key id, or a
+// bucket's KMSMasterKeyID) names: the name itself, or a KMS key ARN ending in key/NAME. ""
+// is no key (allowed when optional). A name no KMS key can have answers KMS.NotFoundException,
+// as AWS does for a key it does not know.
+func ParseKMSKeyID(id string, optional bool) (string, error) {
+	if id == "" && optional {
+		return "", nil
+	}
+	name := id
+	if strings.HasPrefix(id, "arn:aws:kms:") {
+		if i := strings.LastIndex(id, ":key/"); i >= 0 {
+			name = id[i+len(":key/"):]
+		}
+	}
+	if !validKMSKeyName(name) {
+		return "", ErrKMSNotFound(id)
+	}
+	return name, nil
+}
+
+// validKMSKeyName is security/kms.ValidName (which s3 does not import): 1-64 of
+// [A-Za-z0-9._-], starting with a letter or digit.
+func validKMSKeyName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case i > 0 && (r == '-' || r == '_' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// checkKMSContext checks an x-amz-server-side-encryption-context: base64 of a JSON object
+// whose values are strings, as AWS requires.
+func checkKMSContext(v string) error {
+	if v == "" {
+		return nil
+	}
+	bad := ErrorFor(CodeInvalidArgument, "The header 'x-amz-server-side-encryption-context' shall be Base64-encoded UTF-8 string holding JSON which represents a string-string map")
+	if len(v) > maxKMSContext {
+		return bad
+	}
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || !utf8.Valid(raw) {
+		return bad
+	}
+	var m map[string]string
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return bad
+	}
+	return nil
+}
+
+// ErrKMSNotFound is AWS's answer for a KMS key it does not know.
+func ErrKMSNotFound(id string) error {
+	return &Error{Code: "KMS.NotFoundException", Status: http.StatusBadRequest, Message: "Invalid keyId " + id}
+}
+
+// ErrKMSDisabled is AWS's answer for a disabled KMS key.
+func ErrKMSDisabled(id string) error {
+	return &Error{Code: "KMS.DisabledException", Status: http.StatusBadRequest, Message: "The KMS key " + id + " is disabled."}
 }
 
 // ServerSideEncryptionConfiguration is the body of PutBucketEncryption and GetBucketEncryption.
@@ -107,22 +211,34 @@ type ServerSideEncDefault struct {
 	KMSMasterKeyID string `xml:"KMSMasterKeyID,omitempty"`
 }
 
-// DefaultAlgorithm returns the algorithm a PutBucketEncryption body sets: SSEAlgorithmAES256
-// (SSE-KMS is NotImplemented, anything else MalformedXML or InvalidArgument, as AWS answers).
-func (c *ServerSideEncryptionConfiguration) DefaultAlgorithm() (string, error) {
+// DefaultAlgorithm returns the encryption a PutBucketEncryption body sets: SSEAlgorithmAES256,
+// or SSEAlgorithmKMS with its KMSMasterKeyID's key name (required: hanode has no AWS managed
+// key). Anything else is MalformedXML or InvalidArgument, as AWS answers; S3 Bucket Keys are
+// NotImplemented.
+func (c *ServerSideEncryptionConfiguration) DefaultAlgorithm() (algo, kmsKeyID string, err error) {
 	if len(c.Rules) != 1 || c.Rules[0].Default == nil {
-		return "", ErrorFor(CodeMalformedXML, "an encryption configuration has exactly one rule with ApplyServerSideEncryptionByDefault")
+		return "", "", ErrorFor(CodeMalformedXML, "an encryption configuration has exactly one rule with ApplyServerSideEncryptionByDefault")
 	}
 	r := c.Rules[0]
-	switch a := r.Default.SSEAlgorithm; {
-	case strings.HasPrefix(a, "aws:kms"):
-		return "", notImplemented(sseKMSNotImplemented)
-	case a != SSEAlgorithmAES256:
-		return "", ErrorFor(CodeMalformedXML, "SSEAlgorithm must be AES256")
-	case r.Default.KMSMasterKeyID != "":
-		return "", ErrorFor(CodeInvalidArgument, "a KMSMasterKeyID is only for aws:kms")
-	case r.BucketKeyEnabled != nil && *r.BucketKeyEnabled:
-		return "", notImplemented("S3 Bucket Keys (they serve SSE-KMS)")
+	if r.BucketKeyEnabled != nil && *r.BucketKeyEnabled {
+		return "", "", notImplemented("S3 Bucket Keys")
 	}
-	return SSEAlgorithmAES256, nil
+	switch a := r.Default.SSEAlgorithm; {
+	case a == SSEAlgorithmKMS:
+		if strings.TrimSpace(r.Default.KMSMasterKeyID) == "" {
+			return "", "", ErrorFor(CodeInvalidArgument, "aws:kms needs a KMSMasterKeyID: hanode has no AWS managed key (create one with hanode kms create)")
+		}
+		id, err := ParseKMSKeyID(strings.TrimSpace(r.Default.KMSMasterKeyID), false)
+		if err != nil {
+			return "", "", err
+		}
+		return a, id, nil
+	case strings.HasPrefix(a, SSEAlgorithmKMS):
+		return "", "", notImplemented("the encryption method " + a)
+	case a != SSEAlgorithmAES256:
+		return "", "", ErrorFor(CodeMalformedXML, "SSEAlgorithm must be AES256 or aws:kms")
+	case r.Default.KMSMasterKeyID != "":
+		return "", "", ErrorFor(CodeInvalidArgument, "a KMSMasterKeyID is only for aws:kms")
+	}
+	return SSEAlgorithmAES256, "", nil
 }

@@ -74,24 +74,75 @@ func TestParseSSECustomer(t *testing.T) {
 }
 
 func TestParseSSE(t *testing.T) {
+	const (
+		kms = "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"
+		ctx = "X-Amz-Server-Side-Encryption-Context"
+	)
+	okCtx := base64.StdEncoding.EncodeToString([]byte(`{"project":"x"}`))
 	cases := []struct {
 		h    http.Header
-		want string
+		want SSERequest
 		code string
 	}{
-		{http.Header{}, "", ""},
-		{http.Header{"X-Amz-Server-Side-Encryption": {"AES256"}}, "AES256", ""},
-		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}}, "", CodeNotImplemented},
-		{http.Header{"X-Amz-Server-Side-Encryption": {"aes256"}}, "", CodeInvalidArgument},
-		{http.Header{"X-Amz-Server-Side-Encryption": {"AES256"}, "X-Amz-Server-Side-Encryption-Bucket-Key-Enabled": {"false"}}, "AES256", ""},
-		{http.Header{"X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id": {"k"}}, "", CodeNotImplemented},
+		{http.Header{}, SSERequest{}, ""},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"AES256"}}, SSERequest{Algorithm: "AES256"}, ""},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}}, SSERequest{Algorithm: "aws:kms"}, ""},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}, kms: {"testkey-1"}}, SSERequest{Algorithm: "aws:kms", KMSKeyID: "testkey-1"}, ""},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}, kms: {"arn:aws:kms:us-east-1:123:key/testkey-2"}}, SSERequest{Algorithm: "aws:kms", KMSKeyID: "testkey-2"}, ""},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}, kms: {"k"}, ctx: {okCtx}}, SSERequest{Algorithm: "aws:kms", KMSKeyID: "k", KMSContext: okCtx}, ""},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}, kms: {"no/such"}}, SSERequest{}, "KMS.NotFoundException"},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}, ctx: {"not base64"}}, SSERequest{}, CodeInvalidArgument},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}, ctx: {base64.StdEncoding.EncodeToString([]byte(`{"n":1}`))}}, SSERequest{}, CodeInvalidArgument},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}, ctx: {base64.StdEncoding.EncodeToString([]byte(`null`))}}, SSERequest{}, CodeInvalidArgument},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms:dsse"}}, SSERequest{}, CodeNotImplemented},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aes:kms"}}, SSERequest{}, CodeInvalidArgument},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aes256"}}, SSERequest{}, CodeInvalidArgument},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"AES256"}, "X-Amz-Server-Side-Encryption-Bucket-Key-Enabled": {"false"}}, SSERequest{Algorithm: "AES256"}, ""},
+		{http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}, "X-Amz-Server-Side-Encryption-Bucket-Key-Enabled": {"true"}}, SSERequest{}, CodeNotImplemented},
+		{http.Header{kms: {"k"}}, SSERequest{}, CodeInvalidArgument},                                             // key id without aws:kms
+		{http.Header{"X-Amz-Server-Side-Encryption": {"AES256"}, kms: {"k"}}, SSERequest{}, CodeInvalidArgument}, // with SSE-S3
+		{http.Header{ctx: {okCtx}}, SSERequest{}, CodeInvalidArgument},
 	}
 	for _, c := range cases {
 		got, err := ParseSSE(c.h)
-		if c.code == "" && (err != nil || got != c.want) || c.code != "" && !errors.Is(err, ErrorFor(c.code, "")) {
-			t.Errorf("%v: got %q %v, want %q %s", c.h, got, err, c.want, c.code)
+		var se *Error
+		if c.code == "" && (err != nil || got != c.want) || c.code != "" && (!errors.As(err, &se) || se.Code != c.code || se.Status/100 != 4 && se.Status != 501) {
+			t.Errorf("%v: got %+v %v, want %+v %s", c.h, got, err, c.want, c.code)
 		}
 	}
+}
+
+// FuzzParseSSE: any encryption headers are refused with an S3 error or give an algorithm
+// hanode serves, a key id a KMS key can have, and a context of base64 JSON strings.
+func FuzzParseSSE(f *testing.F) {
+	f.Add("aws:kms", "testkey-1", "")
+	f.Add("aws:kms", "arn:aws:kms:r:1:key/k", base64.StdEncoding.EncodeToString([]byte(`{"a":"b"}`)))
+	f.Add("AES256", "", "")
+	f.Add("", "k", "e30=")
+	f.Fuzz(func(t *testing.T, algo, keyID, encCtx string) {
+		h := http.Header{}
+		for name, v := range map[string]string{HeaderSSE: algo, HeaderSSEKMSKeyID: keyID, HeaderSSEKMSContext: encCtx} {
+			if v != "" {
+				h.Set(name, v)
+			}
+		}
+		got, err := ParseSSE(h)
+		var se *Error
+		switch {
+		case err != nil && !errors.As(err, &se):
+			t.Fatalf("not an S3 error: %v", err)
+		case err != nil:
+			return
+		case got.Algorithm != "" && got.Algorithm != SSEAlgorithmAES256 && got.Algorithm != SSEAlgorithmKMS:
+			t.Fatalf("algorithm %q", got.Algorithm)
+		case got.Algorithm != SSEAlgorithmKMS && (got.KMSKeyID != "" || got.KMSContext != ""):
+			t.Fatalf("a KMS key or context without aws:kms: %+v", got)
+		case got.KMSKeyID != "" && !validKMSKeyName(got.KMSKeyID):
+			t.Fatalf("key id %q", got.KMSKeyID)
+		case got.KMSContext != "" && checkKMSContext(got.KMSContext) != nil:
+			t.Fatalf("context %q", got.KMSContext)
+		}
+	})
 }
 
 // FuzzParseSSECustomer: any header values are either refused with an S3 error or give a
@@ -119,7 +170,8 @@ func FuzzParseSSECustomer(f *testing.F) {
 	})
 }
 
-// FuzzBucketEncryption: a PutBucketEncryption body is refused with an S3 error or sets AES256.
+// FuzzBucketEncryption: a PutBucketEncryption body is refused with an S3 error or sets AES256,
+// or aws:kms with a key name.
 func FuzzBucketEncryption(f *testing.F) {
 	f.Add(`<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>`)
 	f.Add(`<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>k</KMSMasterKeyID></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>true</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>`)
@@ -129,13 +181,45 @@ func FuzzBucketEncryption(f *testing.F) {
 		if err := DecodeXML(strings.NewReader(body), 64<<10, &cfg); err != nil {
 			return
 		}
-		algo, err := cfg.DefaultAlgorithm()
+		algo, keyID, err := cfg.DefaultAlgorithm()
 		var se *Error
 		switch {
 		case err != nil && !errors.As(err, &se):
 			t.Fatalf("not an S3 error: %v", err)
-		case err == nil && algo != SSEAlgorithmAES256:
+		case err == nil && algo != SSEAlgorithmAES256 && algo != SSEAlgorithmKMS:
 			t.Fatalf("set %q", algo)
+		case err == nil && (algo == SSEAlgorithmKMS) != validKMSKeyName(keyID):
+			t.Fatalf("set %q with key %q", algo, keyID)
 		}
 	})
+}
+
+func TestDefaultAlgorithm(t *testing.T) {
+	rule := func(algo, key, bucketKey string) string {
+		return `<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>` + algo +
+			`</SSEAlgorithm>` + key + `</ApplyServerSideEncryptionByDefault>` + bucketKey + `</Rule></ServerSideEncryptionConfiguration>`
+	}
+	for _, c := range []struct {
+		body, algo, key, code string
+	}{
+		{rule("AES256", "", ""), SSEAlgorithmAES256, "", ""},
+		{rule("aws:kms", "<KMSMasterKeyID>testkey-1</KMSMasterKeyID>", ""), SSEAlgorithmKMS, "testkey-1", ""},
+		{rule("aws:kms", "<KMSMasterKeyID>arn:aws:kms:us-east-1:1:key/k2</KMSMasterKeyID>", ""), SSEAlgorithmKMS, "k2", ""},
+		{rule("aws:kms", "", ""), "", "", CodeInvalidArgument},
+		{rule("aws:kms", "<KMSMasterKeyID>a b</KMSMasterKeyID>", ""), "", "", "KMS.NotFoundException"},
+		{rule("aws:kms", "<KMSMasterKeyID>k</KMSMasterKeyID>", "<BucketKeyEnabled>true</BucketKeyEnabled>"), "", "", CodeNotImplemented},
+		{rule("AES256", "<KMSMasterKeyID>k</KMSMasterKeyID>", ""), "", "", CodeInvalidArgument},
+		{rule("aws:kms:dsse", "<KMSMasterKeyID>k</KMSMasterKeyID>", ""), "", "", CodeNotImplemented},
+		{rule("DES", "", ""), "", "", CodeMalformedXML},
+	} {
+		var cfg ServerSideEncryptionConfiguration
+		if err := DecodeXML(strings.NewReader(c.body), 64<<10, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		algo, key, err := cfg.DefaultAlgorithm()
+		var se *Error
+		if c.code == "" && (err != nil || algo != c.algo || key != c.key) || c.code != "" && (!errors.As(err, &se) || se.Code != c.code) {
+			t.Errorf("%s: got %q %q %v, want %q %q %s", c.body, algo, key, err, c.algo, c.key, c.code)
+		}
+	}
 }

@@ -23,9 +23,8 @@ func notImplemented(what string) error {
 }
 
 // CheckHeaders refuses request headers of op that ask for a feature hanode does not have:
-// server-side encryption with KMS (SSE-S3 and SSE-C are served), website redirects and storage
-// classes other than STANDARD. It
-// returns nil when every header is one hanode honours or that changes nothing.
+// server-side encryption other than SSE-S3, SSE-KMS and SSE-C (ParseSSE), website redirects
+// and storage classes other than STANDARD. It returns nil when every header is one hanode honours or that changes nothing.
 func CheckHeaders(h http.Header, op string) error {
 	for name := range h {
 		k := strings.ToLower(name)
@@ -36,7 +35,7 @@ func CheckHeaders(h http.Header, op string) error {
 			// SSE-C: the coordinator serves it (ParseSSECustomer).
 		case op == OpReadObject || op == OpWritePart:
 		case strings.HasPrefix(k, "x-amz-server-side-encryption"):
-			// SSE-S3 is served; SSE-KMS and anything else is refused by ParseSSE.
+			// SSE-S3 and SSE-KMS are served; anything else is refused by ParseSSE.
 			if _, err := ParseSSE(h); err != nil {
 				return err
 			}

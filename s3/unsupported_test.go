@@ -19,11 +19,11 @@ func TestCheckHeaders(t *testing.T) {
 		{OpWriteObject, "X-Amz-Acl", "public-read", ""}, // ACLs are served (RequestACL reads them)
 		{OpCreateBucket, "X-Amz-Acl", "public-read-write", ""},
 		{OpCreateBucket, "X-Amz-Grant-Read", "id=x", ""},
-		{OpWriteObject, "X-Amz-Server-Side-Encryption", "AES256", ""}, // SSE-S3: the coordinator serves it
-		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption", "AES256", ""},  // SSE-S3: the coordinator serves it
+		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms", ""}, // SSE-KMS: the built-in KMS serves it
 		{OpWriteObject, "X-Amz-Server-Side-Encryption", "aws:kms:dsse", CodeNotImplemented},
 		{OpWriteObject, "X-Amz-Server-Side-Encryption", "DES", CodeInvalidArgument},
-		{OpWriteObject, "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "k", CodeNotImplemented},
+		{OpWriteObject, "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "k", CodeInvalidArgument}, // without aws:kms
 		{OpWriteObject, "X-Amz-Server-Side-Encryption-Bucket-Key-Enabled", "true", CodeNotImplemented},
 		{OpWriteObject, "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256", ""}, // SSE-C: checked by the coordinator
 		{OpWritePart, "X-Amz-Server-Side-Encryption-Customer-Key", "a2V5", ""},

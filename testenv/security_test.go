@@ -366,16 +366,67 @@ func TestLabSecretsRotate(t *testing.T) {
 	if _, err := mc.PutObject(ctx, "rotate", "sse", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{ServerSideEncryption: encrypt.NewSSE()}); err != nil {
 		t.Fatal(err)
 	}
-	cmd := fmt.Sprintf("source %s && %s secrets rotate", filepath.Join(l.Dir, EnvFile), binary)
-	out, err := exec.Command("bash", "-c", cmd).CombinedOutput()
+	hanode := func(args string) (string, error) {
+		out, err := exec.Command("bash", "-c", fmt.Sprintf("source %s && %s %s", filepath.Join(l.Dir, EnvFile), binary, args)).CombinedOutput()
+		return string(out), err
+	}
+	// An SSE-KMS object under a key of the built-in KMS, made with the CLI: the controllers make
+	// and open its data key under the key's material, which the rotation re-seals.
+	if out, err := hanode("kms create labkey"); err != nil || !strings.Contains(out, "KMS key labkey created") {
+		t.Fatalf("hanode kms create: %v\n%s", err, out)
+	}
+	kmsSSE, err := encrypt.NewSSEKMS("labkey", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.PutObject(ctx, "rotate", "kms", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{ServerSideEncryption: kmsSSE}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := hanode("secrets rotate")
 	if err != nil {
 		t.Fatalf("hanode secrets rotate: %v\n%s", err, out)
 	}
 	var keyID string
-	// The sealed CA, two S3 secret keys (the root user and the lab user), the proxies keyring
-	// and the record of which key is root are re-sealed.
-	if _, err := fmt.Sscanf(string(out), "keyring rotated: primary key %s on", &keyID); err != nil || !strings.Contains(string(out), "; 5 secrets and 1 object data keys re-sealed") {
+	// The sealed CA, two S3 secret keys (the root user and the lab user), the proxies keyring,
+	// the record of which key is root and the KMS key are re-sealed; the SSE-KMS object's data
+	// key is sealed under the KMS key, not the keyring, so only the SSE-S3 one is.
+	if _, err := fmt.Sscanf(out, "keyring rotated: primary key %s on", &keyID); err != nil || !strings.Contains(out, "; 6 secrets and 1 object data keys re-sealed") {
 		t.Fatalf("unexpected output %q (%v)", out, err)
+	}
+	getKMS := func(s3 int) error {
+		o, err := labS3(t, l, l.Endpoints.S3[s3]).GetObject(ctx, "rotate", "kms", minio.GetObjectOptions{})
+		if err != nil {
+			return err
+		}
+		defer o.Close()
+		got, err := io.ReadAll(o)
+		if err == nil && !bytes.Equal(got, data) {
+			t.Fatalf("the SSE-KMS object read back wrong (%d bytes)", len(got))
+		}
+		return err
+	}
+	if err := getKMS(2); err != nil {
+		t.Fatalf("the SSE-KMS object after the keyring rotation: %v", err)
+	}
+	// Disabled, the key closes its object at once on a coordinator that never opened it; the
+	// SSE-S3 object stays readable. Enabled, it opens again. Delete needs --force.
+	if out, err := hanode("kms disable labkey"); err != nil {
+		t.Fatalf("hanode kms disable: %v\n%s", err, out)
+	}
+	if out, err := hanode("kms list"); err != nil || !strings.Contains(out, "labkey") || !strings.Contains(out, "disabled") {
+		t.Fatalf("hanode kms list: %v\n%s", err, out)
+	}
+	if r := minio.ToErrorResponse(getKMS(1)); r.StatusCode != http.StatusBadRequest || r.Code != "KMS.DisabledException" {
+		t.Fatalf("GET under a disabled KMS key: %+v, want 400 KMS.DisabledException", r)
+	}
+	if out, err := hanode("kms delete labkey"); err == nil || !strings.Contains(out, "--force") {
+		t.Fatalf("hanode kms delete without --force: %v\n%s", err, out)
+	}
+	if out, err := hanode("kms enable labkey"); err != nil {
+		t.Fatalf("hanode kms enable: %v\n%s", err, out)
+	}
+	if err := getKMS(1); err != nil {
+		t.Fatalf("the SSE-KMS object after enabling its key: %v", err)
 	}
 	// S3 keys still open under the new key: a fresh coordinator cache asks a controller.
 	if _, err := labS3(t, l, l.Endpoints.S3[2]).ListBuckets(ctx); err != nil {

@@ -57,6 +57,11 @@ const (
 	// from what ({access_key, source, secret_sha256}), so that a deleted root key stays deleted
 	// and a changed root-access-key retires the old key. Written by the active master.
 	S3Root = Secrets + "s3-root"
+	// KMSKeys holds the built-in KMS's keys (security/kms), sealed: <KMSKeys><name> =
+	// {name, enabled, created, created_by, changed, material}. Written by the admin API
+	// (`hanode kms ...`); read only by controllers, which make and open SSE-KMS data keys
+	// for coordinators. Under Secrets, so a keyring rotation re-seals them.
+	KMSKeys = Secrets + "kms/"
 	// ProxyKeyring is the proxy keyring, sealed with the cluster keyring; controllers create it
 	// and hand it to proxy certificates.
 	ProxyKeyring = Secrets + "proxy-keyring"

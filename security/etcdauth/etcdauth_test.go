@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hanode/hanode/internal/etcdtest"
+	"github.com/hanode/hanode/internal/keyspace"
 )
 
 // TestPermissions turns authentication on in a real etcd and checks the privilege table with
@@ -93,6 +94,10 @@ func TestPermissions(t *testing.T) {
 		{"co", co, put, "/hanode/s3/users/x", false},
 		{"co", co, put, "/hanode/s3/usersx", true}, // outside the users prefix
 		{"co", co, get, "/hanode/secrets/s3/", false},
+		{"co", co, get, keyspace.KMSKeys, false}, // the KMS keys' material: controllers only
+		{"co", co, put, keyspace.KMSKeys + "testkey-1", false},
+		{"dn", dn, get, keyspace.KMSKeys, false},
+		{"px", px, get, keyspace.KMSKeys, false},
 		{"co", co, put, "/hanode/proxy/keys/pins", false},
 		{"co", co, put, "/hanode/repair/status", false},
 		{"px", px, put, "/hanode/proxy/certmagic/data/x", true},
