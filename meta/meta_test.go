@@ -68,6 +68,7 @@ func FuzzDecodeObject(f *testing.F) {
 	withUpload.Upload = NewUploadID()
 	f.Add(EncodeObject(withUpload))
 	f.Add([]byte{verObject, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add(EncodeObject(inlineObject([]byte("inline data"), NewWriteID())))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := DecodeObject(b)
 		if err != nil {

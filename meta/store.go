@@ -208,7 +208,7 @@ func (s *Store) garbageOp(chunks []Chunk, grace time.Duration) (clientv3.Op, boo
 }
 
 // PutObject commits a written object: in one transaction it checks that the bucket exists and
-// the write's intent is still there, replaces whatever was stored under the key, deletes the
+// the write's intent is still there (an inline object, written with none, skips that check), replaces whatever was stored under the key, deletes the
 // intent, and queues the replaced object's chunks for collection after grace.
 //
 // A failure is settled before PutObject returns (see commit.go): nil means the object is
@@ -227,7 +227,11 @@ func (s *Store) PutObjectIf(ctx context.Context, bucket, key string, o *Object, 
 	val := EncodeObject(o)
 	err := s.putObject(ctx, bucket, ok, val, intent, grace, cond)
 	if errors.Is(err, errVersioned) {
-		val, err = s.putVersion(ctx, &versionedWrite{bucket: bucket, key: key, obj: o, intent: intent, cond: cond, grace: grace, refused: s.intentGone(intent)})
+		w := &versionedWrite{bucket: bucket, key: key, obj: o, intent: intent, cond: cond, grace: grace}
+		if intent != "" { // an inline object has none (inline.go): a failed transaction is a race
+			w.refused = s.intentGone(intent)
+		}
+		val, err = s.putVersion(ctx, w)
 	}
 	if err == nil {
 		return nil
