@@ -321,7 +321,8 @@ func EncodeObject(o *Object) []byte {
 	return e.b
 }
 
-// DecodeObject decodes an object record.
+// DecodeObject decodes an object record. An inline object's data (Object.Inline) is b's bytes,
+// not a copy: b must not change while the object is in use.
 func DecodeObject(b []byte) (*Object, error) {
 	d := dec{b: b}
 	d.version(verObject)
