@@ -4,8 +4,24 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3"
 )
+
+// writeState is writeSettings for a write of key (PutObject, CopyObject, POST), read in the same
+// round trip as what the key holds now: the commit's first transaction then expects that record
+// (meta.Prior), so an overwrite is one transaction instead of a refused one and a second.
+func (c *Coordinator) writeState(ctx context.Context, bucket, key string) (int, string, meta.Prior, error) {
+	b, prior, err := c.meta.ReadForWrite(ctx, bucket, key)
+	if err != nil {
+		return 0, "", prior, err
+	}
+	replicas := c.o.Replicas
+	if b.Replicas > 0 {
+		replicas = b.Replicas
+	}
+	return replicas, b.Encryption, prior, nil
+}
 
 // writeSettings returns what a new object of bucket gets from its bucket: the replication
 // factor and the default encryption ("" or meta.SSES3); one read of the bucket's record.

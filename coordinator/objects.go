@@ -219,7 +219,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
+	replicas, defaultSSE, prior, err := c.writeState(ctx, rq.bucket, rq.key)
 	if err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (c *Coordinator) putObject(rq *request) error {
 		obj.Checksum = w.checksum.Algorithm + ":" + w.checksum.Value
 	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
-	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
+	if err := c.meta.PutObjectAfter(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header), prior); err != nil {
 		return err
 	}
 	if w.checksum.Algorithm != "" {
@@ -494,7 +494,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 			return err
 		}
 	}
-	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
+	replicas, defaultSSE, prior, err := c.writeState(ctx, rq.bucket, rq.key)
 	if err != nil {
 		return err
 	}
@@ -524,7 +524,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 		obj.Checksum = src.Checksum // the same bytes
 	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
-	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
+	if err := c.meta.PutObjectAfter(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header), prior); err != nil {
 		return err
 	}
 	enc.respond(rq.w.Header())

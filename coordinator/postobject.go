@@ -151,7 +151,7 @@ func (c *Coordinator) postObject(rq *request) error {
 	if size < lo {
 		return s3.ErrorFor(s3.CodeEntityTooSmall, "Your proposed upload is smaller than the minimum allowed size")
 	}
-	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
+	replicas, defaultSSE, prior, err := c.writeState(ctx, rq.bucket, key)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func (c *Coordinator) postObject(rq *request) error {
 	if ck.Algorithm != "" {
 		obj.Checksum = ck.Algorithm + ":" + ck.Value
 	}
-	if err := c.meta.PutObjectIf(ctx, rq.bucket, key, obj, writeID, c.o.GCGrace, meta.Condition{}); err != nil {
+	if err := c.meta.PutObjectAfter(ctx, rq.bucket, key, obj, writeID, c.o.GCGrace, meta.Condition{}, prior); err != nil {
 		return err
 	}
 	enc.respond(rq.w.Header())
