@@ -144,6 +144,18 @@ func TestInlineObjects(t *testing.T) {
 		}
 	})
 
+	t.Run("browser POST upload", func(t *testing.T) {
+		conds := []any{map[string]string{"bucket": "inl"}, []any{"starts-with", "$key", ""}}
+		code, body, _ := tc.postForm(t, "inl", tc.access, tc.secret, conds, [][2]string{{"key", "posted"}}, "posted through a form")
+		if code != http.StatusNoContent {
+			t.Fatalf("POST: %d %s", code, body)
+		}
+		tc.mustInline("inl", "posted", true)
+		if got, err := getBody(t, mc, "inl", "posted", minio.GetObjectOptions{}); err != nil || string(got) != "posted through a form" {
+			t.Fatalf("GET the POST upload: %q %v", got, err)
+		}
+	})
+
 	t.Run("conditional writes", func(t *testing.T) {
 		if code, body, _ := tc.s3req(tc.access, http.MethodPut, "/inl/small", []byte("other"), map[string]string{"If-None-Match": "*"}); code != http.StatusPreconditionFailed {
 			t.Fatalf("If-None-Match * over an inline object: %d %s", code, body)
