@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -103,6 +104,10 @@ func TestInlineObjects(t *testing.T) {
 		o := minio.GetObjectOptions{PartNumber: 1}
 		if got, err := getBody(t, mc, "inl", "small", o); err != nil || !bytes.Equal(got, small) {
 			t.Fatalf("GET partNumber=1: %v", err)
+		}
+		attrs := tc.expect(t, "GetObjectAttributes", 200, tc.access, "GET", "/inl/small?attributes", map[string]string{"X-Amz-Object-Attributes": "ETag,ObjectSize,StorageClass"})
+		if !strings.Contains(attrs, "<ObjectSize>4096</ObjectSize>") || !strings.Contains(attrs, info.ETag) {
+			t.Fatalf("GetObjectAttributes: %s", attrs)
 		}
 		if v := testutil.ToFloat64(tc.coord.metrics.inlineReads); v < 5 {
 			t.Errorf("hanode_s3_inline_reads_total %v, want >= 5", v)
