@@ -121,4 +121,5 @@ type ObjectInfo struct {
 	Modified time.Time `json:"modified"`
 	ETag     string    `json:"etag"`
 	Chunks   int       `json:"chunks"`
+	Inline   bool      `json:"inline,omitempty"` // data in the metadata record, no chunks
 }

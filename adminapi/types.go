@@ -211,6 +211,11 @@ type Locate struct {
 	Modified time.Time       `json:"modified"`
 	Chunks   []LocatedChunk  `json:"chunks"`
 	Machines map[string]bool `json:"machines"` // every machine holding a replica: live or not
+	// Inline: the object's data is in its metadata record (etcd), not in chunks; InlineBytes is
+	// how many bytes the record holds (sealed ones when encrypted), InlineSHA256 their checksum.
+	Inline       bool   `json:"inline,omitempty"`
+	InlineBytes  int64  `json:"inline_bytes,omitempty"`
+	InlineSHA256 string `json:"inline_sha256,omitempty"`
 }
 
 // LocatedChunk is one chunk and where its replicas are.

@@ -1019,6 +1019,11 @@ func (c locateCmd) Run(e *Env) error {
 	if c.JSON {
 		return writeJSON(e.Stdout, l)
 	}
+	if l.Inline {
+		fmt.Fprintf(e.Stdout, "s3://%s/%s  %s (%d bytes)  ETag %s  modified %s  inline: %d bytes in its metadata record (etcd), SHA-256 %s\n", l.Bucket, l.Key, fmtIEC(l.Size), l.Size,
+			l.ETag, l.Modified.Local().Format(time.RFC3339), l.InlineBytes, l.InlineSHA256)
+		return nil
+	}
 	fmt.Fprintf(e.Stdout, "s3://%s/%s  %s (%d bytes)  ETag %s  modified %s  %d chunks\n", l.Bucket, l.Key, fmtIEC(l.Size), l.Size,
 		l.ETag, l.Modified.Local().Format(time.RFC3339), len(l.Chunks))
 	tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)

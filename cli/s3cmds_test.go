@@ -137,6 +137,10 @@ func TestS3Commands(t *testing.T) {
 		if len(l.Chunks) == 0 || len(rows) != len(l.Chunks) || size != 40<<20 {
 			t.Fatalf("locate: %d table rows, %d chunks of %d bytes:\n%s", len(rows), len(l.Chunks), size, out)
 		}
+		// A small object is kept in its record (inline-max, 4 KiB by default): no chunk to list.
+		if out := ok(t, append([]string{"locate", "cli-test/small.txt"}, admin...)...); !strings.Contains(out, "inline: 14 bytes in its metadata record") {
+			t.Fatalf("locate of a small object:\n%s", out)
+		}
 		if code, _, errOut := run(t, append([]string{"locate", "cli-test/nope"}, admin...)...); code != 1 || !strings.Contains(errOut, "404") {
 			t.Fatalf("locate of a missing object: exit %d: %s", code, errOut)
 		}

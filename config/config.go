@@ -90,6 +90,7 @@ type Config struct {
 	Zone              string        `yaml:"zone" name:"zone" help:"This machine's zone or rack label; placement spreads replicas across zones." default:""`
 	Replicas          int           `yaml:"replicas" name:"replicas" help:"Replication factor: each chunk is stored on this many distinct machines (a bucket may override it)." default:"2"`
 	ChunkSize         int64         `yaml:"chunk-size" name:"chunk-size" help:"Objects are cut into chunks of this many bytes (64 KiB to 64 MiB)." default:"8388608"`
+	InlineMax         Size          `yaml:"inline-max" name:"inline-max" help:"Objects of at most this many bytes written whole (PUT, POST, copy) are kept in their metadata record in etcd instead of chunks on datanodes (0: never; at most 64KiB)." default:"4KiB"`
 	CoordinatorMemory int64         `yaml:"coordinator-memory" name:"coordinator-memory" help:"Bytes a coordinator may hold in write buffers; more concurrent writes wait." default:"536870912"`
 	GCGrace           time.Duration `yaml:"gc-grace" name:"gc-grace" help:"How long chunks of deleted or overwritten objects are kept for reads already under way." default:"5m"`
 	WriteTimeout      time.Duration `yaml:"write-timeout" name:"write-timeout" help:"A write whose intent has not been refreshed for this long is abandoned and its chunks collected." default:"1h"`
@@ -342,6 +343,9 @@ func (c *Config) Check() error {
 	}
 	if c.ChunkSize < 64<<10 || c.ChunkSize > 64<<20 {
 		return keyErr("chunk-size", fmt.Sprint(c.ChunkSize), "65536 to 67108864 bytes")
+	}
+	if c.InlineMax < 0 || c.InlineMax > 64<<10 {
+		return keyErr("inline-max", c.InlineMax.String(), "0 (never) to 64KiB")
 	}
 	if c.CoordinatorMemory < 2*c.ChunkSize {
 		return keyErr("coordinator-memory", fmt.Sprint(c.CoordinatorMemory), fmt.Sprintf("at least two chunks (%d bytes)", 2*c.ChunkSize))

@@ -85,3 +85,42 @@ func TestCapacityKey(t *testing.T) {
 		}
 	}
 }
+
+// inline-max: 4KiB by default, from the file or HANODE_INLINE_MAX, 0 to 64KiB; beyond, refused
+// by name.
+func TestInlineMaxKey(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		yaml, env string
+		want      Size
+		err       bool
+	}{
+		{"", "", 4 << 10, false},
+		{"inline-max: 0\n", "", 0, false},
+		{"inline-max: 64KiB\n", "", 64 << 10, false},
+		{"inline-max: 1KiB\n", "3KiB", 3 << 10, false},
+		{"inline-max: 65537\n", "", 0, true},
+		{"", "1MiB", 0, true},
+	} {
+		f := dir + "/c.yaml"
+		if err := os.WriteFile(f, []byte("name: m1\n"+tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env := func(k string) (string, bool) {
+			if k == "HANODE_INLINE_MAX" && tc.env != "" {
+				return tc.env, true
+			}
+			return "", false
+		}
+		c, _, err := Load(Sources{File: f, Env: env})
+		if tc.err {
+			if err == nil || !strings.Contains(err.Error(), "inline-max") {
+				t.Errorf("%q %q: %v", tc.yaml, tc.env, err)
+			}
+			continue
+		}
+		if err != nil || c.InlineMax != tc.want {
+			t.Errorf("%q %q: inline-max %v, %v", tc.yaml, tc.env, c.InlineMax, err)
+		}
+	}
+}

@@ -58,7 +58,7 @@ func (c *Role) handleObjects(w http.ResponseWriter, r *http.Request) {
 		out.Next, out.NextIsPrefix = res.Next, res.NextIsPrefix
 	}
 	for _, e := range res.Objects {
-		out.Objects = append(out.Objects, adminapi.ObjectInfo{Key: e.Key, Size: e.Object.Size, Modified: e.Object.Modified, ETag: e.Object.ETag, Chunks: len(e.Object.Chunks)})
+		out.Objects = append(out.Objects, adminapi.ObjectInfo{Key: e.Key, Size: e.Object.Size, Modified: e.Object.Modified, ETag: e.Object.ETag, Chunks: len(e.Object.Chunks), Inline: e.Object.Inline != nil})
 	}
 	service.WriteJSON(w, http.StatusOK, out)
 }

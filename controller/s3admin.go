@@ -117,6 +117,9 @@ func (c *Role) handleLocate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	res := adminapi.Locate{Bucket: bucket, Key: key, Size: o.Size, ETag: o.ETag, Modified: o.Modified, Chunks: []adminapi.LocatedChunk{}, Machines: map[string]bool{}}
+	if in := o.Inline; in != nil {
+		res.Inline, res.InlineBytes, res.InlineSHA256 = true, int64(len(in.Data)), hex.EncodeToString(in.SHA256[:])
+	}
 	var off int64
 	for _, ch := range o.Chunks {
 		res.Chunks = append(res.Chunks, adminapi.LocatedChunk{ID: ch.ID, Offset: off, Size: ch.Size, SHA256: hex.EncodeToString(ch.SHA256[:]), Replicas: ch.Replicas})

@@ -8,6 +8,21 @@ import (
 	"github.com/hanode/hanode/s3"
 )
 
+// writeState is writeSettings for a write of key (PutObject, CopyObject, POST), read in the same
+// round trip as what the key holds now: the commit's first transaction then expects that record
+// (meta.Prior), so an overwrite is one transaction instead of a refused one and a second.
+func (c *Coordinator) writeState(ctx context.Context, bucket, key string) (int, bucketDefault, meta.Prior, error) {
+	b, prior, err := c.meta.ReadForWrite(ctx, bucket, key)
+	if err != nil {
+		return 0, bucketDefault{}, prior, err
+	}
+	replicas := c.o.Replicas
+	if b.Replicas > 0 {
+		replicas = b.Replicas
+	}
+	return replicas, bucketDefault{algo: b.Encryption, kmsKeyID: b.KMSKeyID}, prior, nil
+}
+
 // writeSettings returns what a new object of bucket gets from its bucket: the replication
 // factor and the default encryption; one read of the bucket's record.
 func (c *Coordinator) writeSettings(ctx context.Context, bucket string) (int, bucketDefault, error) {

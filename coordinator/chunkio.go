@@ -52,6 +52,8 @@ type written struct {
 	md5      []byte
 	size     int64
 	checksum s3.Checksum // the request's x-amz-checksum-*, verified (writeBody)
+	// inline is the data of an object kept in its record (inline.go); chunks is empty then.
+	inline *meta.Inline
 }
 
 // writeChunks reads exactly size bytes from body, cuts them into chunks named writeID-n and

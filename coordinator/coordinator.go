@@ -33,6 +33,9 @@ type Options struct {
 	// the coordinator caches it itself).
 	Lookup    sigv4.Lookup
 	ChunkSize int64
+	// InlineMax: an object of at most this many bytes written whole (PutObject, POST, CopyObject)
+	// is kept in its metadata record instead of chunks (inline.go); 0 keeps every object in chunks.
+	InlineMax int64
 	Replicas  int   // cluster default; a bucket may override
 	Memory    int64 // write-buffer budget in bytes
 	GCGrace   time.Duration
@@ -70,6 +73,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("coordinator: replicas %d must be at least 1", o.Replicas)
 	case o.Memory < o.ChunkSize:
 		return fmt.Errorf("coordinator: memory %d must hold at least one chunk (%d)", o.Memory, o.ChunkSize)
+	case o.InlineMax < 0 || o.InlineMax > MaxInline:
+		return fmt.Errorf("coordinator: inline-max %d must be 0 to %d", o.InlineMax, MaxInline)
 	case o.WriteTimeout <= 0:
 		return fmt.Errorf("coordinator: write timeout %v must be positive", o.WriteTimeout)
 	}
@@ -176,6 +181,9 @@ type metrics struct {
 	readFailures      prometheus.Counter
 	hedgedReads       prometheus.Counter
 	slowReplicaWrites prometheus.Counter
+	inlineWrites      prometheus.Counter
+	inlineReads       prometheus.Counter
+	inlineFailures    prometheus.Counter
 	denied            *prometheus.CounterVec
 }
 
@@ -192,11 +200,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Chunk reads that started another replica because the first had sent nothing within its hedging delay."}),
 		slowReplicaWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_slow_replica_writes_total",
 			Help: "Extra chunk copies written elsewhere because a replica write was slow to acknowledge."}),
+		inlineWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_inline_writes_total",
+			Help: "Objects written inline in their metadata record (at most inline-max bytes): no datanode write."}),
+		inlineReads: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_inline_reads_total",
+			Help: "Reads (GET, ranged GET, copy source) answered from an inline object's record: no datanode read."}),
+		inlineFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "hanode_s3_inline_checksum_failures_total",
+			Help: "Inline object reads refused because the record's data did not match its SHA-256."}),
 		denied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_s3_denied_total",
 			Help: "S3 requests refused by authorization, by client (anonymous or authenticated) and reason."}, []string{"client", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.replicaErrors, m.readFailures, m.hedgedReads, m.slowReplicaWrites, m.denied)
+		reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.replicaErrors, m.readFailures, m.hedgedReads, m.slowReplicaWrites, m.denied, m.inlineWrites, m.inlineReads, m.inlineFailures)
 	}
 	return m
 }

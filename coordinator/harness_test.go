@@ -54,6 +54,7 @@ type clusterOpts struct {
 	machines  int
 	replicas  int
 	chunkSize int64
+	inlineMax int64 // Options.InlineMax (default 0: every object in chunks)
 	minFree   int64
 	etcdHost  string
 	// wrapKV, when set, wraps the coordinator's etcd KV (the test keeps a clean client).
@@ -112,7 +113,7 @@ func newTestCluster(t testing.TB, o clusterOpts) *testCluster {
 	}
 	c, err := New(Options{
 		Name: "m1", Etcd: coordCli, Datanodes: o.datanodes, Lookup: lookup, BodyWindow: o.body,
-		ChunkSize: o.chunkSize, Replicas: o.replicas, Memory: o.memory, GCGrace: 0, WriteTimeout: time.Minute, Log: log, Domains: o.domains,
+		ChunkSize: o.chunkSize, InlineMax: o.inlineMax, Replicas: o.replicas, Memory: o.memory, GCGrace: 0, WriteTimeout: time.Minute, Log: log, Domains: o.domains,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -83,10 +83,10 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 		if err := c.checkCapacity(replicas); err != nil {
 			return err
 		}
-		if w, writeID, err = c.copyData(ctx, rq, src, srcKey, off, n, replicas, enc); err != nil {
+		if w, writeID, err = c.copyData(ctx, rq, src, srcKey, off, n, replicas, enc, false); err != nil {
 			return err
 		}
-	} else if w, writeID, err = c.writeBody(rq, replicas, "a part may be at most 5 GiB", enc); err != nil {
+	} else if w, writeID, err = c.writeBody(rq, replicas, "a part may be at most 5 GiB", enc, false); err != nil {
 		return err
 	}
 	p := &meta.Part{Number: num, Size: w.size, ETag: enc.etag(w.md5), Modified: time.Now().UTC(), Chunks: w.chunks}

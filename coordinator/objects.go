@@ -134,6 +134,9 @@ func (c *Coordinator) touch(ctx context.Context, in meta.Intent) {
 
 // abort hands the chunks of a failed write whose commit was never sent to the collector.
 func (c *Coordinator) abort(writeID string) {
+	if writeID == "" { // an inline write: nothing was stored (inline.go)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.meta.AbortWrite(ctx, writeID, nil); err != nil {
@@ -143,8 +146,10 @@ func (c *Coordinator) abort(writeID string) {
 
 // writeBody stores a request's body (PutObject, UploadPart) as a new write: it checks the
 // size limit and Content-MD5, refuses up front without enough datanodes, and verifies the MD5
-// of what arrived. On success the write awaits its commit under the returned id.
-func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc *sealer) (*written, string, error) {
+// of what arrived. On success the write awaits its commit under the returned id. A whole
+// object (not a part) small enough is kept inline (inline.go): no datanode is needed, and the
+// id is "" (its commit needs no intent).
+func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc *sealer, whole bool) (*written, string, error) {
 	r := rq.r
 	size, err := bodySize(r)
 	if err != nil {
@@ -163,8 +168,11 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc 
 	if err != nil {
 		return nil, "", err
 	}
-	if err := c.checkCapacity(replicas); err != nil {
-		return nil, "", err
+	inline := whole && c.inlines(size)
+	if !inline {
+		if err := c.checkCapacity(replicas); err != nil {
+			return nil, "", err
+		}
 	}
 	var body io.Reader
 	if body, err = rq.auth.Body(r); err != nil {
@@ -175,7 +183,13 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc 
 		sum = s3.NewChecksum(ck.Algorithm)
 		body = io.TeeReader(body, sum)
 	}
-	w, writeID, err := c.writeData(r.Context(), rq.bucket, rq.key, body, size, replicas, enc)
+	var w *written
+	var writeID string
+	if inline {
+		w, err = c.writeInline(r.Context(), body, size, enc)
+	} else {
+		w, writeID, err = c.writeData(r.Context(), rq.bucket, rq.key, body, size, replicas, enc)
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -205,7 +219,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
+	replicas, defaultSSE, prior, err := c.writeState(ctx, rq.bucket, rq.key)
 	if err != nil {
 		return err
 	}
@@ -217,16 +231,16 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	w, writeID, err := c.writeBody(rq, replicas, "a single PUT may carry at most 5 GiB; use a multipart upload", enc)
+	w, writeID, err := c.writeBody(rq, replicas, "a single PUT may carry at most 5 GiB; use a multipart upload", enc, true)
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), Lock: lock, ACL: acl}
+	obj := &meta.Object{Size: w.size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Inline: w.inline, Tags: tags, SSE: enc.record(), Lock: lock, ACL: acl}
 	if w.checksum.Algorithm != "" {
 		obj.Checksum = w.checksum.Algorithm + ":" + w.checksum.Value
 	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
-	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
+	if err := c.meta.PutObjectAfter(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header), prior); err != nil {
 		return err
 	}
 	if w.checksum.Algorithm != "" {
@@ -367,6 +381,9 @@ func (c *Coordinator) getObject(rq *request) error {
 	if errors.As(err, &cw) || ctx.Err() != nil {
 		return nil // the client went away; nothing to tell it
 	}
+	if errors.Is(err, errInlineCorrupt) {
+		return err // 500: the record is damaged; no replica to try
+	}
 	if !lw.started {
 		return fmt.Errorf("%w: %v", errUnavailable, err)
 	}
@@ -436,13 +453,21 @@ func (c *Coordinator) copySource(rq *request) (*meta.Object, int64, int64, error
 }
 
 // copyData streams bytes [off, off+n) of src (opened with srcKey when encrypted) into a new
-// write (sealed by enc when given).
-func (c *Coordinator) copyData(ctx context.Context, rq *request, src *meta.Object, srcKey []byte, off, n int64, replicas int, enc *sealer) (*written, string, error) {
+// write (sealed by enc when given); with whole (CopyObject, not UploadPartCopy) one small
+// enough is kept inline (inline.go), with no write id.
+func (c *Coordinator) copyData(ctx context.Context, rq *request, src *meta.Object, srcKey []byte, off, n int64, replicas int, enc *sealer, whole bool) (*written, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(c.readObject(ctx, pw, copySourceRef(rq), src, srcKey, off, n)) }()
-	w, id, err := c.writeData(ctx, rq.bucket, rq.key, pr, n, replicas, enc)
+	var w *written
+	var id string
+	var err error
+	if whole && c.inlines(n) {
+		w, err = c.writeInline(ctx, pr, n, enc)
+	} else {
+		w, id, err = c.writeData(ctx, rq.bucket, rq.key, pr, n, replicas, enc)
+	}
 	pr.CloseWithError(errors.New("copy ended"))
 	return w, id, err
 }
@@ -469,7 +494,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 			return err
 		}
 	}
-	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
+	replicas, defaultSSE, prior, err := c.writeState(ctx, rq.bucket, rq.key)
 	if err != nil {
 		return err
 	}
@@ -485,19 +510,21 @@ func (c *Coordinator) copyObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.checkCapacity(replicas); err != nil {
-		return err
+	if !c.inlines(n) {
+		if err := c.checkCapacity(replicas); err != nil {
+			return err
+		}
 	}
-	w, writeID, err := c.copyData(ctx, rq, src, srcKey, off, n, replicas, enc)
+	w, writeID, err := c.copyData(ctx, rq, src, srcKey, off, n, replicas, enc, true)
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), Lock: lock, ACL: acl}
+	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Inline: w.inline, Tags: tags, SSE: enc.record(), Lock: lock, ACL: acl}
 	if n == src.Size {
 		obj.Checksum = src.Checksum // the same bytes
 	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
-	if err := c.meta.PutObjectIf(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
+	if err := c.meta.PutObjectAfter(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header), prior); err != nil {
 		return err
 	}
 	enc.respond(rq.w.Header())

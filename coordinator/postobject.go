@@ -151,27 +151,29 @@ func (c *Coordinator) postObject(rq *request) error {
 	if size < lo {
 		return s3.ErrorFor(s3.CodeEntityTooSmall, "Your proposed upload is smaller than the minimum allowed size")
 	}
-	replicas, defaultSSE, err := c.writeSettings(ctx, rq.bucket)
+	replicas, defaultSSE, prior, err := c.writeState(ctx, rq.bucket, key)
 	if err != nil {
 		return err
 	}
-	if err := c.checkCapacity(replicas); err != nil {
-		return err
+	if !c.inlines(size) {
+		if err := c.checkCapacity(replicas); err != nil {
+			return err
+		}
 	}
 	// Encryption fields (x-amz-server-side-encryption*) are read as a PutObject's headers.
 	enc, err := c.sseForWrite(ctx, h, defaultSSE)
 	if err != nil {
 		return err
 	}
-	w, writeID, err := c.writeData(ctx, rq.bucket, key, body, size, replicas, enc)
+	w, writeID, err := c.store(ctx, rq.bucket, key, body, size, replicas, enc)
 	if err != nil {
 		return err
 	}
-	obj := &meta.Object{Size: size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), ACL: acl}
+	obj := &meta.Object{Size: size, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Inline: w.inline, Tags: tags, SSE: enc.record(), ACL: acl}
 	if ck.Algorithm != "" {
 		obj.Checksum = ck.Algorithm + ":" + ck.Value
 	}
-	if err := c.meta.PutObjectIf(ctx, rq.bucket, key, obj, writeID, c.o.GCGrace, meta.Condition{}); err != nil {
+	if err := c.meta.PutObjectAfter(ctx, rq.bucket, key, obj, writeID, c.o.GCGrace, meta.Condition{}, prior); err != nil {
 		return err
 	}
 	enc.respond(rq.w.Header())

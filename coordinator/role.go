@@ -58,6 +58,7 @@ func (r *Role) Start(ctx context.Context) error {
 		Datanodes:    datanode.NewClient(r.m.Bundle.ClientConfig("")),
 		Lookup:       r.lookupKey,
 		ChunkSize:    c.ChunkSize,
+		InlineMax:    int64(c.InlineMax),
 		Replicas:     c.Replicas,
 		Memory:       c.CoordinatorMemory,
 		GCGrace:      c.GCGrace,

@@ -433,6 +433,9 @@ func (c *Coordinator) partSealer(ctx context.Context, h http.Header, u *meta.Upl
 // as sent; for an encrypted one, the whole sealed blocks holding the range are read (through
 // the same replica failover) and opened with key, and only the range is written.
 func (c *Coordinator) readObject(ctx context.Context, w io.Writer, ref objectRef, o *meta.Object, key []byte, off, n int64) error {
+	if o.Inline != nil {
+		return c.readInline(w, ref, o, key, off, n)
+	}
 	if o.SSE == nil {
 		return c.readRange(ctx, w, ref, o, off, n)
 	}

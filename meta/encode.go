@@ -32,6 +32,7 @@ const (
 	tagLockMode     = 18 // string: GOVERNANCE or COMPLIANCE
 	tagLockUntil    = 19 // time: retain until
 	tagLegalHold    = 20 // no value: a legal hold is on
+	// SSE takes 24 (sse.go), the KMS helper 25–27, inline data 40–41 (inline.go).
 )
 
 // Optional trailing fields of an upload record, as for objects.
@@ -269,7 +270,7 @@ func (d *dec) done() error {
 
 // EncodeObject encodes an object record.
 func EncodeObject(o *Object) []byte {
-	e := enc{b: make([]byte, 0, 64+len(o.Chunks)*64)}
+	e := enc{b: make([]byte, 0, 64+len(o.Chunks)*64+inlineSize(o.Inline))}
 	e.byte(verObject)
 	e.varint(o.Size)
 	e.time(o.Modified)
@@ -314,10 +315,14 @@ func EncodeObject(o *Object) []byte {
 	if o.Lock.LegalHold {
 		e.byte(tagLegalHold)
 	}
+	if o.Inline != nil {
+		e.inline(o.Inline)
+	}
 	return e.b
 }
 
-// DecodeObject decodes an object record.
+// DecodeObject decodes an object record. An inline object's data (Object.Inline) is b's bytes,
+// not a copy: b must not change while the object is in use.
 func DecodeObject(b []byte) (*Object, error) {
 	d := dec{b: b}
 	d.version(verObject)
@@ -328,6 +333,7 @@ func DecodeObject(b []byte) (*Object, error) {
 			o.Parts = append(o.Parts, d.varint())
 		}
 	}
+	sum := true // an inline field is followed by its checksum
 	for d.err == nil && len(d.b) > 0 {
 		switch tag := d.byte(); tag {
 		case tagUpload:
@@ -350,9 +356,18 @@ func DecodeObject(b []byte) (*Object, error) {
 			o.Lock.Until = d.time()
 		case tagLegalHold:
 			o.Lock.LegalHold = true
+		case tagInline:
+			o.Inline = d.inlineData()
+			sum = false
+		case tagInlineSum:
+			d.inlineSum(o.Inline)
+			sum = true
 		default:
 			d.err = fmt.Errorf("%w: unknown object field %d", ErrCorrupt, tag)
 		}
+	}
+	if d.err == nil && o.Inline != nil && (!sum || len(o.Chunks) > 0) {
+		d.fail("inline data (without its checksum, or beside chunks)")
 	}
 	if err := d.done(); err != nil {
 		return nil, err

@@ -143,6 +143,22 @@ type Object struct {
 	DeleteMarker bool
 	// Lock is the version's object lock retention and legal hold (objectlock.go).
 	Lock Lock
+	// Inline holds the object's data in the record itself, for a small object written whole
+	// (a single PUT, POST or copy of at most the coordinators' inline-max bytes): it has no
+	// chunks, no intent preceded it and no datanode holds it. nil for an object stored as chunks.
+	Inline *Inline
+}
+
+// Inline is an object's data kept in its record (inline.go).
+type Inline struct {
+	// ID names the data for sealing: an encrypted object's bytes are sealed with the chunk key
+	// of this id (internal/sealstream), a fresh write id, so no two inline objects share a key
+	// even under one SSE-C key. "" when the object is stored as sent.
+	ID string
+	// Data is the stored bytes: the plaintext, or the sealed bytes of an encrypted object.
+	Data []byte
+	// SHA256 is the checksum of Data, verified on every read (Verify).
+	SHA256 [32]byte
 }
 
 // Upload is a multipart upload in progress.

@@ -71,6 +71,7 @@ func FuzzDecodeObject(f *testing.F) {
 	withKMS.SSE = &SSE{Algorithm: SSEKMS, KMSKeyID: "testkey-1", SealedKey: []byte("sealed"), KMSContext: "e30="}
 	f.Add(EncodeObject(withKMS))
 	f.Add([]byte{verObject, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add(EncodeObject(inlineObject([]byte("inline data"), NewWriteID())))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := DecodeObject(b)
 		if err != nil {

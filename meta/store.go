@@ -208,7 +208,7 @@ func (s *Store) garbageOp(chunks []Chunk, grace time.Duration) (clientv3.Op, boo
 }
 
 // PutObject commits a written object: in one transaction it checks that the bucket exists and
-// the write's intent is still there, replaces whatever was stored under the key, deletes the
+// the write's intent is still there (an inline object, written with none, skips that check), replaces whatever was stored under the key, deletes the
 // intent, and queues the replaced object's chunks for collection after grace.
 //
 // A failure is settled before PutObject returns (see commit.go): nil means the object is
@@ -223,11 +223,54 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, o *Object, in
 // commit's transaction. A condition that fails is a refusal like any other: the write is
 // aborted and the error wraps ErrPreconditionFailed or ErrNoSuchKey.
 func (s *Store) PutObjectIf(ctx context.Context, bucket, key string, o *Object, intent string, grace time.Duration, cond Condition) error {
+	return s.PutObjectAfter(ctx, bucket, key, o, intent, grace, cond, Prior{})
+}
+
+// Prior is what a writer read of a key before writing it (ReadForWrite). The commit's first
+// transaction assumes it is still current, instead of assuming the key new: an overwrite then
+// costs one transaction, not a refused one and a second. A prior gone stale is a lost race like
+// any other: the transaction returns the current record and the next attempt uses that.
+type Prior struct {
+	known bool
+	rev   int64   // mod revision of the key's record; 0: none
+	old   *Object // the record at rev; nil when none or when it does not decode
+}
+
+// ReadForWrite reads, in one linearizable round trip, bucket's record (ErrNoSuchBucket when it
+// has none) and what key holds, for a write of key that follows (PutObjectAfter).
+func (s *Store) ReadForWrite(ctx context.Context, bucket, key string) (*Bucket, Prior, error) {
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(BucketKey(bucket)), clientv3.OpGet(ObjectKey(bucket, key))).Commit()
+	if err != nil {
+		return nil, Prior{}, fmt.Errorf("read bucket %s and key %s: %w", bucket, key, err)
+	}
+	bkv := resp.Responses[0].GetResponseRange().Kvs
+	if len(bkv) == 0 {
+		return nil, Prior{}, fmt.Errorf("bucket %s: %w", bucket, ErrNoSuchBucket)
+	}
+	var b Bucket
+	if err := json.Unmarshal(bkv[0].Value, &b); err != nil {
+		return nil, Prior{}, fmt.Errorf("bucket %s: %w: %v", bucket, ErrCorrupt, err)
+	}
+	p := Prior{known: true}
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		p.rev = kvs[0].ModRevision
+		// A record we cannot read is still replaced; its chunks leak rather than block writes.
+		p.old, _ = DecodeObject(kvs[0].Value)
+	}
+	return &b, p, nil
+}
+
+// PutObjectAfter is PutObjectIf for a writer that read the key first (ReadForWrite).
+func (s *Store) PutObjectAfter(ctx context.Context, bucket, key string, o *Object, intent string, grace time.Duration, cond Condition, prior Prior) error {
 	ok := ObjectKey(bucket, key)
 	val := EncodeObject(o)
-	err := s.putObject(ctx, bucket, ok, val, intent, grace, cond)
+	err := s.putObject(ctx, bucket, ok, val, intent, grace, cond, prior)
 	if errors.Is(err, errVersioned) {
-		val, err = s.putVersion(ctx, &versionedWrite{bucket: bucket, key: key, obj: o, intent: intent, cond: cond, grace: grace, refused: s.intentGone(intent)})
+		w := &versionedWrite{bucket: bucket, key: key, obj: o, intent: intent, cond: cond, grace: grace}
+		if intent != "" { // an inline object has none (inline.go): a failed transaction is a race
+			w.refused = s.intentGone(intent)
+		}
+		val, err = s.putVersion(ctx, w)
 	}
 	if err == nil {
 		return nil
@@ -243,18 +286,18 @@ func (s *Store) PutObjectIf(ctx context.Context, bucket, key string, o *Object, 
 	return nil
 }
 
-func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, intent string, grace time.Duration, cond Condition) error {
+func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, intent string, grace time.Duration, cond Condition, prior Prior) error {
 	if err := s.recordFits(value); err != nil {
 		return err
 	}
 	val := string(value)
-	// Optimistic: first assume the key is new (one round trip). When it is not, the failed
-	// transaction returns the current record, and the next attempt replaces exactly that one.
+	// Optimistic: first assume the key is new (one round trip), or holds what the caller read
+	// before (prior). When it does not, the failed transaction returns the current record, and
+	// the next attempt replaces exactly that one.
 	// An If-Match needs the current record first: assuming the key new would commit a write
 	// whose condition requires an object.
-	var old *Object
-	var rev int64
-	if len(cond.IfMatch) > 0 {
+	old, rev := prior.old, prior.rev
+	if len(cond.IfMatch) > 0 && !prior.known {
 		var err error
 		if old, rev, err = s.getRaw(ctx, ok); err != nil {
 			return err
