@@ -37,8 +37,12 @@ func (k storeKMS) OpenKMS(ctx context.Context, keyID, encCtx string, sealed []by
 // newKMSCluster is a one-machine cluster whose coordinator reaches a cluster keyring and a
 // built-in KMS holding testkey-1 and testkey-2, and caches opened KMS data keys for ttl.
 func newKMSCluster(t *testing.T, ttl time.Duration) (*testCluster, *secrets.Keyring, *kms.Store) {
+	return newKMSClusterOpts(t, ttl, clusterOpts{machines: 1, replicas: 1, etcdHost: "127.0.131.20"})
+}
+
+func newKMSClusterOpts(t *testing.T, ttl time.Duration, o clusterOpts) (*testCluster, *secrets.Keyring, *kms.Store) {
 	t.Helper()
-	tc := newTestCluster(t, clusterOpts{machines: 1, replicas: 1, etcdHost: "127.0.131.20"})
+	tc := newTestCluster(t, o)
 	ring, err := secrets.NewKeyring()
 	if err != nil {
 		t.Fatal(err)
@@ -270,4 +274,41 @@ func (tc *testCluster) rawPut(t *testing.T, path string, hdr map[string]string) 
 	body, _ := io.ReadAll(resp.Body)
 	_ = xml.Unmarshal(body, &e)
 	return resp.StatusCode, e.Code
+}
+
+// An SSE-KMS object small enough to be kept inline is sealed in its record under its KMS key's
+// data key: the record never holds the plaintext, and disabling the key makes it unreadable.
+func TestSSEKMSInline(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	tc, _, store := newKMSClusterOpts(t, ttl, clusterOpts{machines: 1, replicas: 1, inlineMax: 4096, etcdHost: "127.0.131.21"})
+	ctx, mc := context.Background(), tc.minio()
+	data := pattern(3000)
+	if _, err := mc.PutObject(ctx, "enc", "small", bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{ServerSideEncryption: kmsKey(t, "testkey-1", nil), DisableMultipart: true}); err != nil {
+		t.Fatal(err)
+	}
+	rec := tc.mustInline("enc", "small", true)
+	if rec.SSE == nil || rec.SSE.KMSKeyID != "testkey-1" {
+		t.Fatalf("record SSE %+v, want testkey-1", rec.SSE)
+	}
+	if bytes.Contains(tc.rawRecord("enc", "small"), data[1000:1064]) {
+		t.Fatal("the record holds the plaintext")
+	}
+	if got, err := getBody(t, mc, "enc", "small", minio.GetObjectOptions{}); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GET: %d bytes, %v", len(got), err)
+	}
+	if _, err := store.SetEnabled(ctx, "testkey-1", false); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(ttl + 5*time.Second)
+	for {
+		_, err := getBody(t, mc, "enc", "small", minio.GetObjectOptions{})
+		if s, c := errCode(err); s == 400 && c == "KMS.DisabledException" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %v after disabling its key", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
