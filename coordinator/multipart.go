@@ -174,6 +174,7 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	}
 	respondSSE(rq.w.Header(), obj.SSE, cust)
 	setVersionHeader(rq.w.Header(), obj)
+	c.setExpiration(rq, rq.key, obj)
 	loc := "/" + rq.bucket + "/" + rq.key
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CompleteMultipartUploadResult{Location: loc, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)})
 }

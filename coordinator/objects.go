@@ -234,6 +234,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	}
 	enc.respond(rq.w.Header())
 	setVersionHeader(rq.w.Header(), obj)
+	c.setExpiration(rq, rq.key, obj)
 	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
@@ -338,6 +339,9 @@ func (c *Coordinator) getObject(rq *request) error {
 	h.Set("Last-Modified", obj.Modified.Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
 	lockHeaders(h, obj.Lock)
+	if versionID(rq) == "" { // the current version: a lifecycle rule may expire it
+		c.setExpiration(rq, rq.key, obj)
+	}
 	if len(obj.Tags) > 0 {
 		h.Set("X-Amz-Tagging-Count", strconv.Itoa(len(obj.Tags)))
 	}
@@ -502,5 +506,6 @@ func (c *Coordinator) copyObject(rq *request) error {
 	}
 	enc.respond(rq.w.Header())
 	setVersionHeader(rq.w.Header(), obj)
+	c.setExpiration(rq, rq.key, obj)
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CopyObjectResult{LastModified: s3.Timestamp{Time: obj.Modified}, ETag: s3.QuoteETag(obj.ETag)})
 }
