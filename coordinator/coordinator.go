@@ -91,7 +91,7 @@ type Coordinator struct {
 	health   *health
 	keys     *keyCache
 	authz    *authzCache
-	configs  *configCache // buckets' configurations, for x-amz-expiration (configcache.go)
+	configs  *configCache  // buckets' configurations, for x-amz-expiration (configcache.go)
 	anonLog  *rate.Limiter // samples refused anonymous requests into the log
 	verifier *sigv4.Verifier
 	bufs     *bufferPool
