@@ -209,7 +209,7 @@ func TestS3AuthorizationDenyByDefault(t *testing.T) {
 	if err := alice.MakeBucket(ctx, "bobb", minio.MakeBucketOptions{}); s3Code(err) != "BucketAlreadyExists" {
 		t.Errorf("alice creates bob's bucket: %v", err)
 	}
-	if err := bob.MakeBucket(ctx, "bobb", minio.MakeBucketOptions{}); s3Code(err) != "BucketAlreadyOwnedByYou" {
+	if err := bob.MakeBucket(ctx, "bobb", minio.MakeBucketOptions{}); err != nil { // 200 in us-east-1, as AWS
 		t.Errorf("bob creates his bucket again: %v", err)
 	}
 	if _, err := get(root, "bobb", "k"); err != nil {
