@@ -125,8 +125,8 @@ func (c *Coordinator) getObjectAttributes(rq *request) error {
 		out.ObjectParts = p
 	}
 	h := rq.w.Header()
-	if version != "" {
-		h.Set("X-Amz-Version-Id", version)
+	if obj.Version != "" || version != "" { // as GET and HEAD name the version read
+		h.Set("X-Amz-Version-Id", obj.VersionID())
 	}
 	h.Set("Last-Modified", obj.Modified.Format(http.TimeFormat))
 	return s3.WriteXML(rq.w, http.StatusOK, out)
