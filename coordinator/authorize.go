@@ -135,6 +135,9 @@ func (c *Coordinator) authorize(rq *request) error {
 		}
 		return s3.ErrorFor(s3.CodeNoSuchBucket, "")
 	}
+	if err := checkExpectedOwner(rq, rq.r.Header.Get("X-Amz-Expected-Bucket-Owner"), &b); err != nil {
+		return err
+	}
 	// DeleteObjects names its keys in its body: with a bucket policy, whose statements may
 	// speak of keys, each key is decided as a DeleteObject (authorizeKey).
 	if !rq.root && !(rq.op == "DeleteObjects" && b.Policy != nil) {
@@ -158,6 +161,9 @@ func (c *Coordinator) authorize(rq *request) error {
 		if !src.Exists && !rq.root {
 			return s3.ErrorFor(s3.CodeNoSuchBucket, "the copy source's bucket does not exist")
 		}
+		if err := checkExpectedOwner(rq, rq.r.Header.Get("X-Amz-Source-Expected-Bucket-Owner"), &src); err != nil {
+			return err
+		}
 		if !rq.root {
 			ok, err := src.Decide(opNeed["GetObject"], c.ask(rq, &src, sb, sk, sv))
 			if err != nil {
@@ -169,6 +175,17 @@ func (c *Coordinator) authorize(rq *request) error {
 		}
 	}
 	return nil
+}
+
+// checkExpectedOwner refuses a request whose x-amz-expected-bucket-owner (or, for a copy's
+// source, x-amz-source-expected-bucket-owner) names someone other than the bucket's owner, as
+// S3 does (403), whoever sends it. Owners are named by access key; a bucket made before owners
+// existed is root's, and matches only a root caller naming itself.
+func checkExpectedOwner(rq *request, want string, b *s3access.Bucket) error {
+	if want == "" || !b.Exists || want == b.Owner || b.Owner == "" && rq.root && want == rq.auth.AccessKey {
+		return nil
+	}
+	return s3.ErrorFor(s3.CodeAccessDenied, "the bucket is not owned by the expected bucket owner")
 }
 
 // authorizeKey decides one key of a DeleteObjects as a DeleteObject of that key, when the
