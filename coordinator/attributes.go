@@ -27,6 +27,7 @@ type attributeChecksum struct {
 	CRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
 	SHA1      string `xml:"ChecksumSHA1,omitempty"`
 	SHA256    string `xml:"ChecksumSHA256,omitempty"`
+	Type      string `xml:"ChecksumType,omitempty"`
 }
 
 type attributeParts struct {
@@ -41,6 +42,7 @@ type attributeParts struct {
 type attributePart struct {
 	PartNumber int   `xml:"PartNumber"`
 	Size       int64 `xml:"Size"`
+	s3.ChecksumFields
 }
 
 // getObjectAttributes serves GetObjectAttributes: ETag, Checksum, ObjectParts (paged by
@@ -110,6 +112,10 @@ func (c *Coordinator) getObjectAttributes(rq *request) error {
 		case "sha256":
 			ck.SHA256 = v
 		}
+		ck.Type = "FULL_OBJECT"
+		if len(obj.PartChecksums) > 0 {
+			ck.Type = "COMPOSITE"
+		}
 		out.Checksum = ck
 	}
 	if want["ObjectParts"] && len(obj.Parts) > 0 {
@@ -119,7 +125,13 @@ func (c *Coordinator) getObjectAttributes(rq *request) error {
 				p.IsTruncated = true
 				break
 			}
-			p.Parts = append(p.Parts, attributePart{PartNumber: i + 1, Size: obj.Parts[i]})
+			ap := attributePart{PartNumber: i + 1, Size: obj.Parts[i]}
+			if algo, _, ok := strings.Cut(obj.Checksum, ":"); ok && i < len(obj.PartChecksums) {
+				if f := ap.Field(algo); f != nil {
+					*f = obj.PartChecksums[i]
+				}
+			}
+			p.Parts = append(p.Parts, ap)
 			p.NextPartNumberMarker = i + 1
 		}
 		out.ObjectParts = p

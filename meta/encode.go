@@ -39,6 +39,15 @@ const (
 	tagUploadTags = 1 // headers-like map: the tag set the completed object gets
 )
 
+// Additional checksums of multipart uploads take tags 48 to 50: in an upload record the
+// algorithm its parts are summed with, in a part record the part's checksum (a part record had
+// no optional fields before), in an object record the checksum of each of its parts.
+const (
+	tagUploadChecksum = 48 // string: Upload.ChecksumAlgorithm
+	tagPartChecksum   = 49 // string: Part.Checksum
+	tagPartChecksums  = 50 // count, then strings: Object.PartChecksums
+)
+
 // maxCount bounds decoded list lengths so a corrupt record cannot ask for a huge allocation.
 const maxCount = 1 << 24
 
@@ -314,6 +323,13 @@ func EncodeObject(o *Object) []byte {
 	if o.Lock.LegalHold {
 		e.byte(tagLegalHold)
 	}
+	if len(o.PartChecksums) > 0 {
+		e.byte(tagPartChecksums)
+		e.uvarint(uint64(len(o.PartChecksums)))
+		for _, c := range o.PartChecksums {
+			e.str(c)
+		}
+	}
 	return e.b
 }
 
@@ -350,6 +366,12 @@ func DecodeObject(b []byte) (*Object, error) {
 			o.Lock.Until = d.time()
 		case tagLegalHold:
 			o.Lock.LegalHold = true
+		case tagPartChecksums:
+			n := d.count()
+			o.PartChecksums = make([]string, 0, n)
+			for range n {
+				o.PartChecksums = append(o.PartChecksums, d.str())
+			}
 		default:
 			d.err = fmt.Errorf("%w: unknown object field %d", ErrCorrupt, tag)
 		}
@@ -369,6 +391,10 @@ func EncodePart(p *Part) []byte {
 	e.str(p.ETag)
 	e.time(p.Modified)
 	e.chunks(p.Chunks)
+	if p.Checksum != "" {
+		e.byte(tagPartChecksum)
+		e.str(p.Checksum)
+	}
 	return e.b
 }
 
@@ -377,6 +403,14 @@ func DecodePart(b []byte) (*Part, error) {
 	d := dec{b: b}
 	d.version(verPart)
 	p := &Part{Number: int(d.uvarint()), Size: d.varint(), ETag: d.str(), Modified: d.time(), Chunks: d.chunks()}
+	for d.err == nil && len(d.b) > 0 {
+		switch tag := d.byte(); tag {
+		case tagPartChecksum:
+			p.Checksum = d.str()
+		default:
+			d.err = fmt.Errorf("%w: unknown part field %d", ErrCorrupt, tag)
+		}
+	}
 	if err := d.done(); err != nil {
 		return nil, err
 	}
@@ -402,6 +436,10 @@ func EncodeUpload(u *Upload) []byte {
 	if u.SSE != nil {
 		e.sse(u.SSE)
 	}
+	if u.ChecksumAlgorithm != "" {
+		e.byte(tagUploadChecksum)
+		e.str(u.ChecksumAlgorithm)
+	}
 	return e.b
 }
 
@@ -418,6 +456,8 @@ func DecodeUpload(b []byte) (*Upload, error) {
 			u.ACL = d.acl()
 		case tagSSE:
 			u.SSE = d.sse()
+		case tagUploadChecksum:
+			u.ChecksumAlgorithm = d.str()
 		default:
 			d.err = fmt.Errorf("%w: unknown upload field %d", ErrCorrupt, tag)
 		}

@@ -140,6 +140,9 @@ type Object struct {
 	DeleteMarker bool
 	// Lock is the version's object lock retention and legal hold (objectlock.go).
 	Lock Lock
+	// PartChecksums holds, for a multipart object made by an upload with an additional
+	// checksum, each part's checksum (base64); Checksum is then their composite checksum.
+	PartChecksums []string
 }
 
 // Upload is a multipart upload in progress.
@@ -155,6 +158,9 @@ type Upload struct {
 	ACL *ACL
 	// SSE is the encryption of the upload's parts and of the object it makes; nil: none.
 	SSE *SSE
+	// ChecksumAlgorithm is the additional checksum (s3 algorithm name, e.g. "sha256") every
+	// part is summed with; the completed object gets their composite checksum. "": none.
+	ChecksumAlgorithm string
 }
 
 // Part is an uploaded part of a multipart upload.
@@ -164,6 +170,8 @@ type Part struct {
 	ETag     string // hex MD5, no quotes
 	Modified time.Time
 	Chunks   []Chunk
+	// Checksum is the part's additional checksum (base64) when its upload has an algorithm.
+	Checksum string
 }
 
 // Intent announces a write in progress: its chunks are named <ID>-<n>.

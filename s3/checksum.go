@@ -4,9 +4,11 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"hash"
 	"hash/crc32"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/minio/crc64nvme"
@@ -68,4 +70,71 @@ func RequestChecksum(h http.Header) (Checksum, error) {
 		c = Checksum{Algorithm: algo, Value: v}
 	}
 	return c, nil
+}
+
+// ChecksumFields are the checksum elements of S3's XML answers (CompleteMultipartUpload, ListParts'
+// parts): the one of the algorithm set, the others omitted.
+type ChecksumFields struct {
+	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
+}
+
+// Field points at the element of algo (lower case); nil for an unknown algorithm.
+func (f *ChecksumFields) Field(algo string) *string {
+	switch algo {
+	case "crc32":
+		return &f.ChecksumCRC32
+	case "crc32c":
+		return &f.ChecksumCRC32C
+	case "crc64nvme":
+		return &f.ChecksumCRC64NVME
+	case "sha1":
+		return &f.ChecksumSHA1
+	case "sha256":
+		return &f.ChecksumSHA256
+	}
+	return nil
+}
+
+// UploadChecksumAlgorithm reads CreateMultipartUpload's x-amz-checksum-algorithm (returned in
+// lower case, "" for none) and x-amz-checksum-type. Composite checksums (a checksum of the
+// parts' checksums) are served; FULL_OBJECT ones, and CRC64NVME, which S3 has only as a full
+// object checksum, are NotImplemented.
+func UploadChecksumAlgorithm(h http.Header) (string, error) {
+	algo := strings.ToLower(strings.TrimSpace(h.Get("X-Amz-Checksum-Algorithm")))
+	typ := strings.ToUpper(strings.TrimSpace(h.Get("X-Amz-Checksum-Type")))
+	switch {
+	case algo == "" && typ == "":
+		return "", nil
+	case algo == "":
+		return "", ErrorFor(CodeInvalidRequest, "x-amz-checksum-type requires x-amz-checksum-algorithm")
+	case NewChecksum(algo) == nil:
+		return "", ErrorFor(CodeInvalidRequest, "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+	case typ != "" && typ != "COMPOSITE" && typ != "FULL_OBJECT":
+		return "", ErrorFor(CodeInvalidRequest, "Value for x-amz-checksum-type header is invalid.")
+	case typ == "FULL_OBJECT" || algo == "crc64nvme":
+		return "", ErrorFor(CodeNotImplemented, "full object checksums of multipart uploads (x-amz-checksum-type FULL_OBJECT, CRC64NVME) are not implemented by hanode; use a composite checksum (CRC32, CRC32C, SHA1, SHA256)")
+	}
+	return algo, nil
+}
+
+// CompositeChecksum is the checksum S3 gives a multipart object whose parts were summed with
+// algo: the algorithm's digest of the parts' digests, one after the other, in base64, then "-"
+// and the number of parts.
+func CompositeChecksum(algo string, parts []string) (string, error) {
+	h := NewChecksum(algo)
+	if h == nil {
+		return "", fmt.Errorf("composite checksum: unknown algorithm %q", algo)
+	}
+	for i, p := range parts {
+		b, err := base64.StdEncoding.DecodeString(p)
+		if err != nil {
+			return "", fmt.Errorf("composite checksum: part %d's checksum %q: %w", i+1, p, err)
+		}
+		h.Write(b)
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts)), nil
 }
