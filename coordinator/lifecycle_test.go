@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -148,4 +149,18 @@ func TestExpirationHeader(t *testing.T) {
 			t.Fatalf("%s after the rules changed: x-amz-expiration %q", key, r.header.Get("X-Amz-Expiration"))
 		}
 	}
+	// Changed elsewhere (as through another coordinator): the watch evicts the cached rules.
+	err = meta.New(tc.etcd).UpdateBucketConfig(ctx, "exp", func(c *meta.BucketConfig) error {
+		c.Lifecycle = append(c.Lifecycle, meta.LifecycleRule{ID: "elsewhere", Enabled: true, ExpireDays: 2})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rule set elsewhere in x-amz-expiration", func() error {
+		if got := tc.do(http.MethodHead, "/exp/other", nil, nil).header.Get("X-Amz-Expiration"); !strings.Contains(got, `rule-id="elsewhere"`) {
+			return fmt.Errorf("x-amz-expiration %q", got)
+		}
+		return nil
+	})
 }
