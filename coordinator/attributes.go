@@ -112,10 +112,7 @@ func (c *Coordinator) getObjectAttributes(rq *request) error {
 		case "sha256":
 			ck.SHA256 = v
 		}
-		ck.Type = "FULL_OBJECT"
-		if len(obj.PartChecksums) > 0 {
-			ck.Type = "COMPOSITE"
-		}
+		ck.Type = s3.ChecksumType(v)
 		out.Checksum = ck
 	}
 	if want["ObjectParts"] && len(obj.Parts) > 0 {

@@ -33,7 +33,7 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err := c.uploadLock(rq, headers); err != nil {
 		return err
 	}
-	algo, err := s3.UploadChecksumAlgorithm(rq.r.Header)
+	algo, fullObject, err := s3.UploadChecksumAlgorithm(rq.r.Header)
 	if err != nil {
 		return err
 	}
@@ -49,14 +49,14 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
-	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags, SSE: enc.record(), ACL: acl, ChecksumAlgorithm: algo}
+	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags, SSE: enc.record(), ACL: acl, ChecksumAlgorithm: algo, ChecksumFullObject: fullObject}
 	if err := c.meta.CreateUpload(rq.r.Context(), u); err != nil {
 		return err
 	}
 	enc.respond(rq.w.Header())
 	if algo != "" {
 		rq.w.Header().Set("X-Amz-Checksum-Algorithm", strings.ToUpper(algo))
-		rq.w.Header().Set("X-Amz-Checksum-Type", "COMPOSITE")
+		rq.w.Header().Set("X-Amz-Checksum-Type", uploadChecksumType(u))
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, s3.InitiateMultipartUploadResult{Bucket: rq.bucket, Key: rq.key, UploadID: u.ID})
 }
@@ -203,8 +203,17 @@ func (c *Coordinator) completeUpload(rq *request) error {
 	return s3.WriteXML(rq.w, http.StatusOK, completeResult(rq, obj))
 }
 
-// completedChecksum gives a completed upload's object the composite checksum of its parts
-// (when the upload has an algorithm), and checks the one the request names, if any.
+// uploadChecksumType is the checksum type of u's object.
+func uploadChecksumType(u *meta.Upload) string {
+	if u.ChecksumFullObject {
+		return "FULL_OBJECT"
+	}
+	return "COMPOSITE"
+}
+
+// completedChecksum gives a completed upload's object its checksum, when the upload has an
+// algorithm: the composite checksum of its parts or the CRC of the whole object, computed from
+// the parts'; and checks the one the request names, if any.
 func completedChecksum(h http.Header, u *meta.Upload, obj *meta.Object) error {
 	if u.ChecksumAlgorithm == "" {
 		return nil
@@ -213,6 +222,9 @@ func completedChecksum(h http.Header, u *meta.Upload, obj *meta.Object) error {
 		return s3.ErrorFor(s3.CodeInvalidPart, "a part of the upload has no "+u.ChecksumAlgorithm+" checksum; upload it again")
 	}
 	sum, err := s3.CompositeChecksum(u.ChecksumAlgorithm, obj.PartChecksums)
+	if u.ChecksumFullObject {
+		sum, err = s3.FullObjectChecksum(u.ChecksumAlgorithm, obj.PartChecksums, obj.Parts)
+	}
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", u.ID, err)
 	}
@@ -229,7 +241,7 @@ func completeResult(rq *request, obj *meta.Object) s3.CompleteMultipartUploadRes
 	out := s3.CompleteMultipartUploadResult{Location: "/" + rq.bucket + "/" + rq.key, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)}
 	if algo, v, ok := strings.Cut(obj.Checksum, ":"); ok && len(obj.PartChecksums) > 0 {
 		if f := out.Field(algo); f != nil {
-			*f, out.ChecksumType = v, "COMPOSITE"
+			*f, out.ChecksumType = v, s3.ChecksumType(v)
 		}
 	}
 	return out
@@ -296,7 +308,7 @@ func (c *Coordinator) listParts(rq *request) error {
 	res := s3.ListPartsResult{Bucket: rq.bucket, Key: rq.key, UploadID: u.ID, Initiator: owner, Owner: owner, StorageClass: "STANDARD",
 		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: more}
 	if u.ChecksumAlgorithm != "" {
-		res.ChecksumAlgorithm, res.ChecksumType = strings.ToUpper(u.ChecksumAlgorithm), "COMPOSITE"
+		res.ChecksumAlgorithm, res.ChecksumType = strings.ToUpper(u.ChecksumAlgorithm), uploadChecksumType(u)
 	}
 	for _, p := range parts {
 		lp := s3.Part{PartNumber: p.Number, LastModified: s3.Timestamp{Time: p.Modified}, ETag: s3.QuoteETag(p.ETag), Size: p.Size}

@@ -17,14 +17,15 @@ import (
 // (sent or not, the server computes it), gives the completed object the composite checksum of
 // its parts (checked against the request's, 400 BadDigest when they differ), and returns it on
 // the completion, its retry, HEAD and GET with x-amz-checksum-mode, per part by partNumber, in
-// ListParts and in GetObjectAttributes. What is not served answers 501.
+// ListParts and in GetObjectAttributes. A FULL_OBJECT upload's object gets the CRC of the whole
+// object, combined from its parts'.
 func TestMultipartChecksums(t *testing.T) {
 	tc := newTestCluster(t, clusterOpts{machines: 1, replicas: 1, etcdHost: "127.0.134.34"})
 	mustBucket(t, tc.minio(), "mpck")
 	b64 := func(p []byte) string { s := sha256.Sum256(p); return base64.StdEncoding.EncodeToString(s[:]) }
 
-	for _, h := range []http.Header{{"X-Amz-Checksum-Algorithm": {"CRC64NVME"}}, {"X-Amz-Checksum-Algorithm": {"CRC32"}, "X-Amz-Checksum-Type": {"FULL_OBJECT"}}} {
-		if r := tc.do(http.MethodPost, "/mpck/k?uploads", h, nil); r.status != http.StatusNotImplemented {
+	for _, h := range []http.Header{{"X-Amz-Checksum-Algorithm": {"SHA256"}, "X-Amz-Checksum-Type": {"FULL_OBJECT"}}, {"X-Amz-Checksum-Algorithm": {"CRC64NVME"}, "X-Amz-Checksum-Type": {"COMPOSITE"}}} {
+		if r := tc.do(http.MethodPost, "/mpck/k?uploads", h, nil); r.status != http.StatusBadRequest {
 			t.Fatalf("create with %v: %d %s", h, r.status, r.body)
 		}
 	}
@@ -91,7 +92,42 @@ func TestMultipartChecksums(t *testing.T) {
 		!strings.Contains(body, "<PartNumber>1</PartNumber><Size>5242880</Size><ChecksumSHA256>"+b64(p1)+"</ChecksumSHA256>") {
 		t.Fatalf("GetObjectAttributes: %d %s", r.status, body)
 	}
-	// A copy of the object is one part: the composite checksum is not its checksum.
+	// FULL_OBJECT: the CRC-32C of the whole object, from the parts' CRCs.
+	r = tc.do(http.MethodPost, "/mpck/full?uploads", http.Header{"X-Amz-Checksum-Algorithm": {"CRC32C"}, "X-Amz-Checksum-Type": {"FULL_OBJECT"}}, nil)
+	if r.status != 200 || r.header.Get("X-Amz-Checksum-Type") != "FULL_OBJECT" {
+		t.Fatalf("create FULL_OBJECT: %d %v %s", r.status, r.header, r.body)
+	}
+	if err := xml.Unmarshal(r.body, &init); err != nil {
+		t.Fatal(err)
+	}
+	q = "uploadId=" + init.UploadID
+	var etags []string
+	for i, p := range [][]byte{p1, p2} {
+		if r = tc.do(http.MethodPut, fmt.Sprintf("/mpck/full?partNumber=%d&%s", i+1, q), nil, p); r.status != 200 {
+			t.Fatalf("FULL_OBJECT part %d: %d %s", i+1, r.status, r.body)
+		}
+		etags = append(etags, r.header.Get("ETag"))
+	}
+	whole := s3.NewChecksum("crc32c")
+	whole.Write(p1)
+	whole.Write(p2)
+	wantFull := base64.StdEncoding.EncodeToString(whole.Sum(nil))
+	r = tc.do(http.MethodPost, "/mpck/full?"+q, http.Header{"X-Amz-Checksum-Crc32c": {wantFull}}, []byte(fmt.Sprintf(
+		`<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part><Part><PartNumber>2</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>`, etags[0], etags[1])))
+	if r.status != 200 || !strings.Contains(string(r.body), "<ChecksumCRC32C>"+wantFull+"</ChecksumCRC32C><ChecksumType>FULL_OBJECT</ChecksumType>") {
+		t.Fatalf("FULL_OBJECT completion: %d %s", r.status, r.body)
+	}
+	if r = tc.do(http.MethodHead, "/mpck/full", mode, nil); r.header.Get("X-Amz-Checksum-Crc32c") != wantFull || r.header.Get("X-Amz-Checksum-Type") != "FULL_OBJECT" {
+		t.Fatalf("HEAD FULL_OBJECT: %v", r.header)
+	}
+	// A copy of the FULL_OBJECT object keeps its checksum (the same bytes); a copy of the
+	// composite one is one part: the composite checksum is not its checksum.
+	if r = tc.do(http.MethodPut, "/mpck/fullcopy", http.Header{"X-Amz-Copy-Source": {"/mpck/full"}}, nil); r.status != 200 {
+		t.Fatalf("copy: %d %s", r.status, r.body)
+	}
+	if r = tc.do(http.MethodHead, "/mpck/fullcopy", mode, nil); r.header.Get("X-Amz-Checksum-Crc32c") != wantFull {
+		t.Fatalf("the copy of the FULL_OBJECT object: %v", r.header)
+	}
 	if r = tc.do(http.MethodPut, "/mpck/copy", http.Header{"X-Amz-Copy-Source": {"/mpck/k"}}, nil); r.status != 200 {
 		t.Fatalf("copy: %d %s", r.status, r.body)
 	}

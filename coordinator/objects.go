@@ -363,10 +363,7 @@ func (c *Coordinator) getObject(rq *request) error {
 	// The stored checksum describes the whole object: sent when asked for, on a whole read; a
 	// part of a multipart object read by partNumber has its own.
 	if algo, v, ok := strings.Cut(obj.Checksum, ":"); ok && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
-		typ := "FULL_OBJECT"
-		if len(obj.PartChecksums) > 0 {
-			typ = "COMPOSITE"
-		}
+		typ := s3.ChecksumType(v)
 		if pn, _ := strconv.Atoi(rq.query("partNumber")); pn > 0 && pn <= len(obj.PartChecksums) {
 			v = obj.PartChecksums[pn-1]
 		} else if status != http.StatusOK {
@@ -525,7 +522,7 @@ func (c *Coordinator) copyObject(rq *request) error {
 		return err
 	}
 	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Tags: tags, SSE: enc.record(), Lock: lock, ACL: acl}
-	if n == src.Size && len(src.PartChecksums) == 0 {
+	if _, v, _ := strings.Cut(src.Checksum, ":"); n == src.Size && s3.ChecksumType(v) == "FULL_OBJECT" {
 		obj.Checksum = src.Checksum // the same bytes (a multipart source's composite one is not the copy's)
 	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).

@@ -43,7 +43,7 @@ const (
 // algorithm its parts are summed with, in a part record the part's checksum (a part record had
 // no optional fields before), in an object record the checksum of each of its parts.
 const (
-	tagUploadChecksum = 48 // string: Upload.ChecksumAlgorithm
+	tagUploadChecksum = 48 // string, then a byte: Upload.ChecksumAlgorithm, ChecksumFullObject
 	tagPartChecksum   = 49 // string: Part.Checksum
 	tagPartChecksums  = 50 // count, then strings: Object.PartChecksums
 )
@@ -439,6 +439,11 @@ func EncodeUpload(u *Upload) []byte {
 	if u.ChecksumAlgorithm != "" {
 		e.byte(tagUploadChecksum)
 		e.str(u.ChecksumAlgorithm)
+		full := byte(0)
+		if u.ChecksumFullObject {
+			full = 1
+		}
+		e.byte(full)
 	}
 	return e.b
 }
@@ -458,6 +463,7 @@ func DecodeUpload(b []byte) (*Upload, error) {
 			u.SSE = d.sse()
 		case tagUploadChecksum:
 			u.ChecksumAlgorithm = d.str()
+			u.ChecksumFullObject = d.byte() == 1
 		default:
 			d.err = fmt.Errorf("%w: unknown upload field %d", ErrCorrupt, tag)
 		}

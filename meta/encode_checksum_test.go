@@ -24,9 +24,11 @@ func TestEncodeMultipartChecksums(t *testing.T) {
 		t.Fatal("a part record with an unknown field decoded")
 	}
 
-	u := &Upload{Bucket: "b", Key: "k", ID: "id", Initiated: time.Unix(9, 0).UTC(), ChecksumAlgorithm: "sha256"}
-	if got, err := DecodeUpload(EncodeUpload(u)); err != nil || !reflect.DeepEqual(got, u) {
-		t.Fatalf("upload with a checksum algorithm: %v %+v", err, got)
+	for _, full := range []bool{false, true} {
+		u := &Upload{Bucket: "b", Key: "k", ID: "id", Initiated: time.Unix(9, 0).UTC(), ChecksumAlgorithm: "crc32", ChecksumFullObject: full}
+		if got, err := DecodeUpload(EncodeUpload(u)); err != nil || !reflect.DeepEqual(got, u) {
+			t.Fatalf("upload with a checksum algorithm: %v %+v", err, got)
+		}
 	}
 
 	o := sampleObject(3)

@@ -159,8 +159,10 @@ type Upload struct {
 	// SSE is the encryption of the upload's parts and of the object it makes; nil: none.
 	SSE *SSE
 	// ChecksumAlgorithm is the additional checksum (s3 algorithm name, e.g. "sha256") every
-	// part is summed with; the completed object gets their composite checksum. "": none.
-	ChecksumAlgorithm string
+	// part is summed with; "": none. The completed object gets the composite checksum of the
+	// parts' or, with ChecksumFullObject, the CRC of the whole object.
+	ChecksumAlgorithm  string
+	ChecksumFullObject bool
 }
 
 // Part is an uploaded part of a multipart upload.

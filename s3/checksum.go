@@ -100,25 +100,37 @@ func (f *ChecksumFields) Field(algo string) *string {
 }
 
 // UploadChecksumAlgorithm reads CreateMultipartUpload's x-amz-checksum-algorithm (returned in
-// lower case, "" for none) and x-amz-checksum-type. Composite checksums (a checksum of the
-// parts' checksums) are served; FULL_OBJECT ones, and CRC64NVME, which S3 has only as a full
-// object checksum, are NotImplemented.
-func UploadChecksumAlgorithm(h http.Header) (string, error) {
-	algo := strings.ToLower(strings.TrimSpace(h.Get("X-Amz-Checksum-Algorithm")))
+// lower case, "" for none) and x-amz-checksum-type: fullObject when the object's checksum is to
+// be the CRC of the whole object (FULL_OBJECT: CRC algorithms only, CRC64NVME's one type), else
+// it is the composite checksum of the parts (COMPOSITE: the default of the others).
+func UploadChecksumAlgorithm(h http.Header) (algo string, fullObject bool, err error) {
+	algo = strings.ToLower(strings.TrimSpace(h.Get("X-Amz-Checksum-Algorithm")))
 	typ := strings.ToUpper(strings.TrimSpace(h.Get("X-Amz-Checksum-Type")))
 	switch {
 	case algo == "" && typ == "":
-		return "", nil
+		return "", false, nil
 	case algo == "":
-		return "", ErrorFor(CodeInvalidRequest, "x-amz-checksum-type requires x-amz-checksum-algorithm")
+		return "", false, ErrorFor(CodeInvalidRequest, "x-amz-checksum-type requires x-amz-checksum-algorithm")
 	case NewChecksum(algo) == nil:
-		return "", ErrorFor(CodeInvalidRequest, "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
-	case typ != "" && typ != "COMPOSITE" && typ != "FULL_OBJECT":
-		return "", ErrorFor(CodeInvalidRequest, "Value for x-amz-checksum-type header is invalid.")
-	case typ == "FULL_OBJECT" || algo == "crc64nvme":
-		return "", ErrorFor(CodeNotImplemented, "full object checksums of multipart uploads (x-amz-checksum-type FULL_OBJECT, CRC64NVME) are not implemented by hanode; use a composite checksum (CRC32, CRC32C, SHA1, SHA256)")
+		return "", false, ErrorFor(CodeInvalidRequest, "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+	case typ == "":
+		return algo, algo == "crc64nvme", nil
+	case typ == "FULL_OBJECT" && FullObjectAlgorithm(algo), typ == "COMPOSITE" && algo != "crc64nvme":
+		return algo, typ == "FULL_OBJECT", nil
+	case typ == "FULL_OBJECT" || typ == "COMPOSITE":
+		return "", false, ErrorFor(CodeInvalidRequest, "The "+typ+" checksum type cannot be used with the "+algo+" checksum algorithm.")
 	}
-	return algo, nil
+	return "", false, ErrorFor(CodeInvalidRequest, "Value for x-amz-checksum-type header is invalid.")
+}
+
+// ChecksumType is the checksum type S3 names for a stored checksum value: COMPOSITE for a
+// multipart object's checksum of its parts' checksums (the value ends in "-" and the number of
+// parts), FULL_OBJECT for any other.
+func ChecksumType(value string) string {
+	if strings.Contains(value, "-") {
+		return "COMPOSITE"
+	}
+	return "FULL_OBJECT"
 }
 
 // CompositeChecksum is the checksum S3 gives a multipart object whose parts were summed with
