@@ -90,8 +90,8 @@ section() { # name, email
 } >"$work/s3tests.conf"
 
 echo "ceph/s3-tests $rev, s3tests/functional/test_s3.py, against the appliance at https://$addr:9000 ($("$HANODE" version | head -n 1))"
-# SSL_CERT_FILE: the cases that open their own TLS connections (100-continue) trust the CA;
-# REQUESTS_CA_BUNDLE: so do the POST upload cases that call requests without verify=.
+# SSL_CERT_FILE and REQUESTS_CA_BUNDLE: the cases that open their own TLS connections
+# (100-continue; a POST upload sent with requests without verify=False) trust the CA.
 (cd "$tests" && SSL_CERT_FILE=$ca REQUESTS_CA_BUNDLE=$ca S3TEST_CONF="$work/s3tests.conf" "$py" -m pytest -q -p no:cacheprovider --junitxml="$work/junit.xml" \
   s3tests/functional/test_s3.py "$@" >"$work/pytest.log" 2>&1) || true
 tail -n 1 "$work/pytest.log"

@@ -200,14 +200,9 @@ func (c *Coordinator) getObjectACL(rq *request) error {
 
 func (c *Coordinator) putObjectACL(rq *request) error {
 	ctx := rq.r.Context()
-	obj, err := c.meta.GetObject(ctx, rq.bucket, rq.key)
+	obj, err := c.namedVersion(rq) // the current version, or the one versionId names
 	if err != nil {
 		return err
-	}
-	// The ACL is kept on the current record only (SetObjectACL): a noncurrent version's is
-	// refused rather than set on another version.
-	if v := versionID(rq); v != "" && v != obj.VersionID() {
-		return s3.ErrorFor(s3.CodeNotImplemented, "setting the ACL of a noncurrent version is not implemented by hanode")
 	}
 	if err := rq.recheckObject(obj); err != nil {
 		return err
@@ -217,21 +212,26 @@ func (c *Coordinator) putObjectACL(rq *request) error {
 	if err != nil {
 		return err
 	}
-	// The ACL goes on the record only if it is still the object whose owner was read.
-	err = c.meta.SetObjectACL(ctx, rq.bucket, rq.key, func(cur *meta.ACL) (*meta.ACL, error) {
-		if rq.access.ObjectOwner(cur) != owner {
-			return nil, fmt.Errorf("the object was replaced while its ACL was set: %w", meta.ErrConflict)
+	// The ACL goes on the record only if it is still the version whose owner was read.
+	err = c.meta.UpdateVersion(ctx, rq.bucket, rq.key, versionID(rq), func(o *meta.Object) error {
+		if o.VersionID() != obj.VersionID() || rq.access.ObjectOwner(o.ACL) != owner {
+			return fmt.Errorf("the object was replaced while its ACL was set: %w", meta.ErrConflict)
 		}
 		switch {
 		case owner != rq.access.Owner:
-			return &meta.ACL{Owner: owner, Grants: grants}, nil
+			o.ACL = &meta.ACL{Owner: owner, Grants: grants}
 		case !ownerOnly(grants, owner):
-			return &meta.ACL{Grants: grants}, nil
+			o.ACL = &meta.ACL{Grants: grants}
+		default:
+			o.ACL = nil
 		}
-		return nil, nil
+		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if versionID(rq) != "" {
+		rq.w.Header().Set("X-Amz-Version-Id", obj.VersionID())
 	}
 	rq.w.WriteHeader(http.StatusOK)
 	return nil

@@ -27,6 +27,7 @@ type attributeChecksum struct {
 	CRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
 	SHA1      string `xml:"ChecksumSHA1,omitempty"`
 	SHA256    string `xml:"ChecksumSHA256,omitempty"`
+	Type      string `xml:"ChecksumType,omitempty"`
 }
 
 type attributeParts struct {
@@ -41,6 +42,7 @@ type attributeParts struct {
 type attributePart struct {
 	PartNumber int   `xml:"PartNumber"`
 	Size       int64 `xml:"Size"`
+	s3.ChecksumFields
 }
 
 // getObjectAttributes serves GetObjectAttributes: ETag, Checksum, ObjectParts (paged by
@@ -110,6 +112,7 @@ func (c *Coordinator) getObjectAttributes(rq *request) error {
 		case "sha256":
 			ck.SHA256 = v
 		}
+		ck.Type = s3.ChecksumType(v)
 		out.Checksum = ck
 	}
 	if want["ObjectParts"] && len(obj.Parts) > 0 {
@@ -119,14 +122,20 @@ func (c *Coordinator) getObjectAttributes(rq *request) error {
 				p.IsTruncated = true
 				break
 			}
-			p.Parts = append(p.Parts, attributePart{PartNumber: i + 1, Size: obj.Parts[i]})
+			ap := attributePart{PartNumber: i + 1, Size: obj.Parts[i]}
+			if algo, _, ok := strings.Cut(obj.Checksum, ":"); ok && i < len(obj.PartChecksums) {
+				if f := ap.Field(algo); f != nil {
+					*f = obj.PartChecksums[i]
+				}
+			}
+			p.Parts = append(p.Parts, ap)
 			p.NextPartNumberMarker = i + 1
 		}
 		out.ObjectParts = p
 	}
 	h := rq.w.Header()
-	if version != "" {
-		h.Set("X-Amz-Version-Id", version)
+	if obj.Version != "" || version != "" { // as GET and HEAD name the version read
+		h.Set("X-Amz-Version-Id", obj.VersionID())
 	}
 	h.Set("Last-Modified", obj.Modified.Format(http.TimeFormat))
 	return s3.WriteXML(rq.w, http.StatusOK, out)

@@ -135,10 +135,13 @@ func (c *Coordinator) authorize(rq *request) error {
 		}
 		return s3.ErrorFor(s3.CodeNoSuchBucket, "")
 	}
+	if err := checkExpectedOwner(rq, rq.r.Header.Get("X-Amz-Expected-Bucket-Owner"), &b); err != nil {
+		return err
+	}
 	// DeleteObjects names its keys in its body: with a bucket policy, whose statements may
 	// speak of keys, each key is decided as a DeleteObject (authorizeKey).
 	if !rq.root && !(rq.op == "DeleteObjects" && b.Policy != nil) {
-		ok, err := b.Decide(need, c.ask(rq, &b, rq.bucket, rq.key))
+		ok, err := b.Decide(need, c.ask(rq, &b, rq.bucket, rq.key, versionID(rq)))
 		if err != nil {
 			return err
 		}
@@ -147,7 +150,7 @@ func (c *Coordinator) authorize(rq *request) error {
 		}
 	}
 	if rq.op == "CopyObject" || rq.op == "UploadPartCopy" {
-		sb, sk, _, err := s3.ParseCopySource(rq.r.Header.Get("X-Amz-Copy-Source"))
+		sb, sk, sv, err := s3.ParseCopySource(rq.r.Header.Get("X-Amz-Copy-Source"))
 		if err != nil {
 			return err
 		}
@@ -158,8 +161,11 @@ func (c *Coordinator) authorize(rq *request) error {
 		if !src.Exists && !rq.root {
 			return s3.ErrorFor(s3.CodeNoSuchBucket, "the copy source's bucket does not exist")
 		}
+		if err := checkExpectedOwner(rq, rq.r.Header.Get("X-Amz-Source-Expected-Bucket-Owner"), &src); err != nil {
+			return err
+		}
 		if !rq.root {
-			ok, err := src.Decide(opNeed["GetObject"], c.ask(rq, &src, sb, sk))
+			ok, err := src.Decide(opNeed["GetObject"], c.ask(rq, &src, sb, sk, sv))
 			if err != nil {
 				return err
 			}
@@ -171,13 +177,24 @@ func (c *Coordinator) authorize(rq *request) error {
 	return nil
 }
 
+// checkExpectedOwner refuses a request whose x-amz-expected-bucket-owner (or, for a copy's
+// source, x-amz-source-expected-bucket-owner) names someone other than the bucket's owner, as
+// S3 does (403), whoever sends it. Owners are named by access key; a bucket made before owners
+// existed is root's, and matches only a root caller naming itself.
+func checkExpectedOwner(rq *request, want string, b *s3access.Bucket) error {
+	if want == "" || !b.Exists || want == b.Owner || b.Owner == "" && rq.root && want == rq.auth.AccessKey {
+		return nil
+	}
+	return s3.ErrorFor(s3.CodeAccessDenied, "the bucket is not owned by the expected bucket owner")
+}
+
 // authorizeKey decides one key of a DeleteObjects as a DeleteObject of that key, when the
 // bucket has a policy (authorize decided the request as a whole otherwise).
 func (c *Coordinator) authorizeKey(rq *request, key string) error {
 	if rq.root || rq.access == nil || rq.access.Policy == nil {
 		return nil
 	}
-	ok, err := rq.access.Decide(opNeed["DeleteObject"], c.ask(rq, rq.access, rq.bucket, key))
+	ok, err := rq.access.Decide(opNeed["DeleteObject"], c.ask(rq, rq.access, rq.bucket, key, ""))
 	if err != nil {
 		return err
 	}
@@ -198,20 +215,24 @@ func (c *Coordinator) refuse(rq *request, reason string) error {
 	return accessDenied()
 }
 
-// ask describes rq to s3access.Bucket.Decide for the object key of bucket: the condition
-// values of the request, and the object's ACL and tags read (once) when needed.
-func (c *Coordinator) ask(rq *request, b *s3access.Bucket, bucket, key string) s3access.Ask {
+// ask describes rq to s3access.Bucket.Decide for version ("": the current one) of the object
+// key of bucket: the condition values of the request, and that version's ACL and tags read
+// (once) when needed.
+func (c *Coordinator) ask(rq *request, b *s3access.Bucket, bucket, key, version string) s3access.Ask {
 	var (
 		loaded bool
 		obj    *meta.Object
 		lerr   error
 	)
-	load := func() (*meta.Object, error) {
+	load := func() (*meta.Object, error) { // the version the request names ("": the current one)
 		if !loaded {
 			loaded = true
-			obj, lerr = c.meta.GetObject(rq.r.Context(), bucket, key)
-			if errors.Is(lerr, meta.ErrNoSuchKey) {
+			obj, lerr = c.meta.GetObjectVersion(rq.r.Context(), bucket, key, version)
+			switch {
+			case errors.Is(lerr, meta.ErrNoSuchKey), errors.Is(lerr, meta.ErrNoSuchVersion), errors.Is(lerr, meta.ErrInvalidVersion):
 				obj, lerr = nil, nil
+			case lerr == nil && obj.DeleteMarker:
+				obj = nil
 			}
 		}
 		return obj, lerr

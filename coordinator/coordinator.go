@@ -105,6 +105,7 @@ type Coordinator struct {
 	health   *health
 	keys     *keyCache
 	authz    *authzCache
+	configs  *configCache  // buckets' configurations, for x-amz-expiration (configcache.go)
 	anonLog  *rate.Limiter // samples refused anonymous requests into the log
 	verifier *sigv4.Verifier
 	bufs     *bufferPool
@@ -129,6 +130,7 @@ func New(o Options) (*Coordinator, error) {
 	c.keys = newKeyCache(o.Etcd, o.Lookup, o.Log)
 	c.keys.limit = ratelimit.New(missRate, missBurst, maxSrc)
 	c.authz = newAuthzCache(o.Etcd, o.Log)
+	c.configs = newConfigCache(o.Etcd, c.meta, o.Log)
 	c.anonLog = rate.NewLimiter(rate.Every(anonLogEvery), 1)
 	// Any region name in the credential scope is accepted: a cluster is one region, and clients
 	// disagree on its name (s3cmd signs for "US", others for us-east-1 or what they were told).
@@ -143,10 +145,11 @@ func New(o Options) (*Coordinator, error) {
 // ctx ends.
 func (c *Coordinator) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); c.nodes.run(ctx) }()
 	go func() { defer wg.Done(); c.keys.run(ctx) }()
 	go func() { defer wg.Done(); c.authz.run(ctx) }()
+	go func() { defer wg.Done(); c.configs.run(ctx) }()
 	go func() { defer wg.Done(); c.health.run(ctx) }()
 	wg.Wait()
 }

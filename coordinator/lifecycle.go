@@ -36,6 +36,7 @@ func (c *Coordinator) bucketLifecycle(rq *request) error {
 			cfg.Lifecycle = nil
 			return nil
 		})
+		c.configs.forget(rq.bucket)
 		if err != nil {
 			return err
 		}
@@ -58,11 +59,27 @@ func (c *Coordinator) bucketLifecycle(rq *request) error {
 		cfg.Lifecycle = rules
 		return nil
 	})
+	c.configs.forget(rq.bucket)
 	if err != nil {
 		return err
 	}
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// setExpiration sets the x-amz-expiration header of a response about key's current version o
+// when a lifecycle rule of the bucket expires it, as S3 does: the expiry date (midnight UTC)
+// and the rule's id. Failing to read the rules leaves the header out (and is logged): the
+// object's own answer does not depend on it.
+func (c *Coordinator) setExpiration(rq *request, key string, o *meta.Object) {
+	cfg, err := c.configs.get(rq.r.Context(), rq.bucket)
+	if err != nil {
+		c.log.Warn("reading a bucket's lifecycle rules for x-amz-expiration", "bucket", rq.bucket, "request", rq.id, "err", err)
+		return
+	}
+	if at, id, ok := meta.Expiry(cfg.Lifecycle, key, o); ok {
+		rq.w.Header().Set("X-Amz-Expiration", `expiry-date="`+at.UTC().Format(http.TimeFormat)+`", rule-id="`+id+`"`)
+	}
 }
 
 // lifecycleRules checks a configuration's rules as S3 does and converts them.

@@ -2,12 +2,16 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
+	miniotags "github.com/minio/minio-go/v7/pkg/tags"
 
+	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3"
 )
 
@@ -81,4 +85,82 @@ func TestLifecycleConfiguration(t *testing.T) {
 	if r := tc.do(http.MethodGet, "/lcb?lifecycle", nil, nil); r.status != http.StatusNotFound {
 		t.Fatalf("GET after delete: %d %s", r.status, r.body)
 	}
+}
+
+// TestExpirationHeader: a write, GET and HEAD of an object that a lifecycle rule expires carry
+// x-amz-expiration (the expiry day and the rule), as S3 sends it; an object no rule matches,
+// and one whose tags stop matching after the rules change, get none.
+func TestExpirationHeader(t *testing.T) {
+	tc := newTestCluster(t, clusterOpts{machines: 1, replicas: 1, etcdHost: "127.0.134.31"})
+	ctx := context.Background()
+	mc := tc.minio()
+	mustBucket(t, mc, "exp")
+	cfg := lifecycle.NewConfiguration()
+	cfg.Rules = []lifecycle.Rule{
+		{ID: "rule1", Status: "Enabled", RuleFilter: lifecycle.Filter{Prefix: "days1/"}, Expiration: lifecycle.Expiration{Days: 1}},
+		{ID: "tagged", Status: "Enabled", RuleFilter: lifecycle.Filter{Tag: lifecycle.Tag{Key: "key1", Value: "tag1"}}, Expiration: lifecycle.Expiration{Days: 3}},
+		{ID: "off", Status: "Disabled", RuleFilter: lifecycle.Filter{Prefix: "days1/"}, Expiration: lifecycle.Expiration{Days: 1}},
+	}
+	if err := mc.SetBucketLifecycle(ctx, "exp", cfg); err != nil {
+		t.Fatal(err)
+	}
+	info, err := mc.PutObject(ctx, "exp", "days1/foo", strings.NewReader("bar"), 3, minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := mc.StatObject(ctx, "exp", "days1/foo", minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := meta.ExpiryDay(st.LastModified, 1)
+	if info.ExpirationRuleID != "rule1" || !info.Expiration.Equal(want) {
+		t.Fatalf("PUT: expiration %v rule %q, want %v rule1", info.Expiration, info.ExpirationRuleID, want)
+	}
+	if st.ExpirationRuleID != "rule1" || !st.Expiration.Equal(want) {
+		t.Fatalf("HEAD: expiration %v rule %q, want %v rule1", st.Expiration, st.ExpirationRuleID, want)
+	}
+	r := tc.do(http.MethodGet, "/exp/days1/foo", nil, nil)
+	if got := r.header.Get("X-Amz-Expiration"); got != `expiry-date="`+want.Format(http.TimeFormat)+`", rule-id="rule1"` {
+		t.Fatalf("GET: x-amz-expiration %q", got)
+	}
+	// No rule matches: no header.
+	if _, err := mc.PutObject(ctx, "exp", "other", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := tc.do(http.MethodHead, "/exp/other", nil, nil); r.header.Get("X-Amz-Expiration") != "" {
+		t.Fatalf("an object no rule matches: x-amz-expiration %q", r.header.Get("X-Amz-Expiration"))
+	}
+	// Tagged afterwards: the tag rule matches it now.
+	tags, _ := miniotags.NewTags(map[string]string{"key1": "tag1", "key5": "tag5"}, true)
+	if err := mc.PutObjectTagging(ctx, "exp", "other", tags, minio.PutObjectTaggingOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = mc.StatObject(ctx, "exp", "other", minio.StatObjectOptions{})
+	if err != nil || st.ExpirationRuleID != "tagged" || !st.Expiration.Equal(meta.ExpiryDay(st.LastModified, 3)) {
+		t.Fatalf("tagged: %v rule %q, %v", st.Expiration, st.ExpirationRuleID, err)
+	}
+	// The rules change (read at once by the coordinator that changed them): the header goes.
+	cfg.Rules = cfg.Rules[2:]
+	if err := mc.SetBucketLifecycle(ctx, "exp", cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"days1/foo", "other"} {
+		if r := tc.do(http.MethodHead, "/exp/"+key, nil, nil); r.header.Get("X-Amz-Expiration") != "" {
+			t.Fatalf("%s after the rules changed: x-amz-expiration %q", key, r.header.Get("X-Amz-Expiration"))
+		}
+	}
+	// Changed elsewhere (as through another coordinator): the watch evicts the cached rules.
+	err = meta.New(tc.etcd).UpdateBucketConfig(ctx, "exp", func(c *meta.BucketConfig) error {
+		c.Lifecycle = append(c.Lifecycle, meta.LifecycleRule{ID: "elsewhere", Enabled: true, ExpireDays: 2})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rule set elsewhere in x-amz-expiration", func() error {
+		if got := tc.do(http.MethodHead, "/exp/other", nil, nil).header.Get("X-Amz-Expiration"); !strings.Contains(got, `rule-id="elsewhere"`) {
+			return fmt.Errorf("x-amz-expiration %q", got)
+		}
+		return nil
+	})
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hanode/hanode/meta"
@@ -31,6 +33,10 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err := c.uploadLock(rq, headers); err != nil {
 		return err
 	}
+	algo, fullObject, err := s3.UploadChecksumAlgorithm(rq.r.Header)
+	if err != nil {
+		return err
+	}
 	acl, err := c.objectACL(rq)
 	if err != nil {
 		return err
@@ -43,11 +49,15 @@ func (c *Coordinator) createUpload(rq *request) error {
 	if err != nil {
 		return err
 	}
-	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags, SSE: enc.record(), ACL: acl}
+	u := &meta.Upload{Bucket: rq.bucket, Key: rq.key, ID: meta.NewUploadID(), Initiated: time.Now().UTC(), Headers: headers, Tags: tags, SSE: enc.record(), ACL: acl, ChecksumAlgorithm: algo, ChecksumFullObject: fullObject}
 	if err := c.meta.CreateUpload(rq.r.Context(), u); err != nil {
 		return err
 	}
 	enc.respond(rq.w.Header())
+	if algo != "" {
+		rq.w.Header().Set("X-Amz-Checksum-Algorithm", strings.ToUpper(algo))
+		rq.w.Header().Set("X-Amz-Checksum-Type", uploadChecksumType(u))
+	}
 	return s3.WriteXML(rq.w, http.StatusOK, s3.InitiateMultipartUploadResult{Bucket: rq.bucket, Key: rq.key, UploadID: u.ID})
 }
 
@@ -72,6 +82,9 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 	var w *written
 	var writeID string
 	if copy {
+		if u.ChecksumAlgorithm != "" {
+			return s3.ErrorFor(s3.CodeNotImplemented, "UploadPartCopy into an upload with an additional checksum is not implemented by hanode")
+		}
 		src, off, n, err := c.copySource(rq)
 		if err != nil {
 			return err
@@ -86,10 +99,13 @@ func (c *Coordinator) uploadPart(rq *request, copy bool) error {
 		if w, writeID, err = c.copyData(ctx, rq, src, srcKey, off, n, replicas, enc, false); err != nil {
 			return err
 		}
-	} else if w, writeID, err = c.writeBody(rq, replicas, "a part may be at most 5 GiB", enc, false); err != nil {
+	} else if w, writeID, err = c.writeBody(rq, replicas, "a part may be at most 5 GiB", enc, false, u.ChecksumAlgorithm); err != nil {
 		return err
 	}
 	p := &meta.Part{Number: num, Size: w.size, ETag: enc.etag(w.md5), Modified: time.Now().UTC(), Chunks: w.chunks}
+	if u.ChecksumAlgorithm != "" {
+		p.Checksum = w.checksum.Value // computed by writeBody whether or not the request sent it
+	}
 	// PutPart settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutPart(ctx, u, p, writeID, c.o.GCGrace); err != nil {
 		return err
@@ -149,6 +165,12 @@ func (c *Coordinator) completeUpload(rq *request) error {
 		if p == nil || !s3.ETagsEqual(cp.ETag, p.ETag) {
 			return s3.ErrorFor(s3.CodeInvalidPart, fmt.Sprintf("part %d was not uploaded or its ETag does not match", cp.PartNumber))
 		}
+		if u.ChecksumAlgorithm != "" {
+			if v := *cp.Field(u.ChecksumAlgorithm); v != "" && v != p.Checksum {
+				return s3.ErrorFor(s3.CodeInvalidPart, fmt.Sprintf("part %d's checksum does not match", cp.PartNumber))
+			}
+			obj.PartChecksums = append(obj.PartChecksums, p.Checksum)
+		}
 		if i < len(req.Parts)-1 && p.Size < minPartSize {
 			return s3.ErrorFor(s3.CodeEntityTooSmall, fmt.Sprintf("part %d is %d bytes; every part but the last must be at least 5 MiB", cp.PartNumber, p.Size))
 		}
@@ -169,13 +191,60 @@ func (c *Coordinator) completeUpload(rq *request) error {
 		}
 	}
 	obj.ETag = s3.UnquoteETag(s3.MultipartETag(md5s))
+	if err := completedChecksum(rq.r.Header, u, obj); err != nil {
+		return err
+	}
 	if err := c.meta.CompleteUploadIf(ctx, u, obj, unused, rev, c.o.GCGrace, writeCondition(rq.r.Header)); err != nil {
 		return err
 	}
 	respondSSE(rq.w.Header(), obj.SSE, cust)
 	setVersionHeader(rq.w.Header(), obj)
-	loc := "/" + rq.bucket + "/" + rq.key
-	return s3.WriteXML(rq.w, http.StatusOK, s3.CompleteMultipartUploadResult{Location: loc, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)})
+	c.setExpiration(rq, rq.key, obj)
+	return s3.WriteXML(rq.w, http.StatusOK, completeResult(rq, obj))
+}
+
+// uploadChecksumType is the checksum type of u's object.
+func uploadChecksumType(u *meta.Upload) string {
+	if u.ChecksumFullObject {
+		return "FULL_OBJECT"
+	}
+	return "COMPOSITE"
+}
+
+// completedChecksum gives a completed upload's object its checksum, when the upload has an
+// algorithm: the composite checksum of its parts or the CRC of the whole object, computed from
+// the parts'; and checks the one the request names, if any.
+func completedChecksum(h http.Header, u *meta.Upload, obj *meta.Object) error {
+	if u.ChecksumAlgorithm == "" {
+		return nil
+	}
+	if slices.Contains(obj.PartChecksums, "") { // a part stored before checksums of parts were kept
+		return s3.ErrorFor(s3.CodeInvalidPart, "a part of the upload has no "+u.ChecksumAlgorithm+" checksum; upload it again")
+	}
+	sum, err := s3.CompositeChecksum(u.ChecksumAlgorithm, obj.PartChecksums)
+	if u.ChecksumFullObject {
+		sum, err = s3.FullObjectChecksum(u.ChecksumAlgorithm, obj.PartChecksums, obj.Parts)
+	}
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", u.ID, err)
+	}
+	name := "X-Amz-Checksum-" + u.ChecksumAlgorithm
+	if v := strings.TrimSpace(h.Get(name)); v != "" && v != sum {
+		return s3.ErrorFor(s3.CodeBadDigest, "The "+strings.ToLower(name)+" you specified did not match the calculated checksum.")
+	}
+	obj.Checksum = u.ChecksumAlgorithm + ":" + sum
+	return nil
+}
+
+// completeResult is CompleteMultipartUpload's answer for the object it made.
+func completeResult(rq *request, obj *meta.Object) s3.CompleteMultipartUploadResult {
+	out := s3.CompleteMultipartUploadResult{Location: "/" + rq.bucket + "/" + rq.key, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)}
+	if algo, v, ok := strings.Cut(obj.Checksum, ":"); ok && len(obj.PartChecksums) > 0 {
+		if f := out.Field(algo); f != nil {
+			*f, out.ChecksumType = v, s3.ChecksumType(v)
+		}
+	}
+	return out
 }
 
 // completedUpload answers a completion of an upload that is gone: when the key's object was
@@ -192,8 +261,7 @@ func (c *Coordinator) completedUpload(rq *request, noUpload error) error {
 	if obj.Upload != rq.query("uploadId") {
 		return noUpload
 	}
-	loc := "/" + rq.bucket + "/" + rq.key
-	return s3.WriteXML(rq.w, http.StatusOK, s3.CompleteMultipartUploadResult{Location: loc, Bucket: rq.bucket, Key: rq.key, ETag: s3.QuoteETag(obj.ETag)})
+	return s3.WriteXML(rq.w, http.StatusOK, completeResult(rq, obj))
 }
 
 func (c *Coordinator) abortUpload(rq *request) error {
@@ -239,8 +307,15 @@ func (c *Coordinator) listParts(rq *request) error {
 	}
 	res := s3.ListPartsResult{Bucket: rq.bucket, Key: rq.key, UploadID: u.ID, Initiator: owner, Owner: owner, StorageClass: "STANDARD",
 		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: more}
+	if u.ChecksumAlgorithm != "" {
+		res.ChecksumAlgorithm, res.ChecksumType = strings.ToUpper(u.ChecksumAlgorithm), uploadChecksumType(u)
+	}
 	for _, p := range parts {
-		res.Parts = append(res.Parts, s3.Part{PartNumber: p.Number, LastModified: s3.Timestamp{Time: p.Modified}, ETag: s3.QuoteETag(p.ETag), Size: p.Size})
+		lp := s3.Part{PartNumber: p.Number, LastModified: s3.Timestamp{Time: p.Modified}, ETag: s3.QuoteETag(p.ETag), Size: p.Size}
+		if f := lp.Field(u.ChecksumAlgorithm); f != nil {
+			*f = p.Checksum
+		}
+		res.Parts = append(res.Parts, lp)
 		res.NextPartNumberMarker = p.Number
 	}
 	return s3.WriteXML(rq.w, http.StatusOK, res)

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
@@ -149,7 +150,11 @@ func (c *Coordinator) abort(writeID string) {
 // of what arrived. On success the write awaits its commit under the returned id. A whole
 // object (not a part) small enough is kept inline (inline.go): no datanode is needed, and the
 // id is "" (its commit needs no intent).
-func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc *sealer, whole bool) (*written, string, error) {
+//
+// sumAlgo, when given, is the additional checksum the write must have (a part of an upload
+// created with one): it is computed whether or not the request sends it, and a request that
+// sends another is refused.
+func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc *sealer, whole bool, sumAlgo string) (*written, string, error) {
 	r := rq.r
 	size, err := bodySize(r)
 	if err != nil {
@@ -168,6 +173,13 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc 
 	if err != nil {
 		return nil, "", err
 	}
+	algo := ck.Algorithm
+	if sumAlgo != "" {
+		if algo != "" && algo != sumAlgo {
+			return nil, "", s3.ErrorFor(s3.CodeInvalidRequest, "Checksum Type mismatch occurred, expected checksum Type: "+sumAlgo+", actual checksum Type: "+algo)
+		}
+		algo = sumAlgo
+	}
 	inline := whole && c.inlines(size)
 	if !inline {
 		if err := c.checkCapacity(replicas); err != nil {
@@ -179,8 +191,8 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc 
 		return nil, "", err
 	}
 	var sum hash.Hash
-	if ck.Algorithm != "" {
-		sum = s3.NewChecksum(ck.Algorithm)
+	if algo != "" {
+		sum = s3.NewChecksum(algo)
 		body = io.TeeReader(body, sum)
 	}
 	var w *written
@@ -197,9 +209,12 @@ func (c *Coordinator) writeBody(rq *request, replicas int, tooLarge string, enc 
 		c.abort(writeID)
 		return nil, "", s3.ErrorFor(s3.CodeBadDigest, "the Content-MD5 you specified did not match what was received")
 	}
-	if sum != nil && !ck.Matches(sum.Sum(nil)) {
+	if ck.Algorithm != "" && !ck.Matches(sum.Sum(nil)) {
 		c.abort(writeID)
 		return nil, "", s3.ErrorFor(s3.CodeBadDigest, "The x-amz-checksum-"+ck.Algorithm+" you specified did not match the calculated checksum.")
+	}
+	if ck.Algorithm == "" && sum != nil {
+		ck = s3.Checksum{Algorithm: algo, Value: base64.StdEncoding.EncodeToString(sum.Sum(nil))}
 	}
 	w.checksum = ck
 	return w, writeID, nil
@@ -231,7 +246,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	w, writeID, err := c.writeBody(rq, replicas, "a single PUT may carry at most 5 GiB; use a multipart upload", enc, true)
+	w, writeID, err := c.writeBody(rq, replicas, "a single PUT may carry at most 5 GiB; use a multipart upload", enc, true, "")
 	if err != nil {
 		return err
 	}
@@ -248,6 +263,7 @@ func (c *Coordinator) putObject(rq *request) error {
 	}
 	enc.respond(rq.w.Header())
 	setVersionHeader(rq.w.Header(), obj)
+	c.setExpiration(rq, rq.key, obj)
 	rq.w.Header().Set("ETag", s3.QuoteETag(obj.ETag))
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
@@ -352,12 +368,25 @@ func (c *Coordinator) getObject(rq *request) error {
 	h.Set("Last-Modified", obj.Modified.Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
 	lockHeaders(h, obj.Lock)
+	if versionID(rq) == "" { // the current version: a lifecycle rule may expire it
+		c.setExpiration(rq, rq.key, obj)
+	}
 	if len(obj.Tags) > 0 {
 		h.Set("X-Amz-Tagging-Count", strconv.Itoa(len(obj.Tags)))
 	}
-	// The stored checksum describes the whole object: sent when asked for, on a whole read.
-	if algo, v, ok := strings.Cut(obj.Checksum, ":"); ok && status == http.StatusOK && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
-		h.Set(s3.Checksum{Algorithm: algo, Value: v}.Header(), v)
+	// The stored checksum describes the whole object: sent when asked for, on a whole read; a
+	// part of a multipart object read by partNumber has its own.
+	if algo, v, ok := strings.Cut(obj.Checksum, ":"); ok && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+		typ := s3.ChecksumType(v)
+		if pn, _ := strconv.Atoi(rq.query("partNumber")); pn > 0 && pn <= len(obj.PartChecksums) {
+			v = obj.PartChecksums[pn-1]
+		} else if status != http.StatusOK {
+			v = ""
+		}
+		if v != "" {
+			h.Set(s3.Checksum{Algorithm: algo, Value: v}.Header(), v)
+			h.Set("X-Amz-Checksum-Type", typ)
+		}
 	}
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
 	if r.Method == http.MethodHead {
@@ -520,8 +549,8 @@ func (c *Coordinator) copyObject(rq *request) error {
 		return err
 	}
 	obj := &meta.Object{Size: n, Modified: time.Now().UTC(), ETag: enc.etag(w.md5), Headers: headers, Chunks: w.chunks, Inline: w.inline, Tags: tags, SSE: enc.record(), Lock: lock, ACL: acl}
-	if n == src.Size {
-		obj.Checksum = src.Checksum // the same bytes
+	if _, v, _ := strings.Cut(src.Checksum, ":"); n == src.Size && s3.ChecksumType(v) == "FULL_OBJECT" {
+		obj.Checksum = src.Checksum // the same bytes (a multipart source's composite one is not the copy's)
 	}
 	// PutObject settles a failed commit itself: no abort here (see meta/commit.go).
 	if err := c.meta.PutObjectAfter(ctx, rq.bucket, rq.key, obj, writeID, c.o.GCGrace, writeCondition(rq.r.Header), prior); err != nil {
@@ -529,5 +558,6 @@ func (c *Coordinator) copyObject(rq *request) error {
 	}
 	enc.respond(rq.w.Header())
 	setVersionHeader(rq.w.Header(), obj)
+	c.setExpiration(rq, rq.key, obj)
 	return s3.WriteXML(rq.w, http.StatusOK, s3.CopyObjectResult{LastModified: s3.Timestamp{Time: obj.Modified}, ETag: s3.QuoteETag(obj.ETag)})
 }

@@ -542,12 +542,43 @@ func (c *Coordinator) createBucket(rq *request) error {
 			if lerr == nil && cur.Exists && cur.Owner != rq.auth.AccessKey && (cur.Owner != "" || !rq.root) {
 				return s3.ErrorFor(s3.CodeBucketAlreadyExists, "")
 			}
+			if c.o.Region == "us-east-1" {
+				if same, gerr := c.recreatesAsIs(rq, b); gerr != nil {
+					return gerr
+				} else if same {
+					// AWS in us-east-1: re-creating one's own bucket is 200 OK (for legacy
+					// compatibility) and leaves its contents; answered only when the request
+					// asks for the settings the bucket has, so that nothing asked is ignored.
+					rq.w.Header().Set("Location", "/"+rq.bucket)
+					rq.w.WriteHeader(http.StatusOK)
+					return nil
+				}
+			}
 		}
 		return err
 	}
 	rq.w.Header().Set("Location", "/"+rq.bucket)
 	rq.w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// recreatesAsIs reports whether a CreateBucket of an existing bucket (want, as the request
+// asks for it) names the caller's own bucket with the settings it already has: the default ACL
+// (AWS resets the ACL of a re-created bucket to the request's; hanode does not change it, so
+// it answers 200 only when there is nothing to reset), the same object ownership, replication
+// and object lock. Anything else keeps BucketAlreadyOwnedByYou.
+func (c *Coordinator) recreatesAsIs(rq *request, want meta.Bucket) (bool, error) {
+	have, err := c.meta.GetBucket(rq.r.Context(), rq.bucket)
+	if errors.Is(err, meta.ErrNoSuchBucket) {
+		return false, nil // deleted meanwhile: BucketAlreadyOwnedByYou as the create saw it
+	}
+	if err != nil {
+		return false, err
+	}
+	lock := strings.TrimSpace(rq.r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"))
+	owned := have.Owner == rq.auth.AccessKey || have.Owner == "" && rq.root
+	return owned && have.ACL == nil && want.ACL == nil && have.Ownership == want.Ownership &&
+		(want.Replicas == 0 || want.Replicas == have.Replicas) && (lock == "" || strings.EqualFold(lock, "false")), nil
 }
 
 func (c *Coordinator) headBucket(rq *request) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -308,4 +309,46 @@ func TestObjectLock(t *testing.T) {
 			t.Fatalf("lock an unversioned bucket: %v", err)
 		}
 	})
+}
+
+// TestVersionACLAndAttributes: PutObjectAcl and GetObjectAcl by versionId act on that version
+// (an anonymous read of it follows its ACL, not the current one's), and GetObjectAttributes
+// names the version it describes, as GET and HEAD do.
+func TestVersionACLAndAttributes(t *testing.T) {
+	tc := newTestCluster(t, clusterOpts{machines: 1, replicas: 1, etcdHost: "127.0.134.32"})
+	ctx := context.Background()
+	mc := tc.minio()
+	mustBucket(t, mc, "vacl")
+	if err := mc.EnableVersioning(ctx, "vacl"); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 3 {
+		info, err := mc.PutObject(ctx, "vacl", "xyz", bytes.NewReader([]byte{byte('a' + i)}), 1, minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, info.VersionID)
+	}
+	old := ids[1]
+	tc.expect(t, "PutObjectAcl of a noncurrent version", 200, tc.access, "PUT", "/vacl/xyz?acl&versionId="+old, map[string]string{"X-Amz-Acl": "public-read"})
+	if body := tc.expect(t, "GetObjectAcl of that version", 200, tc.access, "GET", "/vacl/xyz?acl&versionId="+old, nil); !strings.Contains(body, "AllUsers") {
+		t.Fatalf("the version's ACL: %s", body)
+	}
+	if body := tc.expect(t, "GetObjectAcl of the current version", 200, tc.access, "GET", "/vacl/xyz?acl", nil); strings.Contains(body, "AllUsers") {
+		t.Fatalf("the current version's ACL changed: %s", body)
+	}
+	tc.expect(t, "anonymous GET of the public version", 200, "", "GET", "/vacl/xyz?versionId="+old, nil)
+	tc.expect(t, "anonymous GET of the current version", 403, "", "GET", "/vacl/xyz", nil)
+	tc.expect(t, "PutObjectAcl of a version that does not exist", 404, tc.access, "PUT", "/vacl/xyz?acl&versionId=AAAAAAAAAAAAAAAAAAAAAAAA", map[string]string{"X-Amz-Acl": "public-read"})
+
+	for _, c := range []struct{ asked, want string }{{"", ids[2]}, {old, old}} {
+		attrs, err := mc.GetObjectAttributes(ctx, "vacl", "xyz", minio.ObjectAttributesOptions{VersionID: c.asked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if attrs.VersionID != c.want || attrs.ObjectSize != 1 {
+			t.Fatalf("GetObjectAttributes (versionId %q): version %q size %d, want %q", c.asked, attrs.VersionID, attrs.ObjectSize, c.want)
+		}
+	}
 }

@@ -40,6 +40,15 @@ const (
 	tagUploadTags = 1 // headers-like map: the tag set the completed object gets
 )
 
+// Additional checksums of multipart uploads take tags 48 to 50: in an upload record the
+// algorithm its parts are summed with, in a part record the part's checksum (a part record had
+// no optional fields before), in an object record the checksum of each of its parts.
+const (
+	tagUploadChecksum = 48 // string, then a byte: Upload.ChecksumAlgorithm, ChecksumFullObject
+	tagPartChecksum   = 49 // string: Part.Checksum
+	tagPartChecksums  = 50 // count, then strings: Object.PartChecksums
+)
+
 // maxCount bounds decoded list lengths so a corrupt record cannot ask for a huge allocation.
 const maxCount = 1 << 24
 
@@ -315,6 +324,13 @@ func EncodeObject(o *Object) []byte {
 	if o.Lock.LegalHold {
 		e.byte(tagLegalHold)
 	}
+	if len(o.PartChecksums) > 0 {
+		e.byte(tagPartChecksums)
+		e.uvarint(uint64(len(o.PartChecksums)))
+		for _, c := range o.PartChecksums {
+			e.str(c)
+		}
+	}
 	if o.Inline != nil {
 		e.inline(o.Inline)
 	}
@@ -356,6 +372,12 @@ func DecodeObject(b []byte) (*Object, error) {
 			o.Lock.Until = d.time()
 		case tagLegalHold:
 			o.Lock.LegalHold = true
+		case tagPartChecksums:
+			n := d.count()
+			o.PartChecksums = make([]string, 0, n)
+			for range n {
+				o.PartChecksums = append(o.PartChecksums, d.str())
+			}
 		case tagInline:
 			o.Inline = d.inlineData()
 			sum = false
@@ -384,6 +406,10 @@ func EncodePart(p *Part) []byte {
 	e.str(p.ETag)
 	e.time(p.Modified)
 	e.chunks(p.Chunks)
+	if p.Checksum != "" {
+		e.byte(tagPartChecksum)
+		e.str(p.Checksum)
+	}
 	return e.b
 }
 
@@ -392,6 +418,14 @@ func DecodePart(b []byte) (*Part, error) {
 	d := dec{b: b}
 	d.version(verPart)
 	p := &Part{Number: int(d.uvarint()), Size: d.varint(), ETag: d.str(), Modified: d.time(), Chunks: d.chunks()}
+	for d.err == nil && len(d.b) > 0 {
+		switch tag := d.byte(); tag {
+		case tagPartChecksum:
+			p.Checksum = d.str()
+		default:
+			d.err = fmt.Errorf("%w: unknown part field %d", ErrCorrupt, tag)
+		}
+	}
 	if err := d.done(); err != nil {
 		return nil, err
 	}
@@ -417,6 +451,15 @@ func EncodeUpload(u *Upload) []byte {
 	if u.SSE != nil {
 		e.sse(u.SSE)
 	}
+	if u.ChecksumAlgorithm != "" {
+		e.byte(tagUploadChecksum)
+		e.str(u.ChecksumAlgorithm)
+		full := byte(0)
+		if u.ChecksumFullObject {
+			full = 1
+		}
+		e.byte(full)
+	}
 	return e.b
 }
 
@@ -433,6 +476,9 @@ func DecodeUpload(b []byte) (*Upload, error) {
 			u.ACL = d.acl()
 		case tagSSE:
 			u.SSE = d.sse()
+		case tagUploadChecksum:
+			u.ChecksumAlgorithm = d.str()
+			u.ChecksumFullObject = d.byte() == 1
 		default:
 			d.err = fmt.Errorf("%w: unknown upload field %d", ErrCorrupt, tag)
 		}

@@ -63,6 +63,28 @@ func (r *LifecycleRule) CurrentExpired(modified, now time.Time) bool {
 	return false
 }
 
+// Expiry returns when rules expire key's current version o, and the rule that does: the
+// earliest of the enabled rules with an expiration (Days or Date) that match it, as S3 names it
+// in the x-amz-expiration header. ok is false when none does.
+func Expiry(rules []LifecycleRule, key string, o *Object) (at time.Time, ruleID string, ok bool) {
+	for i := range rules {
+		r := &rules[i]
+		var t time.Time
+		switch {
+		case r.ExpireDays > 0:
+			t = ExpiryDay(o.Modified, r.ExpireDays)
+		case !r.ExpireDate.IsZero():
+			t = r.ExpireDate
+		default:
+			continue
+		}
+		if r.Matches(key, o) && (!ok || t.Before(at)) {
+			at, ruleID, ok = t, r.ID, true
+		}
+	}
+	return at, ruleID, ok
+}
+
 // ExpiryDay is when an object written at modified expires after days: S3 rounds up to the
 // next midnight UTC.
 func ExpiryDay(modified time.Time, days int) time.Time {

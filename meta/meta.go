@@ -143,6 +143,9 @@ type Object struct {
 	DeleteMarker bool
 	// Lock is the version's object lock retention and legal hold (objectlock.go).
 	Lock Lock
+	// PartChecksums holds, for a multipart object made by an upload with an additional
+	// checksum, each part's checksum (base64); Checksum is then their composite checksum.
+	PartChecksums []string
 	// Inline holds the object's data in the record itself, for a small object written whole
 	// (a single PUT, POST or copy of at most the coordinators' inline-max bytes): it has no
 	// chunks, no intent preceded it and no datanode holds it. nil for an object stored as chunks.
@@ -174,6 +177,11 @@ type Upload struct {
 	ACL *ACL
 	// SSE is the encryption of the upload's parts and of the object it makes; nil: none.
 	SSE *SSE
+	// ChecksumAlgorithm is the additional checksum (s3 algorithm name, e.g. "sha256") every
+	// part is summed with; "": none. The completed object gets the composite checksum of the
+	// parts' or, with ChecksumFullObject, the CRC of the whole object.
+	ChecksumAlgorithm  string
+	ChecksumFullObject bool
 }
 
 // Part is an uploaded part of a multipart upload.
@@ -183,6 +191,8 @@ type Part struct {
 	ETag     string // hex MD5, no quotes
 	Modified time.Time
 	Chunks   []Chunk
+	// Checksum is the part's additional checksum (base64) when its upload has an algorithm.
+	Checksum string
 }
 
 // Intent announces a write in progress: its chunks are named <ID>-<n>.

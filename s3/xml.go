@@ -178,16 +178,12 @@ type InitiateMultipartUploadResult struct {
 	UploadID string   `xml:"UploadId"`
 }
 
-// CompletePart is one Part of a CompleteMultipartUpload request. The checksum
-// elements are accepted (SDKs send them) and otherwise ignored.
+// CompletePart is one Part of a CompleteMultipartUpload request. A checksum element of the
+// upload's algorithm must be the part's checksum (the others are ignored).
 type CompletePart struct {
-	PartNumber        int    `xml:"PartNumber"`
-	ETag              string `xml:"ETag"`
-	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
-	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
-	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
-	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
-	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
+	PartNumber int    `xml:"PartNumber"`
+	ETag       string `xml:"ETag"`
+	ChecksumFields
 }
 
 // CompleteMultipartUpload is the CompleteMultipartUpload request body.
@@ -223,6 +219,8 @@ type CompleteMultipartUploadResult struct {
 	Bucket   string   `xml:"Bucket"`
 	Key      string   `xml:"Key"`
 	ETag     string   `xml:"ETag"`
+	ChecksumFields
+	ChecksumType string `xml:"ChecksumType,omitempty"`
 }
 
 // Part is one Part of a ListParts response.
@@ -231,6 +229,7 @@ type Part struct {
 	LastModified Timestamp `xml:"LastModified"`
 	ETag         string    `xml:"ETag"`
 	Size         int64     `xml:"Size"`
+	ChecksumFields
 }
 
 // ListPartsResult is the ListParts response.
@@ -247,6 +246,8 @@ type ListPartsResult struct {
 	MaxParts             int      `xml:"MaxParts"`
 	IsTruncated          bool     `xml:"IsTruncated"`
 	Parts                []Part   `xml:"Part"`
+	ChecksumAlgorithm    string   `xml:"ChecksumAlgorithm,omitempty"`
+	ChecksumType         string   `xml:"ChecksumType,omitempty"`
 }
 
 // Upload is one Upload of a ListMultipartUploads response.
