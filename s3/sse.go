@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hanode/hanode/internal/keyspace"
 )
 
 // Server-side encryption request headers.
@@ -138,27 +140,10 @@ func ParseKMSKeyID(id string, optional bool) (string, error) {
 			name = id[i+len(":key/"):]
 		}
 	}
-	if !validKMSKeyName(name) {
+	if !keyspace.ValidKMSKeyName(name) {
 		return "", ErrKMSNotFound(id)
 	}
 	return name, nil
-}
-
-// validKMSKeyName is security/kms.ValidName (which s3 does not import): 1-64 of
-// [A-Za-z0-9._-], starting with a letter or digit.
-func validKMSKeyName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	for i, r := range name {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case i > 0 && (r == '-' || r == '_' || r == '.'):
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // checkKMSContext checks an x-amz-server-side-encryption-context: base64 of a JSON object

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/hanode/hanode/internal/keyspace"
 )
 
 func sseHeaders(copySource bool, algo, key, sum string) http.Header {
@@ -137,7 +139,7 @@ func FuzzParseSSE(f *testing.F) {
 			t.Fatalf("algorithm %q", got.Algorithm)
 		case got.Algorithm != SSEAlgorithmKMS && (got.KMSKeyID != "" || got.KMSContext != ""):
 			t.Fatalf("a KMS key or context without aws:kms: %+v", got)
-		case got.KMSKeyID != "" && !validKMSKeyName(got.KMSKeyID):
+		case got.KMSKeyID != "" && !keyspace.ValidKMSKeyName(got.KMSKeyID):
 			t.Fatalf("key id %q", got.KMSKeyID)
 		case got.KMSContext != "" && checkKMSContext(got.KMSContext) != nil:
 			t.Fatalf("context %q", got.KMSContext)
@@ -188,7 +190,7 @@ func FuzzBucketEncryption(f *testing.F) {
 			t.Fatalf("not an S3 error: %v", err)
 		case err == nil && algo != SSEAlgorithmAES256 && algo != SSEAlgorithmKMS:
 			t.Fatalf("set %q", algo)
-		case err == nil && (algo == SSEAlgorithmKMS) != validKMSKeyName(keyID):
+		case err == nil && (algo == SSEAlgorithmKMS) != keyspace.ValidKMSKeyName(keyID):
 			t.Fatalf("set %q with key %q", algo, keyID)
 		}
 	})

@@ -172,3 +172,23 @@ const (
 	// machine's replicas lost at once, in its fenced machine state, and deletes the request.
 	RepairRemoved = Repair + "removed/"
 )
+
+// MaxKMSKeyName bounds a KMS key's name.
+const MaxKMSKeyName = 64
+
+// ValidKMSKeyName reports whether name can name a KMS key (one path element under KMSKeys):
+// 1 to MaxKMSKeyName characters of [A-Za-z0-9._-], starting with a letter or digit.
+func ValidKMSKeyName(name string) bool {
+	if name == "" || len(name) > MaxKMSKeyName {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case i > 0 && (r == '-' || r == '_' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -43,24 +43,11 @@ var (
 )
 
 // MaxNameLen bounds a key name.
-const MaxNameLen = 64
+const MaxNameLen = keyspace.MaxKMSKeyName
 
 // ValidName reports whether name can name a KMS key: 1 to MaxNameLen characters of
 // [A-Za-z0-9._-], starting with a letter or digit.
-func ValidName(name string) bool {
-	if name == "" || len(name) > MaxNameLen {
-		return false
-	}
-	for i, r := range name {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case i > 0 && (r == '-' || r == '_' || r == '.'):
-		default:
-			return false
-		}
-	}
-	return true
-}
+func ValidName(name string) bool { return keyspace.ValidKMSKeyName(name) }
 
 // Key is what the store tells about a key (never its material).
 type Key struct {
