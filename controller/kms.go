@@ -44,6 +44,7 @@ func (c *Role) kmsRoutes() {
 			service.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
+		access.SetAuditTarget(r.Context(), req.Name)
 		s := store(w)
 		if s == nil {
 			return

@@ -44,6 +44,7 @@ func (c *Role) s3Routes() {
 			service.WriteError(w, http.StatusServiceUnavailable, errors.New("this controller has no cluster keyring"))
 			return
 		}
+		access.SetAuditTarget(r.Context(), req.AccessKey) // "" when one is generated: named below
 		u, secret, err := users.Create(r.Context(), s3users.User{AccessKey: req.AccessKey, Description: req.Description, CreatedBy: principal(r)}, req.SecretKey)
 		switch {
 		case errors.Is(err, s3users.ErrExists):
@@ -53,6 +54,7 @@ func (c *Role) s3Routes() {
 		case err != nil:
 			service.WriteError(w, http.StatusServiceUnavailable, err)
 		default:
+			access.SetAuditTarget(r.Context(), u.AccessKey)
 			service.WriteJSON(w, http.StatusCreated, adminapi.UserCreated{User: u, SecretKey: secret})
 		}
 	}))

@@ -205,11 +205,26 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
+// auditTargetKey carries, in a Mutation's request context, where its handler may name the
+// target when the path does not (a create whose name is in the body).
+type auditTargetKey struct{}
+
+// SetAuditTarget names the target of the audited call ctx belongs to, when target (Mutation's)
+// gives none: a handler that creates something named in the request body calls it once it has
+// read the name. Outside a Mutation it does nothing.
+func SetAuditTarget(ctx context.Context, name string) {
+	if t, ok := ctx.Value(auditTargetKey{}).(*string); ok {
+		*t = name
+	}
+}
+
 // Mutation guards a mutating admin handler like Require, and records every call — refused
-// ones included — with its principal, target and result.
+// ones included — with its principal, target and result. The target is target(r), or what the
+// handler named with SetAuditTarget.
 func (a *Auditor) Mutation(v Verifier, level string, target func(*http.Request) string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, status, err := check(r, v, level)
+		named := "" // SetAuditTarget's, from the handler
 		who := "anonymous"
 		if p.Name != "" {
 			who = p.String()
@@ -224,12 +239,16 @@ func (a *Auditor) Mutation(v Verifier, level string, target func(*http.Request) 
 			refuse(w, status, err)
 		} else {
 			rec := &statusRecorder{ResponseWriter: w}
-			h.ServeHTTP(rec, r.WithContext(WithPrincipal(r.Context(), p)))
+			r = r.WithContext(context.WithValue(WithPrincipal(r.Context(), p), auditTargetKey{}, &named))
+			h.ServeHTTP(rec, r)
 			status = rec.status
 		}
 		t := ""
 		if target != nil {
 			t = target(r)
+		}
+		if t == "" {
+			t = named
 		}
 		a.Record(r.Context(), AuditEntry{Who: who, Action: r.Method + " " + r.URL.Path, Target: t, Result: status, Remote: r.RemoteAddr})
 	})

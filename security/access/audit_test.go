@@ -34,6 +34,11 @@ func TestAuditor(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/tokens/{id}", a.Mutation(creds, Admin, target, created))
 	mux.Handle("POST /v1/nodes/{id}/drain", a.Mutation(creds, Operator, target, wrote))
+	// A create whose name is in the body: the handler names it.
+	mux.Handle("POST /v1/keys", a.Mutation(creds, Admin, target, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		SetAuditTarget(r.Context(), r.URL.Query().Get("name"))
+		w.WriteHeader(http.StatusCreated)
+	})))
 	srv := p.serveTLS(t, mux, tls.VerifyClientCertIfGiven)
 
 	post := func(path, auth string, certs ...tls.Certificate) int {
@@ -60,13 +65,14 @@ func TestAuditor(t *testing.T) {
 		{"/v1/tokens/t2", readonly, nil, 403},
 		{"/v1/tokens/t3", "", []tls.Certificate{controller}, 201},
 		{"/v1/nodes/m3/drain", "", []tls.Certificate{controller}, 200},
+		{"/v1/keys?name=k1", "", []tls.Certificate{controller}, 201},
 	} {
 		if got := post(c.path, c.auth, c.certs...); got != c.status {
 			t.Fatalf("POST %s: %d, want %d", c.path, got, c.status)
 		}
 	}
 
-	entries, err := a.List(ctx, 3)
+	entries, err := a.List(ctx, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,9 +81,10 @@ func TestAuditor(t *testing.T) {
 		{Who: "credential:" + readonlyID, Action: "POST /v1/tokens/t2", Target: "t2", Result: 403},
 		{Who: "certificate:m2", Action: "POST /v1/tokens/t3", Target: "t3", Result: 201},
 		{Who: "certificate:m2", Action: "POST /v1/nodes/m3/drain", Target: "m3", Result: 200},
+		{Who: "certificate:m2", Action: "POST /v1/keys", Target: "k1", Result: 201},
 	}
 	if len(entries) != len(want) {
-		t.Fatalf("List(3) returned %d entries: %+v", len(entries), entries)
+		t.Fatalf("List(4) returned %d entries: %+v", len(entries), entries)
 	}
 	for i, e := range entries {
 		w := want[i]
@@ -90,11 +97,11 @@ func TestAuditor(t *testing.T) {
 	}
 	// The call without any credential is refused, counted and logged (sampled), not stored.
 	all, err := a.List(ctx, 100)
-	if err != nil || len(all) != 3 {
+	if err != nil || len(all) != 4 {
 		t.Fatalf("the refused anonymous call was stored: %v %+v", err, all)
 	}
-	if n := strings.Count(logged.String(), "msg=audit"); n != 3 {
-		t.Errorf("%d audit log lines, want 3:\n%s", n, logged.String())
+	if n := strings.Count(logged.String(), "msg=audit"); n != 4 {
+		t.Errorf("%d audit log lines, want 4:\n%s", n, logged.String())
 	}
 	if got := testutil.ToFloat64(a.refused.WithLabelValues("admin")); got != 1 {
 		t.Errorf("unauthenticated refusals counted: %v, want 1", got)
