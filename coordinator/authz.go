@@ -2,8 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -89,61 +87,38 @@ func (a *authzCache) run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
-				if err := a.follow(ctx, p); err != nil && ctx.Err() == nil {
-					a.log.Warn("bucket access watch broke; starting again", "prefix", p, "err", err)
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Second):
-				}
-			}
+			followPrefix(ctx, a.cli, a.log, "bucket access", p, evictWatch{
+				started: func() { a.reset(p, true) },
+				stopped: func() { a.reset(p, false) },
+				changed: func(keys []string) {
+					a.mu.Lock()
+					defer a.mu.Unlock()
+					for _, k := range keys {
+						if p == meta.BucketPrefix {
+							delete(a.entries, strings.TrimPrefix(k, p))
+						} else {
+							delete(a.entries, s3access.BucketOfKey(k))
+						}
+					}
+					a.gen++
+				},
+			})
 		}()
 	}
 	wg.Wait()
 }
 
-// follow forgets every entry, watches prefix from the current revision and evicts the bucket
-// of every change, until the watch breaks.
-func (a *authzCache) follow(ctx context.Context, prefix string) error {
-	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	resp, err := a.cli.Get(gctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	cancel()
-	if err != nil {
-		return fmt.Errorf("read the revision of %s: %w", prefix, err)
-	}
-	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer wcancel()
-	ch := a.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+// reset forgets every entry as prefix's watch starts (ready) or breaks.
+func (a *authzCache) reset(prefix string, ready bool) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	clear(a.entries)
 	a.gen++
-	a.ready[prefix] = true
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
+	if ready {
+		a.ready[prefix] = true
+	} else {
 		delete(a.ready, prefix)
-		clear(a.entries)
-		a.gen++
-		a.mu.Unlock()
-	}()
-	for resp := range ch {
-		if err := resp.Err(); err != nil {
-			return err
-		}
-		a.mu.Lock()
-		for _, ev := range resp.Events {
-			k := string(ev.Kv.Key)
-			if prefix == meta.BucketPrefix {
-				delete(a.entries, strings.TrimPrefix(k, prefix))
-			} else {
-				delete(a.entries, s3access.BucketOfKey(k))
-			}
-		}
-		a.gen++
-		a.mu.Unlock()
 	}
-	return errors.New("the watch channel closed")
 }
 
 // forget drops name's entry: this coordinator changed what decides access to it, and its

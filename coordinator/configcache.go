@@ -2,8 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -81,51 +79,25 @@ func (cc *configCache) forget(bucket string) {
 }
 
 func (cc *configCache) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		if err := cc.follow(ctx); err != nil && ctx.Err() == nil {
-			cc.log.Warn("bucket configuration watch broke; starting again", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
+	followPrefix(ctx, cc.cli, cc.log, "bucket configuration", meta.ConfigPrefix, evictWatch{
+		started: func() { cc.reset(true) },
+		stopped: func() { cc.reset(false) },
+		changed: func(keys []string) {
+			cc.mu.Lock()
+			defer cc.mu.Unlock()
+			for _, k := range keys {
+				delete(cc.entries, strings.TrimPrefix(k, meta.ConfigPrefix))
+			}
+			cc.gen++
+		},
+	})
 }
 
-// follow forgets every entry, watches the configurations from the current revision and evicts
-// the bucket of every change, until the watch breaks.
-func (cc *configCache) follow(ctx context.Context) error {
-	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	resp, err := cc.cli.Get(gctx, meta.ConfigPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	cancel()
-	if err != nil {
-		return fmt.Errorf("read the revision of %s: %w", meta.ConfigPrefix, err)
-	}
-	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer wcancel()
-	ch := cc.cli.Watch(wctx, meta.ConfigPrefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+// reset forgets every entry as the watch starts (watched) or breaks.
+func (cc *configCache) reset(watched bool) {
 	cc.mu.Lock()
+	defer cc.mu.Unlock()
 	clear(cc.entries)
 	cc.gen++
-	cc.watched = true
-	cc.mu.Unlock()
-	defer func() {
-		cc.mu.Lock()
-		cc.watched = false
-		clear(cc.entries)
-		cc.gen++
-		cc.mu.Unlock()
-	}()
-	for resp := range ch {
-		if err := resp.Err(); err != nil {
-			return err
-		}
-		cc.mu.Lock()
-		for _, ev := range resp.Events {
-			delete(cc.entries, strings.TrimPrefix(string(ev.Kv.Key), meta.ConfigPrefix))
-		}
-		cc.gen++
-		cc.mu.Unlock()
-	}
-	return errors.New("the watch channel closed")
+	cc.watched = watched
 }
