@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -88,40 +89,34 @@ func (c *Role) kmsRoutes() {
 		service.WriteJSON(w, http.StatusOK, map[string]any{"name": r.PathValue("id"), "deleted": true})
 	}))
 
-	mux.Handle("POST /v1/sse/kms/datakey", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req adminapi.KMSDataKey
-		if err := decodeBody(r, &req); err != nil {
-			service.WriteError(w, http.StatusBadRequest, err)
-			return
-		}
-		s := store(w)
-		if s == nil {
-			return
-		}
-		plain, sealed, err := s.NewDataKey(r.Context(), req.KeyID, req.Context)
-		if err != nil {
-			writeKMSError(w, err)
-			return
-		}
-		service.WriteJSON(w, http.StatusOK, adminapi.DataKey{Key: plain, Sealed: sealed})
-	}), config.RoleCoordinator))
-	mux.Handle("POST /v1/sse/kms/open", access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req adminapi.KMSDataKey
-		if err := decodeBody(r, &req); err != nil {
-			service.WriteError(w, http.StatusBadRequest, err)
-			return
-		}
-		s := store(w)
-		if s == nil {
-			return
-		}
-		plain, err := s.OpenDataKey(r.Context(), req.KeyID, req.Context, req.Sealed)
-		if err != nil {
-			writeKMSError(w, err)
-			return
-		}
-		service.WriteJSON(w, http.StatusOK, adminapi.DataKey{Key: plain})
-	}), config.RoleCoordinator))
+	// Data keys for coordinators: both calls take an adminapi.KMSDataKey and answer a DataKey.
+	dataKey := func(do func(ctx context.Context, s *kms.Store, req adminapi.KMSDataKey) (adminapi.DataKey, error)) http.Handler {
+		return access.RequireRoles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req adminapi.KMSDataKey
+			if err := decodeBody(r, &req); err != nil {
+				service.WriteError(w, http.StatusBadRequest, err)
+				return
+			}
+			s := store(w)
+			if s == nil {
+				return
+			}
+			out, err := do(r.Context(), s, req)
+			if err != nil {
+				writeKMSError(w, err)
+				return
+			}
+			service.WriteJSON(w, http.StatusOK, out)
+		}), config.RoleCoordinator)
+	}
+	mux.Handle("POST /v1/sse/kms/datakey", dataKey(func(ctx context.Context, s *kms.Store, req adminapi.KMSDataKey) (adminapi.DataKey, error) {
+		plain, sealed, err := s.NewDataKey(ctx, req.KeyID, req.Context)
+		return adminapi.DataKey{Key: plain, Sealed: sealed}, err
+	}))
+	mux.Handle("POST /v1/sse/kms/open", dataKey(func(ctx context.Context, s *kms.Store, req adminapi.KMSDataKey) (adminapi.DataKey, error) {
+		plain, err := s.OpenDataKey(ctx, req.KeyID, req.Context, req.Sealed)
+		return adminapi.DataKey{Key: plain}, err
+	}))
 }
 
 // writeKMSError answers err with its status: 404 unknown key, 409 disabled (or enabled, for a
