@@ -637,8 +637,9 @@ func (s *Store) writeData(ctx context.Context, w io.Writer, r io.Reader, size in
 // reserve refuses a put of size bytes when its file would leave less than MinFreeBytes on the
 // filesystem, or take the store's files past its configured capacity, counting the puts under
 // way by what their files will take; otherwise it sets that room aside until release. (The
-// filesystem itself is read, not reserved: other writers on it are not counted.) A put of
-// unknown size reserves nothing beyond the checks.
+// filesystem itself is read, not reserved: other writers on it are not counted; what puts under
+// way have written is both gone from it and still promised, so the check errs on the side of
+// refusing, by at most what they carry.) A put of unknown size reserves only its footer.
 func (s *Store) reserve(size int64) (release func(), err error) {
 	file := fileSize(size)
 	free, err := s.freeBytes()
