@@ -3,7 +3,6 @@ package coordinator
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"io"
 	"net/http"
@@ -234,16 +233,8 @@ func TestSSEKMS(t *testing.T) {
 	if n, err := meta.New(tc.etcd).Reseal(ctx, ring.ResealDataKey); err != nil || n != 0 {
 		t.Fatalf("re-sealed %d object records (%v), want none (SSE-KMS data keys are sealed under the KMS keys)", n, err)
 	}
-	js, _ := json.Marshal(ring)
-	var doc map[string]any
-	_ = json.Unmarshal(js, &doc)
-	delete(doc["keys"].(map[string]any), oldID)
-	js, _ = json.Marshal(doc)
-	var newOnly secrets.Keyring
-	if err := newOnly.UnmarshalJSON(js); err != nil {
-		t.Fatal(err)
-	}
-	tc.coord.o.KMS = storeKMS{kms.New(tc.etcd, &newOnly)}
+	newOnly := withoutKey(t, ring, oldID)
+	tc.coord.o.KMS = storeKMS{kms.New(tc.etcd, newOnly)}
 	tc.coord.dataKeys = dataKeyCache{} // forget the keys opened before
 	for key, err := range readAll() {
 		if err != nil {

@@ -334,16 +334,8 @@ func TestSSES3AndRotation(t *testing.T) {
 		t.Fatalf("a second re-seal rewrote %d records (%v), want 0", n, err)
 	}
 	// Without the old key the objects still open: nothing depends on it any more.
-	js, _ := json.Marshal(ring)
-	var doc map[string]any
-	_ = json.Unmarshal(js, &doc)
-	delete(doc["keys"].(map[string]any), oldID)
-	js, _ = json.Marshal(doc)
-	var newOnly secrets.Keyring
-	if err := newOnly.UnmarshalJSON(js); err != nil {
-		t.Fatal(err)
-	}
-	tc.coord.o.DataKeys = keyringDataKeys{&newOnly}
+	newOnly := withoutKey(t, ring, oldID)
+	tc.coord.o.DataKeys = keyringDataKeys{newOnly}
 	tc.coord.dataKeys = dataKeyCache{} // forget the keys opened before
 	for key, want := range map[string][]byte{"s3": data, "s3mp": big} {
 		got, err := getBody(t, mc, "enc", key, minio.GetObjectOptions{})
@@ -474,4 +466,25 @@ func TestSSEKMSNotImplemented(t *testing.T) {
 	if _, err := tc.minio().StatObject(context.Background(), "enc", "k", minio.StatObjectOptions{}); err == nil {
 		t.Fatal("the refused SSE-KMS PUT stored an object")
 	}
+}
+
+// withoutKey returns ring without its key id: what a controller holds once that key is
+// retired, to show nothing depends on it any more.
+func withoutKey(t *testing.T, ring *secrets.Keyring, id string) *secrets.Keyring {
+	t.Helper()
+	js, err := json.Marshal(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(js, &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc["keys"].(map[string]any), id)
+	js, _ = json.Marshal(doc)
+	var out secrets.Keyring
+	if err := out.UnmarshalJSON(js); err != nil {
+		t.Fatal(err)
+	}
+	return &out
 }
