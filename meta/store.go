@@ -230,16 +230,41 @@ func (s *Store) PutObjectIf(ctx context.Context, bucket, key string, o *Object, 
 // transaction assumes it is still current, instead of assuming the key new: an overwrite then
 // costs one transaction, not a refused one and a second. A prior gone stale is a lost race like
 // any other: the transaction returns the current record and the next attempt uses that.
+//
+// The read is serializable (the local member's state, which may be behind the cluster's), so
+// nothing decided from it stands unchecked: the commit requires the bucket record it read
+// (bucketRev), and a precondition that fails against it is checked again against a fresh read.
 type Prior struct {
 	known bool
 	rev   int64   // mod revision of the key's record; 0: none
 	old   *Object // the record at rev; nil when none or when it does not decode
+	// bucket is the bucket's record as read, at bucketRev; the commit requires it unchanged, or
+	// changed only in what a write does not use (sameWriteSettings).
+	bucket    *Bucket
+	bucketRev int64
 }
 
-// ReadForWrite reads, in one linearizable round trip, bucket's record (ErrNoSuchBucket when it
-// has none) and what key holds, for a write of key that follows (PutObjectAfter).
+// sameWriteSettings reports whether two records of a bucket give a new object the same
+// replication factor and default encryption: what a writer takes from its bucket.
+func sameWriteSettings(a, b *Bucket) bool {
+	return a.Replicas == b.Replicas && a.Encryption == b.Encryption && a.KMSKeyID == b.KMSKeyID
+}
+
+// ReadForWrite reads bucket's record (ErrNoSuchBucket when it has none) and what key holds, for
+// a write of key that follows (PutObjectAfter). One serializable round trip to the member the
+// client is connected to: no read index, whose wait for the commits in flight to apply would
+// otherwise cost a write about one more Raft commit. A bucket the member does not know is looked
+// up again linearizably, as it may have been created a moment ago.
 func (s *Store) ReadForWrite(ctx context.Context, bucket, key string) (*Bucket, Prior, error) {
-	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(BucketKey(bucket)), clientv3.OpGet(ObjectKey(bucket, key))).Commit()
+	b, p, err := s.readForWrite(ctx, bucket, key, clientv3.WithSerializable())
+	if errors.Is(err, ErrNoSuchBucket) {
+		b, p, err = s.readForWrite(ctx, bucket, key)
+	}
+	return b, p, err
+}
+
+func (s *Store) readForWrite(ctx context.Context, bucket, key string, opts ...clientv3.OpOption) (*Bucket, Prior, error) {
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(BucketKey(bucket), opts...), clientv3.OpGet(ObjectKey(bucket, key), opts...)).Commit()
 	if err != nil {
 		return nil, Prior{}, fmt.Errorf("read bucket %s and key %s: %w", bucket, key, err)
 	}
@@ -251,7 +276,7 @@ func (s *Store) ReadForWrite(ctx context.Context, bucket, key string) (*Bucket, 
 	if err := json.Unmarshal(bkv[0].Value, &b); err != nil {
 		return nil, Prior{}, fmt.Errorf("bucket %s: %w: %v", bucket, ErrCorrupt, err)
 	}
-	p := Prior{known: true}
+	p := Prior{known: true, bucket: &b, bucketRev: bkv[0].ModRevision}
 	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
 		p.rev = kvs[0].ModRevision
 		// A record we cannot read is still replaced; its chunks leak rather than block writes.
@@ -297,20 +322,37 @@ func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, 
 	// An If-Match needs the current record first: assuming the key new would commit a write
 	// whose condition requires an object.
 	old, rev := prior.old, prior.rev
+	// fresh: old and rev come from a linearizable read (a refused transaction returns one).
+	fresh := false
 	if len(cond.IfMatch) > 0 && !prior.known {
 		var err error
 		if old, rev, err = s.getRaw(ctx, ok); err != nil {
 			return err
 		}
+		fresh = true
 	}
+	bucketRev := prior.bucketRev
 	for range maxConflictRetries {
-		// The condition holds for the record at rev, and the transaction requires rev.
+		// The condition holds for the record at rev, and the transaction requires rev. A
+		// condition failing on a serializable read may be the read's lag: it is read again.
 		if err := cond.check(rev != 0, old); err != nil {
-			return err
+			if fresh {
+				return err
+			}
+			if old, rev, err = s.getRaw(ctx, ok); err != nil {
+				return err
+			}
+			fresh = true
+			if err := cond.check(rev != 0, old); err != nil {
+				return err
+			}
 		}
 		// A bucket with a versioning configuration takes the versioned path (versions.go).
 		conds := []clientv3.Cmp{versionGT0(BucketKey(bucket)), clientv3.Compare(clientv3.ModRevision(ok), "=", rev),
 			clientv3.Compare(clientv3.ModRevision(ConfigKey(bucket)), "=", 0)}
+		if bucketRev != 0 {
+			conds = append(conds, clientv3.Compare(clientv3.ModRevision(BucketKey(bucket)), "=", bucketRev))
+		}
 		ops := []clientv3.Op{clientv3.OpPut(ok, val)}
 		if intent != "" {
 			conds = append(conds, versionGT0(IntentPrefix+intent))
@@ -321,14 +363,25 @@ func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, 
 				ops = append(ops, op)
 			}
 		}
-		done, cur, err := s.commit(ctx, conds, ops, bucket, intent, ok)
+		done, cur, bkv, err := s.commit(ctx, conds, ops, bucket, intent, ok)
 		if err != nil {
 			return err
 		}
 		if done {
 			return nil
 		}
-		old, rev = nil, 0
+		if bucketRev != 0 && bkv.ModRevision != bucketRev {
+			var b Bucket
+			if err := json.Unmarshal(bkv.Value, &b); err != nil {
+				return fmt.Errorf("bucket %s: %w: %v", bucket, ErrCorrupt, err)
+			}
+			if !sameWriteSettings(prior.bucket, &b) {
+				// Nothing was committed; the client retries under the new settings.
+				return fmt.Errorf("bucket %s: its replication or default encryption changed during the write: %w", bucket, ErrConflict)
+			}
+			bucketRev = bkv.ModRevision
+		}
+		old, rev, fresh = nil, 0, true
 		if cur != nil {
 			rev = cur.ModRevision
 			// A record we cannot read is still replaced; its chunks leak rather than block writes.
@@ -372,36 +425,38 @@ func (s *Store) getRaw(ctx context.Context, k string) (*Object, int64, error) {
 }
 
 // commit runs a guarded transaction; on failure it tells a missing bucket or intent (errors)
-// from a lost race (false, nil, and the current value of key, nil if absent: retry with it).
-func (s *Store) commit(ctx context.Context, conds []clientv3.Cmp, ops []clientv3.Op, bucket, intent, key string) (bool, *mvccpb.KeyValue, error) {
+// from a lost race (false, nil, the current value of key, nil if absent: retry with it, and the
+// bucket's current record).
+func (s *Store) commit(ctx context.Context, conds []clientv3.Cmp, ops []clientv3.Op, bucket, intent, key string) (bool, *mvccpb.KeyValue, *mvccpb.KeyValue, error) {
 	if err := s.fits(conds, ops); err != nil { // e.g. replacing an object recorded before records were capped
-		return false, nil, err
+		return false, nil, nil, err
 	}
-	els := []clientv3.Op{clientv3.OpGet(BucketKey(bucket), clientv3.WithCountOnly()), clientv3.OpGet(key), clientv3.OpGet(ConfigKey(bucket), clientv3.WithCountOnly())}
+	els := []clientv3.Op{clientv3.OpGet(BucketKey(bucket)), clientv3.OpGet(key), clientv3.OpGet(ConfigKey(bucket), clientv3.WithCountOnly())}
 	if intent != "" {
 		els = append(els, clientv3.OpGet(IntentPrefix+intent, clientv3.WithCountOnly()))
 	}
 	resp, err := s.cli.Txn(ctx).If(conds...).Then(ops...).Else(els...).Commit()
 	if err != nil {
-		return false, nil, err
+		return false, nil, nil, err
 	}
 	if resp.Succeeded {
-		return true, nil, nil
+		return true, nil, nil, nil
 	}
-	if resp.Responses[0].GetResponseRange().Count == 0 {
-		return false, nil, fmt.Errorf("bucket %s: %w", bucket, ErrNoSuchBucket)
+	bkvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(bkvs) == 0 {
+		return false, nil, nil, fmt.Errorf("bucket %s: %w", bucket, ErrNoSuchBucket)
 	}
 	if resp.Responses[2].GetResponseRange().Count > 0 {
-		return false, nil, errVersioned
+		return false, nil, nil, errVersioned
 	}
 	if intent != "" && resp.Responses[3].GetResponseRange().Count == 0 {
-		return false, nil, fmt.Errorf("write %s: %w", intent, ErrIntentLost)
+		return false, nil, nil, fmt.Errorf("write %s: %w", intent, ErrIntentLost)
 	}
 	var cur *mvccpb.KeyValue
 	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
 		cur = kvs[0]
 	}
-	return false, cur, nil
+	return false, cur, bkvs[0], nil
 }
 
 // Entry is one listed object.
