@@ -40,6 +40,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -616,14 +617,18 @@ type benchResult struct {
 }
 
 type benchReport struct {
-	Op          string        `json:"op"`
-	Size        int64         `json:"size"`
-	Concurrency int           `json:"concurrency"`
-	Keys        int           `json:"keys"`
-	Bucket      string        `json:"bucket"`
-	Endpoints   []string      `json:"endpoints"`
-	Seconds     float64       `json:"seconds"`
-	Results     []benchResult `json:"results"`
+	Op          string   `json:"op"`
+	Size        int64    `json:"size"`
+	Concurrency int      `json:"concurrency"`
+	Keys        int      `json:"keys"`
+	Bucket      string   `json:"bucket"`
+	Endpoints   []string `json:"endpoints"`
+	Seconds     float64  `json:"seconds"`
+	// CPUSeconds is the user and system CPU this load generator used during the measured run
+	// (its TLS, signing and byte checks), so that a benchmark can tell the servers' share of the
+	// machine from the client's.
+	CPUSeconds float64       `json:"cpu_seconds"`
+	Results    []benchResult `json:"results"`
 }
 
 // opStats is one worker's record of one operation; workers merge theirs at the end.
@@ -708,6 +713,7 @@ func (c benchCmd) run(e *Env) error {
 
 	var issued atomic.Int64
 	stats := make([][2]opStats, c.Concurrency) // per worker: put, get
+	cpu0 := processCPU()
 	start := time.Now()
 	deadline := start.Add(c.Duration)
 	c.workers(func(w int) {
@@ -730,13 +736,14 @@ func (c benchCmd) run(e *Env) error {
 		}
 	})
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	var total [2]opStats
 	for w := range stats {
 		total[0].merge(&stats[w][0])
 		total[1].merge(&stats[w][1])
 	}
 	rep := benchReport{Op: c.Op, Size: int64(c.Size), Concurrency: c.Concurrency, Keys: c.Keys, Bucket: c.Bucket,
-		Endpoints: cl.Endpoints(), Seconds: elapsed.Seconds()}
+		Endpoints: cl.Endpoints(), Seconds: elapsed.Seconds(), CPUSeconds: cpu.Seconds()}
 	for i, name := range []string{"put", "get"} {
 		s := &total[i]
 		if s.ops+s.errs == 0 {
@@ -783,6 +790,9 @@ func (c benchCmd) run(e *Env) error {
 func (c benchCmd) writeReport(w io.Writer, rep benchReport) {
 	fmt.Fprintf(w, "bench %s: %s objects, %d workers, %d keys in s3://%s/%s, %.2fs via %s\n", rep.Op, fmtIEC(rep.Size),
 		rep.Concurrency, rep.Keys, rep.Bucket, c.Prefix, rep.Seconds, strings.Join(rep.Endpoints, ","))
+	if rep.Seconds > 0 {
+		fmt.Fprintf(w, "this client used %.2f CPU s (%.2f cores)\n", rep.CPUSeconds, rep.CPUSeconds/rep.Seconds)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "OP\tOPS\tOPS/S\tMB/S\tP50\tP90\tP99\tMAX\tERRORS\t")
 	for _, r := range rep.Results {
@@ -795,6 +805,16 @@ func (c benchCmd) writeReport(w io.Writer, rep benchReport) {
 			fmt.Fprintf(w, "first %s error: %s\n", r.Op, r.FirstError)
 		}
 	}
+}
+
+// processCPU is the user plus system CPU time this process has used so far (0 when the system
+// cannot tell).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (c benchCmd) workers(fn func(w int)) {

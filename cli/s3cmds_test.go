@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,11 @@ func TestS3Commands(t *testing.T) {
 		}
 		if ops != 60 || len(rep.Results) != 2 {
 			t.Errorf("bench --json: %d ops in %d results, want 60 in put and get", ops, len(rep.Results))
+		}
+		// 60 signed TLS requests cost the client some CPU, and never more than all its time
+		// on every core.
+		if rep.CPUSeconds <= 0 || rep.CPUSeconds > rep.Seconds*float64(runtime.NumCPU()) {
+			t.Errorf("bench --json: cpu_seconds %v over %v s", rep.CPUSeconds, rep.Seconds)
 		}
 	})
 
