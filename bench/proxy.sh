@@ -271,9 +271,18 @@ done
 		"proxy on CPU $PROXY_CPU, load generator and backends on CPU $LOAD_CPU; ${DUR}s per run after ${WARM}s warm-up, $CONNS connections."
 	echo "Versions: $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR==1 { print $3 }'), $("$WORK/hanode" version | awk '{ print $1, $2 }'), $(go version | awk '{ print $3 }'), $(wrk -v 2>&1 | awk 'NR==1 { print $1, $2 }'), h2load $(h2load --version | awk '{ print $NF }')."
 	echo
-	echo "| workload | proxy | req/s | p50 ms | p99 ms | CPU s / 100k req | errors |"
-	echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
-	printf '%s\n' "${RESULTS[@]}" | sort -t'|' -k2,2 -s
+	echo "| workload | proxy | req/s | p50 ms | p99 ms | CPU s / 100k req | errors | against nginx (req/s, CPU, p99) |"
+	echo "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"
+	# The ratios of each proxy's figures to nginx's on the same workload of this run.
+	printf '%s\n' "${RESULTS[@]}" | sort -t'|' -k2,2 -s >"$WORK/rows"
+	awk -F'|' '
+		FNR == NR { if ($3 ~ /^ *nginx *$/) { rate[$2] = $4; p99[$2] = $6; cpu[$2] = $7 }; next }
+		{
+			r = "-"
+			if (rate[$2] + 0 > 0 && cpu[$2] + 0 > 0 && p99[$2] + 0 > 0 && $3 !~ /^ *nginx *$/)
+				r = sprintf("%.2f×, %.2f×, %.2f×", $4 / rate[$2], $7 / cpu[$2], $6 / p99[$2])
+			print $0 " " r " |"
+		}' "$WORK/rows" "$WORK/rows"
 } | tee "$WORK/results.md"
 log "bench: raw outputs in $WORK"
 if [ -n "${BENCH_PPROF:-}" ]; then
