@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hanode/hanode/internal/tlscork"
 	"github.com/hanode/hanode/meta"
 	"github.com/hanode/hanode/s3"
 )
@@ -280,6 +281,7 @@ func writeCondition(h http.Header) meta.Condition {
 // before any byte still gets a proper S3 error instead of a cut stream.
 type lazyWriter struct {
 	w       http.ResponseWriter
+	out     io.Writer // the body's writer: w, or w corked per write (tlscork)
 	status  int
 	started bool
 	n       int64
@@ -290,7 +292,7 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 		l.started = true
 		l.w.WriteHeader(l.status)
 	}
-	n, err := l.w.Write(p)
+	n, err := l.out.Write(p)
 	l.n += int64(n)
 	return n, err
 }
@@ -393,7 +395,7 @@ func (c *Coordinator) getObject(rq *request) error {
 		rq.w.WriteHeader(status)
 		return nil
 	}
-	lw := &lazyWriter{w: rq.w, status: status}
+	lw := &lazyWriter{w: rq.w, out: tlscork.Writer(rq.w, r), status: status}
 	ref := objectRef{rq.bucket, rq.key, versionID(rq)}
 	if obj.Version != "" { // the version read, wherever a newer write moves its record meanwhile
 		ref.version = obj.VersionID()

@@ -15,6 +15,7 @@ import (
 	"github.com/hanode/hanode/internal/httprange"
 	"github.com/hanode/hanode/internal/progress"
 	"github.com/hanode/hanode/internal/service"
+	"github.com/hanode/hanode/internal/tlscork"
 )
 
 // HeaderSHA256 carries a chunk's hex SHA-256 on PUT (optional, checked) and
@@ -215,6 +216,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status())
 	ctl := http.NewResponseController(w)
 	defer ctl.SetWriteDeadline(time.Time{}) // the connection's next response must not inherit it
+	out := tlscork.Writer(w, r)             // each verified block's records in one system call
 	var lim *rate.Limiter
 	if h.repair != nil && r.Header.Get(HeaderRepair) != "" {
 		lim = h.repair.send
@@ -228,7 +230,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		_ = ctl.SetWriteDeadline(time.Now().Add(getBlockTimeout))
-		_, err := w.Write(p)
+		_, err := out.Write(p)
 		return err
 	}
 	if err := write(buf[:k]); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hanode/hanode/internal/tlscork"
 	"github.com/hanode/hanode/security/access"
 )
 
@@ -134,9 +135,18 @@ func (s *Server) Listen() error {
 	return nil
 }
 
-// Serve runs the TLS server on the bound listener in the background.
+// Serve runs the TLS server on the bound listener in the background. Its connections can be
+// corked (tlscork.Writer): a handler streaming large bodies sends each write's TLS records in
+// one system call.
 func (s *Server) Serve() {
-	go func() { s.report(s.HTTP.ServeTLS(s.Listener, "", "")) }()
+	cfg := s.HTTP.TLSConfig
+	if len(cfg.NextProtos) == 0 {
+		// As ServeTLS would: HTTP/2 for clients that offer it. Serve sets its HTTP/2 server up
+		// only when the server's own configuration names "h2", so the listener shares it.
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
+	s.HTTP.ConnContext = tlscork.ConnContext
+	go func() { s.report(s.HTTP.Serve(tlscork.Listener(s.Listener, cfg))) }()
 }
 
 // ServeOn runs the server on ln (the bound listener wrapped by the role, e.g. with TLS and the

@@ -1,0 +1,152 @@
+package tlscork
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingListener counts the writes to the sockets of the connections it accepts.
+type countingListener struct {
+	net.Listener
+	writes atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, n: &l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) { c.n.Add(1); return c.Conn.Write(p) }
+
+func selfSigned(t testing.TB) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tlscork"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// serve runs handler over Listener on a loopback port; it returns the base URL, a client that
+// trusts the server, and the counter of socket writes.
+func serve(t testing.TB, handler http.HandlerFunc, protos ...string) (string, *http.Client, *atomic.Int64) {
+	t.Helper()
+	cert := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	srv := &http.Server{Handler: handler, ConnContext: ConnContext, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(Listener(cl, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: append(protos, "http/1.1")}))
+	t.Cleanup(func() { srv.Close() })
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: len(protos) > 0}
+	t.Cleanup(tr.CloseIdleConnections)
+	return "https://" + ln.Addr().String(), &http.Client{Transport: tr, Timeout: 10 * time.Second}, &cl.writes
+}
+
+// body is 1 MiB of a pattern whose every 16-byte piece differs, so a reordering shows.
+func body() []byte {
+	b := make([]byte, 1<<20)
+	for i := range b {
+		b[i] = byte(i/16) ^ byte(i)
+	}
+	return b
+}
+
+// TestWriterJoinsRecords: a 1 MiB response written in 64 KiB pieces arrives byte for byte, and
+// through Writer its 64 TLS records take one socket write per piece instead of one each.
+func TestWriterJoinsRecords(t *testing.T) {
+	want := body()
+	for _, tc := range []struct {
+		name      string
+		corked    bool
+		maxWrites int64 // socket writes for the body, beyond the handshake's
+		minWrites int64
+	}{
+		{"through Writer", true, 20, 16},
+		{"straight to the ResponseWriter", false, 1 << 20, 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url, client, writes := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				var out io.Writer = w
+				if tc.corked {
+					out = Writer(w, r)
+				}
+				for p := want; len(p) > 0; p = p[64<<10:] {
+					if _, err := out.Write(p[:64<<10]); err != nil {
+						t.Errorf("write: %v", err)
+						return
+					}
+				}
+			})
+			// A first request completes the handshake (and warms the connection).
+			if resp, err := client.Get(url + "/warm"); err != nil {
+				t.Fatal(err)
+			} else {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			before := writes.Load()
+			resp, err := client.Get(url + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("body: %d bytes, equal %v, err %v", len(got), bytes.Equal(got, want), err)
+			}
+			if n := writes.Load() - before; n < tc.minWrites || n > tc.maxWrites {
+				t.Fatalf("%d socket writes for a 1 MiB response in 64 KiB writes, want %d to %d", n, tc.minWrites, tc.maxWrites)
+			}
+		})
+	}
+}
+
+// TestWriterHTTP2: an HTTP/2 connection carries other streams' frames, so Writer leaves it as
+// it is.
+func TestWriterHTTP2(t *testing.T) {
+	passed := make(chan bool, 1)
+	url, client, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		_, corked := Writer(w, r).(*writer)
+		passed <- r.ProtoMajor == 2 && !corked
+	}, "h2")
+	resp, err := client.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !<-passed {
+		t.Fatal("Writer corks an HTTP/2 connection (or the request was not HTTP/2)")
+	}
+}
