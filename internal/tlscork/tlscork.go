@@ -11,10 +11,12 @@ package tlscork
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // minCork is the smallest write worth corking: below one full record there is nothing to join.
@@ -133,4 +135,88 @@ func (w *writer) write(p []byte) (n int, err error) {
 		}
 	}()
 	return w.w.Write(p)
+}
+
+// DialTLS returns an http.Transport's DialTLSContext: TCP through d, then a TLS handshake with
+// cfg bounded by handshakeTimeout (the transport's own TLSHandshakeTimeout does not apply to a
+// DialTLSContext). Every write of at least 16 KiB on the connection reaches the socket as one
+// system call, and a request body the transport copies in (ReadFrom) goes in pieces of
+// copySize, each one such write.
+func DialTLS(d *net.Dialer, cfg *tls.Config, handshakeTimeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return dialTLS(d.DialContext, cfg, handshakeTimeout)
+}
+
+// copySize is the piece a request body is read in and written as one corked write.
+const copySize = 256 << 10
+
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func dialTLS(dial dialFunc, cfg *tls.Config, handshakeTimeout time.Duration) dialFunc {
+	pool := &sync.Pool{New: func() any { b := make([]byte, 0, 4*minCork+4096); return &b }}
+	copies := &sync.Pool{New: func() any { b := make([]byte, copySize); return &b }}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := cfg.Clone()
+		if c.ServerName == "" { // as http.Transport does: the host being dialled
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				c.ServerName = host
+			}
+		}
+		cc := &conn{Conn: raw, pool: pool}
+		tc := tls.Client(cc, c)
+		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+		}
+		return &clientConn{Conn: tc, c: cc, copies: copies}, nil
+	}
+}
+
+// clientConn is a client's TLS connection whose large writes are corked.
+type clientConn struct {
+	*tls.Conn
+	c      *conn
+	copies *sync.Pool // *[]byte of copySize
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	if len(p) < minCork {
+		return c.Conn.Write(p)
+	}
+	c.c.cork()
+	n, err := c.Conn.Write(p)
+	if ferr := c.c.uncork(); ferr != nil && err == nil {
+		return 0, ferr
+	}
+	return n, err
+}
+
+// ReadFrom copies r in reads of up to copySize, each one corked write; without it, the
+// transport's io.Copy would write in 32 KiB pieces. It writes what each read returns, so a body
+// that trickles in is not held back.
+func (c *clientConn) ReadFrom(r io.Reader) (int64, error) {
+	bp := c.copies.Get().(*[]byte)
+	defer c.copies.Put(bp)
+	var n int64
+	for {
+		k, err := r.Read(*bp)
+		if k > 0 {
+			w, werr := c.Write((*bp)[:k])
+			n += int64(w)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }

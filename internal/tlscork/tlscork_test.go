@@ -2,6 +2,7 @@ package tlscork
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,5 +150,48 @@ func TestWriterHTTP2(t *testing.T) {
 	resp.Body.Close()
 	if !<-passed {
 		t.Fatal("Writer corks an HTTP/2 connection (or the request was not HTTP/2)")
+	}
+}
+
+// TestDialTLS: a 1 MiB request body sent through a transport dialling with DialTLS arrives byte
+// for byte, the server's certificate checked against the dialled host, and the transport's 256
+// KiB writes take one socket write each instead of one per 16 KiB record.
+func TestDialTLS(t *testing.T) {
+	want := body()
+	got := make(chan []byte, 1)
+	url, plain, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+	})
+	roots := plain.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	var writes atomic.Int64
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	counting := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, n: &writes}, nil
+	}
+	tr := &http.Transport{DialTLSContext: dialTLS(counting, &tls.Config{RootCAs: roots}, 2*time.Second), WriteBufferSize: 256 << 10}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := client.Post(url+"/", "application/octet-stream", bytes.NewReader(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the server got %d bytes, equal %v", len(b), bytes.Equal(b, want))
+	}
+	// The handshake takes a few writes, the request's headers one, the body four or five.
+	if n := writes.Load(); n > 16 {
+		t.Fatalf("%d socket writes for a 1 MiB request body in 256 KiB writes, want at most 16 (64 records)", n)
+	}
+
+	// A server whose certificate does not name the dialled host is refused.
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(url, "https://"))
+	if _, err := client.Get("https://localhost:" + port + "/"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a certificate for 127.0.0.1 accepted for localhost: %v", err)
 	}
 }
