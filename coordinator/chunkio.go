@@ -364,7 +364,7 @@ func (c *Coordinator) readChunk(ctx context.Context, w io.Writer, ref objectRef,
 		var k int64
 		var err error
 		if werr == nil {
-			k, err = io.CopyBuffer(tw, io.LimitReader(s.rc, n-int64(len(s.first))), *s.buf)
+			k, err = io.CopyBuffer(tw, fillReader{io.LimitReader(s.rc, n-int64(len(s.first))), fillRead}, *s.buf)
 			k += int64(len(s.first))
 		}
 		s.close(c)
@@ -391,6 +391,28 @@ func (c *Coordinator) readChunk(ctx context.Context, w io.Writer, ref objectRef,
 		n -= k
 	}
 	return nil
+}
+
+// fillRead is how much a chunk read gathers from its replica before passing it on: a
+// datanode sends 64 KiB blocks, and a write of that much to the client goes out as one system
+// call for its four TLS records (tlscork) where a 16 KiB write per record would take four.
+const fillRead = 64 << 10
+
+// fillReader reads at least min bytes per Read (fewer only at the end of the stream or on an
+// error, which it returns with the bytes read before it).
+type fillReader struct {
+	r   io.Reader
+	min int
+}
+
+func (f fillReader) Read(p []byte) (n int, err error) {
+	want := min(f.min, len(p))
+	for n < want && err == nil {
+		var k int
+		k, err = f.r.Read(p[n:])
+		n += k
+	}
+	return n, err
 }
 
 // replicaError is a replica that failed to open, named.
