@@ -137,16 +137,11 @@ func (s *Server) Listen() error {
 
 // Serve runs the TLS server on the bound listener in the background. Its connections can be
 // corked (tlscork.Writer): a handler streaming large bodies sends each write's TLS records in
-// one system call.
+// one system call. The listener uses the server's own TLS configuration, whose NextProtos
+// (pki.Bundle.ServerConfig: h2 and http/1.1) is also what makes Serve set HTTP/2 up.
 func (s *Server) Serve() {
-	cfg := s.HTTP.TLSConfig
-	if len(cfg.NextProtos) == 0 {
-		// As ServeTLS would: HTTP/2 for clients that offer it. Serve sets its HTTP/2 server up
-		// only when the server's own configuration names "h2", so the listener shares it.
-		cfg.NextProtos = []string{"h2", "http/1.1"}
-	}
 	s.HTTP.ConnContext = tlscork.ConnContext
-	go func() { s.report(s.HTTP.Serve(tlscork.Listener(s.Listener, cfg))) }()
+	go func() { s.report(s.HTTP.Serve(tlscork.Listener(s.Listener, s.HTTP.TLSConfig))) }()
 }
 
 // ServeOn runs the server on ln (the bound listener wrapped by the role, e.g. with TLS and the

@@ -3,20 +3,16 @@ package tlscork
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hanode/hanode/config"
+	"github.com/hanode/hanode/security/pki"
 )
 
 // countingListener counts the writes to the sockets of the connections it accepts.
@@ -40,38 +36,33 @@ type countingConn struct {
 
 func (c *countingConn) Write(p []byte) (int, error) { c.n.Add(1); return c.Conn.Write(p) }
 
-func selfSigned(t testing.TB) tls.Certificate {
+// bundle is a cluster CA and a node certificate for 127.0.0.1, as every role has (security/pki).
+func bundle(t testing.TB) *pki.Bundle {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, err := pki.EnsureSelfSigned(t.TempDir(), "tlscork", pki.Identity{Machine: "m1", Roles: []string{config.RoleDatanode},
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, time.Hour, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tlscork"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return b
 }
 
 // serve runs handler over Listener on a loopback port; it returns the base URL, a client that
 // trusts the server, and the counter of socket writes.
 func serve(t testing.TB, handler http.HandlerFunc, protos ...string) (string, *http.Client, *atomic.Int64) {
 	t.Helper()
-	cert := selfSigned(t)
+	b := bundle(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cl := &countingListener{Listener: ln}
 	srv := &http.Server{Handler: handler, ConnContext: ConnContext, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(Listener(cl, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: append(protos, "http/1.1")}))
+	cfg := b.ServerConfig()
+	cfg.NextProtos = append(protos, "http/1.1")
+	go srv.Serve(Listener(cl, cfg))
 	t.Cleanup(func() { srv.Close() })
-	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: len(protos) > 0}
+	tr := &http.Transport{TLSClientConfig: b.ClientConfig(""), ForceAttemptHTTP2: len(protos) > 0}
 	t.Cleanup(tr.CloseIdleConnections)
 	return "https://" + ln.Addr().String(), &http.Client{Transport: tr, Timeout: 10 * time.Second}, &cl.writes
 }
@@ -163,7 +154,7 @@ func TestDialTLS(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		got <- b
 	})
-	roots := plain.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	cfg := plain.Transport.(*http.Transport).TLSClientConfig
 	var writes atomic.Int64
 	d := &net.Dialer{Timeout: 2 * time.Second}
 	counting := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -173,7 +164,7 @@ func TestDialTLS(t *testing.T) {
 		}
 		return &countingConn{Conn: c, n: &writes}, nil
 	}
-	tr := &http.Transport{DialTLSContext: dialTLS(counting, &tls.Config{RootCAs: roots}, 2*time.Second), WriteBufferSize: 256 << 10}
+	tr := &http.Transport{DialTLSContext: dialTLS(counting, cfg, 2*time.Second), WriteBufferSize: 256 << 10}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	resp, err := client.Post(url+"/", "application/octet-stream", bytes.NewReader(want))
