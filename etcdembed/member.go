@@ -183,12 +183,13 @@ func embedConfig(cfg Config, tlsInfo transport.TLSInfo, zl *zap.Logger) (*embed.
 	ec.AdvertiseClientUrls = []url.URL{mustURL(cfg.ClientURL)}
 	ec.ListenPeerUrls = []url.URL{mustURL(cfg.ListenPeerURL)}
 	ec.AdvertisePeerUrls = []url.URL{mustURL(cfg.PeerURL)}
-	// etcd's HTTP endpoints (/health, /metrics, /version) get a listener of their own on a
-	// loopback port nobody is told about, which leaves the client URL to gRPC alone: etcd then
+	// etcd's HTTP endpoints (/health, /metrics, /version, /debug/vars) get a listener of their
+	// own on a loopback port nobody is told about, with the client URL's TLS and client
+	// certificate check, which leaves the client URL to gRPC alone: etcd then
 	// serves it with gRPC's own server. Sharing one TLS port, it would hand every call through
-	// net/http's HTTP/2 server to gRPC's ServeHTTP, which costs a member about a third more
-	// CPU per request (docs/benchmarks.md). hanode reads none of those endpoints.
-	ec.ListenClientHttpUrls = []url.URL{{Scheme: "http", Host: "127.0.0.1:0"}}
+	// net/http's HTTP/2 server to gRPC's ServeHTTP: without that, the members use 6-20 % less
+	// CPU per S3 request (docs/benchmarks.md). hanode reads none of those endpoints.
+	ec.ListenClientHttpUrls = []url.URL{{Scheme: "https", Host: "127.0.0.1:0"}}
 	ec.ListenMetricsUrls = nil
 	ec.InitialClusterToken = cfg.ClusterToken
 	ec.ClientTLSInfo = tlsInfo
