@@ -343,9 +343,7 @@ func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, 
 				return err
 			}
 			fresh = true
-			if err := cond.check(rev != 0, old); err != nil {
-				return err
-			}
+			continue
 		}
 		// A bucket with a versioning configuration takes the versioned path (versions.go).
 		conds := []clientv3.Cmp{versionGT0(BucketKey(bucket)), clientv3.Compare(clientv3.ModRevision(ok), "=", rev),
@@ -373,7 +371,8 @@ func (s *Store) putObject(ctx context.Context, bucket, ok string, value []byte, 
 		if bucketRev != 0 && bkv.ModRevision != bucketRev {
 			var b Bucket
 			if err := json.Unmarshal(bkv.Value, &b); err != nil {
-				return fmt.Errorf("bucket %s: %w: %v", bucket, ErrCorrupt, err)
+				// Refused all the same: a definite outcome, not an unknown one.
+				return fmt.Errorf("bucket %s: its record no longer decodes (%v): %w", bucket, err, ErrConflict)
 			}
 			if !sameWriteSettings(prior.bucket, &b) {
 				// Nothing was committed; the client retries under the new settings.
